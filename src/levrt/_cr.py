@@ -1,0 +1,263 @@
+"""``Cr``: the description of one container run, and ``Task``: a started run."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shlex
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+from ._context import collection_name, current_namespace
+from ._document import Collection, Document
+from ._job import Job, RunInfo, current_job
+from ._remote import Call, pack
+from .executors import RunSpec
+
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+_LOG_TAIL = 20
+
+
+class TaskFailed(Exception):
+    """A run exited non-zero. ``exit_code`` is negative when a signal killed it."""
+
+    def __init__(self, name: str, run_id: int, exit_code: int, log_tail: list[str],
+                 error: str | None = None) -> None:
+        self.name = name
+        self.run_id = run_id
+        self.exit_code = exit_code
+        self.log_tail = log_tail
+        self.error = error
+        how = f"was killed by signal {-exit_code}" if exit_code < 0 else f"exited with {exit_code}"
+        message = f"run {run_id} ({name}) {how}"
+        if error:
+            message += f": {error}"
+        if log_tail:
+            message += "\n  " + "\n  ".join(log_tail)
+        super().__init__(message)
+
+
+class File:
+    """A file kept in the store, known by its sha256 digest (a ``File`` parameter's value)."""
+
+    def __init__(self, digest: str, name: str | None = None, size: int | None = None) -> None:
+        if not _DIGEST.match(digest):
+            raise ValueError(f"not a file digest: {digest!r} (expected sha256:<64 hex>)")
+        self.digest = digest
+        self.name = name
+        self.size = size
+
+    def __repr__(self) -> str:
+        return f"File({self.digest!r}, name={self.name!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, File) and other.digest == self.digest
+
+    def __hash__(self) -> int:
+        return hash(self.digest)
+
+
+def _check_files(files: dict[str, Any] | None) -> dict[str, bytes | File]:
+    out: dict[str, bytes | File] = {}
+    for path, content in (files or {}).items():
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise ValueError(f"files: {path!r} must be an absolute path in the container")
+        if isinstance(content, (bytes, bytearray)):
+            out[path] = bytes(content)
+        elif isinstance(content, File):
+            out[path] = content
+        elif isinstance(content, str):
+            out[path] = File(content) if _DIGEST.match(content) else content.encode()
+        elif isinstance(content, Path):
+            try:
+                out[path] = content.read_bytes()
+            except OSError as exc:
+                raise ValueError(
+                    f"files: {path!r}: cannot read {content}: {exc.strerror}"
+                ) from None
+        else:
+            raise ValueError(
+                f"files: {path!r} has a {type(content).__name__} value; give bytes, str (the "
+                "text itself), a pathlib.Path to read, or a stored file's digest"
+            )
+    return out
+
+
+def _check_env(env: list[str] | dict[str, str] | None) -> dict[str, str]:
+    if env is None:
+        return {}
+    if isinstance(env, dict):
+        return {str(k): str(v) for k, v in env.items()}
+    out = {}
+    for item in env:
+        if not isinstance(item, str) or "=" not in item:
+            raise ValueError(f"env: {item!r} is not of the form 'KEY=VALUE'")
+        key, value = item.split("=", 1)
+        out[key] = value
+    return out
+
+
+def _run_name(entry: Call | None, cmd: list[str] | None, image: str) -> str:
+    if entry is not None:
+        return entry.func.__qualname__.replace(".<locals>", "")
+    if cmd:
+        return str(cmd[0])
+    return image
+
+
+class Cr:
+    """One container run; nothing happens until it is awaited or started."""
+
+    def __init__(self, image: str, schema: str | None = None, *, host: bool = False,
+                 entry: Call | None = None, cmd: list[Any] | str | None = None,
+                 env: list[str] | dict[str, str] | None = None,
+                 files: dict[str, Any] | None = None, links: dict[str, str] | None = None,
+                 ports: list[int] | None = None, services: dict[str, Cr] | None = None) -> None:
+        if not isinstance(image, str) or not image:
+            raise ValueError(f"image: expected an image reference, got {image!r}")
+        if schema is not None and (not isinstance(schema, str) or "|" in schema):
+            raise ValueError(f"schema: expected a collection name without '|', got {schema!r}")
+        if entry is not None and not isinstance(entry, Call):
+            raise TypeError(f"entry: expected the call of a @remote function, got {entry!r}")
+        if entry is not None and cmd is not None:
+            raise ValueError("give either entry= or cmd=, not both")
+        for name, cr in (services or {}).items():
+            if not isinstance(cr, Cr):
+                raise TypeError(f"services: {name!r} must be a Cr, not {type(cr).__name__}")
+        self.image = image
+        self.schema = schema
+        self.host = host
+        self.entry = entry
+        self.cmd = shlex.split(cmd) if isinstance(cmd, str) else (
+            [str(a) for a in cmd] if cmd is not None else None)
+        self.env = _check_env(env)
+        self.files = _check_files(files)
+        self.links = dict(links or {})
+        self.ports = [int(p) for p in ports or []]
+        self.services = dict(services or {})
+        self.payload = pack(entry) if entry is not None else None
+        self.name = _run_name(entry, self.cmd, image)
+
+    def __repr__(self) -> str:
+        return f"Cr({self.image!r}, {self.schema!r}, name={self.name!r})"
+
+    def spec(self, job: Job, run_id: int) -> RunSpec:
+        return RunSpec(
+            job_id=job.id,
+            run_id=run_id,
+            name=self.name,
+            image=self.image,
+            schema=self.schema,
+            host_network=self.host,
+            payload=self.payload,
+            cmd=self.cmd,
+            env=self.env,
+            files={p: job.store.get_file(c.digest) if isinstance(c, File) else c
+                   for p, c in self.files.items()},
+            links=self.links,
+            ports=self.ports,
+            services={n: s.spec(job, run_id) for n, s in self.services.items()},
+        )
+
+    async def start(self) -> Task:
+        """Start the run; returns once it runs (and its ``ports`` accept)."""
+        job = current_job()
+        run_id = job.next_run_id()
+        namespace = current_namespace()
+        coll = collection_name(self.schema, namespace)
+        spec = self.spec(job, run_id)
+        info = RunInfo(run_id, self.name, self.image, coll)
+        job.store.create_run(job.id, run_id, name=self.name, image=self.image,
+                             schema=self.schema, coll=coll, spec=spec.summary(),
+                             namespace=list(namespace))
+        recorder = _Recorder(job, info)
+        job.notify("run_started", info)
+        try:
+            handle = await job.executor.start(spec, recorder)
+        except BaseException as exc:
+            recorder.finish("cancelled" if isinstance(exc, asyncio.CancelledError) else "failed",
+                            None, f"{type(exc).__name__}: {exc}")
+            raise
+        task = Task(job, info, handle, recorder)
+        job.track(run_id, task)
+        return task
+
+    async def done(self) -> Document:
+        """Run to the end and return the run's document."""
+        task = await self.start()
+        return await task.done()
+
+    def __await__(self) -> Generator[Any, None, Document]:
+        return self.done().__await__()
+
+
+class _Recorder:
+    """Receives a run's output for the job: log lines, document writes, its error."""
+
+    def __init__(self, job: Job, info: RunInfo) -> None:
+        self.job = job
+        self.info = info
+
+    def on_log(self, stream: str, lines: list[str]) -> None:
+        self.job.log(self.info.run_id, stream, lines)
+
+    def on_ctx(self, data: dict[str, Any]) -> None:
+        self.job.store.merge_document(self.info.coll, self.job.id, self.info.run_id, data)
+
+    def on_error(self, kind: str, message: str) -> None:
+        self.info.error = f"{kind}: {message}" if message else kind
+
+    def finish(self, status: str, exit_code: int | None, error: str | None = None) -> None:
+        info = self.info
+        info.status, info.exit_code = status, exit_code
+        info.error = error or info.error
+        self.job.track(info.run_id, None)
+        self.job.store.finish_run(self.job.id, info.run_id, status=status, exit_code=exit_code,
+                                  error=info.error)
+        self.job.notify("run_finished", info)
+
+
+class Task:
+    """A started run. ``await task`` waits for it and returns its ``Document``."""
+
+    def __init__(self, job: Job, info: RunInfo, handle: Any, recorder: _Recorder) -> None:
+        self.id = info.run_id
+        self.host = handle.host
+        self.name = info.name
+        self._job = job
+        self._info = info
+        self._handle = handle
+        self._recorder = recorder
+        self._outcome = asyncio.ensure_future(self._finish())
+
+    def __repr__(self) -> str:
+        return f"<Task {self.id} {self.name} {self._info.status}>"
+
+    async def _finish(self) -> Document:
+        try:
+            code = await self._handle.wait()
+        except asyncio.CancelledError:
+            await self._handle.kill()
+            self._recorder.finish("cancelled", None, "cancelled")
+            raise
+        job, info = self._job, self._info
+        self._recorder.finish("done" if code == 0 else "failed", code)
+        if code != 0:
+            tail = job.store.log_tail(job.id, info.run_id, _LOG_TAIL)
+            raise TaskFailed(info.name, info.run_id, code, tail, info.error)
+        return Document(Collection(info.coll, job.store), job.id, info.run_id)
+
+    async def signal(self, sig: str = "SIGINT") -> None:
+        await self._handle.signal(sig)
+
+    async def cancel(self) -> None:
+        """Kill the run and wait until it is recorded as cancelled."""
+        self._outcome.cancel()
+        await asyncio.gather(self._outcome, return_exceptions=True)
+
+    async def done(self) -> Document:
+        return await self._outcome
+
+    def __await__(self) -> Generator[Any, None, Document]:
+        return self.done().__await__()

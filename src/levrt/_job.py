@@ -1,0 +1,245 @@
+"""Jobs: one invocation of an exported function, with its runs, log and documents.
+
+``levrt.run(coro)`` makes a job record, runs the coroutine with the job as the
+current context, and marks the job done, failed or cancelled. Everything the
+workflow prints, and everything logged to the ``"lev"`` logger, goes to the
+job's log; runs still alive when the job ends are killed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import sys
+import threading
+from collections.abc import Awaitable, Coroutine, Iterable
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
+
+if TYPE_CHECKING:
+    from ._cr import Task
+    from .executors import Executor
+    from .store import Store
+
+_current: ContextVar[Job] = ContextVar("lev_job")
+
+
+def current_job() -> Job:
+    try:
+        return _current.get()
+    except LookupError:
+        raise LookupError(
+            "no levrt job is running here: start the workflow with levrt.run(...) or `lev run`"
+        ) from None
+
+
+@dataclass
+class RunInfo:
+    """What listeners learn about a run."""
+
+    run_id: int
+    name: str
+    image: str
+    coll: str
+    status: str = "running"
+    exit_code: int | None = None
+    error: str | None = None
+
+
+class JobListener(Protocol):
+    """Follows a job as it goes (the CLI's live display, the echo of ``levrt.run``)."""
+
+    def run_started(self, run: RunInfo) -> None: ...
+    def run_finished(self, run: RunInfo) -> None: ...
+    def log(self, run_id: int | None, stream: str, lines: list[str]) -> None: ...
+    def progress(self, value: float) -> None: ...
+
+
+class Job:
+    def __init__(self, job_id: str, name: str, store: Store, executor: Executor,
+                 listeners: Iterable[JobListener] = (), echo: bool = False) -> None:
+        self.id = job_id
+        self.name = name
+        self.store = store
+        self.executor = executor
+        self.listeners = list(listeners)
+        self.echo = echo
+        self._next_run = 0
+        self._live: dict[int, Task] = {}
+        self._lock = threading.Lock()
+
+    def next_run_id(self) -> int:
+        with self._lock:
+            run_id, self._next_run = self._next_run, self._next_run + 1
+            return run_id
+
+    def track(self, run_id: int, task: Task | None) -> None:
+        if task is None:
+            self._live.pop(run_id, None)
+        else:
+            self._live[run_id] = task
+
+    def log(self, run_id: int | None, stream: str, lines: list[str]) -> None:
+        if not lines:
+            return
+        self.store.append_logs(self.id, run_id, [(stream, line) for line in lines])
+        for listener in self.listeners:
+            listener.log(run_id, stream, lines)
+
+    def notify(self, event: str, *args: Any) -> None:
+        for listener in self.listeners:
+            getattr(listener, event)(*args)
+
+    def set_progress(self, value: float) -> None:
+        value = min(max(value, 0.0), 1.0)
+        self.store.set_job_progress(self.id, value)
+        self.notify("progress", value)
+
+    async def cancel_live_runs(self) -> None:
+        """Stop runs still going when the job ends: started, but never awaited to the end."""
+        while self._live:
+            await self._live.popitem()[1].cancel()
+
+
+class _JobStdout(io.TextIOBase):
+    """Sends what a job's code prints to its log; other output passes through."""
+
+    def __init__(self, original: TextIO) -> None:
+        self.original = original
+        self._partial: dict[str, str] = {}
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        job = _current.get(None)
+        if job is None:
+            return self.original.write(text)
+        pending = self._partial.pop(job.id, "") + text
+        *lines, rest = pending.split("\n")
+        if rest:
+            self._partial[job.id] = rest
+        job.log(None, "job", lines)
+        if job.echo:
+            self.original.write(text)
+        return len(text)
+
+    def flush_job(self, job: Job) -> None:
+        rest = self._partial.pop(job.id, "")
+        if rest:
+            job.log(None, "job", [rest])
+
+    def flush(self) -> None:
+        self.original.flush()
+
+    def fileno(self) -> int:
+        return self.original.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self.original, "encoding", "utf-8")
+
+    def isatty(self) -> bool:
+        return self.original.isatty()
+
+
+class _JobLogHandler(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        job = _current.get(None)
+        if job is not None:
+            job.log(None, "job", self.format(record).splitlines())
+
+
+_install_lock = threading.Lock()
+_installed = 0
+_log_handler = _JobLogHandler()
+_log_handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+
+
+def _install_capture() -> None:
+    global _installed
+    with _install_lock:
+        if _installed == 0:
+            sys.stdout = _JobStdout(sys.stdout)
+            logger = logging.getLogger("lev")
+            logger.addHandler(_log_handler)
+            if logger.level == logging.NOTSET:
+                logger.setLevel(logging.INFO)
+        _installed += 1
+
+
+def _uninstall_capture(job: Job) -> None:
+    global _installed
+    with _install_lock:
+        if isinstance(sys.stdout, _JobStdout):
+            sys.stdout.flush_job(job)
+        _installed -= 1
+        if _installed == 0:
+            if isinstance(sys.stdout, _JobStdout):
+                sys.stdout = sys.stdout.original
+            logging.getLogger("lev").removeHandler(_log_handler)
+
+
+def _job_name(coro: Awaitable[Any]) -> str:
+    code = getattr(coro, "cr_code", None)
+    return getattr(coro, "__qualname__", None) or (code.co_name if code else type(coro).__name__)
+
+
+async def arun(coro: Awaitable[Any], db: str | None = None, *, store: Store | None = None,
+               executor: Executor | str | None = None, listeners: Iterable[JobListener] = (),
+               echo: bool = False, target: str | None = None,
+               params: dict[str, Any] | None = None) -> Any:
+    """Run ``coro`` as a job from async code; see :func:`run`."""
+    from . import executors
+    from .store import Store
+
+    own_store = store is None
+    store = store or Store.open()
+    if executor is None or isinstance(executor, str):
+        executor = executors.create(executor)
+    job_id = store.create_job(db or _job_name(coro), target=target, params=params,
+                              executor=executor.name)
+    job = Job(job_id, db or _job_name(coro), store, executor, listeners, echo)
+    token = _current.set(job)
+    _install_capture()
+    status, error = "failed", None
+    try:
+        job.log(None, "job", [f"job {job_id} started with the {executor.name} executor"])
+        result = await coro
+        status = "done"
+        return result
+    except asyncio.CancelledError:
+        status, error = "cancelled", "cancelled"
+        raise
+    except BaseException as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        _uninstall_capture(job)
+        await job.cancel_live_runs()
+        await executor.aclose()
+        if error:
+            job.log(None, "job", [f"job {status}: {error}"])
+        store.finish_job(job_id, status, error=error)
+        _current.reset(token)
+        if own_store:
+            store.close()
+
+
+def run(coro: Coroutine[Any, Any, Any], db: str | None = None, **options: Any) -> Any:
+    """Run ``coro`` as a job: record it, run it, mark it done or failed, return its result.
+
+    ``db`` names the job (default: the coroutine's name). Options (ours):
+    ``store``, ``executor`` (an :class:`~levrt.executors.Executor` or its name),
+    ``listeners``, ``echo`` (also print what the workflow prints; default on).
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        options.setdefault("echo", True)
+        return asyncio.run(arun(coro, db, **options))
+    coro.close()
+    raise RuntimeError("levrt.run() cannot be called from a running event loop: "
+                       "use `await levrt.arun(...)`")

@@ -1,0 +1,165 @@
+"""The executor protocol: how one ``Cr`` becomes a running sandbox.
+
+An executor turns a :class:`RunSpec` into a :class:`RunHandle`; while the run
+goes it reports log output and ``ctx`` writes to a :class:`RunObserver`. The
+job runtime owns the store: executors never touch it.
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..shim.entry import decode
+
+
+class ExecutorError(RuntimeError):
+    """A run cannot be started by this executor; the message says what to do instead."""
+
+
+@dataclass
+class RunSpec:
+    """Everything an executor needs for one run, with files already resolved to bytes."""
+
+    job_id: str
+    run_id: int
+    name: str
+    image: str
+    host_network: bool = False
+    payload: dict[str, Any] | None = None
+    cmd: list[str] | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    files: dict[str, bytes] = field(default_factory=dict)
+    links: dict[str, str] = field(default_factory=dict)
+    ports: list[int] = field(default_factory=list)
+    services: dict[str, RunSpec] = field(default_factory=dict)
+    schema: str | None = None
+
+    def fingerprint(self) -> str:
+        """Identifies what the run does, not which run it is: equal specs, equal prints."""
+        body = {
+            "image": self.image,
+            "schema": self.schema,
+            "payload": self.payload,
+            "cmd": self.cmd,
+            "env": self.env,
+            "files": {p: hashlib.sha256(c).hexdigest() for p, c in self.files.items()},
+            "services": {n: s.fingerprint() for n, s in self.services.items()},
+        }
+        blob = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def summary(self) -> dict[str, Any]:
+        """What the store records about the spec (no file contents, no payload source)."""
+        return {
+            "image": self.image,
+            "host_network": self.host_network,
+            "cmd": self.cmd,
+            "entry": self.payload["entry"]["name"] if self.payload else None,
+            "env": sorted(self.env),
+            "files": sorted(self.files),
+            "links": self.links,
+            "ports": self.ports,
+            "services": sorted(self.services),
+            "fingerprint": self.fingerprint(),
+        }
+
+
+class RunObserver(Protocol):
+    def on_log(self, stream: str, lines: list[str]) -> None:
+        """Complete lines the run wrote to ``stream`` ("stdout" or "stderr")."""
+
+    def on_ctx(self, data: dict[str, Any]) -> None:
+        """One ``ctx.set`` of the entry, already decoded."""
+
+    def on_error(self, kind: str, message: str) -> None:
+        """The entry raised ``kind`` with ``message`` (reported before it exits)."""
+
+
+class RunHandle(abc.ABC):
+    """A started run."""
+
+    #: the name other runs can reach this one by
+    host: str = "localhost"
+
+    @abc.abstractmethod
+    async def wait(self) -> int:
+        """Wait for the run to end and return its exit code (negative: killed by signal)."""
+
+    @abc.abstractmethod
+    async def signal(self, sig: str) -> None:
+        """Send a signal by name (``"SIGINT"``) to the run."""
+
+    @abc.abstractmethod
+    async def kill(self) -> None:
+        """Stop the run now and release everything it holds; safe to call twice."""
+
+
+class Executor(abc.ABC):
+    name: str = ""
+
+    @abc.abstractmethod
+    async def start(self, spec: RunSpec, observer: RunObserver) -> RunHandle:
+        """Start the run; return once it counts as started (its ``ports`` accept)."""
+
+    async def aclose(self) -> None:  # noqa: B027 - most executors hold nothing
+        """Release what the executor holds; called when the job ends."""
+
+
+class LineSplitter:
+    """Cuts a byte stream into complete text lines for the log."""
+
+    def __init__(self, stream: str, observer: RunObserver) -> None:
+        self._stream = stream
+        self._observer = observer
+        self._rest = b""
+
+    def feed(self, data: bytes) -> None:
+        *lines, self._rest = (self._rest + data).split(b"\n")
+        if lines:
+            self.emit(lines)
+
+    def close(self) -> None:
+        if self._rest:
+            self.emit([self._rest])
+            self._rest = b""
+
+    def emit(self, lines: list[bytes]) -> None:
+        self._observer.on_log(self._stream, [_text(line) for line in lines])
+
+
+class ChannelReader(LineSplitter):
+    """Reads the shim's result channel: one JSON object per line."""
+
+    def __init__(self, observer: RunObserver) -> None:
+        super().__init__("stdout", observer)
+
+    def emit(self, lines: list[bytes]) -> None:
+        for line in lines:
+            if line.strip():
+                self._dispatch(line)
+
+    def _dispatch(self, line: bytes) -> None:
+        try:
+            message = json.loads(line)
+            op = message["op"]
+        except (ValueError, KeyError, TypeError):
+            # Not ours: something wrote to the channel behind the shim's back; keep it as log.
+            super().emit([line])
+            return
+        if op == "set":
+            self._observer.on_ctx(decode(message["data"]))
+        elif op == "error":
+            self._observer.on_error(str(message.get("type")), str(message.get("message")))
+
+
+def _text(line: bytes) -> str:
+    return line.rstrip(b"\r").decode("utf-8", errors="replace")
+
+
+def stdout_reader(spec: RunSpec, observer: RunObserver) -> LineSplitter:
+    """An entry's stdout is the result channel; a plain command's stdout is log."""
+    return ChannelReader(observer) if spec.payload is not None else LineSplitter("stdout", observer)

@@ -1,0 +1,204 @@
+"""The embedded default: each run is a fresh host process.
+
+Entries run in a new ``python3`` through the shim; ``cmd`` runs as a plain
+subprocess; tools come from ``PATH`` and the image is only recorded. A run
+with ``files`` gets its own mount namespace from bubblewrap, so the files
+appear at their absolute paths for that run alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal as signals
+import sys
+import tempfile
+import time
+from asyncio.subprocess import DEVNULL, PIPE
+from pathlib import Path
+
+from ..shim import SHIM_PATH
+from .base import (
+    Executor,
+    ExecutorError,
+    LineSplitter,
+    RunHandle,
+    RunObserver,
+    RunSpec,
+    stdout_reader,
+)
+from .sandbox import bwrap_argv
+
+#: how long ``ports`` may take to accept before the run counts as failed to start
+PORT_TIMEOUT = 30.0
+
+
+class ProcessExecutor(Executor):
+    name = "process"
+
+    def __init__(self, python: str | None = None) -> None:
+        self.python = python or sys.executable
+
+    async def start(self, spec: RunSpec, observer: RunObserver) -> RunHandle:
+        if spec.services or spec.links:
+            raise ExecutorError(
+                f"run {spec.name!r} uses services/links, which need a container executor: "
+                "run with LEV_EXECUTOR=docker (or `lev run --executor docker`)"
+            )
+        argv = [self.python, "-u", str(SHIM_PATH)] if spec.payload is not None else spec.cmd
+        if not argv:
+            raise ExecutorError(
+                f"run {spec.name!r} has neither entry nor cmd; the process executor runs no "
+                f"image ({spec.image}) by itself"
+            )
+        workdir: str | None = None
+        if spec.files:
+            if shutil.which("bwrap") is None:
+                raise ExecutorError(
+                    f"run {spec.name!r} places files at absolute paths, which the process "
+                    "executor does with bubblewrap: install it (apt-get install bubblewrap) "
+                    "or use LEV_EXECUTOR=docker"
+                )
+            workdir = tempfile.mkdtemp(prefix=f"lev-{spec.job_id}-{spec.run_id}-")
+            argv = bwrap_argv(_write_files(spec.files, Path(workdir))) + list(argv)
+        env = {**os.environ, **spec.env}
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=PIPE if spec.payload is not None else DEVNULL,
+                stdout=PIPE,
+                stderr=PIPE,
+                env=env,
+                start_new_session=True,  # one process group: a kill reaches the tool's children
+            )
+        except FileNotFoundError:
+            _remove(workdir)
+            raise ExecutorError(
+                f"run {spec.name!r}: command {argv[0]!r} not found on PATH"
+            ) from None
+        handle = ProcessHandle(proc, spec, observer, workdir)
+        try:
+            if spec.payload is not None:
+                await handle.send_payload(spec.payload)
+            if spec.ports:
+                await handle.wait_for_ports(spec.ports)
+        except BaseException:
+            await handle.kill()
+            raise
+        return handle
+
+
+class ProcessHandle(RunHandle):
+    host = "localhost"
+
+    def __init__(self, proc: asyncio.subprocess.Process, spec: RunSpec, observer: RunObserver,
+                 workdir: str | None) -> None:
+        self._proc = proc
+        self._spec = spec
+        self._workdir = workdir
+        assert proc.stdout is not None and proc.stderr is not None
+        self._pumps = [
+            asyncio.ensure_future(_pump(proc.stdout, stdout_reader(spec, observer))),
+            asyncio.ensure_future(_pump(proc.stderr, LineSplitter("stderr", observer))),
+        ]
+
+    async def send_payload(self, payload: dict) -> None:
+        assert self._proc.stdin is not None
+        self._proc.stdin.write(json.dumps(payload).encode())
+        try:
+            await self._proc.stdin.drain()
+            self._proc.stdin.close()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the process died at once; wait() reports its exit code and log
+
+    async def wait_for_ports(self, ports: list[int]) -> None:
+        deadline = time.monotonic() + PORT_TIMEOUT
+        for port in ports:
+            while not await _accepts("127.0.0.1", port):
+                if self._proc.returncode is not None or time.monotonic() > deadline:
+                    await self.kill()
+                    raise ExecutorError(
+                        f"run {self._spec.name!r}: port {port} did not accept within "
+                        f"{PORT_TIMEOUT:.0f}s"
+                    )
+                await asyncio.sleep(0.05)
+
+    async def wait(self) -> int:
+        try:
+            code = await self._proc.wait()
+            # The run ends with its main process, as a container does: stop what it left behind
+            # so that nothing holds the output pipes open.
+            self._signal_group(signals.SIGKILL)
+            await asyncio.gather(*self._pumps)
+            return code
+        finally:
+            await self.kill()
+
+    async def signal(self, sig: str) -> None:
+        self._signal_group(_signal_number(sig))
+
+    def _signal_group(self, number: int) -> None:
+        try:
+            os.killpg(self._proc.pid, number)
+        except (ProcessLookupError, PermissionError):
+            pass  # already gone
+
+    async def kill(self) -> None:
+        self._signal_group(signals.SIGKILL)
+        if self._proc.returncode is None:
+            await self._proc.wait()
+        for pump in self._pumps:
+            if not pump.done():
+                pump.cancel()
+        _remove(self._workdir)
+        self._workdir = None
+
+
+def _signal_number(sig: str | int) -> int:
+    if isinstance(sig, int):
+        return sig
+    name = sig.upper()
+    name = name if name.startswith("SIG") else "SIG" + name
+    try:
+        return int(getattr(signals.Signals, name))
+    except AttributeError:
+        raise ValueError(f"unknown signal {sig!r}") from None
+
+
+async def _pump(stream: asyncio.StreamReader, reader: LineSplitter) -> None:
+    while True:
+        data = await stream.read(65536)
+        if not data:
+            break
+        reader.feed(data)
+    reader.close()
+
+
+async def _accepts(host: str, port: int) -> bool:
+    try:
+        _, writer = await asyncio.open_connection(host, port)
+    except OSError:
+        return False
+    writer.close()
+    try:
+        await writer.wait_closed()
+    except OSError:
+        pass
+    return True
+
+
+def _write_files(files: dict[str, bytes], workdir: Path) -> dict[str, str]:
+    placed: dict[str, str] = {}
+    for i, (path, content) in enumerate(sorted(files.items())):
+        host_file = workdir / f"{i}-{os.path.basename(path)}"
+        host_file.write_bytes(content)
+        placed[path] = str(host_file)
+    return placed
+
+
+def _remove(workdir: str | None) -> None:
+    if workdir:
+        shutil.rmtree(workdir, ignore_errors=True)
+

@@ -1,0 +1,216 @@
+"""The entry shim: runs one shipped ``@remote`` entry inside the sandbox.
+
+Standard library only and compatible with Python 3.7+, because it runs on
+whatever ``python3`` the tool image has. It is also imported on the host for
+its value codec, so both sides agree on one wire format.
+
+Protocol: ``python3 -u entry.py [PAYLOAD_FILE]`` (payload JSON on stdin when no
+file is given). The process's original stdout becomes the result channel: one
+JSON object per line (``{"op": "set", "data": ...}``, ``{"op": "error", ...}``).
+Everything the entry prints, and every subprocess it starts, writes to stderr,
+which is the run's log.
+"""
+
+import asyncio
+import base64
+import builtins
+import importlib
+import json
+import linecache
+import os
+import sys
+import traceback
+import types
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+WIRE_VERSION = 1
+
+
+def encode(value: Any, hook: Optional[Callable[[Any, str], Any]] = None,
+           path: str = "value") -> Any:
+    """Turn data into JSON-safe tagged form; ``hook(value, path)`` handles other types."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (bytes, bytearray)):
+        return {"$bytes": base64.b64encode(bytes(value)).decode("ascii")}
+    if isinstance(value, list):
+        return [encode(v, hook, "%s[%d]" % (path, i)) for i, v in enumerate(value)]
+    if isinstance(value, tuple):
+        return {"$tuple": [encode(v, hook, "%s[%d]" % (path, i)) for i, v in enumerate(value)]}
+    if isinstance(value, dict):
+        plain = all(isinstance(k, str) and not k.startswith("$") for k in value)
+        if plain:
+            return {k: encode(v, hook, "%s[%r]" % (path, k)) for k, v in value.items()}
+        return {"$dict": [[encode(k, hook, path + " key"), encode(v, hook, "%s[%r]" % (path, k))]
+                          for k, v in value.items()]}
+    if hook is not None:
+        return hook(value, path)
+    raise TypeError("%s: %s values cannot be stored (use str, int, float, bool, None, "
+                    "bytes, list, tuple or dict)" % (path, type(value).__name__))
+
+
+def decode(value: Any, hook: Optional[Callable[[str, Any], Any]] = None) -> Any:
+    """Inverse of :func:`encode`; ``hook(tag, body)`` resolves tags it does not know."""
+    if isinstance(value, list):
+        return [decode(v, hook) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if len(value) == 1:
+        (tag, body), = value.items()
+        if tag == "$bytes":
+            return base64.b64decode(body)
+        if tag == "$tuple":
+            return tuple(decode(v, hook) for v in body)
+        if tag == "$dict":
+            return {_hashable(decode(k, hook)): decode(v, hook) for k, v in body}
+        if tag.startswith("$") and hook is not None:
+            return hook(tag, body)
+    return {k: decode(v, hook) for k, v in value.items()}
+
+
+def _hashable(key: Any) -> Any:
+    return tuple(key) if isinstance(key, list) else key
+
+
+class Channel:
+    """Line-delimited JSON written to the process's original stdout."""
+
+    def __init__(self, fd: int) -> None:
+        self._file = os.fdopen(fd, "w", encoding="utf-8", closefd=True)
+
+    def send(self, op: str, **fields: Any) -> None:
+        fields["op"] = op
+        self._file.write(json.dumps(fields, separators=(",", ":")) + "\n")
+        self._file.flush()
+
+
+class Context:
+    """``ctx`` / ``lev`` as seen by an entry: writes go to this run's document."""
+
+    def __init__(self, channel: Channel) -> None:
+        self._channel = channel
+
+    def set(self, data: Optional[Dict[str, Any]] = None, **kw: Any) -> None:
+        merged = dict(kw)
+        if data is not None:
+            if not isinstance(data, dict):
+                raise TypeError("ctx.set() takes a dict or keywords, not %s" % type(data).__name__)
+            merged.update(data)
+        if merged:
+            self._channel.send("set", data=encode(merged, path="ctx.set"))
+
+    def update(self, data: Dict[str, Any]) -> None:
+        self.set(data)
+
+
+def cli(*args: Any, **kw: Any) -> List[Any]:
+    """Build an argv list: the same rules as ``levrt.cli`` on the host."""
+    argv = list(args)
+    for key, value in kw.items():
+        if value is None or value is False:
+            continue
+        flag = ("-" + key) if len(key) == 1 else ("--" + key.replace("_", "-"))
+        argv.append(flag)
+        if value is not True:
+            argv.append(value)
+    return argv
+
+
+def _stub_levrt(context: Context) -> types.ModuleType:
+    """A minimal ``levrt`` module so ``from levrt import ctx`` works inside entries."""
+    module = types.ModuleType("levrt")
+    module.ctx = module.lev = context
+    module.cli = cli
+    sys.modules["levrt"] = module
+    return module
+
+
+def _register_source(filename: str, first_line: int, text: str) -> None:
+    # Tracebacks then show the author's file and line, although the file is not here.
+    lines = ["\n"] * (first_line - 1) + text.splitlines(True)
+    cached = linecache.cache.get(filename)
+    if cached:
+        old = list(cached[2])
+        for i, line in enumerate(lines):
+            if i >= len(old):
+                old.append(line)
+            elif line != "\n":
+                old[i] = line
+        lines = old
+    linecache.cache[filename] = (len("".join(lines)), None, lines, filename)
+
+
+def _compile(fn: str, text: str, first_line: int) -> types.CodeType:
+    _register_source(fn, first_line, text)
+    return compile("\n" * (first_line - 1) + text, fn, "exec")
+
+
+def load(payload: Dict[str, Any], levrt_module: types.ModuleType) -> Tuple[Any, Any, Any]:
+    """Rebuild the module namespaces and return the entry callable with its arguments."""
+    if payload.get("v") != WIRE_VERSION:
+        raise RuntimeError("payload version %r, shim speaks %d" % (payload.get("v"), WIRE_VERSION))
+    namespaces = {}
+    for name in payload["modules"]:
+        namespaces[name] = {"__name__": name, "__builtins__": builtins}
+
+    def resolve(tag: str, body: Any) -> Any:
+        if tag == "$fn":
+            return namespaces[body[0]][body[1]]
+        if tag == "$module":
+            return importlib.import_module(body)
+        if tag == "$levrt":
+            return getattr(levrt_module, body)
+        if tag == "$attr":
+            target = importlib.import_module(body[0])
+            for part in body[1].split("."):
+                target = getattr(target, part)
+            return target
+        raise ValueError("unknown tag %s" % tag)
+
+    for name, module in payload["modules"].items():
+        for fn in module["functions"]:
+            exec(_compile(fn["file"], fn["source"], fn["line"]), namespaces[name])
+    for name, module in payload["modules"].items():
+        for key, value in module["values"].items():
+            namespaces[name][key] = decode(value, resolve)
+
+    entry = payload["entry"]
+    namespace = namespaces[entry["module"]]
+    exec(_compile(entry["file"], entry["source"], entry["line"]), namespace)
+    closure = {k: decode(v, resolve) for k, v in entry["closure"].items()}
+    func = namespace.pop("__lev_make__")(**closure) if entry["maker"] else namespace[entry["name"]]
+    return func, decode(payload["args"], resolve), decode(payload["kwargs"], resolve)
+
+
+def main(argv: List[str]) -> int:
+    channel_fd = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = os.fdopen(1, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)
+    channel = Channel(channel_fd)
+    try:
+        if len(argv) > 1:
+            with open(argv[1], encoding="utf-8") as f:
+                payload = json.load(f)
+        else:
+            payload = json.load(sys.stdin)
+        context = Context(channel)
+        func, args, kwargs = load(payload, _stub_levrt(context))
+        result = func(*args, **kwargs)
+        if asyncio.iscoroutine(result):
+            asyncio.run(result)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if code:
+            channel.send("error", type="SystemExit", message=str(exc.code))
+        return code
+    except BaseException as exc:  # the run's result must say why, whatever it was
+        traceback.print_exc()
+        channel.send("error", type=type(exc).__name__, message=str(exc))
+        return 1
+    finally:
+        sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,636 @@
+"""The :class:`Store`: jobs, runs, documents, logs and files in one SQL database."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+import os
+import threading
+import uuid
+from collections.abc import Iterator, Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from types import EllipsisType, TracebackType
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Row,
+    create_engine,
+    event,
+    insert,
+    inspect,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
+from sqlalchemy.pool import StaticPool
+
+from levrt.shim.entry import decode, encode
+from levrt.store.models import NO_RUN, Document, File, Job, Log, Run
+
+# The newest revision in migrations/versions. Kept here so opening an
+# up-to-date store needs neither Alembic nor a scan of the scripts; a test
+# checks it against the scripts.
+SCHEMA_HEAD = "0001"
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+
+FINAL_STATUSES = ("done", "failed", "cancelled")
+LOG_STREAMS = ("stdout", "stderr", "job")
+MIN_PREFIX = 4
+BUSY_TIMEOUT_MS = 30_000
+
+# Connection option read by the SQLite "begin" hook to take the write lock up front.
+_IMMEDIATE = "levrt_begin_immediate"
+
+_jobs = Job.__table__
+_runs = Run.__table__
+_documents = Document.__table__
+_logs = Log.__table__
+_files = File.__table__
+
+
+class StoreError(Exception):
+    """The database cannot be used as a levrt store (bad URL, unknown schema, ...)."""
+
+
+def default_home() -> Path:
+    """Directory for levrt's data: ``$LEV_HOME``, else ``$XDG_DATA_HOME/levrt``."""
+    home = os.environ.get("LEV_HOME")
+    if home:
+        return Path(home)
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".local" / "share"
+    return base / "levrt"
+
+
+def default_url() -> str:
+    """``$LEV_DB_URL``, else a SQLite file in :func:`default_home` (created if missing)."""
+    url = os.environ.get("LEV_DB_URL")
+    if url:
+        return url
+    home = default_home()
+    home.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{home / 'levrt.db'}"
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes; everything written is UTC.
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=timezone.utc)
+
+
+def _check_status(status: str, allowed: tuple[str, ...], what: str) -> None:
+    if status not in allowed:
+        raise ValueError(f"{what} status must be one of {', '.join(allowed)}; got {status!r}")
+
+
+def _encode_fields(data: Mapping[str, Any], coll: str) -> dict[str, Any]:
+    # Encoded key by key, not as one value, so the stored top level stays a plain
+    # object whose keys can be merged without decoding.
+    if not isinstance(data, Mapping):
+        raise TypeError(f"document data for {coll!r} must be a dict, not {type(data).__name__}")
+    fields = {}
+    for key, value in data.items():
+        if not isinstance(key, str):
+            raise TypeError(
+                f"document {coll!r}: top-level keys must be str, got {type(key).__name__} "
+                f"{key!r}; nest non-str keys inside a value"
+            )
+        fields[key] = encode(value, path=f"{coll}[{key!r}]")
+    return fields
+
+
+def _decode_fields(stored: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: decode(value) for key, value in stored.items()}
+
+
+def _job_dict(row: Row[Any]) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "target": row.target,
+        "params": decode(row.params),
+        "executor": row.executor,
+        "owner": row.owner,
+        "status": row.status,
+        "progress": row.progress,
+        "error": row.error,
+        "created_at": _utc(row.created_at),
+        "finished_at": _utc(row.finished_at),
+    }
+
+
+def _run_dict(row: Row[Any]) -> dict[str, Any]:
+    return {
+        "job_id": row.job_id,
+        "run_id": row.run_id,
+        "name": row.name,
+        "image": row.image,
+        "schema": row.schema,
+        "coll": row.coll,
+        "spec": decode(row.spec),
+        "namespace": row.namespace,
+        "status": row.status,
+        "exit_code": row.exit_code,
+        "error": row.error,
+        "started_at": _utc(row.started_at),
+        "finished_at": _utc(row.finished_at),
+    }
+
+
+def _document_dict(row: Row[Any]) -> dict[str, Any]:
+    return {
+        "coll": row.coll,
+        "job_id": row.job_id,
+        "run_id": None if row.run_id == NO_RUN else row.run_id,
+        "data": _decode_fields(row.data),
+        "updated_at": _utc(row.updated_at),
+    }
+
+
+def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
+    # The driver's own implicit BEGIN skips SELECT and DDL; _sqlite_on_begin
+    # emits BEGIN instead so reads and migrations are really transactional.
+    dbapi_conn.isolation_level = None
+    cursor = dbapi_conn.cursor()
+    try:
+        # Busy timeout first: switching to WAL itself may wait for another process.
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        # WAL lets a server read while a CLI writes; NORMAL is durable enough in WAL.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()
+
+
+def _sqlite_on_begin(conn: Connection) -> None:
+    # A deferred transaction that reads and then writes fails with "database is
+    # locked" without waiting when another writer got in between; IMMEDIATE
+    # takes the write lock (honouring the busy timeout) before the first read.
+    immediate = conn.get_execution_options().get(_IMMEDIATE, False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _schema_version(conn: Connection) -> str | None:
+    if not inspect(conn).has_table("alembic_version"):
+        return None
+    return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def _create_engine(url: str) -> Engine:
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise StoreError(
+            f"invalid database URL {url!r}: {exc}; expected e.g. sqlite:///path/to/levrt.db"
+        ) from exc
+    if parsed.get_backend_name() != "sqlite":
+        try:
+            return create_engine(parsed, pool_pre_ping=True)
+        except (ArgumentError, ImportError) as exc:
+            raise StoreError(
+                f"cannot use database URL {parsed.render_as_string(hide_password=True)!r}: "
+                f"{exc}; check the dialect name and that its driver package is installed"
+            ) from exc
+    kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False}}
+    if parsed.database in (None, "", ":memory:"):
+        # An in-memory database lives and dies with its connection: share one.
+        kwargs["poolclass"] = StaticPool
+    else:
+        folder = Path(parsed.database).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create the directory {str(folder)!r} for the store at {url!r}: {exc}"
+            ) from exc
+    engine = create_engine(parsed, **kwargs)
+    event.listen(engine, "connect", _sqlite_on_connect)
+    event.listen(engine, "begin", _sqlite_on_begin)
+    return engine
+
+
+class Store:
+    """Persistent jobs, runs, result documents, logs and content-addressed files.
+
+    Thread-safe: every call checks a connection out of the engine's pool for
+    one short transaction. Opening upgrades the schema to the newest revision.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._engine = _create_engine(url)
+        # One shared in-memory connection cannot hold two transactions at once,
+        # so calls on it take turns; pooled connections need no such lock.
+        shared = isinstance(self._engine.pool, StaticPool)
+        self._lock: contextlib.AbstractContextManager[Any] = (
+            threading.Lock() if shared else contextlib.nullcontext()
+        )
+        try:
+            self._upgrade()
+        except OperationalError as exc:
+            self._engine.dispose()
+            raise StoreError(f"cannot open the store at {self!r}: {exc.orig}") from exc
+        except BaseException:
+            self._engine.dispose()
+            raise
+
+    @classmethod
+    def open(cls, url: str | None = None) -> Store:
+        """Open the store at ``url``, or at :func:`default_url` when not given."""
+        return cls(default_url() if url is None else url)
+
+    def close(self) -> None:
+        """Release all pooled connections."""
+        self._engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({self._engine.url.render_as_string(hide_password=True)!r})"
+
+    # -- plumbing --------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self._lock, self._engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self._lock, self._engine.connect() as conn:
+            conn.execution_options(**{_IMMEDIATE: True})
+            with conn.begin():
+                yield conn
+
+    def _upgrade(self) -> None:
+        with self._read() as conn:
+            if _schema_version(conn) == SCHEMA_HEAD:
+                return
+        # Imported only here: an up-to-date store must open in a few ms.
+        from alembic import command
+        from alembic.config import Config
+        from alembic.util import CommandError
+
+        with self._write() as conn:
+            if conn.dialect.name == "postgresql":
+                # Serializes concurrent first opens, as BEGIN IMMEDIATE does on SQLite.
+                conn.execute(text("SELECT pg_advisory_xact_lock(7403221)"))
+            # Another process may have upgraded while we waited for the lock.
+            current = _schema_version(conn)
+            if current == SCHEMA_HEAD:
+                return
+            config = Config()
+            config.set_main_option("script_location", str(MIGRATIONS_DIR))
+            config.attributes["connection"] = conn
+            try:
+                command.upgrade(config, "head")
+            except CommandError as exc:
+                raise StoreError(
+                    f"cannot upgrade the store at {self!r} from schema revision {current!r}: "
+                    f"{exc}. If another levrt version created it, upgrade levrt or point "
+                    "LEV_DB_URL / LEV_HOME at another database."
+                ) from exc
+
+    # -- jobs ------------------------------------------------------------------
+
+    def create_job(
+        self,
+        name: str,
+        *,
+        target: str | None = None,
+        params: dict[str, Any] | None = None,
+        executor: str | None = None,
+        owner: str | None = None,
+    ) -> str:
+        """Record a new running job and return its 12-hex-digit id."""
+        job_id = uuid.uuid4().hex[:12]
+        with self._write() as conn:
+            conn.execute(
+                insert(_jobs).values(
+                    id=job_id,
+                    name=name,
+                    target=target,
+                    params=encode(params, path="params"),
+                    executor=executor,
+                    owner=owner,
+                    status="running",
+                    progress=0.0,
+                    error=None,
+                    created_at=_now(),
+                    finished_at=None,
+                )
+            )
+        return job_id
+
+    def finish_job(self, job_id: str, status: str, *, error: str | None = None) -> None:
+        """Mark a job done, failed or cancelled."""
+        _check_status(status, FINAL_STATUSES, "job")
+        self._update_job(job_id, status=status, error=error, finished_at=_now())
+
+    def set_job_progress(self, job_id: str, progress: float) -> None:
+        """Record progress as a fraction, clamped to 0..1."""
+        if math.isnan(progress):
+            raise ValueError(f"progress of job {job_id!r} must be a number in 0..1, not NaN")
+        self._update_job(job_id, progress=min(1.0, max(0.0, float(progress))))
+
+    def _update_job(self, job_id: str, **values: Any) -> None:
+        with self._write() as conn:
+            result = conn.execute(update(_jobs).where(_jobs.c.id == job_id).values(**values))
+            if result.rowcount == 0:
+                raise KeyError(f"no job with id {job_id!r}")
+
+    def get_job(self, job_id: str) -> dict[str, Any] | None:
+        """The job as a dict, or None if there is no such job."""
+        with self._read() as conn:
+            row = conn.execute(select(_jobs).where(_jobs.c.id == job_id)).first()
+        return None if row is None else _job_dict(row)
+
+    def list_jobs(self, *, limit: int = 50, status: str | None = None) -> list[dict[str, Any]]:
+        """Up to ``limit`` jobs, newest first, optionally only those with ``status``."""
+        query = select(_jobs).order_by(_jobs.c.created_at.desc(), _jobs.c.id).limit(limit)
+        if status is not None:
+            query = query.where(_jobs.c.status == status)
+        with self._read() as conn:
+            return [_job_dict(row) for row in conn.execute(query)]
+
+    def resolve_job(self, prefix: str) -> str:
+        """The full id of the one job whose id starts with ``prefix``."""
+        prefix = prefix.strip().lower()
+        if len(prefix) < MIN_PREFIX:
+            raise LookupError(
+                f"job id prefix {prefix!r} is too short; give at least {MIN_PREFIX} characters"
+            )
+        query = (
+            select(_jobs.c.id)
+            .where(_jobs.c.id.startswith(prefix, autoescape=True))
+            .order_by(_jobs.c.id)
+        )
+        with self._read() as conn:
+            ids = list(conn.execute(query).scalars())
+        if not ids:
+            raise LookupError(f"no job matches {prefix!r}")
+        if len(ids) > 1:
+            shown = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
+            raise LookupError(f"{prefix!r} matches {len(ids)} jobs: {shown}; give more characters")
+        return ids[0]
+
+    # -- runs ------------------------------------------------------------------
+
+    def create_run(
+        self,
+        job_id: str,
+        run_id: int,
+        *,
+        name: str,
+        image: str | None,
+        schema: str | None,
+        coll: str,
+        spec: dict[str, Any] | None = None,
+        namespace: list[str] | None = None,
+    ) -> None:
+        """Record run ``run_id`` of a job as running."""
+        with self._write() as conn:
+            if conn.execute(select(_jobs.c.id).where(_jobs.c.id == job_id)).first() is None:
+                raise KeyError(f"cannot add run {run_id} to job {job_id!r}: no such job")
+            try:
+                conn.execute(
+                    insert(_runs).values(
+                        job_id=job_id,
+                        run_id=run_id,
+                        name=name,
+                        image=image,
+                        schema=schema,
+                        coll=coll,
+                        spec=encode(spec, path="spec"),
+                        namespace=namespace,
+                        status="running",
+                        exit_code=None,
+                        error=None,
+                        started_at=_now(),
+                        finished_at=None,
+                    )
+                )
+            except IntegrityError as exc:
+                raise ValueError(
+                    f"run {run_id} of job {job_id!r} already exists; run ids must be unique per job"
+                ) from exc
+
+    def finish_run(
+        self,
+        job_id: str,
+        run_id: int,
+        *,
+        status: str,
+        exit_code: int | None,
+        error: str | None = None,
+    ) -> None:
+        """Mark a run done, failed or cancelled."""
+        _check_status(status, FINAL_STATUSES, "run")
+        query = (
+            update(_runs)
+            .where(_runs.c.job_id == job_id, _runs.c.run_id == run_id)
+            .values(status=status, exit_code=exit_code, error=error, finished_at=_now())
+        )
+        with self._write() as conn:
+            if conn.execute(query).rowcount == 0:
+                raise KeyError(f"no run {run_id} in job {job_id!r}")
+
+    def list_runs(self, job_id: str) -> list[dict[str, Any]]:
+        """All runs of a job, by run id."""
+        query = select(_runs).where(_runs.c.job_id == job_id).order_by(_runs.c.run_id)
+        with self._read() as conn:
+            return [_run_dict(row) for row in conn.execute(query)]
+
+    # -- documents -------------------------------------------------------------
+
+    def merge_document(
+        self, coll: str, job_id: str, run_id: int | None, data: Mapping[str, Any]
+    ) -> None:
+        """Create the document or overwrite its top-level keys present in ``data``."""
+        fields = _encode_fields(data, coll)
+        key = NO_RUN if run_id is None else run_id
+        try:
+            self._merge_once(coll, job_id, key, fields)
+        except IntegrityError:
+            # Another transaction inserted the document between our SELECT and
+            # INSERT (not on SQLite, whose write lock serializes us); it exists now.
+            self._merge_once(coll, job_id, key, fields)
+
+    def _merge_once(self, coll: str, job_id: str, run_key: int, fields: dict[str, Any]) -> None:
+        where = (
+            _documents.c.job_id == job_id,
+            _documents.c.run_id == run_key,
+            _documents.c.coll == coll,
+        )
+        with self._write() as conn:
+            current = conn.execute(
+                select(_documents.c.data).where(*where).with_for_update()
+            ).scalar()
+            if current is None:
+                conn.execute(
+                    insert(_documents).values(
+                        job_id=job_id, run_id=run_key, coll=coll, data=fields, updated_at=_now()
+                    )
+                )
+            else:
+                conn.execute(
+                    update(_documents)
+                    .where(*where)
+                    .values(data={**current, **fields}, updated_at=_now())
+                )
+
+    def find_documents(
+        self,
+        *,
+        coll: str | None = None,
+        job_id: str | None = None,
+        run_id: int | None | EllipsisType = ...,
+        coll_prefix: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Documents matching all given filters, by job, run and collection.
+
+        ``run_id=...`` (the default) matches any run; ``None`` matches only
+        documents not tied to a run.
+        """
+        query = select(_documents).order_by(
+            _documents.c.job_id, _documents.c.run_id, _documents.c.coll
+        )
+        if coll is not None:
+            query = query.where(_documents.c.coll == coll)
+        if job_id is not None:
+            query = query.where(_documents.c.job_id == job_id)
+        if run_id is not ...:
+            query = query.where(_documents.c.run_id == (NO_RUN if run_id is None else run_id))
+        if coll_prefix is not None:
+            query = query.where(_documents.c.coll.startswith(coll_prefix, autoescape=True))
+        with self._read() as conn:
+            return [_document_dict(row) for row in conn.execute(query)]
+
+    def list_documents(self, job_id: str) -> list[dict[str, Any]]:
+        """All documents of a job."""
+        return self.find_documents(job_id=job_id)
+
+    # -- logs ------------------------------------------------------------------
+
+    def append_logs(self, job_id: str, run_id: int | None, entries: list[tuple[str, str]]) -> None:
+        """Append ``(stream, text)`` lines to a job's log in one transaction."""
+        if not entries:
+            return
+        ts = _now()
+        rows = []
+        for stream, line in entries:
+            _check_status(stream, LOG_STREAMS, "log stream")
+            rows.append(
+                {"job_id": job_id, "run_id": run_id, "stream": stream, "text": line, "ts": ts}
+            )
+        with self._write() as conn:
+            conn.execute(insert(_logs), rows)
+
+    def get_logs(
+        self,
+        job_id: str,
+        *,
+        run_id: int | None | EllipsisType = ...,
+        after: int = 0,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Log rows of a job with ``seq > after``, oldest first.
+
+        ``run_id=...`` (the default) means every run and the job's own lines;
+        ``None`` means only lines not tied to a run.
+        """
+        query = (
+            select(_logs.c.seq, _logs.c.ts, _logs.c.run_id, _logs.c.stream, _logs.c.text)
+            .where(_logs.c.job_id == job_id, _logs.c.seq > after)
+            .order_by(_logs.c.seq)
+            .limit(limit)
+        )
+        if run_id is None:
+            query = query.where(_logs.c.run_id.is_(None))
+        elif run_id is not ...:
+            query = query.where(_logs.c.run_id == run_id)
+        with self._read() as conn:
+            return [
+                {
+                    "seq": r.seq,
+                    "ts": _utc(r.ts),
+                    "run_id": r.run_id,
+                    "stream": r.stream,
+                    "text": r.text,
+                }
+                for r in conn.execute(query)
+            ]
+
+    def log_tail(self, job_id: str, run_id: int, lines: int = 20) -> list[str]:
+        """The last ``lines`` log texts of one run, oldest first."""
+        query = (
+            select(_logs.c.text)
+            .where(_logs.c.job_id == job_id, _logs.c.run_id == run_id)
+            .order_by(_logs.c.seq.desc())
+            .limit(max(0, lines))
+        )
+        with self._read() as conn:
+            texts = list(conn.execute(query).scalars())
+        texts.reverse()
+        return texts
+
+    # -- files -----------------------------------------------------------------
+
+    def put_file(self, content: bytes, *, name: str | None = None) -> str:
+        """Store ``content`` once and return its ``sha256:<hex>`` digest."""
+        content = bytes(content)
+        digest = "sha256:" + hashlib.sha256(content).hexdigest()
+        try:
+            with self._write() as conn:
+                if conn.execute(select(_files.c.digest).where(_files.c.digest == digest)).first():
+                    return digest
+                conn.execute(
+                    insert(_files).values(
+                        digest=digest,
+                        content=content,
+                        size=len(content),
+                        name=name,
+                        created_at=_now(),
+                    )
+                )
+        except IntegrityError:
+            # A concurrent writer stored the same bytes first: same content, same digest.
+            pass
+        return digest
+
+    def get_file(self, digest: str) -> bytes:
+        """The content stored under ``digest``."""
+        with self._read() as conn:
+            content = conn.execute(
+                select(_files.c.content).where(_files.c.digest == digest)
+            ).scalar()
+        if content is None:
+            raise KeyError(f"no file with digest {digest!r} in the store")
+        return bytes(content)
+
+    def has_file(self, digest: str) -> bool:
+        """Whether content with ``digest`` is stored."""
+        with self._read() as conn:
+            found = conn.execute(select(_files.c.digest).where(_files.c.digest == digest)).first()
+        return found is not None

@@ -1,0 +1,113 @@
+"""Tables of the levrt store.
+
+Only portable column types are used so the same schema runs on SQLite and
+PostgreSQL. Timestamps are written as UTC; SQLite drops the zone, so the store
+re-attaches it on read. Any change here needs a new migration in
+``migrations/versions`` (``tests/test_store.py`` checks they agree).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Deterministic constraint names, so later migrations (SQLite batch mode
+# recreates tables) can refer to them by name.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# Stored in ``documents.run_id`` for a document not tied to a run: NULL would
+# defeat the primary key, since SQL treats NULLs as distinct.
+NO_RUN = -1
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(12), primary_key=True)
+    name: Mapped[str] = mapped_column(String)
+    target: Mapped[str | None] = mapped_column(String)
+    params: Mapped[Any] = mapped_column(JSON, nullable=True)
+    executor: Mapped[str | None] = mapped_column(String)
+    owner: Mapped[str | None] = mapped_column(String)
+    status: Mapped[str] = mapped_column(String(16))
+    progress: Mapped[float] = mapped_column(Float)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Run(Base):
+    __tablename__ = "runs"
+
+    job_id: Mapped[str] = mapped_column(String(12), primary_key=True)
+    run_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(String)
+    image: Mapped[str | None] = mapped_column(String)
+    schema: Mapped[str | None] = mapped_column(String)
+    coll: Mapped[str] = mapped_column(String)
+    spec: Mapped[Any] = mapped_column(JSON, nullable=True)
+    namespace: Mapped[Any] = mapped_column(JSON, nullable=True)
+    status: Mapped[str] = mapped_column(String(16))
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Document(Base):
+    __tablename__ = "documents"
+
+    # Key order doubles as the listing order (job, run, coll).
+    job_id: Mapped[str] = mapped_column(String(12), primary_key=True)
+    run_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    coll: Mapped[str] = mapped_column(String, primary_key=True, index=True)
+    data: Mapped[Any] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Log(Base):
+    __tablename__ = "logs"
+    __table_args__ = (
+        Index("ix_logs_job_id_seq", "job_id", "seq"),
+        Index("ix_logs_job_id_run_id_seq", "job_id", "run_id", "seq"),
+    )
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(String(12))
+    run_id: Mapped[int | None] = mapped_column(Integer)
+    stream: Mapped[str] = mapped_column(String(8))
+    text: Mapped[str] = mapped_column(Text)
+    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class File(Base):
+    __tablename__ = "files"
+
+    digest: Mapped[str] = mapped_column(String(71), primary_key=True)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str | None] = mapped_column(String)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

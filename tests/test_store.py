@@ -1,0 +1,540 @@
+import threading
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, inspect, text
+
+from levrt.store import Store, StoreError, default_home, default_url
+from levrt.store import _store as store_module
+from levrt.store.models import Base
+
+
+def file_url(path: Path) -> str:
+    return f"sqlite:///{path / 'levrt.db'}"
+
+
+@pytest.fixture(params=["memory", "file"])
+def store(request, tmp_path):
+    s = Store("sqlite://") if request.param == "memory" else Store(file_url(tmp_path))
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def file_store(tmp_path):
+    s = Store(file_url(tmp_path))
+    yield s
+    s.close()
+
+
+def fixed_ids(monkeypatch, *hexes):
+    """Make the store hand out the given ids (zero-padded to a uuid) in order."""
+    values = iter(uuid.UUID(h.ljust(32, "0")) for h in hexes)
+    monkeypatch.setattr(store_module.uuid, "uuid4", lambda: next(values))
+
+
+def alembic_config(conn) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(store_module.MIGRATIONS_DIR))
+    config.attributes["connection"] = conn
+    return config
+
+
+# -- jobs ----------------------------------------------------------------------
+
+
+def test_create_and_get_job(store):
+    before = datetime.now(timezone.utc)
+    job_id = store.create_job(
+        "scan",
+        target="10.0.0.1",
+        params={"ports": [22, 80], "deep": True},
+        executor="local",
+        owner="alice",
+    )
+    assert len(job_id) == 12 and all(c in "0123456789abcdef" for c in job_id)
+    job = store.get_job(job_id)
+    assert set(job) == {
+        "id",
+        "name",
+        "target",
+        "params",
+        "executor",
+        "owner",
+        "status",
+        "progress",
+        "error",
+        "created_at",
+        "finished_at",
+    }
+    assert job["id"] == job_id
+    assert job["name"] == "scan"
+    assert job["target"] == "10.0.0.1"
+    assert job["params"] == {"ports": [22, 80], "deep": True}
+    assert job["executor"] == "local" and job["owner"] == "alice"
+    assert job["status"] == "running"
+    assert job["progress"] == 0.0
+    assert job["error"] is None and job["finished_at"] is None
+    assert job["created_at"].tzinfo is not None
+    assert before - timedelta(seconds=1) <= job["created_at"] <= datetime.now(timezone.utc)
+
+
+def test_job_defaults_and_missing(store):
+    job = store.get_job(store.create_job("bare"))
+    assert job["target"] is None and job["params"] is None
+    assert job["executor"] is None and job["owner"] is None
+    assert store.get_job("000000000000") is None
+
+
+def test_job_params_keep_python_values(store):
+    params = {"pair": (1, 2), "blob": b"\x00\xff", "map": {1: "one"}}
+    assert store.get_job(store.create_job("x", params=params))["params"] == params
+
+
+def test_finish_job(store):
+    job_id = store.create_job("x")
+    store.finish_job(job_id, "failed", error="boom")
+    job = store.get_job(job_id)
+    assert job["status"] == "failed" and job["error"] == "boom"
+    assert job["finished_at"].tzinfo is not None
+    assert job["finished_at"] >= job["created_at"]
+
+
+def test_finish_job_errors(store):
+    job_id = store.create_job("x")
+    with pytest.raises(ValueError, match="done, failed, cancelled"):
+        store.finish_job(job_id, "finished")
+    with pytest.raises(KeyError, match="nope"):
+        store.finish_job("nope", "done")
+
+
+def test_set_job_progress_clamps(store):
+    job_id = store.create_job("x")
+    store.set_job_progress(job_id, 0.25)
+    assert store.get_job(job_id)["progress"] == 0.25
+    store.set_job_progress(job_id, 7)
+    assert store.get_job(job_id)["progress"] == 1.0
+    store.set_job_progress(job_id, -3.0)
+    assert store.get_job(job_id)["progress"] == 0.0
+    with pytest.raises(ValueError, match="NaN"):
+        store.set_job_progress(job_id, float("nan"))
+    with pytest.raises(KeyError, match="nope"):
+        store.set_job_progress("nope", 0.5)
+
+
+def test_list_jobs_newest_first_with_filters(store):
+    ids = [store.create_job(f"job{i}") for i in range(5)]
+    store.finish_job(ids[1], "done")
+    store.finish_job(ids[3], "done")
+    assert [j["id"] for j in store.list_jobs()] == ids[::-1]
+    assert [j["id"] for j in store.list_jobs(limit=2)] == [ids[4], ids[3]]
+    assert [j["id"] for j in store.list_jobs(status="done")] == [ids[3], ids[1]]
+    assert [j["id"] for j in store.list_jobs(status="running")] == [ids[4], ids[2], ids[0]]
+    assert store.list_jobs(status="cancelled") == []
+
+
+def test_resolve_job(store, monkeypatch):
+    fixed_ids(monkeypatch, "abcd11111111", "abcd22222222", "abce33333333")
+    a, b, c = (store.create_job(n) for n in "abc")
+    assert store.resolve_job(a) == a
+    assert store.resolve_job("abcd1") == a
+    assert store.resolve_job("ABCE") == c
+    assert store.resolve_job(" abcd2 ") == b
+    with pytest.raises(LookupError, match="no job matches 'ffff'"):
+        store.resolve_job("ffff")
+    with pytest.raises(LookupError) as info:
+        store.resolve_job("abcd")
+    assert str(info.value) == (
+        "'abcd' matches 2 jobs: abcd11111111, abcd22222222; give more characters"
+    )
+    with pytest.raises(LookupError, match="at least 4"):
+        store.resolve_job("abc")
+    # LIKE wildcards in the prefix are literal characters, not patterns.
+    with pytest.raises(LookupError, match="no job matches"):
+        store.resolve_job("ab_d")
+    with pytest.raises(LookupError, match="no job matches"):
+        store.resolve_job("ab%%")
+
+
+# -- runs ----------------------------------------------------------------------
+
+
+def test_runs_lifecycle(store):
+    job_id = store.create_job("wf")
+    store.create_run(
+        job_id,
+        1,
+        name="nmap",
+        image="img:1",
+        schema="nmap/v1",
+        coll="hosts",
+        spec={"args": ("-sV",)},
+        namespace=["a", "b"],
+    )
+    store.create_run(job_id, 0, name="ping", image=None, schema=None, coll="ping")
+    store.finish_run(job_id, 1, status="failed", exit_code=2, error="bad args")
+
+    runs = store.list_runs(job_id)
+    assert [r["run_id"] for r in runs] == [0, 1]
+    first, second = runs
+    assert set(first) == {
+        "job_id",
+        "run_id",
+        "name",
+        "image",
+        "schema",
+        "coll",
+        "spec",
+        "namespace",
+        "status",
+        "exit_code",
+        "error",
+        "started_at",
+        "finished_at",
+    }
+    assert first["status"] == "running" and first["finished_at"] is None
+    assert first["image"] is None and first["spec"] is None and first["namespace"] is None
+    assert first["started_at"].tzinfo is not None
+    assert second["job_id"] == job_id and second["name"] == "nmap"
+    assert second["image"] == "img:1" and second["schema"] == "nmap/v1"
+    assert second["coll"] == "hosts"
+    assert second["spec"] == {"args": ("-sV",)}
+    assert second["namespace"] == ["a", "b"]
+    assert second["status"] == "failed" and second["exit_code"] == 2
+    assert second["error"] == "bad args"
+    assert second["finished_at"] >= second["started_at"]
+    assert store.list_runs("000000000000") == []
+
+
+def test_run_errors(store):
+    job_id = store.create_job("wf")
+    with pytest.raises(KeyError, match="no such job"):
+        store.create_run("nope", 0, name="n", image=None, schema=None, coll="c")
+    store.create_run(job_id, 0, name="n", image=None, schema=None, coll="c")
+    with pytest.raises(ValueError, match="already exists"):
+        store.create_run(job_id, 0, name="n", image=None, schema=None, coll="c")
+    with pytest.raises(KeyError, match="no run 5"):
+        store.finish_run(job_id, 5, status="done", exit_code=0)
+    with pytest.raises(ValueError, match="run status"):
+        store.finish_run(job_id, 0, status="ok", exit_code=0)
+    assert len(store.list_runs(job_id)) == 1
+
+
+# -- documents -----------------------------------------------------------------
+
+
+def test_document_round_trips_python_values(store):
+    data = {
+        "raw": b"\x00\x01binary",
+        "pair": (1, ("nested", b"x")),
+        "ports": {22: "ssh", (1, 2): "tuple key"},
+        "$dollar": {"$bytes": "not a tag"},
+        "plain": [1, 2.5, None, True, "s"],
+    }
+    store.merge_document("hosts", "job1", 0, data)
+    [doc] = store.find_documents()
+    assert doc["data"] == data
+    assert isinstance(doc["data"]["pair"], tuple)
+
+
+def test_document_rejects_unstorable(store):
+    with pytest.raises(TypeError, match="top-level keys must be str"):
+        store.merge_document("c", "job1", None, {1: "x"})
+    with pytest.raises(TypeError, match="object values cannot be stored"):
+        store.merge_document("c", "job1", None, {"x": object()})
+    with pytest.raises(TypeError, match="must be a dict"):
+        store.merge_document("c", "job1", None, [("x", 1)])
+    assert store.find_documents() == []
+
+
+def test_merge_is_shallow_and_new_keys_win(store):
+    store.merge_document("c", "job1", 0, {"a": 1, "nested": {"x": 1, "y": 2}})
+    first = store.find_documents()[0]["updated_at"]
+    store.merge_document("c", "job1", 0, {"a": 2, "b": 3, "nested": {"z": 9}})
+    [doc] = store.find_documents()
+    assert doc["data"] == {"a": 2, "b": 3, "nested": {"z": 9}}
+    assert doc["updated_at"] >= first and doc["updated_at"].tzinfo is not None
+    store.merge_document("c", "job1", 0, {})
+    assert store.find_documents()[0]["data"] == {"a": 2, "b": 3, "nested": {"z": 9}}
+
+
+def test_run_less_documents_are_separate(store):
+    store.merge_document("c", "job1", None, {"who": "job"})
+    store.merge_document("c", "job1", 0, {"who": "run0"})
+    store.merge_document("c", "job1", None, {"more": 1})
+    docs = store.find_documents(job_id="job1")
+    assert [(d["run_id"], d["data"]) for d in docs] == [
+        (None, {"who": "job", "more": 1}),
+        (0, {"who": "run0"}),
+    ]
+    assert [d["run_id"] for d in store.find_documents(run_id=None)] == [None]
+    assert [d["run_id"] for d in store.find_documents(run_id=0)] == [0]
+
+
+def test_find_documents_filters_and_order(store):
+    store.merge_document("scan.hosts", "job2", 1, {"n": 1})
+    store.merge_document("scan.ports", "job1", 1, {"n": 2})
+    store.merge_document("scan.hosts", "job1", 1, {"n": 3})
+    store.merge_document("scan.hosts", "job1", 0, {"n": 4})
+    store.merge_document("scan_x", "job1", None, {"n": 5})
+    store.merge_document("other", "job1", None, {"n": 6})
+
+    def ns(**filters):
+        return [d["data"]["n"] for d in store.find_documents(**filters)]
+
+    assert ns() == [6, 5, 4, 3, 2, 1]
+    assert ns(job_id="job1") == [6, 5, 4, 3, 2]
+    assert ns(coll="scan.hosts") == [4, 3, 1]
+    assert ns(coll="scan.hosts", job_id="job1", run_id=1) == [3]
+    assert ns(coll_prefix="scan.") == [4, 3, 2, 1]
+    assert ns(coll_prefix="scan_") == [5]
+    assert ns(coll_prefix="scan", run_id=None) == [5]
+    assert ns(job_id="job3") == []
+    assert [d["data"]["n"] for d in store.list_documents("job1")] == [6, 5, 4, 3, 2]
+    assert set(store.find_documents()[0]) == {"coll", "job_id", "run_id", "data", "updated_at"}
+
+
+def merge_from_threads(stores, threads=8, per_thread=25):
+    errors = []
+    barrier = threading.Barrier(threads)
+
+    def work(i):
+        try:
+            target = stores[i % len(stores)]
+            barrier.wait()
+            for k in range(per_thread):
+                target.merge_document("c", "job1", None, {f"t{i}k{k}": [i, k]})
+        except Exception as exc:  # surfaced below: a thread's exception is otherwise lost
+            errors.append(exc)
+
+    pool = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    assert errors == []
+    [doc] = stores[0].find_documents()
+    assert len(doc["data"]) == threads * per_thread
+    assert doc["data"]["t7k24"] == [7, 24]
+
+
+def test_concurrent_merges_lose_nothing_file(tmp_path):
+    # Two Store objects stand in for two processes sharing the file.
+    first, second = Store(file_url(tmp_path)), Store(file_url(tmp_path))
+    try:
+        merge_from_threads([first, second])
+    finally:
+        first.close()
+        second.close()
+
+
+def test_concurrent_merges_lose_nothing_memory():
+    s = Store("sqlite://")
+    try:
+        merge_from_threads([s])
+    finally:
+        s.close()
+
+
+# -- logs ----------------------------------------------------------------------
+
+
+def test_logs_order_after_and_filters(store):
+    store.append_logs("job1", None, [("job", "starting")])
+    store.append_logs("job1", 0, [("stdout", "a"), ("stderr", "b")])
+    store.append_logs("job2", 0, [("stdout", "other job")])
+    store.append_logs("job1", 1, [("stdout", "c")])
+    store.append_logs("job1", 0, [("stdout", "d")])
+
+    rows = store.get_logs("job1")
+    assert [r["text"] for r in rows] == ["starting", "a", "b", "c", "d"]
+    assert set(rows[0]) == {"seq", "ts", "run_id", "stream", "text"}
+    assert [r["run_id"] for r in rows] == [None, 0, 0, 1, 0]
+    assert [r["stream"] for r in rows] == ["job", "stdout", "stderr", "stdout", "stdout"]
+    seqs = [r["seq"] for r in rows]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 5
+    assert rows[0]["ts"].tzinfo is not None
+
+    assert [r["text"] for r in store.get_logs("job1", after=seqs[2])] == ["c", "d"]
+    assert store.get_logs("job1", after=seqs[-1]) == []
+    assert [r["text"] for r in store.get_logs("job1", limit=2)] == ["starting", "a"]
+    assert [r["text"] for r in store.get_logs("job1", after=seqs[0], limit=2)] == ["a", "b"]
+    assert [r["text"] for r in store.get_logs("job1", run_id=0)] == ["a", "b", "d"]
+    assert [r["text"] for r in store.get_logs("job1", run_id=None)] == ["starting"]
+    assert store.get_logs("nope") == []
+
+
+def test_append_logs_edge_cases(store):
+    store.append_logs("job1", 0, [])
+    assert store.get_logs("job1") == []
+    with pytest.raises(ValueError, match="stdout, stderr, job"):
+        store.append_logs("job1", 0, [("stdout", "fine"), ("stdlog", "bad")])
+    assert store.get_logs("job1") == []
+
+
+def test_log_tail(store):
+    store.append_logs("job1", 0, [("stdout", f"line{i}") for i in range(30)])
+    store.append_logs("job1", 1, [("stdout", "other run")])
+    assert store.log_tail("job1", 0) == [f"line{i}" for i in range(10, 30)]
+    assert store.log_tail("job1", 0, lines=3) == ["line27", "line28", "line29"]
+    assert store.log_tail("job1", 1, lines=5) == ["other run"]
+    assert store.log_tail("job1", 0, lines=0) == []
+    assert store.log_tail("job1", 7) == []
+
+
+# -- files ---------------------------------------------------------------------
+
+
+def test_files(store):
+    digest = store.put_file(b"hello", name="greeting.txt")
+    assert digest == "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+    assert store.put_file(b"hello", name="again.txt") == digest
+    assert store.put_file(bytearray(b"hello")) == digest
+    assert store.get_file(digest) == b"hello"
+    assert store.has_file(digest)
+    empty = store.put_file(b"")
+    assert store.get_file(empty) == b""
+    missing = "sha256:" + "0" * 64
+    assert not store.has_file(missing)
+    with pytest.raises(KeyError, match=missing):
+        store.get_file(missing)
+
+
+# -- opening, persistence, migrations -------------------------------------------
+
+
+def test_file_store_persists_and_reopens_without_migrating(tmp_path, monkeypatch):
+    url = file_url(tmp_path)
+    with Store(url) as s:
+        job_id = s.create_job("persist", params={"k": (1,)})
+        s.create_run(job_id, 0, name="n", image=None, schema=None, coll="c")
+        s.merge_document("c", job_id, 0, {"v": b"x"})
+        s.append_logs(job_id, 0, [("stdout", "kept")])
+        digest = s.put_file(b"file")
+
+    def no_upgrade(*args, **kwargs):
+        raise AssertionError("an up-to-date store must not run Alembic")
+
+    monkeypatch.setattr(command, "upgrade", no_upgrade)
+    start = time.perf_counter()
+    reopened = Store.open(url)
+    elapsed = time.perf_counter() - start
+    try:
+        assert elapsed < 0.5
+        assert reopened.get_job(job_id)["params"] == {"k": (1,)}
+        assert reopened.list_runs(job_id)[0]["name"] == "n"
+        assert reopened.list_documents(job_id)[0]["data"] == {"v": b"x"}
+        assert reopened.log_tail(job_id, 0) == ["kept"]
+        assert reopened.get_file(digest) == b"file"
+    finally:
+        reopened.close()
+
+
+def test_sqlite_connection_settings(file_store):
+    with file_store._engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30_000
+
+
+def test_store_creates_missing_directories(tmp_path):
+    url = f"sqlite:///{tmp_path / 'a' / 'b' / 'levrt.db'}"
+    with Store(url) as s:
+        s.create_job("x")
+    assert (tmp_path / "a" / "b" / "levrt.db").is_file()
+
+
+def test_schema_head_constant_matches_scripts():
+    config = Config()
+    config.set_main_option("script_location", str(store_module.MIGRATIONS_DIR))
+    assert ScriptDirectory.from_config(config).get_heads() == [store_module.SCHEMA_HEAD]
+
+
+def test_migrations_match_models(tmp_path):
+    engine = create_engine(file_url(tmp_path))
+    try:
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(conn), "head")
+        with engine.connect() as conn:
+            diffs = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+            assert diffs == []
+            version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+            assert version == store_module.SCHEMA_HEAD
+    finally:
+        engine.dispose()
+
+
+def test_downgrade_removes_everything(file_store):
+    with file_store._engine.connect() as conn, conn.begin():
+        command.downgrade(alembic_config(conn), "base")
+    with file_store._engine.connect() as conn:
+        assert set(inspect(conn).get_table_names()) == {"alembic_version"}
+
+
+def test_unknown_schema_revision_is_a_store_error(tmp_path):
+    url = file_url(tmp_path)
+    Store(url).close()
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    engine.dispose()
+    with pytest.raises(StoreError, match="'9999'.*upgrade levrt"):
+        Store(url)
+
+
+def test_bad_urls_are_store_errors(tmp_path):
+    with pytest.raises(StoreError, match="invalid database URL"):
+        Store("not a url")
+    with pytest.raises(StoreError, match="driver package"):
+        Store("nosuchdb://host/db")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(StoreError, match="cannot create the directory"):
+        Store(f"sqlite:///{tmp_path / 'file' / 'levrt.db'}")
+    with pytest.raises(StoreError, match="cannot open the store.*unable to open"):
+        Store(f"sqlite:///{tmp_path}")
+
+
+def test_repr_hides_password(file_store):
+    assert "levrt.db" in repr(file_store)
+
+
+# -- default locations ---------------------------------------------------------
+
+
+def test_default_home(monkeypatch, tmp_path):
+    monkeypatch.setenv("LEV_HOME", str(tmp_path / "lev"))
+    assert default_home() == tmp_path / "lev"
+    monkeypatch.delenv("LEV_HOME")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert default_home() == tmp_path / "xdg" / "levrt"
+    monkeypatch.delenv("XDG_DATA_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert default_home() == tmp_path / "home" / ".local" / "share" / "levrt"
+
+
+def test_default_url_honours_lev_home(monkeypatch, tmp_path):
+    home = tmp_path / "lev"
+    monkeypatch.delenv("LEV_DB_URL", raising=False)
+    monkeypatch.setenv("LEV_HOME", str(home))
+    assert default_url() == f"sqlite:///{home / 'levrt.db'}"
+    assert home.is_dir()
+    with Store.open() as s:
+        s.create_job("x")
+    assert (home / "levrt.db").is_file()
+
+
+def test_default_url_prefers_lev_db_url(monkeypatch, tmp_path):
+    monkeypatch.setenv("LEV_HOME", str(tmp_path / "unused"))
+    monkeypatch.setenv("LEV_DB_URL", "sqlite://")
+    assert default_url() == "sqlite://"
+    assert not (tmp_path / "unused").exists()
+    with Store.open() as s:
+        assert s.url == "sqlite://"
