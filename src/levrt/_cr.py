@@ -238,8 +238,7 @@ class Task:
         try:
             code = await self._handle.wait()
         except asyncio.CancelledError:
-            await self._handle.kill()
-            self._recorder.finish("cancelled", None, "cancelled")
+            await self._record_cancel()
             raise
         job, info = self._job, self._info
         self._recorder.finish("done" if code == 0 else "failed", code)
@@ -255,6 +254,12 @@ class Task:
         """Kill the run and wait until it is recorded as cancelled."""
         self._outcome.cancel()
         await asyncio.gather(self._outcome, return_exceptions=True)
+        await self._record_cancel()  # in case it was cancelled before it began to wait
+
+    async def _record_cancel(self) -> None:
+        if self._info.status == "running":
+            await self._handle.kill()
+            self._recorder.finish("cancelled", None, "cancelled")
 
     async def done(self) -> Document:
         return await self._outcome

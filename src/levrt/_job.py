@@ -182,6 +182,13 @@ def _uninstall_capture(job: Job) -> None:
             logging.getLogger("lev").removeHandler(_log_handler)
 
 
+def _discard(coro: Awaitable[Any]) -> None:
+    """Close a coroutine that will never run, so Python does not warn it was never awaited."""
+    close = getattr(coro, "close", None)
+    if close is not None:
+        close()
+
+
 def _job_name(coro: Awaitable[Any]) -> str:
     code = getattr(coro, "cr_code", None)
     return getattr(coro, "__qualname__", None) or (code.co_name if code else type(coro).__name__)
@@ -196,9 +203,13 @@ async def arun(coro: Awaitable[Any], db: str | None = None, *, store: Store | No
     from .store import Store
 
     own_store = store is None
-    store = store or Store.open()
-    if executor is None or isinstance(executor, str):
-        executor = executors.create(executor)
+    try:
+        store = store or Store.open()
+        if executor is None or isinstance(executor, str):
+            executor = executors.create(executor)
+    except BaseException:
+        _discard(coro)
+        raise
     job_id = store.create_job(db or _job_name(coro), target=target, params=params,
                               executor=executor.name)
     job = Job(job_id, db or _job_name(coro), store, executor, listeners, echo)
@@ -240,6 +251,6 @@ def run(coro: Coroutine[Any, Any, Any], db: str | None = None, **options: Any) -
     except RuntimeError:
         options.setdefault("echo", True)
         return asyncio.run(arun(coro, db, **options))
-    coro.close()
+    _discard(coro)
     raise RuntimeError("levrt.run() cannot be called from a running event loop: "
                        "use `await levrt.arun(...)`")

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from . import executors
-from ._job import arun
+from ._job import _discard, arun
 from .executors.replay import RecordingExecutor, ReplayExecutor, Reply
 from .store import Store
 
@@ -41,10 +41,15 @@ async def arecord(coro: Awaitable[Any], path: str | Path, *,
 async def areplay(coro: Awaitable[Any], source: str | Path | Mapping[str, Any] | Any, *,
                   store: Store | None = None, **options: Any) -> Any:
     """Run ``coro`` as a job whose runs are answered by ``source`` (see ReplayExecutor)."""
+    try:
+        executor = ReplayExecutor(source)
+    except BaseException:
+        _discard(coro)
+        raise
     own = store is None
     store = store or Store("sqlite://")
     try:
-        return await arun(coro, executor=ReplayExecutor(source), store=store, **options)
+        return await arun(coro, executor=executor, store=store, **options)
     finally:
         if own:
             store.close()

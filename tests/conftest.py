@@ -1,0 +1,11 @@
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def lev_home(tmp_path, monkeypatch):
+    """Every test gets its own store; nothing touches the user's data directory."""
+    home = tmp_path / "lev-home"
+    monkeypatch.setenv("LEV_HOME", str(home))
+    monkeypatch.delenv("LEV_DB_URL", raising=False)
+    monkeypatch.delenv("LEV_EXECUTOR", raising=False)
+    return home

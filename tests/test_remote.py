@@ -1,0 +1,148 @@
+"""The entry transport: what travels, what is refused, and on which Python."""
+
+import ast
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import pytest
+
+from levrt import Call, Cr, TransportError, remote
+from levrt._remote import pack
+from levrt.shim import SHIM_PATH
+
+LOCK = threading.Lock()
+
+
+class Config:
+    pass
+
+
+def uses_lock():
+    @remote
+    def entry():
+        with LOCK:
+            pass
+    return entry()
+
+
+def uses_library_objects():
+    @remote
+    def entry():
+        return ET.fromstring("<a/>").tag, Path("/").name, json.dumps(1)
+    return entry()
+
+
+def run_payload(payload):
+    proc = subprocess.run([sys.executable, str(SHIM_PATH)], input=json.dumps(payload),
+                          capture_output=True, text=True, timeout=30)
+    return proc.returncode, [json.loads(line) for line in proc.stdout.splitlines()], proc.stderr
+
+
+def test_remote_returns_a_call():
+    @remote
+    def entry(a, b=2):
+        pass
+    call = entry(1, b=3)
+    assert isinstance(call, Call) and call.args == (1,) and call.kwargs == {"b": 3}
+
+
+def test_remote_refuses_lambdas():
+    with pytest.raises(TypeError):
+        remote(lambda: None)
+
+
+def test_unsendable_closure_value_is_named():
+    config = Config()
+
+    @remote
+    def entry():
+        return config
+
+    with pytest.raises(TransportError, match="variable 'config'"):
+        Cr("img", entry=entry())
+
+
+def test_unsendable_module_level_value_is_named():
+    with pytest.raises(TransportError, match="module-level name 'LOCK'"):
+        Cr("img", entry=uses_lock())
+
+
+def test_unassigned_closure_variable_is_named():
+    @remote
+    def entry():
+        return later
+
+    call = entry()
+    with pytest.raises(TransportError, match="'later' has no value yet"):
+        Cr("img", entry=call)
+    later = 1  # noqa: F841 - assigned after the Cr is built, on purpose
+
+
+def test_library_objects_are_imported_not_shipped():
+    payload = pack(uses_library_objects())
+    values = payload["modules"][__name__]["values"]
+    assert values["ET"] == {"$module": "xml.etree.ElementTree"}
+    assert values["Path"] == {"$attr": ["pathlib", "Path"]}
+    assert values["json"] == {"$module": "json"}
+
+
+def test_payload_is_source_and_json_only():
+    payload = pack(uses_library_objects())
+    text = json.dumps(payload)
+    assert "def entry" in payload["entry"]["source"]
+    assert "@remote" not in payload["entry"]["source"]
+    json.loads(text)
+
+
+def test_shim_parses_as_python_3_7():
+    source = SHIM_PATH.read_text()
+    ast.parse(source, feature_version=(3, 7))
+    assert "import levrt" not in source
+
+
+def test_shipped_source_parses_as_python_3_7():
+    from helpers_tools import capture
+
+    payload = capture("s", 1, 1.0, True, None, b"", [], {}).payload
+    ast.parse(payload["entry"]["source"], feature_version=(3, 7))
+    for module in payload["modules"].values():
+        for fn in module["functions"]:
+            ast.parse(fn["source"], feature_version=(3, 7))
+
+
+def test_shim_reports_errors_with_the_authors_file_and_line():
+    @remote
+    def entry(x):
+        raise KeyError(x)
+
+    code, messages, stderr = run_payload(pack(entry("k")))
+    assert code == 1
+    assert messages == [{"op": "error", "type": "KeyError", "message": "'k'"}]
+    line = entry.__wrapped__.__code__.co_firstlineno + 2  # after @remote and def
+    assert f'{__file__}", line {line}' in stderr
+    assert "raise KeyError(x)" in stderr
+
+
+def test_shim_runs_async_entries_and_redirects_print_to_log():
+    @remote
+    async def entry():
+        import asyncio
+
+        from levrt import ctx
+        await asyncio.sleep(0)
+        print("to the log")
+        ctx.set(done=True)
+
+    code, messages, stderr = run_payload(pack(entry()))
+    assert code == 0
+    assert messages == [{"op": "set", "data": {"done": True}}]
+    assert "to the log" in stderr
+
+
+def test_shim_refuses_other_payload_versions():
+    code, messages, _ = run_payload({"v": 99})
+    assert code == 1 and "payload version" in messages[0]["message"]
