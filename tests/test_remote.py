@@ -146,3 +146,14 @@ def test_shim_runs_async_entries_and_redirects_print_to_log():
 def test_shim_refuses_other_payload_versions():
     code, messages, _ = run_payload({"v": 99})
     assert code == 1 and "payload version" in messages[0]["message"]
+
+
+def test_postponed_annotations_compile_the_same_in_the_sandbox():
+    import helpers_future
+
+    import levrt
+
+    async def main():
+        return await (await helpers_future.annotated("h")).get()
+
+    assert levrt.run(main(), echo=False) == {"label": "host=h"}

@@ -190,8 +190,8 @@ def _discard(coro: Awaitable[Any]) -> None:
 
 
 def _job_name(coro: Awaitable[Any]) -> str:
-    code = getattr(coro, "cr_code", None)
-    return getattr(coro, "__qualname__", None) or (code.co_name if code else type(coro).__name__)
+    name = getattr(coro, "__qualname__", None) or type(coro).__name__
+    return name.replace(".<locals>", "")
 
 
 async def arun(coro: Awaitable[Any], db: str | None = None, *, store: Store | None = None,

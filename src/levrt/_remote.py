@@ -8,6 +8,7 @@ is built, naming the variable.
 """
 
 from __future__ import annotations
+import __future__
 
 import ast
 import builtins
@@ -148,8 +149,12 @@ class _Packer:
         self.modules: dict[str, dict[str, Any]] = {}
         self._seen: set[int] = set()
 
-    def _module(self, name: str) -> dict[str, Any]:
-        return self.modules.setdefault(name, {"functions": [], "values": {}})
+    def _module(self, func: types.FunctionType) -> dict[str, Any]:
+        # `from __future__ import annotations` changes how the sandbox must compile the source.
+        future = func.__globals__.get("annotations") is __future__.annotations
+        return self.modules.setdefault(
+            func.__module__, {"functions": [], "values": {}, "future_annotations": future}
+        )
 
     def value(self, value: Any, where: str) -> Any:
         return encode(value, self._hook, where)
@@ -187,13 +192,13 @@ class _Packer:
                 f"not {func!r}"
             )
         source, line, indent = _function_source(func)
-        self._module(func.__module__)["functions"].append(
+        self._module(func)["functions"].append(
             {"source": _reindent(source, indent), "line": line, "file": func.__code__.co_filename}
         )
         self.globals_of(func)
 
     def globals_of(self, func: types.FunctionType) -> None:
-        module = self._module(func.__module__)
+        module = self._module(func)
         for name in _global_names(func.__code__):
             if name not in func.__globals__:
                 continue  # a builtin, or a NameError the author will see as usual
@@ -223,7 +228,7 @@ def pack(call: Call) -> dict[str, Any]:
         params = ", ".join(closure)
         source = f"def __lev_make__({params}):\n{source}{' ' * indent}return {func.__name__}\n"
         line -= 1
-    packer._module(func.__module__)
+    packer._module(func)
     return {
         "v": WIRE_VERSION,
         "modules": packer.modules,

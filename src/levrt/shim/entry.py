@@ -11,6 +11,8 @@ Everything the entry prints, and every subprocess it starts, writes to stderr,
 which is the run's log.
 """
 
+import __future__
+
 import asyncio
 import base64
 import builtins
@@ -140,9 +142,10 @@ def _register_source(filename: str, first_line: int, text: str) -> None:
     linecache.cache[filename] = (len("".join(lines)), None, lines, filename)
 
 
-def _compile(fn: str, text: str, first_line: int) -> types.CodeType:
+def _compile(fn: str, text: str, first_line: int, module: Dict[str, Any]) -> types.CodeType:
     _register_source(fn, first_line, text)
-    return compile("\n" * (first_line - 1) + text, fn, "exec")
+    flags = __future__.annotations.compiler_flag if module.get("future_annotations") else 0
+    return compile("\n" * (first_line - 1) + text, fn, "exec", flags, dont_inherit=True)
 
 
 def load(payload: Dict[str, Any], levrt_module: types.ModuleType) -> Tuple[Any, Any, Any]:
@@ -169,14 +172,15 @@ def load(payload: Dict[str, Any], levrt_module: types.ModuleType) -> Tuple[Any, 
 
     for name, module in payload["modules"].items():
         for fn in module["functions"]:
-            exec(_compile(fn["file"], fn["source"], fn["line"]), namespaces[name])
+            exec(_compile(fn["file"], fn["source"], fn["line"], module), namespaces[name])
     for name, module in payload["modules"].items():
         for key, value in module["values"].items():
             namespaces[name][key] = decode(value, resolve)
 
     entry = payload["entry"]
     namespace = namespaces[entry["module"]]
-    exec(_compile(entry["file"], entry["source"], entry["line"]), namespace)
+    exec(_compile(entry["file"], entry["source"], entry["line"],
+                  payload["modules"][entry["module"]]), namespace)
     closure = {k: decode(v, resolve) for k, v in entry["closure"].items()}
     func = namespace.pop("__lev_make__")(**closure) if entry["maker"] else namespace[entry["name"]]
     return func, decode(payload["args"], resolve), decode(payload["kwargs"], resolve)

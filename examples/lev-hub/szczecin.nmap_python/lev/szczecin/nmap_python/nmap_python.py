@@ -1,0 +1,196 @@
+"""Nmap ("Network Mapper"), the network discovery and security auditing scanner.
+Finds live hosts, their open ports, the services and versions behind them, and the OS.
+Homepage: https://nmap.org
+GitHub: https://github.com/nmap/nmap
+Type: IMAGE-BASED
+Version: v7.93
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+from levrt import Cr, annot, ctx, remote
+from levrt.annot.cats import Attck, BlackArch
+
+# Everything below up to the modes runs inside the run's sandbox: the entries reference these
+# constants and helpers, so they travel with the entry as source. The helpers therefore stay
+# plain module-level functions, unannotated: the image's python3 (3.7+ is enough) runs them
+# without this module's `from __future__ import annotations`.
+
+#: the scanner binary, looked up on PATH inside the image
+NMAP = "nmap"
+#: XML on stdout: the machine-readable format nmap keeps stable across versions
+XML_OUT = ["-oX", "-"]
+#: aggressive timing and one retry: loopback and LAN targets answer fast, lost probes are rare
+FAST = ["-T4", "--max-retries", "1"]
+#: OS detection sends raw packets, so it needs root; one try names the OS and saves ~10 s
+OS_DETECTION = ["-O", "--max-os-tries", "1"]
+#: without root nmap cannot send raw SYNs: say so explicitly rather than rely on its fallback
+CONNECT_SCAN = ["-sT"]
+
+
+def run_nmap(argv):
+    """Run nmap with ``argv``: its stdout is returned, its stderr goes to the run's log."""
+    if shutil.which(NMAP) is None:
+        sys.exit(f"{NMAP} is not on PATH in this image; install it (apt-get install nmap)")
+    return subprocess.run([NMAP, *argv], stdout=subprocess.PIPE, text=True)
+
+
+def scan_xml(argv):
+    """Run nmap with XML output; the run fails with nmap's exit code when nmap does."""
+    proc = run_nmap(XML_OUT + argv)
+    if proc.returncode != 0:
+        sys.exit(proc.returncode)  # nmap's own message is already in the log (its stderr)
+    return proc.stdout
+
+
+def port_os_argv(ip, ports=None, root=False):
+    """The nmap argv of the ``port_os`` mode (a function so that it can be tested anywhere)."""
+    argv = ["-sV"] + FAST + (OS_DETECTION if root else CONNECT_SCAN)
+    if ports:
+        argv += ["-p", ports]
+    # "--" ends the options: a target beginning with "-" cannot turn into an nmap flag.
+    return argv + ["--", ip]
+
+
+def host_address(host):
+    """The IP address of a ``<host>`` element (not its MAC address), or None."""
+    for address in host.findall("address"):
+        if address.get("addrtype") in ("ipv4", "ipv6"):
+            return address.get("addr")
+    return None
+
+
+def up_hosts(xml_text):
+    """The ``<host>`` elements nmap reported as up, in scan order."""
+    return [host for host in ET.fromstring(xml_text).iter("host")
+            if host.find("status[@state='up']") is not None]
+
+
+def parse_alive(xml_text):
+    """Addresses of the hosts that are up."""
+    found = []
+    for host in up_hosts(xml_text):
+        address = host_address(host)
+        if address and address not in found:
+            found.append(address)
+    return found
+
+
+def parse_ports(xml_text):
+    """The ports nmap listed for the first host that is up, one dict per port."""
+    hosts = up_hosts(xml_text)
+    ports = []
+    for port in hosts[0].iter("port") if hosts else []:
+        state = port.find("state")
+        service = port.find("service")
+        ports.append({
+            "port": int(port.get("portid")),
+            "protocol": port.get("protocol", ""),
+            "state": state.get("state", "") if state is not None else "",
+            "service": service.get("name", "") if service is not None else "",
+            "product": service.get("product", "") if service is not None else "",
+            "version": service.get("version", "") if service is not None else "",
+        })
+    return ports
+
+
+def parse_os(xml_text):
+    """Names of the OS matches for the first host that is up, best first."""
+    hosts = up_hosts(xml_text)
+    if not hosts:
+        return []
+    return [match.get("name") for match in hosts[0].iter("osmatch") if match.get("name")]
+
+
+# -- modes ------------------------------------------------------------------------------------
+
+
+@annot.meta(
+    desc="Run nmap with raw command-line arguments",
+    params=[annot.ARGV],
+    cats=[Attck.Reconnaissance, Attck.Discovery, BlackArch.Scanner, BlackArch.Recon],
+)
+def raw(argv: list[str]) -> Cr:
+    """Run nmap with the given arguments; stores its stdout text and exit code.
+
+    The run fails (``levrt.TaskFailed``) when nmap exits non-zero.
+    ```
+    await nmap_python.raw(["-sn", "127.0.0.1"])
+    ```
+    """
+    if not isinstance(argv, (list, tuple)) or not all(isinstance(a, str) for a in argv):
+        raise TypeError(f"argv must be a list of str, not {argv!r}")
+    argv = list(argv)
+
+    @remote
+    def entry():
+        proc = run_nmap(argv)
+        print(proc.stdout, end="")  # also in the run's log, where the user watches it
+        ctx.set(stdout=proc.stdout, returncode=proc.returncode)
+        if proc.returncode != 0:
+            sys.exit(proc.returncode)
+
+    return Cr("localhost/lev-nmap:latest", "szczecin/nmap.raw@1.0", entry=entry())
+
+
+@annot.meta(
+    desc="Find the live hosts of a network with an nmap ping sweep",
+    params=[annot.Param("ip", "Targets: an address, a range or a CIDR block",
+                        holder="127.0.0.1/32")],
+    cats=[Attck.Reconnaissance, Attck.Discovery, BlackArch.Scanner, BlackArch.Recon],
+)
+def alive(ip: str) -> Cr:
+    """Find live hosts (``nmap -sn``); stores ``alive``: the addresses that answered.
+    ```
+    await nmap_python.alive("127.0.0.1")
+    ```
+    """
+
+    @remote
+    def entry():
+        xml_text = scan_xml(["-sn", "--", ip])
+        hosts = parse_alive(xml_text)
+        print(f"{len(hosts)} host(s) up: {' '.join(hosts)}")
+        ctx.set(alive=hosts)
+
+    return Cr("localhost/lev-nmap:latest", "szczecin/nmap.alive@1.0", entry=entry())
+
+
+@annot.meta(
+    desc="Scan one host's ports, identify their services and versions, and guess its OS",
+    params=[
+        annot.Param("ip", "The host to scan", holder="127.0.0.1"),
+        annot.Param("ports", "Ports to scan, nmap syntax (default: nmap's top 1000)",
+                    regex=r"^[0-9TUSP:,\-]+$", holder="22,80,443,8000-8100"),
+    ],
+    cats=[Attck.Reconnaissance, Attck.Discovery, BlackArch.Scanner, BlackArch.Fingerprint],
+)
+def port_os(ip: str, ports: str | None = None) -> Cr:
+    """Scan ports with service detection (``nmap -sV``), plus OS detection when run as root.
+
+    Stores ``host``, ``ports`` (port, protocol, state, service, product, version) and
+    ``os`` (OS match names, best first; empty without root).
+    ```
+    await nmap_python.port_os("127.0.0.1", "22,80,8080")
+    ```
+    """
+
+    @remote
+    def entry():
+        # Decided in the sandbox, not on the host: what counts is who runs nmap.
+        root = os.geteuid() == 0
+        xml_text = scan_xml(port_os_argv(ip, ports, root))
+        found = parse_ports(xml_text)
+        for port in found:
+            if port["state"] == "open":
+                print(f"{ip}:{port['port']}/{port['protocol']} {port['service']} "
+                      f"{port['product']} {port['version']}".rstrip())
+        ctx.set(host=ip, ports=found, os=parse_os(xml_text))
+
+    return Cr("localhost/lev-nmap:latest", "szczecin/nmap.port_os@1.0", entry=entry())

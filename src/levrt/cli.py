@@ -1,0 +1,786 @@
+"""The ``lev`` command: run an exported function as a job, list jobs, show one.
+
+``lev run TARGET --param VALUE ...`` imports TARGET, converts the options by the
+function's type hints (:mod:`levrt._params`) and runs it with :func:`levrt.arun`
+while a live display follows the job; ``lev jobs`` and ``lev show`` read the store.
+
+Expected failures end with one ``lev: error: ...`` line on stderr and a non-zero
+exit code, never a traceback: the job log (``lev show``) holds the details.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import importlib.util
+import inspect
+import json
+import os
+import pkgutil
+import sys
+import sysconfig
+import threading
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from types import ModuleType, TracebackType
+from typing import Any, TextIO
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.pretty import Pretty
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from . import __version__, _params, executors
+from ._cr import Cr, TaskFailed
+from ._job import JobListener, RunInfo, arun, current_job
+from ._remote import TransportError
+from .executors import ExecutorError
+from .shim.entry import encode
+from .store import Store, StoreError
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+STATUS_STYLES = {"running": "yellow", "done": "green", "failed": "red", "cancelled": "magenta"}
+LOG_LINES = 15
+
+_BOOL_WORDS = _params.TRUE_WORDS | _params.FALSE_WORDS
+# levrt's own errors explain themselves; their type name would only be noise.
+_SELF_EXPLAINED = (TaskFailed, ExecutorError, TransportError, StoreError)
+_NOT_USER_CODE = tuple(
+    {str(Path(__file__).resolve().parent) + os.sep}
+    | {
+        os.path.realpath(sysconfig.get_paths()[key]) + os.sep
+        for key in ("stdlib", "platstdlib", "purelib", "platlib")
+    }
+)
+_NO_RESULT = object()
+
+
+class CliError(Exception):
+    """Ends the command with one ``lev: error:`` line and ``code``."""
+
+    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# -- errors ------------------------------------------------------------------------------
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else ""
+
+
+def _user_location(tb: TracebackType | None) -> str | None:
+    """``file:line`` of the innermost frame in the user's code (not levrt, not libraries)."""
+    for frame in reversed(traceback.extract_tb(tb)):
+        if frame.filename.startswith("<"):
+            continue
+        if not os.path.realpath(frame.filename).startswith(_NOT_USER_CODE):
+            return f"{frame.filename}:{frame.lineno}"
+    return None
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for ``exc``: its message, its type unless levrt's own, where the user's code was."""
+    message = _first_line(exc)
+    if not isinstance(exc, _SELF_EXPLAINED):
+        message = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    location = _user_location(exc.__traceback__)
+    return f"{message} (at {location})" if location else message
+
+
+# -- targets -----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _importing(label: str) -> Iterator[None]:
+    try:
+        yield
+    except ModuleNotFoundError as exc:
+        raise CliError(f"cannot import {label!r}: {exc}") from None
+    except Exception as exc:
+        # Anything the imported code raises at its top level.
+        raise CliError(f"cannot import {label!r}: {describe_error(exc)}") from None
+
+
+def _prepend_path(*folders: str) -> None:
+    for folder in reversed(folders):
+        if folder in sys.path:
+            sys.path.remove(folder)
+        sys.path.insert(0, folder)
+
+
+def _import_module(name: str) -> ModuleType:
+    with _importing(name):
+        return importlib.import_module(name)
+
+
+def _import_file(path: Path) -> ModuleType:
+    if not path.is_file():
+        raise CliError(f"no such file: {path}")
+    path = path.resolve()
+    name = path.stem
+    loaded = sys.modules.get(name)
+    if loaded is not None:
+        if getattr(loaded, "__file__", None) == str(path):
+            return loaded
+        raise CliError(
+            f"cannot import {str(path)!r} as module {name!r}: a module of that name is already "
+            f"loaded ({getattr(loaded, '__file__', None) or 'built in'}); rename the file"
+        )
+    # The file's folder goes on the path so that it can import the modules beside it.
+    _prepend_path(str(path.parent))
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise CliError(f"cannot import {str(path)!r}: not a Python source file")
+    module = importlib.util.module_from_spec(spec)
+    # Registered before it runs, as import does: entries are shipped by module name.
+    sys.modules[name] = module
+    try:
+        with _importing(str(path)):
+            spec.loader.exec_module(module)
+    except CliError:
+        del sys.modules[name]
+        raise
+    return module
+
+
+def _hub_package(folder: Path) -> str:
+    """``lev.<user>.<tool>`` of a hub package folder, after putting it and its siblings on
+    the path (``lev`` and ``lev.<user>`` are namespace packages, so the folders merge)."""
+    inits = sorted(folder.glob("lev/*/*/__init__.py"))
+    names = [f"lev.{init.parent.parent.name}.{init.parent.name}" for init in inits]
+    wanted = f"lev.{folder.resolve().name}"
+    if wanted in names:
+        name = wanted
+    elif len(names) == 1:
+        name = names[0]
+    elif names:
+        raise CliError(
+            f"{folder} holds several packages ({', '.join(names)}); name the folder "
+            "<user>.<tool> after the one to run"
+        )
+    else:
+        raise CliError(
+            f"{folder} is not a hub package folder: it has no lev/<user>/<tool>/__init__.py"
+        )
+    siblings = sorted(
+        str(sibling)
+        for sibling in folder.resolve().parent.iterdir()
+        if sibling.is_dir() and (sibling / "lev").is_dir() and sibling != folder.resolve()
+    )
+    _prepend_path(str(folder.resolve()), *siblings)
+    return name
+
+
+def _attr_path(obj: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        obj = getattr(obj, part, _NO_RESULT)
+        if obj is _NO_RESULT:
+            break
+    return obj
+
+
+def _functions(module: ModuleType) -> list[str]:
+    """Public functions the module defines (or its package's modules define), and submodules."""
+    prefix = module.__name__
+    found = set()
+    for name, value in vars(module).items():
+        origin = getattr(value, "__name__" if inspect.ismodule(value) else "__module__", "")
+        mine = origin == prefix or str(origin).startswith(prefix + ".")
+        if mine and not name.startswith("_") and (inspect.ismodule(value) or callable(value)):
+            found.add(name)
+    return sorted(found)
+
+
+def _find(module: ModuleType, attr: str) -> Any:
+    found = _attr_path(module, attr)
+    if found is not _NO_RESULT or not hasattr(module, "__path__"):
+        return found
+    # A package's __init__ need not import everything: importing each submodule binds it
+    # on the package (so "tool.mode" resolves), then search them one by one.
+    submodules = [
+        _import_module(f"{module.__name__}.{info.name}")
+        for info in pkgutil.iter_modules(module.__path__)
+    ]
+    for candidate in (module, *submodules):
+        found = _attr_path(candidate, attr)
+        if found is not _NO_RESULT:
+            return found
+    return _NO_RESULT
+
+
+def load_target(target: str) -> Callable[..., Any]:
+    """The function ``module:function``, ``file.py:function`` or ``PACKAGE_DIR:function`` names."""
+    where, colon, attr = target.rpartition(":")
+    if not colon or not where or not attr:
+        raise CliError(
+            f"TARGET {target!r} must be module.path:function, path/to/file.py:function or "
+            "PACKAGE_DIR:function"
+        )
+    folder = Path(where)
+    if where.endswith(".py"):
+        module = _import_file(folder)
+    elif folder.is_dir() and ((folder / "lev").is_dir() or os.sep in where or "/" in where):
+        module = _import_module(_hub_package(folder))
+    else:
+        _prepend_path(os.getcwd())
+        module = _import_module(where)
+    found = _find(module, attr)
+    if found is _NO_RESULT:
+        there = ", ".join(_functions(module)) or "no public functions"
+        raise CliError(f"{module.__name__} has no {attr!r}; it has: {there}")
+    if inspect.ismodule(found):
+        modes = ", ".join(f"{attr}.{name}" for name in _functions(found)) or "nothing to run"
+        raise CliError(f"{target} is a module, not a function; name one of: {modes}")
+    if inspect.isclass(found) or not callable(found):
+        what = "a class" if inspect.isclass(found) else f"a {type(found).__name__}"
+        raise CliError(f"{target} is {what}, not a function")
+    return found
+
+
+# -- parameters from the command line ----------------------------------------------------
+
+
+def option_values(tokens: Sequence[str], names: set[str], flags: set[str]) -> dict[str, Any]:
+    """``--name VALUE`` options as raw values; a repeated option gives a list of strings.
+
+    ``names`` are the function's parameters and ``flags`` its bool ones. A bare option
+    that is neither (a ``**kwargs`` switch, or a typo :func:`_params.convert` reports)
+    is taken as true.
+    """
+    values: dict[str, Any] = {}
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        index += 1
+        if not token.startswith("--") or token == "--":
+            raise CliError(
+                f"unexpected argument {token!r}: give parameters as --name VALUE after TARGET"
+            )
+        key, has_value, value = token[2:].partition("=")
+        name = key.replace("-", "_")
+        following = tokens[index] if index < len(tokens) else None
+        if has_value:
+            pass
+        elif name in flags:
+            if following is not None and following.lower() in _BOOL_WORDS:
+                value, index = following, index + 1
+            else:
+                value = "true"
+        elif name.startswith("no_") and name[3:] in flags:
+            name, value = name[3:], "false"
+        elif following is not None and not following.startswith("--"):
+            value, index = following, index + 1
+        elif name in names:
+            flag = _params.option(name)
+            raise _params.ParamError(
+                name, f"needs a value: {flag} VALUE (or {flag}=VALUE when it starts with --)"
+            )
+        else:
+            value = "true"
+        if name in values:
+            previous = values[name]
+            values[name] = (previous if isinstance(previous, list) else [previous]) + [value]
+        else:
+            values[name] = value
+    return values
+
+
+def _json_params(text: str | None) -> dict[str, Any]:
+    if text is None:
+        return {}
+    try:
+        given = json.loads(text)
+    except ValueError as exc:
+        raise CliError(f"--params: not valid JSON: {exc}") from None
+    if not isinstance(given, dict):
+        raise CliError(f"--params: expected a JSON object, got {type(given).__name__}")
+    return given
+
+
+# -- formatting --------------------------------------------------------------------------
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value < 60:
+        return f"{value:.1f}s"
+    minutes, seconds = divmod(int(value), 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def _elapsed(start: datetime | None, end: datetime | None) -> float | None:
+    if start is None:
+        return None
+    return ((end or datetime.now(timezone.utc)) - start).total_seconds()
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
+
+
+def _status(status: str) -> Text:
+    return Text(status, style=STATUS_STYLES.get(status, ""))
+
+
+def _log_prefix(run_id: int | None) -> str:
+    return "[job]" if run_id is None else f"[run {run_id}]"
+
+
+def _prefixed(run_id: int | None, lines: list[str]) -> list[str]:
+    # A log entry may hold several lines (a job's error with its run's log tail).
+    prefix = _log_prefix(run_id)
+    return [f"{prefix} {part}" for line in lines for part in line.splitlines() or [""]]
+
+
+def _runs_table(rows: list[tuple[int, str, str, int | None, float | None]]) -> Table:
+    table = Table(title_justify="left", expand=False)
+    for column in ("run", "name", "status", "exit", "time"):
+        table.add_column(column, justify="right" if column in ("run", "exit", "time") else "left")
+    for run_id, name, status, exit_code, seconds in rows:
+        code = "-" if exit_code is None else str(exit_code)
+        table.add_row(str(run_id), Text(name), _status(status), code, _seconds(seconds))
+    return table
+
+
+class _Bytes:
+    """Stands in for bytes in pretty output, which should show sizes, not contents."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __repr__(self) -> str:
+        return f"<{self.size} bytes>"
+
+
+def _shown(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray)):
+        return _Bytes(len(value))
+    if isinstance(value, dict):
+        return {key: _shown(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_shown(item) for item in value)
+    return value
+
+
+def _json_hook(value: Any, path: str) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{path}: {type(value).__name__} is not JSON data")
+
+
+def _to_json(value: Any) -> Any:
+    return encode(value, _json_hook, "output")
+
+
+def _result_json(result: Any) -> Any:
+    try:
+        return _to_json(result)
+    except TypeError:
+        return repr(result)
+
+
+def job_bundle(store: Store, job_id: str, result: Any = None) -> dict[str, Any]:
+    """A job as the JSON data ``lev run --json`` and ``lev show --json`` print."""
+    return {
+        "job": _to_json(store.get_job(job_id)),
+        "runs": _to_json(store.list_runs(job_id)),
+        "documents": _to_json(store.list_documents(job_id)),
+        "log": _to_json(store.get_logs(job_id)),
+        "result": _result_json(result),
+    }
+
+
+def print_job(console: Console, store: Store, job_id: str, *, details: bool, log: bool,
+              result: Any = _NO_RESULT) -> None:
+    """The job for people: header, then (with ``details``) target, params, error and runs,
+    then its documents, its log and the workflow's result."""
+    job = store.get_job(job_id)
+    if job is None:
+        raise CliError(f"no job {job_id!r} in the store", EXIT_FAILED)
+    console.print(Text.assemble(
+        ("job ", "bold"), (job["id"], "bold cyan"), f"  {job['name']}  ", _status(job["status"]),
+        f"  {_seconds(_elapsed(job['created_at'], job['finished_at']))}",
+    ))
+    if details:
+        facts = {"target": job["target"], "params": job["params"], "executor": job["executor"],
+                 "started": _when(job["created_at"])}
+        for label, value in facts.items():
+            if value:
+                console.print(Text.assemble((f"{label}: ", "dim"), str(value)))
+        if job["error"]:
+            console.print(Text(job["error"], style="red"))
+        runs = store.list_runs(job_id)
+        if runs:
+            console.print(_runs_table([
+                (run["run_id"], run["name"], run["status"], run["exit_code"],
+                 _elapsed(run["started_at"], run["finished_at"]))
+                for run in runs
+            ]))
+    documents = store.list_documents(job_id)
+    if not documents:
+        console.print(Text("no documents", style="dim"))
+    for document in documents:
+        owner = "job" if document["run_id"] is None else f"run {document['run_id']}"
+        console.print(Text(f"{document['coll']} · {owner}", style="bold"))
+        console.print(Pretty(_shown(document["data"])))
+    if log:
+        console.print(Text("log", style="bold"))
+        for row in store.get_logs(job_id):
+            console.print(Text("\n".join(_prefixed(row["run_id"], [row["text"]]))))
+    if result is not _NO_RESULT and result is not None:
+        console.print(Text("result", style="bold"))
+        console.print(Pretty(_shown(result)))
+
+
+# -- following a running job -------------------------------------------------------------
+
+
+class _Clock:
+    """Wall time of each run, measured here because listeners get no timestamps."""
+
+    def __init__(self) -> None:
+        self._started: dict[int, float] = {}
+        self._ended: dict[int, float] = {}
+
+    def start(self, run_id: int) -> None:
+        self._started[run_id] = time.monotonic()
+
+    def stop(self, run_id: int) -> None:
+        self._ended[run_id] = time.monotonic()
+
+    def elapsed(self, run_id: int) -> float | None:
+        started = self._started.get(run_id)
+        if started is None:
+            return None
+        return self._ended.get(run_id, time.monotonic()) - started
+
+
+class PlainDisplay:
+    """Follows a job with one line per event, for logs and pipes."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+        self._clock = _Clock()
+        self._percent = 0
+
+    def _write(self, lines: list[str]) -> None:
+        with self._lock:
+            self._stream.write("".join(line + "\n" for line in lines))
+            self._stream.flush()
+
+    def run_started(self, run: RunInfo) -> None:
+        self._clock.start(run.run_id)
+        self._write([f"[run {run.run_id} {run.name}] started"])
+
+    def run_finished(self, run: RunInfo) -> None:
+        self._clock.stop(run.run_id)
+        facts = ([] if run.exit_code is None else [f"exit {run.exit_code}"])
+        facts.append(_seconds(self._clock.elapsed(run.run_id)))
+        word = "finished" if run.status == "done" else run.status
+        line = f"[run {run.run_id} {run.name}] {word} ({', '.join(facts)})"
+        if run.error and run.error != run.status:
+            line += f": {run.error.splitlines()[0]}"
+        self._write([line])
+
+    def log(self, run_id: int | None, stream: str, lines: list[str]) -> None:
+        self._write(_prefixed(run_id, lines))
+
+    def progress(self, value: float) -> None:
+        percent = int(value * 100)
+        if percent != self._percent:
+            self._percent = percent
+            self._write([f"[job] progress {percent}%"])
+
+
+class LiveDisplay:
+    """Follows a job on a terminal: the runs, a progress bar and the last log lines."""
+
+    def __init__(self, console: Console) -> None:
+        self._lock = threading.Lock()
+        self._clock = _Clock()
+        self._runs: dict[int, RunInfo] = {}
+        self._logs: deque[str] = deque(maxlen=LOG_LINES)
+        self._progress = 0.0
+        self.live = Live(self, console=console, refresh_per_second=8)
+
+    def run_started(self, run: RunInfo) -> None:
+        with self._lock:
+            self._clock.start(run.run_id)
+            self._runs[run.run_id] = run
+
+    def run_finished(self, run: RunInfo) -> None:
+        with self._lock:
+            self._clock.stop(run.run_id)
+
+    def log(self, run_id: int | None, stream: str, lines: list[str]) -> None:
+        with self._lock:
+            self._logs.extend(_prefixed(run_id, lines))
+
+    def progress(self, value: float) -> None:
+        with self._lock:
+            self._progress = value
+
+    def __rich__(self) -> RenderableType:
+        with self._lock:
+            table = _runs_table([
+                (run.run_id, run.name, run.status, run.exit_code, self._clock.elapsed(run.run_id))
+                for run in self._runs.values()
+            ])
+            bar = Table.grid(padding=(0, 1))
+            bar.add_row(ProgressBar(total=1.0, completed=self._progress, width=40),
+                        f"{int(self._progress * 100)}%")
+            logs = Text("\n".join(self._logs), no_wrap=True, overflow="ellipsis")
+        return Group(table, bar, logs)
+
+
+def _display(args: argparse.Namespace) -> tuple[list[JobListener],
+                                                contextlib.AbstractContextManager[Any]]:
+    if args.quiet:
+        return [], contextlib.nullcontext()
+    if sys.stderr.isatty() and not args.json:
+        live = LiveDisplay(Console(stderr=True))
+        return [live], live.live
+    return [PlainDisplay(sys.stderr)], contextlib.nullcontext()
+
+
+# -- commands ----------------------------------------------------------------------------
+
+
+class _JobBody:
+    """The job's coroutine: calls the function inside the job, so that everything it does,
+    building a tool's ``Cr`` included, counts as the job's work."""
+
+    def __init__(self, func: Callable[..., Any], values: dict[str, Any]) -> None:
+        self.func = func
+        self.values = values
+        self.job_id: str | None = None
+        self.ran_tool = False
+
+    async def __call__(self) -> Any:
+        self.job_id = current_job().id
+        outcome = self.func(**self.values)
+        if isinstance(outcome, Cr):
+            self.ran_tool = True
+            document = await outcome
+            return await document.get()
+        if inspect.isawaitable(outcome):
+            return await outcome
+        raise TypeError(
+            f"{self.func.__qualname__} returned {type(outcome).__name__}, not a Cr: lev run "
+            "runs async workflows and tool modes that return a Cr"
+        )
+
+
+def _print_params(console: Console, func: Callable[..., Any]) -> None:
+    table = Table(title=f"parameters of {func.__qualname__}", title_justify="left")
+    for column in ("option", "type", "default", "description"):
+        table.add_column(column)
+    for param in _params.describe(func):
+        default = "(required)" if param["required"] else repr(param["default"])
+        table.add_row(_params.option(param["name"]), param["type"] or "", default,
+                      param["desc"] or "")
+    console.print(table)
+
+
+def _cmd_run(args: argparse.Namespace, extras: list[str]) -> int:
+    if args.target is None:
+        if args.help:
+            args.parser.print_help()
+            return EXIT_OK
+        raise CliError("lev run needs a TARGET (module:function, file.py:function or "
+                       "PACKAGE_DIR:function); see lev run --help")
+    func = load_target(args.target)
+    try:
+        if args.help:
+            args.parser.print_help()
+            _print_params(Console(), func)
+            return EXIT_OK
+        names = set(inspect.signature(func).parameters)
+        raw = {**_json_params(args.params), **option_values(extras, names, _params.flags(func))}
+    except (_params.ParamError, TypeError) as exc:  # TypeError: unresolvable annotations
+        raise CliError(str(exc)) from None
+    with Store.open() as store:
+        try:
+            values = _params.convert(func, raw, store=store)
+        except (_params.ParamError, TypeError) as exc:
+            raise CliError(str(exc)) from None
+        try:
+            executor = executors.create(args.executor)
+        except ExecutorError as exc:
+            raise CliError(f"--executor: {exc}") from None
+        body = _JobBody(func, values)
+        listeners, display = _display(args)
+        result: Any = _NO_RESULT
+        failure: BaseException | None = None
+        try:
+            with display:
+                result = asyncio.run(arun(
+                    body(), args.name or func.__qualname__, store=store, executor=executor,
+                    listeners=listeners, echo=False, target=args.target,
+                    params=_params.jsonable(values),
+                ))
+        except BaseException as exc:  # Ctrl-C too: arun has recorded the job as cancelled
+            failure = exc
+        if body.job_id is None:
+            # The job never started (its record could not be written, ...).
+            raise CliError(describe_error(failure) if failure else "the job did not start",
+                           EXIT_FAILED)
+        if args.json:
+            print(json.dumps(job_bundle(store, body.job_id,
+                                        None if result is _NO_RESULT else result),
+                             indent=2, ensure_ascii=False))
+        else:
+            # A tool mode's result is its run's document, already printed.
+            shown = _NO_RESULT if body.ran_tool else result
+            print_job(Console(), store, body.job_id, details=False, log=False, result=shown)
+    if isinstance(failure, KeyboardInterrupt):
+        print(f"lev: job {body.job_id} cancelled (interrupted)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if failure is not None:
+        print(f"lev: error: job {body.job_id} failed: {describe_error(failure)}",
+              file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _cmd_jobs(args: argparse.Namespace, extras: list[str]) -> int:
+    with Store.open() as store:
+        jobs = store.list_jobs(limit=args.limit, status=args.status)
+    if args.json:
+        print(json.dumps(_to_json(jobs), indent=2, ensure_ascii=False))
+        return EXIT_OK
+    console = Console()
+    if not jobs:
+        console.print(Text("no jobs", style="dim"))
+        return EXIT_OK
+    table = Table()
+    for column in ("id", "name", "status", "progress", "started", "time"):
+        table.add_column(column, justify="right" if column in ("progress", "time") else "left")
+    for job in jobs:
+        table.add_row(job["id"], Text(job["name"]), _status(job["status"]),
+                      f"{int(job['progress'] * 100)}%", _when(job["created_at"]),
+                      _seconds(_elapsed(job["created_at"], job["finished_at"])))
+    console.print(table)
+    return EXIT_OK
+
+
+def _cmd_show(args: argparse.Namespace, extras: list[str]) -> int:
+    with Store.open() as store:
+        try:
+            job_id = store.resolve_job(args.job)
+        except LookupError as exc:
+            raise CliError(str(exc), EXIT_FAILED) from None
+        if args.json:
+            print(json.dumps(job_bundle(store, job_id), indent=2, ensure_ascii=False))
+        else:
+            print_job(Console(), store, job_id, details=True, log=args.log)
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lev", description="Run levrt tools and workflows as jobs and browse their results."
+    )
+    parser.add_argument("--home", metavar="DIR",
+                        help="keep jobs and results in DIR (sets LEV_HOME; LEV_DB_URL still wins)")
+    parser.add_argument("--version", action="version", version=f"lev {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = commands.add_parser(
+        "run", add_help=False, allow_abbrev=False,
+        help="run a workflow or a tool mode as a job",
+        description="Run TARGET as a job. TARGET is module.path:function, "
+        "path/to/file.py:function or PACKAGE_DIR:function (a hub package folder "
+        "<user>.<tool>; its sibling package folders are importable too).",
+        epilog="Any other --name VALUE is a parameter of the function (dashes or underscores; "
+        "repeat it or use commas for a list; a bare --flag or --no-flag for a bool). Options of "
+        "lev run itself win over parameters of the same name: pass those with --params. "
+        "lev run TARGET --help lists the function's parameters.",
+    )
+    run.add_argument("target", nargs="?", metavar="TARGET", help="what to run (see above)")
+    run.add_argument("--params", metavar="JSON",
+                     help="parameters as a JSON object (options given explicitly win)")
+    run.add_argument("--executor", metavar="NAME",
+                     help=f"executor to run the tools with (default: $LEV_EXECUTOR or "
+                     f"{executors.default_name()})")
+    run.add_argument("--name", metavar="JOBNAME", help="job name (default: the function's)")
+    run.add_argument("--json", action="store_true",
+                     help="print the job, runs, documents, log and result as one JSON object")
+    run.add_argument("-q", "--quiet", action="store_true", help="do not follow the job live")
+    run.add_argument("-h", "--help", action="store_true", help="show this help and exit")
+    run.set_defaults(handler=_cmd_run, parser=run)
+
+    jobs = commands.add_parser("jobs", help="list jobs, newest first")
+    jobs.add_argument("--limit", type=int, default=20, metavar="N", help="at most N (default 20)")
+    jobs.add_argument("--status", choices=list(STATUS_STYLES), help="only jobs with this status")
+    jobs.add_argument("--json", action="store_true", help="print the jobs as a JSON list")
+    jobs.set_defaults(handler=_cmd_jobs)
+
+    show = commands.add_parser("show", help="show a job: runs, documents, log")
+    show.add_argument("job", metavar="JOB", help="job id or a unique prefix of it")
+    show.add_argument("--json", action="store_true", help="print it all as one JSON object")
+    show.add_argument("--log", action=argparse.BooleanOptionalAction, default=True,
+                      help="include the job log (default: yes)")
+    show.set_defaults(handler=_cmd_show)
+    return parser
+
+
+def cli_main(argv: Sequence[str] | None = None) -> int:
+    """Run ``lev`` with ``argv`` (default: ``sys.argv[1:]``) and return the exit code."""
+    parser = build_parser()
+    try:
+        args, extras = parser.parse_known_args(argv)
+    except SystemExit as exc:  # argparse has printed usage or --version
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    if extras and args.command != "run":
+        parser.print_usage(sys.stderr)
+        print(f"lev: error: unrecognized arguments: {' '.join(extras)}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.home:
+        os.environ["LEV_HOME"] = args.home
+    try:
+        return int(args.handler(args, extras))
+    except CliError as exc:
+        print(f"lev: error: {exc}", file=sys.stderr)
+        return exc.code
+    except StoreError as exc:
+        print(f"lev: error: {_first_line(exc)}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("lev: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def main() -> None:
+    try:
+        code = cli_main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader (`| head`) has gone; Python would complain again when it flushes at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = EXIT_FAILED
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()
