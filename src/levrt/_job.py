@@ -217,9 +217,11 @@ async def arun(coro: Awaitable[Any], db: str | None = None, *, store: Store | No
     _install_capture()
     status, error = "failed", None
     try:
-        job.log(None, "job", [f"job {job_id} started with the {executor.name} executor"])
+        why = f" ({executor.chosen_by})" if executor.chosen_by else ""
+        job.log(None, "job", [f"job {job_id} started with the {executor.describe()} executor{why}"])
         result = await coro
         status = "done"
+        job.set_progress(1.0)
         return result
     except asyncio.CancelledError:
         status, error = "cancelled", "cancelled"
@@ -232,7 +234,7 @@ async def arun(coro: Awaitable[Any], db: str | None = None, *, store: Store | No
         await job.cancel_live_runs()
         await executor.aclose()
         if error:
-            job.log(None, "job", [f"job {status}: {error}"])
+            job.log(None, "job", f"job {status}: {error}".splitlines())
         store.finish_job(job_id, status, error=error)
         _current.reset(token)
         if own_store:

@@ -24,12 +24,13 @@ from .annot._manifest import render_type
 if TYPE_CHECKING:
     from .store import Store
 
-__all__ = ["ParamError", "convert", "describe", "flags", "jsonable"]
+__all__ = ["ParamError", "convert", "describe", "flags", "jsonable", "name_of", "option"]
 
 TRUE_WORDS = frozenset({"true", "yes", "1", "on"})
 FALSE_WORDS = frozenset({"false", "no", "0", "off"})
 NONE_WORDS = frozenset({"none", "null"})
 
+_UNIONS = (typing.Union, types.UnionType)
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 # Error messages quote the bad value; a pasted file must not flood them.
@@ -56,25 +57,28 @@ def option(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def name_of(func: Callable[..., Any]) -> str:
+    """The function's name for messages and job names (partials and callables have none)."""
+    return getattr(func, "__qualname__", None) or repr(func)
+
+
 def _hints(func: Callable[..., Any]) -> dict[str, Any]:
     try:
         return typing.get_type_hints(func)
     except Exception as exc:
         raise TypeError(
-            f"cannot resolve the type hints of {func.__qualname__}: {type(exc).__name__}: {exc}; "
+            f"cannot resolve the type hints of {name_of(func)}: {type(exc).__name__}: {exc}; "
             "every name used in its annotations must be importable at run time"
         ) from exc
 
 
 def _is_optional(tp: Any) -> bool:
-    return typing.get_origin(tp) in (typing.Union, types.UnionType) and type(None) in (
-        typing.get_args(tp)
-    )
+    return typing.get_origin(tp) in _UNIONS and type(None) in typing.get_args(tp)
 
 
 def _members(tp: Any) -> tuple[Any, ...]:
     """The non-None alternatives of a union, or the type itself."""
-    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+    if typing.get_origin(tp) in _UNIONS:
         return tuple(arg for arg in typing.get_args(tp) if arg is not type(None))
     return (tp,)
 
@@ -97,7 +101,7 @@ def _noun(tp: Any) -> str:
         return "a JSON object"
     if origin is typing.Literal:
         return "one of " + ", ".join(repr(arg) for arg in typing.get_args(tp))
-    if origin in (typing.Union, types.UnionType):
+    if origin in _UNIONS:
         nouns = [_noun(arg) for arg in _members(tp)]
         return " or ".join(nouns + (["none"] if _is_optional(tp) else []))
     return render_type(tp)
@@ -112,10 +116,10 @@ class _Converter:
         self.store = store
 
     def to(self, tp: Any, value: Any) -> Any:
-        if tp is Any or tp is inspect.Parameter.empty:
+        if tp is Any:
             return value
         origin = typing.get_origin(tp)
-        if origin in (typing.Union, types.UnionType):
+        if origin in _UNIONS:
             return self._union(tp, value)
         if origin is typing.Literal:
             return self._literal(tp, value)
@@ -134,12 +138,10 @@ class _Converter:
         return scalar(tp, value)
 
     def _union(self, tp: Any, value: Any) -> Any:
-        if value is None or (
-            _is_optional(tp) and isinstance(value, str) and value.strip().lower() in NONE_WORDS
+        if _is_optional(tp) and (
+            value is None or (isinstance(value, str) and value.strip().lower() in NONE_WORDS)
         ):
-            if _is_optional(tp):
-                return None
-            raise _mismatch(tp, value)
+            return None
         for member in _members(tp):
             try:
                 return self.to(member, value)
@@ -283,7 +285,7 @@ def convert(
         known = ", ".join(option(name) for name in named) or "no parameters"
         also = f" (also {', '.join(option(k) for k in unknown[1:])})" if unknown[1:] else ""
         raise ParamError(
-            unknown[0], f"unknown parameter{also}; {func.__qualname__} takes {known}"
+            unknown[0], f"unknown parameter{also}; {name_of(func)} takes {known}"
         )
     converter = _Converter(store)
     values: dict[str, Any] = {}

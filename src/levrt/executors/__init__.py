@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import os
-
+from .._config import EXECUTORS, Settings, load_settings
 from .base import Executor, ExecutorError, RunHandle, RunObserver, RunSpec
 
 __all__ = [
@@ -12,23 +11,36 @@ __all__ = [
     "RunHandle",
     "RunObserver",
     "RunSpec",
-    "NAMES",
     "create",
-    "default_name",
 ]
-
-NAMES = ("process",)
-
-
-def default_name() -> str:
-    return os.environ.get("LEV_EXECUTOR", "process")
 
 
 def create(name: str | None = None) -> Executor:
-    """The executor called ``name`` (default: ``LEV_EXECUTOR`` or ``process``)."""
-    name = name or default_name()
+    """The executor called ``name``; by default the configured one (``LEV_EXECUTOR``).
+
+    ``auto`` picks docker when a Docker API answers (``DOCKER_HOST`` or a usual
+    socket), else process.
+    """
+    settings = load_settings()
+    name = name or settings.executor
+    if name == "auto":
+        from .docker import engine_url
+
+        url = engine_url()
+        executor = create_named("docker" if url else "process", settings, url)
+        executor.chosen_by = "auto: " + (f"a Docker API answers at {url}" if url else
+                                         "no Docker API answers")
+        return executor
+    return create_named(name, settings)
+
+
+def create_named(name: str, settings: Settings | None = None, url: str | None = None) -> Executor:
     if name == "process":
         from .process import ProcessExecutor
 
         return ProcessExecutor()
-    raise ExecutorError(f"unknown executor {name!r}; choose one of: {', '.join(NAMES)}")
+    if name == "docker":
+        from .docker import DockerExecutor
+
+        return DockerExecutor(url, settings)
+    raise ExecutorError(f"unknown executor {name!r}; choose one of: {', '.join(EXECUTORS)}")

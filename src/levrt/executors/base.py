@@ -8,8 +8,11 @@ job runtime owns the store: executors never touch it.
 from __future__ import annotations
 
 import abc
+import asyncio
 import hashlib
 import json
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -98,8 +101,18 @@ class RunHandle(abc.ABC):
         """Stop the run now and release everything it holds; safe to call twice."""
 
 
+#: how long ``ports`` may take to accept before the run counts as failed to start
+PORT_TIMEOUT = 30.0
+
+
 class Executor(abc.ABC):
     name: str = ""
+    #: why this executor was picked, when it was not named explicitly
+    chosen_by: str = ""
+
+    def describe(self) -> str:
+        """A line for the job log: which executor, and where it runs things."""
+        return self.name
 
     @abc.abstractmethod
     async def start(self, spec: RunSpec, observer: RunObserver) -> RunHandle:
@@ -163,3 +176,28 @@ def _text(line: bytes) -> str:
 def stdout_reader(spec: RunSpec, observer: RunObserver) -> LineSplitter:
     """An entry's stdout is the result channel; a plain command's stdout is log."""
     return ChannelReader(observer) if spec.payload is not None else LineSplitter("stdout", observer)
+
+
+async def wait_for_ports(name: str, address: str, ports: list[int],
+                         ended: Callable[[], bool]) -> None:
+    """Wait until every TCP port accepts on ``address``; fail if the run ends or time runs out."""
+    deadline = time.monotonic() + PORT_TIMEOUT
+    for port in ports:
+        while not await _accepts(address, port):
+            if ended() or time.monotonic() > deadline:
+                raise ExecutorError(f"run {name!r}: port {port} did not accept on {address} "
+                                    f"within {PORT_TIMEOUT:.0f}s")
+            await asyncio.sleep(0.05)
+
+
+async def _accepts(host: str, port: int) -> bool:
+    try:
+        _, writer = await asyncio.open_connection(host, port)
+    except OSError:
+        return False
+    writer.close()
+    try:
+        await writer.wait_closed()
+    except OSError:
+        pass
+    return True

@@ -15,7 +15,6 @@ import shutil
 import signal as signals
 import sys
 import tempfile
-import time
 from asyncio.subprocess import DEVNULL, PIPE
 from pathlib import Path
 
@@ -28,11 +27,9 @@ from .base import (
     RunObserver,
     RunSpec,
     stdout_reader,
+    wait_for_ports,
 )
 from .sandbox import bwrap_argv
-
-#: how long ``ports`` may take to accept before the run counts as failed to start
-PORT_TIMEOUT = 30.0
 
 
 class ProcessExecutor(Executor):
@@ -114,16 +111,12 @@ class ProcessHandle(RunHandle):
             pass  # the process died at once; wait() reports its exit code and log
 
     async def wait_for_ports(self, ports: list[int]) -> None:
-        deadline = time.monotonic() + PORT_TIMEOUT
-        for port in ports:
-            while not await _accepts("127.0.0.1", port):
-                if self._proc.returncode is not None or time.monotonic() > deadline:
-                    await self.kill()
-                    raise ExecutorError(
-                        f"run {self._spec.name!r}: port {port} did not accept within "
-                        f"{PORT_TIMEOUT:.0f}s"
-                    )
-                await asyncio.sleep(0.05)
+        try:
+            await wait_for_ports(self._spec.name, "127.0.0.1", ports,
+                                 lambda: self._proc.returncode is not None)
+        except ExecutorError:
+            await self.kill()
+            raise
 
     async def wait(self) -> int:
         try:
@@ -174,19 +167,6 @@ async def _pump(stream: asyncio.StreamReader, reader: LineSplitter) -> None:
             break
         reader.feed(data)
     reader.close()
-
-
-async def _accepts(host: str, port: int) -> bool:
-    try:
-        _, writer = await asyncio.open_connection(host, port)
-    except OSError:
-        return False
-    writer.close()
-    try:
-        await writer.wait_closed()
-    except OSError:
-        pass
-    return True
 
 
 def _write_files(files: dict[str, bytes], workdir: Path) -> dict[str, str]:

@@ -19,12 +19,13 @@ import inspect
 import json
 import os
 import pkgutil
+import reprlib
 import sys
 import sysconfig
 import threading
 import time
 import traceback
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -39,6 +40,7 @@ from rich.table import Table
 from rich.text import Text
 
 from . import __version__, _params, executors
+from ._config import EXECUTORS, ConfigError
 from ._cr import Cr, TaskFailed
 from ._job import JobListener, RunInfo, arun, current_job
 from ._remote import TransportError
@@ -53,6 +55,7 @@ EXIT_INTERRUPTED = 130
 
 STATUS_STYLES = {"running": "yellow", "done": "green", "failed": "red", "cancelled": "magenta"}
 LOG_LINES = 15
+LIVE_RUNS = 10
 
 _BOOL_WORDS = _params.TRUE_WORDS | _params.FALSE_WORDS
 # levrt's own errors explain themselves; their type name would only be noise.
@@ -65,6 +68,10 @@ _NOT_USER_CODE = tuple(
     }
 )
 _NO_RESULT = object()
+
+# Error messages quote the offending value; keep a huge one from flooding them.
+_short = reprlib.Repr()
+_short.maxstring = _short.maxother = 60
 
 
 class CliError(Exception):
@@ -195,7 +202,7 @@ def _attr_path(obj: Any, dotted: str) -> Any:
 
 
 def _functions(module: ModuleType) -> list[str]:
-    """Public functions the module defines (or its package's modules define), and submodules."""
+    """Public callables the module (or its package) defines, and its submodules."""
     prefix = module.__name__
     found = set()
     for name, value in vars(module).items():
@@ -247,8 +254,9 @@ def load_target(target: str) -> Callable[..., Any]:
         modes = ", ".join(f"{attr}.{name}" for name in _functions(found)) or "nothing to run"
         raise CliError(f"{target} is a module, not a function; name one of: {modes}")
     if inspect.isclass(found) or not callable(found):
-        what = "a class" if inspect.isclass(found) else f"a {type(found).__name__}"
-        raise CliError(f"{target} is {what}, not a function")
+        what = f"the class {found.__name__}" if inspect.isclass(found) else (
+            f"{type(found).__name__} {_short.repr(found)}")
+        raise CliError(f"{target} is not a function: it is {what}")
     return found
 
 
@@ -542,10 +550,21 @@ class LiveDisplay:
 
     def __rich__(self) -> RenderableType:
         with self._lock:
+            runs = list(self._runs.values())
+            # A wide fan-out would push everything else off the screen: show the runs
+            # still going first, then the latest finished, and count them all.
+            going = [run for run in runs if run.status == "running"]
+            ended = [run for run in reversed(runs) if run.status != "running"]
+            shown = sorted((going + ended)[:LIVE_RUNS], key=lambda run: run.run_id)
             table = _runs_table([
                 (run.run_id, run.name, run.status, run.exit_code, self._clock.elapsed(run.run_id))
-                for run in self._runs.values()
+                for run in shown
             ])
+            if runs:
+                counts = Counter(run.status for run in runs)
+                table.caption = f"{len(runs)} runs: " + ", ".join(
+                    f"{count} {status}" for status, count in counts.items()
+                )
             bar = Table.grid(padding=(0, 1))
             bar.add_row(ProgressBar(total=1.0, completed=self._progress, width=40),
                         f"{int(self._progress * 100)}%")
@@ -573,7 +592,7 @@ class _JobBody:
     def __init__(self, func: Callable[..., Any], values: dict[str, Any]) -> None:
         self.func = func
         self.values = values
-        self.job_id: str | None = None
+        self.job_id = ""  # known once the job has begun
         self.ran_tool = False
 
     async def __call__(self) -> Any:
@@ -586,20 +605,35 @@ class _JobBody:
         if inspect.isawaitable(outcome):
             return await outcome
         raise TypeError(
-            f"{self.func.__qualname__} returned {type(outcome).__name__}, not a Cr: lev run "
+            f"{_params.name_of(self.func)} returned {type(outcome).__name__}, not a Cr: lev run "
             "runs async workflows and tool modes that return a Cr"
         )
 
 
 def _print_params(console: Console, func: Callable[..., Any]) -> None:
-    table = Table(title=f"parameters of {func.__qualname__}", title_justify="left")
+    table = Table(title=f"parameters of {_params.name_of(func)}", title_justify="left")
     for column in ("option", "type", "default", "description"):
         table.add_column(column)
-    for param in _params.describe(func):
+    try:
+        params = _params.describe(func)
+    except TypeError as exc:  # unresolvable annotations
+        raise CliError(str(exc)) from None
+    for param in params:
         default = "(required)" if param["required"] else repr(param["default"])
         table.add_row(_params.option(param["name"]), param["type"] or "", default,
                       param["desc"] or "")
     console.print(table)
+
+
+def _values(args: argparse.Namespace, extras: list[str], func: Callable[..., Any],
+            store: Store) -> dict[str, Any]:
+    """The function's arguments from ``--params`` and the options after TARGET."""
+    try:
+        names = set(inspect.signature(func).parameters)
+        raw = {**_json_params(args.params), **option_values(extras, names, _params.flags(func))}
+        return _params.convert(func, raw, store=store)
+    except (_params.ParamError, TypeError) as exc:  # TypeError: unresolvable annotations
+        raise CliError(str(exc)) from None
 
 
 def _cmd_run(args: argparse.Namespace, extras: list[str]) -> int:
@@ -610,49 +644,45 @@ def _cmd_run(args: argparse.Namespace, extras: list[str]) -> int:
         raise CliError("lev run needs a TARGET (module:function, file.py:function or "
                        "PACKAGE_DIR:function); see lev run --help")
     func = load_target(args.target)
-    try:
-        if args.help:
-            args.parser.print_help()
-            _print_params(Console(), func)
-            return EXIT_OK
-        names = set(inspect.signature(func).parameters)
-        raw = {**_json_params(args.params), **option_values(extras, names, _params.flags(func))}
-    except (_params.ParamError, TypeError) as exc:  # TypeError: unresolvable annotations
-        raise CliError(str(exc)) from None
+    if args.help:
+        args.parser.print_help()
+        _print_params(Console(), func)
+        return EXIT_OK
     with Store.open() as store:
-        try:
-            values = _params.convert(func, raw, store=store)
-        except (_params.ParamError, TypeError) as exc:
-            raise CliError(str(exc)) from None
-        try:
-            executor = executors.create(args.executor)
-        except ExecutorError as exc:
-            raise CliError(f"--executor: {exc}") from None
-        body = _JobBody(func, values)
-        listeners, display = _display(args)
-        result: Any = _NO_RESULT
-        failure: BaseException | None = None
-        try:
-            with display:
-                result = asyncio.run(arun(
-                    body(), args.name or func.__qualname__, store=store, executor=executor,
-                    listeners=listeners, echo=False, target=args.target,
-                    params=_params.jsonable(values),
-                ))
-        except BaseException as exc:  # Ctrl-C too: arun has recorded the job as cancelled
-            failure = exc
-        if body.job_id is None:
-            # The job never started (its record could not be written, ...).
-            raise CliError(describe_error(failure) if failure else "the job did not start",
-                           EXIT_FAILED)
-        if args.json:
-            print(json.dumps(job_bundle(store, body.job_id,
-                                        None if result is _NO_RESULT else result),
-                             indent=2, ensure_ascii=False))
-        else:
-            # A tool mode's result is its run's document, already printed.
-            shown = _NO_RESULT if body.ran_tool else result
-            print_job(Console(), store, body.job_id, details=False, log=False, result=shown)
+        return _run_job(args, func, _values(args, extras, func, store), store)
+
+
+def _run_job(args: argparse.Namespace, func: Callable[..., Any], values: dict[str, Any],
+             store: Store) -> int:
+    try:
+        executor = executors.create(args.executor)
+    except ExecutorError as exc:
+        raise CliError(f"--executor: {exc}") from None
+    body = _JobBody(func, values)
+    listeners, display = _display(args)
+    result: Any = _NO_RESULT
+    failure: BaseException | None = None
+    try:
+        with display:
+            result = asyncio.run(arun(
+                body(), args.name or _params.name_of(func), store=store, executor=executor,
+                listeners=listeners, echo=False, target=args.target,
+                params=_params.jsonable(values),
+            ))
+    except BaseException as exc:  # Ctrl-C too: arun has recorded the job as cancelled
+        if not body.job_id:
+            # The job never began (its record could not be written, ...): nothing to show.
+            if isinstance(exc, Exception):
+                raise CliError(describe_error(exc), EXIT_FAILED) from None
+            raise
+        failure = exc
+    if args.json:
+        bundle = job_bundle(store, body.job_id, None if result is _NO_RESULT else result)
+        print(json.dumps(bundle, indent=2, ensure_ascii=False))
+    else:
+        # A tool mode's result is its run's document, already printed.
+        shown = _NO_RESULT if body.ran_tool else result
+        print_job(Console(), store, body.job_id, details=False, log=False, result=shown)
     if isinstance(failure, KeyboardInterrupt):
         print(f"lev: job {body.job_id} cancelled (interrupted)", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -721,8 +751,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--params", metavar="JSON",
                      help="parameters as a JSON object (options given explicitly win)")
     run.add_argument("--executor", metavar="NAME",
-                     help=f"executor to run the tools with (default: $LEV_EXECUTOR or "
-                     f"{executors.default_name()})")
+                     help=f"run the tools with this executor: {', '.join(EXECUTORS)} (default: "
+                     "LEV_EXECUTOR, else executor in $LEV_HOME/config.toml, else process)")
     run.add_argument("--name", metavar="JOBNAME", help="job name (default: the function's)")
     run.add_argument("--json", action="store_true",
                      help="print the job, runs, documents, log and result as one JSON object")
@@ -766,6 +796,9 @@ def cli_main(argv: Sequence[str] | None = None) -> int:
     except StoreError as exc:
         print(f"lev: error: {_first_line(exc)}", file=sys.stderr)
         return EXIT_FAILED
+    except ConfigError as exc:
+        print(f"lev: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("lev: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -1,0 +1,101 @@
+"""Settings: defaults, then ``$LEV_HOME/config.toml``, then ``LEV_*`` environment variables.
+
+::
+
+    # $LEV_HOME/config.toml
+    executor = "auto"                  # process | docker | auto
+    image_prefix = "registry.local/"   # what ".user.tool:tag" expands with
+    run_timeout = 3600                 # seconds a container run may take (0: no limit)
+    memory = "2g"                      # memory limit per container
+    cpus = 1.5                         # CPU limit per container
+
+    [image_aliases]                    # rewrite image references (mirrors, test images)
+    "localhost/lev-nmap:latest" = "localhost/lev-nmap:test"
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+EXECUTORS = ("process", "docker", "auto")
+
+
+class ConfigError(ValueError):
+    """A setting has a value levrt cannot use; the message names the setting and its source."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    executor: str = "process"
+    image_prefix: str = "localhost/"
+    image_aliases: dict[str, str] = field(default_factory=dict)
+    run_timeout: float = 0.0
+    memory: str | None = None
+    cpus: float | None = None
+
+    def image(self, reference: str) -> str:
+        """The reference to run: ``".user.tool:tag"`` expanded, then the alias map applied."""
+        if reference in self.image_aliases:
+            return self.image_aliases[reference]
+        if reference.startswith("."):
+            reference = f"{self.image_prefix}lev{reference}"
+        return self.image_aliases.get(reference, reference)
+
+
+def _home() -> Path:
+    from .store import default_home
+
+    return default_home()
+
+
+def _coerce(name: str, value: Any, source: str) -> Any:
+    try:
+        if name == "executor":
+            if value not in EXECUTORS:
+                raise ValueError(f"choose one of {', '.join(EXECUTORS)}")
+            return value
+        if name == "image_aliases":
+            value = json.loads(value) if isinstance(value, str) else value
+            if not isinstance(value, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+            ):
+                raise ValueError("expected a table of image reference → image reference")
+            return dict(value)
+        if name in ("run_timeout", "cpus"):
+            number = float(value)
+            if number < 0:
+                raise ValueError("must not be negative")
+            return number
+        return str(value) if value is not None else None
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{source}: {name} = {value!r}: {exc}") from None
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    path = path or _home() / "config.toml"
+    values: dict[str, Any] = {}
+    known = {f.name for f in fields(Settings)}
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+        for name, value in data.items():
+            if name not in known:
+                raise ConfigError(f"{path}: unknown setting {name!r}; known: {', '.join(known)}")
+            values[name] = _coerce(name, value, str(path))
+    for name in known:
+        env = f"LEV_{name.upper()}"
+        if os.environ.get(env):
+            values[name] = _coerce(name, os.environ[env], env)
+    return Settings(**values)

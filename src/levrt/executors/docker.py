@@ -1,0 +1,409 @@
+"""Runs in containers through the Docker Engine API (Docker, or Podman's service).
+
+Each run is one container labelled with its job and run; the shim and the
+payload are copied in before it starts, together with the run's ``files``.
+Stdout (the result channel) and stderr (the log) are followed on two streams
+while it runs. The container is removed however the run ends; containers left
+by a driver that died are removed when the next executor starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import socket
+import tarfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from .._config import Settings, load_settings
+from ..shim import SHIM_PATH
+from .base import (
+    Executor,
+    ExecutorError,
+    LineSplitter,
+    RunHandle,
+    RunObserver,
+    RunSpec,
+    stdout_reader,
+    wait_for_ports,
+)
+
+LABEL = "io.levrt"
+SHIM_DIR = "/.lev"
+_T = TypeVar("_T")
+
+
+def _docker() -> Any:
+    try:
+        import docker
+    except ImportError:  # pragma: no cover - docker is a dependency
+        raise ExecutorError("the docker executor needs the 'docker' package: "
+                            "pip install docker") from None
+    return docker
+
+
+def engine_url() -> str | None:
+    """The Docker API endpoint that answers here: ``DOCKER_HOST`` or a usual socket."""
+    candidates = [os.environ["DOCKER_HOST"]] if os.environ.get("DOCKER_HOST") else [
+        "unix:///var/run/docker.sock", "unix:///run/podman/podman.sock",
+        "unix:///run/podman.sock"]
+    for url in candidates:
+        if url.startswith("unix://") and not os.path.exists(url[len("unix://"):]):
+            continue
+        try:
+            client = _docker().DockerClient(base_url=url, timeout=3)
+            try:
+                client.ping()
+            finally:
+                client.close()
+        except Exception:  # noqa: BLE001 - any failure means "not this one"
+            continue
+        return url
+    return None
+
+
+def _driver_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _tar(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        made: set[str] = set()
+        for path, content in sorted(files.items()):
+            parts = path.strip("/").split("/")
+            for i in range(1, len(parts)):
+                directory = "/".join(parts[:i])
+                if directory not in made:
+                    made.add(directory)
+                    info = tarfile.TarInfo(directory)
+                    info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, int(time.time())
+                    tar.addfile(info)
+            info = tarfile.TarInfo("/".join(parts))
+            info.size, info.mode, info.mtime = len(content), 0o644, int(time.time())
+            tar.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
+
+
+class DockerExecutor(Executor):
+    name = "docker"
+
+    def __init__(self, base_url: str | None = None, settings: Settings | None = None) -> None:
+        self.settings = settings or load_settings()
+        self.base_url = base_url or engine_url()
+        if self.base_url is None:
+            raise ExecutorError(
+                "no Docker API answers here (DOCKER_HOST, /var/run/docker.sock, "
+                "/run/podman.sock): start Docker or `podman system service --time=0 "
+                "unix:///run/podman.sock`, or use LEV_EXECUTOR=process"
+            )
+        self.client = _docker().DockerClient(base_url=self.base_url, timeout=120)
+        # Every run blocks threads on its wait and its two log streams: a pool sized for
+        # wide fan-outs, so that runs never queue behind each other's waits.
+        self._pool = ThreadPoolExecutor(max_workers=256, thread_name_prefix="lev-docker")
+        self._networks: dict[str, Any] = {}
+        self._network_lock = asyncio.Lock()
+        self._reaped = False
+
+    def describe(self) -> str:
+        return f"docker ({self.base_url})"
+
+    async def call(self, func: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, lambda: func(*args, **kwargs))
+
+    async def _network(self, job_id: str) -> str:
+        """The job's own network, where its containers and sidecars reach each other."""
+        async with self._network_lock:
+            if job_id not in self._networks:
+                name = f"lev-{job_id}"
+                try:
+                    self._networks[job_id] = await self.call(
+                        self.client.networks.create, name,
+                        labels={f"{LABEL}.managed": "1", f"{LABEL}.job": job_id,
+                                f"{LABEL}.driver": _driver_id()})
+                except _docker().errors.APIError as exc:
+                    raise ExecutorError(f"cannot create network {name}: {exc.explanation}; "
+                                        "use host=True runs") from None
+            return self._networks[job_id].name
+
+    def _image(self, spec: RunSpec) -> str:
+        image = self.settings.image(spec.image)
+        try:
+            self.client.images.get(image)
+        except _docker().errors.ImageNotFound:
+            alias = f" (from {spec.image})" if image != spec.image else ""
+            raise ExecutorError(
+                f"image {image}{alias} is not in the engine and no registry is used: build it "
+                "(`lev image build PACKAGE_DIR`, or images/build-all.sh for the examples) or "
+                "map the reference with LEV_IMAGE_ALIASES / image_aliases in config.toml"
+            ) from None
+        return image
+
+    async def start(self, spec: RunSpec, observer: RunObserver) -> RunHandle:
+        if not self._reaped:
+            self._reaped = True
+            await self.call(reap_leftovers, self.client)
+        sidecars: list[DockerHandle] = []
+        try:
+            hosts: dict[str, str] = {}
+            for name, service in spec.services.items():
+                side = await self._create(service, _Prefixed(observer, name), f"-{name}",
+                                          aliases=[name])
+                sidecars.append(side)
+                await side.begin()
+                hosts[name] = await side.address()
+            for alias, target in spec.links.items():
+                hosts[alias] = await self._address_of(target)
+            handle = await self._create(spec, observer, "", extra_hosts=hosts)
+            handle.sidecars = sidecars
+            await handle.begin()
+        except BaseException:
+            for side in sidecars:
+                await side.kill()
+            raise
+        if spec.ports:
+            await handle.wait_for_ports(spec.ports)
+        return handle
+
+    async def _address_of(self, container_name: str) -> str:
+        try:
+            container = await self.call(self.client.containers.get, container_name)
+        except _docker().errors.NotFound:
+            raise ExecutorError(f"links: no running container {container_name!r}; link to "
+                                "the .host of a task that is still running") from None
+        return _ip(container) or "127.0.0.1"
+
+    async def _create(self, spec: RunSpec, observer: RunObserver, suffix: str, *,
+                      aliases: list[str] | None = None,
+                      extra_hosts: dict[str, str] | None = None) -> DockerHandle:
+        image = await self.call(self._image, spec)
+        name = f"lev-{spec.job_id}-{spec.run_id}{suffix}"
+        files = dict(spec.files)
+        command = spec.cmd
+        if spec.payload is not None:
+            files[f"{SHIM_DIR}/shim.py"] = SHIM_PATH.read_bytes()
+            files[f"{SHIM_DIR}/payload.json"] = json.dumps(spec.payload).encode()
+            command = ["python3", "-u", f"{SHIM_DIR}/shim.py", f"{SHIM_DIR}/payload.json"]
+        options: dict[str, Any] = {
+            "name": name,
+            "command": command,
+            "environment": spec.env,
+            "labels": {f"{LABEL}.managed": "1", f"{LABEL}.job": spec.job_id,
+                       f"{LABEL}.run": str(spec.run_id), f"{LABEL}.driver": _driver_id()},
+            "detach": True,
+            # An init process as PID 1 passes signals on: a tool as PID 1 would ignore SIGTERM.
+            "init": True,
+        }
+        if spec.host_network:
+            options["network_mode"] = "host"
+        else:
+            options["network"] = await self._network(spec.job_id)
+            options["hostname"] = name
+        if extra_hosts:
+            options["extra_hosts"] = extra_hosts
+        if self.settings.memory:
+            options["mem_limit"] = self.settings.memory
+        if self.settings.cpus:
+            options["nano_cpus"] = int(self.settings.cpus * 1e9)
+        errors = _docker().errors
+        try:
+            container = await self.call(self.client.containers.create, image, **options)
+        except errors.APIError as exc:
+            raise ExecutorError(f"run {spec.name!r}: the engine refused the container: "
+                                f"{exc.explanation or exc}") from None
+        handle = DockerHandle(self, container, spec, observer, image)
+        try:
+            if aliases and not spec.host_network:
+                await self._alias(container, options["network"], aliases)
+            if files:
+                await self.call(container.put_archive, "/", _tar(files))
+        except BaseException:
+            await handle.kill()
+            raise
+        return handle
+
+    async def _alias(self, container: Any, network: str, aliases: list[str]) -> None:
+        net = await self.call(self.client.networks.get, network)
+        await self.call(net.disconnect, container)
+        await self.call(net.connect, container, aliases=aliases)
+
+    async def aclose(self) -> None:
+        for network in self._networks.values():
+            try:
+                await self.call(network.remove)
+            except _docker().errors.APIError:
+                pass  # a container of another executor still uses it; the next reap removes it
+        self._networks.clear()
+        self._pool.shutdown(wait=False)
+        self.client.close()
+
+
+def _ip(container: Any) -> str | None:
+    container.reload()
+    for net in (container.attrs.get("NetworkSettings", {}).get("Networks") or {}).values():
+        if net.get("IPAddress"):
+            return str(net["IPAddress"])
+    return None
+
+
+_reaped: set[str] = set()
+_reap_lock = threading.Lock()
+
+
+def reap_leftovers(client: Any) -> int:
+    """Remove containers and networks whose driver process on this host is gone (once each)."""
+    with _reap_lock:
+        if client.api.base_url in _reaped:
+            return 0
+        _reaped.add(client.api.base_url)
+    managed = {"label": [f"{LABEL}.managed=1"]}
+    containers = [c for c in client.containers.list(all=True, filters=managed)
+                  if _orphan(c.attrs.get("Config", {}).get("Labels"))]
+    networks = [n for n in client.networks.list(filters=managed)
+                if _orphan(n.attrs.get("Labels"))]
+    for container in containers:
+        _quietly(container.remove, force=True)
+    for network in networks:
+        _quietly(network.remove)
+    return len(containers)
+
+
+def _orphan(labels: dict[str, str] | None) -> bool:
+    host, _, pid = (labels or {}).get(f"{LABEL}.driver", "").rpartition(":")
+    return host == socket.gethostname() and pid.isdigit() and not _pid_alive(int(pid))
+
+
+def _quietly(action: Callable[..., Any], **kwargs: Any) -> None:
+    try:
+        action(**kwargs)
+    except _docker().errors.APIError:
+        pass  # already going away
+
+
+class _Prefixed:
+    """A sidecar's output goes to the main run's log, marked with the service name."""
+
+    def __init__(self, observer: RunObserver, name: str) -> None:
+        self._observer = observer
+        self._name = name
+
+    def on_log(self, stream: str, lines: list[str]) -> None:
+        self._observer.on_log(stream, [f"[{self._name}] {line}" for line in lines])
+
+    def on_ctx(self, data: dict[str, Any]) -> None:
+        """Sidecars do not write the run's document."""
+
+    def on_error(self, kind: str, message: str) -> None:
+        self._observer.on_log("stderr", [f"[{self._name}] {kind}: {message}"])
+
+
+class DockerHandle(RunHandle):
+    def __init__(self, executor: DockerExecutor, container: Any, spec: RunSpec,
+                 observer: RunObserver, image: str) -> None:
+        self.host = container.name
+        self.sidecars: list[DockerHandle] = []
+        self._executor = executor
+        self._container = container
+        self._spec = spec
+        self._observer = observer
+        self._image = image
+        self._streams: list[asyncio.Future[None]] = []
+        self._removed = False
+
+    async def begin(self) -> None:
+        call = self._executor.call
+        try:
+            await call(self._container.start)
+        except _docker().errors.APIError as exc:
+            await self.kill()
+            text = str(exc.explanation or exc)
+            if self._spec.payload is not None and "python3" in text:
+                raise ExecutorError(self._no_python()) from None
+            raise ExecutorError(f"run {self._spec.name!r}: container did not start: {text}") \
+                from None
+        readers = [(True, False, stdout_reader(self._spec, self._observer)),
+                   (False, True, LineSplitter("stderr", self._observer))]
+        self._streams = [asyncio.ensure_future(call(self._follow, out, err, reader))
+                         for out, err, reader in readers]
+
+    def _no_python(self) -> str:
+        return (f"image {self._image} has no python3, which @remote entries need: add python3 "
+                "to the image (apt-get install python3) or run the tool with cmd=[...]")
+
+    def _follow(self, stdout: bool, stderr: bool, reader: LineSplitter) -> None:
+        try:
+            stream: Iterator[bytes] = self._container.logs(stdout=stdout, stderr=stderr,
+                                                           stream=True, follow=True)
+            for chunk in stream:
+                reader.feed(chunk)
+        except Exception:  # noqa: BLE001 - the container went away: the stream just ends
+            pass
+        reader.close()
+
+    async def wait_for_ports(self, ports: list[int]) -> None:
+        try:
+            await wait_for_ports(self._spec.name, await self.address(), ports, lambda: False)
+        except ExecutorError:
+            await self.kill()
+            raise
+
+    async def address(self) -> str:
+        if self._spec.host_network:
+            return "127.0.0.1"
+        return await self._executor.call(_ip, self._container) or "127.0.0.1"
+
+    async def wait(self) -> int:
+        timeout = self._executor.settings.run_timeout or None
+        try:
+            try:
+                result = await asyncio.wait_for(
+                    self._executor.call(self._container.wait), timeout)
+            except asyncio.TimeoutError:
+                self._observer.on_error("Timeout", f"run took longer than {timeout:.0f}s "
+                                                   "(run_timeout) and was killed")
+                await self._executor.call(self._container.kill)
+                result = await self._executor.call(self._container.wait)
+            code = int(result.get("StatusCode", -1))
+            await asyncio.gather(*self._streams)
+            if code in (126, 127) and self._spec.payload is not None:
+                self._observer.on_error("ExecutorError", self._no_python())
+            return code if code < 128 or code > 128 + 64 else -(code - 128)
+        finally:
+            await self.kill()
+
+    async def signal(self, sig: str) -> None:
+        try:
+            await self._executor.call(self._container.kill, signal=sig)
+        except _docker().errors.APIError as exc:
+            raise ExecutorError(f"cannot signal run {self._spec.name!r}: {exc.explanation}") \
+                from None
+
+    async def kill(self) -> None:
+        if not self._removed:
+            self._removed = True
+            try:
+                await self._executor.call(self._container.remove, force=True)
+            except _docker().errors.APIError:
+                pass  # already gone
+            if self._streams:  # they end with the container
+                await asyncio.wait(self._streams, timeout=10)
+        for side in self.sidecars:
+            await side.kill()
+
