@@ -42,6 +42,8 @@ async def server_port(ip: str, ports: str | None = None) -> list[dict]:
         t_result = await t
         data = await t_result.get()
         os_result.append(data)
+        if not any(port["state"] == "open" for port in data["ports"]):
+            print(f"{data['host']}: no open ports in {ports or 'nmap top 1000 ports'}")
         for port in data["ports"]:
             if port["state"] == "open":
                 print(f"{data['host']}:{port['port']}/{port['protocol']} open "
