@@ -10,6 +10,7 @@ by a driver that died are removed when the next executor starts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import os
@@ -17,7 +18,7 @@ import socket
 import tarfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -120,6 +121,7 @@ class DockerExecutor(Executor):
         self._networks: dict[str, Any] = {}
         self._network_lock = asyncio.Lock()
         self._reaped = False
+        self._jobs: set[str] = set()
 
     def describe(self) -> str:
         return f"docker ({self.base_url})"
@@ -173,7 +175,12 @@ class DockerExecutor(Executor):
                 hosts[alias] = await self._address_of(target)
             handle = await self._create(spec, observer, "", extra_hosts=hosts)
             handle.sidecars = sidecars
-            await handle.begin()
+            sidecars = []
+            try:
+                await handle.begin()
+            except BaseException:
+                await handle.kill()
+                raise
         except BaseException:
             for side in sidecars:
                 await side.kill()
@@ -223,8 +230,16 @@ class DockerExecutor(Executor):
         if self.settings.cpus:
             options["nano_cpus"] = int(self.settings.cpus * 1e9)
         errors = _docker().errors
+        self._jobs.add(spec.job_id)
+        creating = asyncio.ensure_future(self.call(self.client.containers.create, image,
+                                                   **options))
         try:
-            container = await self.call(self.client.containers.create, image, **options)
+            container = await asyncio.shield(creating)
+        except asyncio.CancelledError:
+            # The engine creates it all the same: remove it once it exists.
+            with contextlib.suppress(Exception):
+                await self.call((await creating).remove, force=True)
+            raise
         except errors.APIError as exc:
             raise ExecutorError(f"run {spec.name!r}: the engine refused the container: "
                                 f"{exc.explanation or exc}") from None
@@ -245,6 +260,12 @@ class DockerExecutor(Executor):
         await self.call(net.connect, container, aliases=aliases)
 
     async def aclose(self) -> None:
+        # Whatever a cancellation left between two engine calls goes with its job.
+        for job_id in self._jobs:
+            leftovers = await self.call(self.client.containers.list, all=True,
+                                        filters={"label": [f"{LABEL}.job={job_id}"]})
+            for container in leftovers:
+                await self.call(_quietly, container.remove, force=True)
         for network in self._networks.values():
             try:
                 await self.call(network.remove)
@@ -314,6 +335,47 @@ class _Prefixed:
         self._observer.on_log("stderr", [f"[{self._name}] {kind}: {message}"])
 
 
+class _Watched:
+    """Notes whether the shim said anything on the result channel."""
+
+    def __init__(self, observer: RunObserver) -> None:
+        self._observer = observer
+        self.heard = False
+
+    def on_log(self, stream: str, lines: list[str]) -> None:
+        self._observer.on_log(stream, lines)
+
+    def on_ctx(self, data: dict[str, Any]) -> None:
+        self.heard = True
+        self._observer.on_ctx(data)
+
+    def on_error(self, kind: str, message: str) -> None:
+        self.heard = True
+        self._observer.on_error(kind, message)
+
+
+class _Stream:
+    """One followed output stream, counting what it consumed."""
+
+    def __init__(self, name: str, reader: LineSplitter) -> None:
+        self.which = {"stdout": name == "stdout", "stderr": name == "stderr"}
+        self.reader = reader
+        self.consumed = 0
+        self._lock = threading.Lock()
+
+    def feed(self, chunk: bytes) -> None:
+        with self._lock:
+            self.consumed += len(chunk)
+            self.reader.feed(chunk)
+
+    def feed_rest(self, everything: bytes) -> None:
+        with self._lock:
+            rest = everything[self.consumed:]
+            self.consumed = len(everything)
+            if rest:
+                self.reader.feed(rest)
+
+
 class DockerHandle(RunHandle):
     def __init__(self, executor: DockerExecutor, container: Any, spec: RunSpec,
                  observer: RunObserver, image: str) -> None:
@@ -322,9 +384,10 @@ class DockerHandle(RunHandle):
         self._executor = executor
         self._container = container
         self._spec = spec
-        self._observer = observer
+        self._observer = _Watched(observer)
         self._image = image
         self._streams: list[asyncio.Future[None]] = []
+        self._readers: list[_Stream] = []
         self._removed = False
 
     async def begin(self) -> None:
@@ -338,24 +401,30 @@ class DockerHandle(RunHandle):
                 raise ExecutorError(self._no_python()) from None
             raise ExecutorError(f"run {self._spec.name!r}: container did not start: {text}") \
                 from None
-        readers = [(True, False, stdout_reader(self._spec, self._observer)),
-                   (False, True, LineSplitter("stderr", self._observer))]
-        self._streams = [asyncio.ensure_future(call(self._follow, out, err, reader))
-                         for out, err, reader in readers]
+        self._readers = [_Stream("stdout", stdout_reader(self._spec, self._observer)),
+                         _Stream("stderr", LineSplitter("stderr", self._observer))]
+        self._streams = [asyncio.ensure_future(call(self._follow, stream))
+                         for stream in self._readers]
 
     def _no_python(self) -> str:
         return (f"image {self._image} has no python3, which @remote entries need: add python3 "
                 "to the image (apt-get install python3) or run the tool with cmd=[...]")
 
-    def _follow(self, stdout: bool, stderr: bool, reader: LineSplitter) -> None:
+    def _follow(self, stream: _Stream) -> None:
         try:
-            stream: Iterator[bytes] = self._container.logs(stdout=stdout, stderr=stderr,
-                                                           stream=True, follow=True)
-            for chunk in stream:
-                reader.feed(chunk)
+            for chunk in self._container.logs(stream=True, follow=True, **stream.which):
+                stream.feed(chunk)
         except Exception:  # noqa: BLE001 - the container went away: the stream just ends
             pass
-        reader.close()
+
+    def _catch_up(self) -> None:
+        """Read what the live streams missed: a follow stream may close before the last bytes."""
+        for stream in self._readers:
+            try:
+                stream.feed_rest(self._container.logs(stream=False, **stream.which))
+            except Exception:  # noqa: BLE001 - removed already: nothing more to read
+                pass
+            stream.reader.close()
 
     async def wait_for_ports(self, ports: list[int]) -> None:
         try:
@@ -382,7 +451,9 @@ class DockerHandle(RunHandle):
                 result = await self._executor.call(self._container.wait)
             code = int(result.get("StatusCode", -1))
             await asyncio.gather(*self._streams)
-            if code in (126, 127) and self._spec.payload is not None:
+            await self._executor.call(self._catch_up)
+            if code > 0 and self._spec.payload is not None and not self._observer.heard:
+                # The shim never spoke: python3 did not start in this image.
                 self._observer.on_error("ExecutorError", self._no_python())
             return code if code < 128 or code > 128 + 64 else -(code - 128)
         finally:

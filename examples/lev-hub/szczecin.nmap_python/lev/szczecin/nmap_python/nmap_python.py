@@ -8,7 +8,6 @@ Version: v7.93
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -28,10 +27,10 @@ NMAP = "nmap"
 XML_OUT = ["-oX", "-"]
 #: aggressive timing and one retry: loopback and LAN targets answer fast, lost probes are rare
 FAST = ["-T4", "--max-retries", "1"]
-#: OS detection sends raw packets, so it needs root; one try names the OS and saves ~10 s
+#: OS detection sends raw packets, so it needs raw sockets; one try names the OS and saves ~10 s
 OS_DETECTION = ["-O", "--max-os-tries", "1"]
-#: without root nmap cannot send raw SYNs: say so explicitly rather than rely on its fallback
-CONNECT_SCAN = ["-sT"]
+#: without raw sockets (not root, or a container without CAP_NET_RAW) nmap must connect()
+CONNECT_SCAN = ["-sT", "--unprivileged"]
 
 
 def run_nmap(argv):
@@ -47,6 +46,17 @@ def scan_xml(argv):
     if proc.returncode != 0:
         sys.exit(proc.returncode)  # nmap's own message is already in the log (its stderr)
     return proc.stdout
+
+
+def raw_sockets():
+    """Whether raw packets can be sent here: root is not enough in a container without NET_RAW."""
+    import socket
+
+    try:
+        socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP).close()
+    except OSError:
+        return False
+    return True
 
 
 def port_os_argv(ip, ports=None, root=False):
@@ -136,7 +146,7 @@ def raw(argv: list[str]) -> Cr:
         if proc.returncode != 0:
             sys.exit(proc.returncode)
 
-    return Cr("localhost/lev-nmap:latest", "szczecin/nmap.raw@1.0", entry=entry())
+    return Cr("localhost/lev-nmap:latest", "szczecin/nmap.raw@1.0", host=True, entry=entry())
 
 
 @annot.meta(
@@ -159,7 +169,7 @@ def alive(ip: str) -> Cr:
         print(f"{len(hosts)} host(s) up: {' '.join(hosts)}")
         ctx.set(alive=hosts)
 
-    return Cr("localhost/lev-nmap:latest", "szczecin/nmap.alive@1.0", entry=entry())
+    return Cr("localhost/lev-nmap:latest", "szczecin/nmap.alive@1.0", host=True, entry=entry())
 
 
 @annot.meta(
@@ -183,8 +193,8 @@ def port_os(ip: str, ports: str | None = None) -> Cr:
 
     @remote
     def entry():
-        # Decided in the sandbox, not on the host: what counts is who runs nmap.
-        root = os.geteuid() == 0
+        # Decided in the sandbox, not on the host: what counts is where nmap runs.
+        root = raw_sockets()
         xml_text = scan_xml(port_os_argv(ip, ports, root))
         found = parse_ports(xml_text)
         for port in found:
@@ -193,4 +203,4 @@ def port_os(ip: str, ports: str | None = None) -> Cr:
                       f"{port['product']} {port['version']}".rstrip())
         ctx.set(host=ip, ports=found, os=parse_os(xml_text))
 
-    return Cr("localhost/lev-nmap:latest", "szczecin/nmap.port_os@1.0", entry=entry())
+    return Cr("localhost/lev-nmap:latest", "szczecin/nmap.port_os@1.0", host=True, entry=entry())

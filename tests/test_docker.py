@@ -1,0 +1,273 @@
+"""The docker executor against a real engine (Podman's Docker API service in CI)."""
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import helpers_docker as tools
+import pytest
+
+import levrt
+from levrt import Concurrent, TaskFailed
+from levrt._config import Settings
+from levrt.executors import ExecutorError
+from levrt.executors.docker import LABEL, engine_url
+from levrt.store import Store
+
+NMAP = "localhost/lev-nmap:test"
+PY39 = "localhost/lev-py39:bullseye"
+NOPY = "localhost/lev-nopython:bookworm"
+HUB = Path(__file__).resolve().parent.parent / "examples" / "lev-hub"
+
+
+@pytest.fixture(scope="module")
+def engine():
+    url = engine_url()
+    if url is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI=true but no Docker API answers (scripts/engine.sh should start one)")
+        pytest.skip("no Docker API answers here (see scripts/engine.sh)")
+    import docker
+
+    client = docker.DockerClient(base_url=url)
+    yield client
+    client.close()
+
+
+@pytest.fixture(autouse=True)
+def docker_env(engine, monkeypatch):
+    monkeypatch.setenv("LEV_EXECUTOR", "docker")
+
+
+def ours(engine):
+    return engine.containers.list(all=True, filters={"label": [f"{LABEL}.managed=1"]})
+
+
+def run(coro):
+    return levrt.run(coro, echo=False)
+
+
+def test_entry_runs_on_python_3_9_from_a_3_11_host(engine):
+    async def main():
+        return [await (await tools.version(image)).get() for image in (PY39, NMAP)]
+
+    old, new = run(main())
+    assert old["py"] == [3, 9] and new["py"][0] == 3 and new["py"] != [3, 9]
+    assert old["raw"] == b"\x00" and old["t"] == (1, 2)
+    assert ours(engine) == []
+
+
+def test_env_files_and_bridge_network(engine, tmp_path):
+    local = tmp_path / "t.txt"
+    local.write_bytes(b"from disk")
+    files = {"/in/a.bin": b"\x00\x01", "/in/b.txt": "text", "/etc/lev.conf": local}
+
+    async def main():
+        return await (await tools.environment(NMAP, ["ALPHA=1", "BETA=two=2"], files)).get()
+
+    data = run(main())
+    assert data["env"] == {"ALPHA": "1", "BETA": "two=2"}
+    assert data["files"] == {"/in/a.bin": b"\x00\x01", "/in/b.txt": b"text",
+                             "/etc/lev.conf": b"from disk"}
+    assert data["hostname"].startswith("lev-")
+
+
+def test_host_network(engine):
+    async def main():
+        return await (await tools.environment(NMAP, {}, {}, host=True)).get()
+
+    import socket
+
+    assert run(main())["hostname"] == socket.gethostname()
+
+
+def test_service_reachable_by_name_and_ports_waited_for(engine):
+    async def main():
+        doc = await tools.fetch(NMAP, "http://web:8000/", services={"web": tools.http_server(NMAP)})
+        return await doc.get()
+
+    assert run(main()) == {"status": 200}
+    assert ours(engine) == []
+
+
+def test_links_and_signal(engine):
+    async def main():
+        server = await tools.http_server(NMAP, 8001).start()
+        fetch = tools.fetch(NMAP, "http://peer:8001/", links={"peer": server.host})
+        status = await (await fetch).get()
+        await server.signal("SIGTERM")
+        with pytest.raises(TaskFailed) as info:
+            await server
+        return status, info.value
+
+    status, failure = run(main())
+    assert status == {"status": 200}
+    assert failure.exit_code == -signal.SIGTERM
+
+
+def test_killed_container_gives_task_failed_with_log_tail(engine):
+    async def main():
+        task = await tools.sleeper(NMAP, 60).start()
+        await asyncio.sleep(1.0)
+        await task.signal("SIGKILL")
+        await task
+
+    with pytest.raises(TaskFailed) as info:
+        run(main())
+    assert info.value.exit_code == -signal.SIGKILL
+    assert "sleeping" in info.value.log_tail
+
+
+def test_cancelling_ten_running_containers_leaves_none(engine):
+    async def workflow():
+        async with Concurrent(limit=10) as c:
+            for _ in range(10):
+                c.start(tools.sleeper(NMAP, 120))
+
+    async def main():
+        job = asyncio.ensure_future(levrt.arun(workflow()))
+        for _ in range(300):
+            await asyncio.sleep(0.1)
+            running = [c for c in ours(engine) if c.status == "running"]
+            if len(running) == 10:
+                break
+        assert len(running) == 10
+        job.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await job
+
+    asyncio.run(main())
+    assert ours(engine) == []
+
+
+def test_twenty_concurrent_runs_store_every_document(engine):
+    async def main():
+        async with Concurrent(limit=8) as c:
+            tasks = [c.start(tools.noop(NMAP, i)) for i in range(20)]
+        return sorted([(await (await t).get())["n"] for t in tasks]), levrt.lev.job_id
+
+    numbers, job_id = run(main())
+    assert numbers == list(range(20))
+    assert len(Store.open().find_documents(job_id=job_id)) == 20
+
+
+def test_driver_killed_mid_run_leaves_containers_the_next_start_removes(engine, tmp_path):
+    script = tmp_path / "driver.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        import levrt, helpers_docker as tools
+        async def main():
+            await tools.sleeper({NMAP!r}, 120)
+        levrt.run(main(), executor="docker")
+    """))
+    driver = subprocess.Popen([sys.executable, str(script)], env=os.environ.copy())
+    try:
+        for _ in range(300):
+            if [c for c in ours(engine) if c.status == "running"]:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the driver never started its container")
+    finally:
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+    assert len(ours(engine)) == 1
+
+    # A new executor in a new process removes what the dead driver left.
+    async def main():
+        return await (await tools.noop(NMAP, 1)).get()
+
+    subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        import levrt, helpers_docker as tools
+        async def main():
+            await tools.noop({NMAP!r}, 1)
+        levrt.run(main(), executor="docker")
+    """)], check=True, env=os.environ.copy())
+    assert ours(engine) == []
+
+
+def test_image_without_python3_is_a_clear_error(engine):
+    async def main():
+        await tools.version(NOPY)
+
+    with pytest.raises((ExecutorError, TaskFailed), match="has no python3"):
+        run(main())
+    assert ours(engine) == []
+
+
+def test_missing_image_is_a_clear_error(engine):
+    async def main():
+        await tools.version("localhost/lev-no-such-image:1")
+
+    with pytest.raises(ExecutorError, match="lev image build"):
+        run(main())
+
+
+def test_image_shorthand_and_aliases(engine, monkeypatch):
+    settings = Settings(image_prefix="registry.local/")
+    assert settings.image(".joe.jsfuck:1.0") == "registry.local/lev.joe.jsfuck:1.0"
+    assert settings.image("debian:12") == "debian:12"
+    monkeypatch.setenv("LEV_IMAGE_ALIASES", json.dumps({"localhost/lev.t.nmap:9": NMAP}))
+    monkeypatch.setenv("LEV_IMAGE_PREFIX", "localhost/")
+
+    async def main():
+        return await (await tools.version(".t.nmap:9")).get()
+
+    assert run(main())["py"][0] == 3
+
+
+def test_run_timeout_kills_the_container(engine, monkeypatch):
+    monkeypatch.setenv("LEV_RUN_TIMEOUT", "1")
+
+    async def main():
+        await tools.sleeper(NMAP, 60)
+
+    with pytest.raises(TaskFailed, match="run_timeout"):
+        run(main())
+    assert ours(engine) == []
+
+
+def test_auto_picks_docker_and_says_so(engine, monkeypatch):
+    monkeypatch.setenv("LEV_EXECUTOR", "auto")
+
+    async def main():
+        await tools.noop(NMAP, 1)
+        return levrt.lev.job_id
+
+    job_id = run(main())
+    first = Store.open().get_logs(job_id)[0]["text"]
+    assert "docker" in first and "auto" in first
+
+
+def test_seed_workflow_through_docker_with_host_network(engine, monkeypatch):
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    threading.Thread(target=lambda: listener.accept(), daemon=True).start()
+    monkeypatch.setenv("LEV_IMAGE_ALIASES", json.dumps({"localhost/lev-nmap:latest": NMAP}))
+    for package in ("szczecin.nmap_python",):
+        monkeypatch.syspath_prepend(str(HUB / package))
+    for name in [m for m in sys.modules if m == "lev" or m.startswith("lev.")]:
+        monkeypatch.delitem(sys.modules, name)
+    from lev.szczecin.nmap_python import server_port
+
+    try:
+        results = run(server_port("127.0.0.1", str(port)))
+    finally:
+        listener.close()
+    ports = [p["port"] for p in results[0]["ports"] if p["state"] == "open"]
+    assert ports == [port]
+    assert ours(engine) == []
