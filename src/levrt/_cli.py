@@ -727,6 +727,19 @@ def _cmd_show(args: argparse.Namespace, extras: list[str]) -> int:
     return EXIT_OK
 
 
+def _cmd_image_build(args: argparse.Namespace, extras: list[str]) -> int:
+    from .executors.docker import build_image
+
+    console = Console(stderr=True)
+    try:
+        tags = build_image(Path(args.package_dir), args.tag,
+                           progress=lambda line: console.print(Text(line, style="dim")))
+    except ExecutorError as exc:
+        raise CliError(str(exc), EXIT_FAILED) from None
+    print("\n".join(tags))
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lev", description="Run levrt tools and workflows as jobs and browse their results."
@@ -772,6 +785,17 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--log", action=argparse.BooleanOptionalAction, default=True,
                       help="include the job log (default: yes)")
     show.set_defaults(handler=_cmd_show)
+
+    image = commands.add_parser("image", help="build tool images")
+    image_commands = image.add_subparsers(dest="image_command", metavar="ACTION", required=True)
+    build = image_commands.add_parser(
+        "build", help="build a package's Dockerfile through the Docker API",
+        description="Build PACKAGE_DIR/Dockerfile and tag it <prefix>lev.<user>.<tool>:<version> "
+        "(from its pyproject.toml; the prefix is image_prefix, default localhost/).")
+    build.add_argument("package_dir", metavar="PACKAGE_DIR", help="a package folder user.tool")
+    build.add_argument("--tag", action="append", metavar="REF",
+                       help="another tag to give the image (repeatable)")
+    build.set_defaults(handler=_cmd_image_build)
     return parser
 
 

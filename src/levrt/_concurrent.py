@@ -25,12 +25,14 @@ class Concurrent:
         self._tasks: list[asyncio.Task[Any]] = []
         self._weights: list[float] = []
         self._finished = 0.0
+        self._total = 0.0
 
     def __call__(self, *weights: float) -> Concurrent:
         """Set progress weights of the children, in the order they are started."""
         if any(not isinstance(w, (int, float)) or w < 0 for w in weights):
             raise ValueError(f"weights must be non-negative numbers, not {weights!r}")
         self._weights = [float(w) for w in weights]
+        self._total = sum(self._weight(i) for i in range(len(self._tasks)))
         return self
 
     def _weight(self, index: int) -> float:
@@ -44,6 +46,7 @@ class Concurrent:
         if not hasattr(awaitable, "__await__"):
             raise TypeError(f"Concurrent.start() takes a Cr or a coroutine, not {awaitable!r}")
         task = asyncio.ensure_future(self._child(awaitable, len(self._tasks)))
+        self._total += self._weight(len(self._tasks))
         self._tasks.append(task)
         return task
 
@@ -58,13 +61,12 @@ class Concurrent:
             self._report()
 
     def _report(self) -> None:
-        total = sum(self._weight(i) for i in range(len(self._tasks)))
         try:
             job = current_job()
         except LookupError:
             return
-        if total:
-            job.set_progress(self._finished / total)
+        if self._total:
+            job.set_progress(self._finished / self._total)
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: Any) -> None:

@@ -20,9 +20,10 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, TypeVar
 
-from .._config import Settings, load_settings
+from .._config import Settings, load_settings, tomllib
 from ..shim import SHIM_PATH
 from .base import (
     Executor,
@@ -478,3 +479,50 @@ class DockerHandle(RunHandle):
         for side in self.sidecars:
             await side.kill()
 
+
+
+def package_image_tag(package_dir: Path, settings: Settings) -> str:
+    """The conventional tag of a package's image: ``<prefix>lev.<user>.<tool>:<version>``."""
+    pyproject = package_dir / "pyproject.toml"
+    try:
+        project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
+        name, version = str(project["name"]), str(project["version"])
+    except (OSError, KeyError, tomllib.TOMLDecodeError) as exc:
+        raise ExecutorError(f"{pyproject}: cannot read project name and version ({exc})") \
+            from None
+    parts = name.split(".")
+    if len(parts) != 3 or parts[0] != "lev":
+        raise ExecutorError(f"{pyproject}: project name {name!r} is not lev.<user>.<tool>")
+    return settings.image(f".{parts[1]}.{parts[2]}:{version}")
+
+
+def build_image(package_dir: Path, tags: list[str] | None = None,
+                progress: Callable[[str], None] = lambda line: None,
+                base_url: str | None = None) -> list[str]:
+    """Build ``package_dir``'s Dockerfile through the API; returns the tags it was given."""
+    if not (package_dir / "Dockerfile").is_file():
+        raise ExecutorError(f"{package_dir}: no Dockerfile to build")
+    settings = load_settings()
+    tags = [package_image_tag(package_dir, settings), *(tags or [])]
+    url = base_url or engine_url()
+    if url is None:
+        raise ExecutorError("no Docker API answers here: start Docker or "
+                            "`podman system service --time=0 unix:///run/podman.sock`")
+    client = _docker().DockerClient(base_url=url, timeout=600)
+    try:
+        for event in client.api.build(path=str(package_dir), tag=tags[0], rm=True,
+                                      forcerm=True, decode=True):
+            if "error" in event:
+                raise ExecutorError(f"building {package_dir} failed: {event['error'].strip()}")
+            for line in str(event.get("stream", "")).splitlines():
+                progress(line)
+        image = client.images.get(tags[0])
+        for tag in tags[1:]:
+            repository, _, version = tag.rpartition(":") if ":" in tag.split("/")[-1] else (
+                tag, "", "latest")
+            image.tag(repository, version)
+        return tags
+    except _docker().errors.APIError as exc:
+        raise ExecutorError(f"building {package_dir} failed: {exc.explanation or exc}") from None
+    finally:
+        client.close()

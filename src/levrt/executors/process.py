@@ -9,8 +9,11 @@ appear at their absolute paths for that run alone.
 from __future__ import annotations
 
 import asyncio
+import functools
+import hashlib
 import json
 import os
+import py_compile
 import shutil
 import signal as signals
 import sys
@@ -37,6 +40,7 @@ class ProcessExecutor(Executor):
 
     def __init__(self, python: str | None = None) -> None:
         self.python = python or sys.executable
+        self.shim = _compiled_shim() if self.python == sys.executable else str(SHIM_PATH)
 
     async def start(self, spec: RunSpec, observer: RunObserver) -> RunHandle:
         if spec.services or spec.links:
@@ -44,7 +48,9 @@ class ProcessExecutor(Executor):
                 f"run {spec.name!r} uses services/links, which need a container executor: "
                 "run with LEV_EXECUTOR=docker (or `lev run --executor docker`)"
             )
-        argv = [self.python, "-u", str(SHIM_PATH)] if spec.payload is not None else spec.cmd
+        # The compiled shim sits in the host's /tmp, which a bubblewrap sandbox replaces.
+        shim = str(SHIM_PATH) if spec.files else self.shim
+        argv = [self.python, "-u", shim] if spec.payload is not None else spec.cmd
         if not argv:
             raise ExecutorError(
                 f"run {spec.name!r} has neither entry nor cmd; the process executor runs no "
@@ -147,6 +153,22 @@ class ProcessHandle(RunHandle):
                 pump.cancel()
         _remove(self._workdir)
         self._workdir = None
+
+
+@functools.cache
+def _compiled_shim() -> str:
+    """The shim compiled once for this interpreter, which saves every run its compile."""
+    source = SHIM_PATH.read_bytes()
+    tag = hashlib.sha256(source + sys.version.encode()).hexdigest()[:16]
+    target = Path(tempfile.gettempdir()) / f"levrt-shim-{os.getuid()}-{tag}.pyc"
+    if not target.exists():
+        try:
+            partial = target.with_suffix(f".{os.getpid()}.tmp")
+            py_compile.compile(str(SHIM_PATH), cfile=str(partial), doraise=True)
+            os.replace(partial, target)
+        except (OSError, py_compile.PyCompileError):
+            return str(SHIM_PATH)  # running the source works as well, a little slower
+    return str(target)
 
 
 def _signal_number(sig: str | int) -> int:

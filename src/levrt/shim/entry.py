@@ -11,19 +11,22 @@ Everything the entry prints, and every subprocess it starts, writes to stderr,
 which is the run's log.
 """
 
+from __future__ import annotations
 import __future__
 
-import asyncio
-import base64
+import binascii
 import builtins
 import importlib
 import json
-import linecache
 import os
 import sys
-import traceback
 import types
-from typing import Any, Callable, Dict, List, Optional, Tuple
+
+# Every run starts this file in a fresh interpreter: import only what each run needs (asyncio,
+# typing, traceback and linecache each add milliseconds), the rest where it is used.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, List, Optional, Tuple
 
 WIRE_VERSION = 1
 
@@ -34,7 +37,7 @@ def encode(value: Any, hook: Optional[Callable[[Any, str], Any]] = None,
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, (bytes, bytearray)):
-        return {"$bytes": base64.b64encode(bytes(value)).decode("ascii")}
+        return {"$bytes": binascii.b2a_base64(bytes(value), newline=False).decode("ascii")}
     if isinstance(value, list):
         return [encode(v, hook, "%s[%d]" % (path, i)) for i, v in enumerate(value)]
     if isinstance(value, tuple):
@@ -60,7 +63,7 @@ def decode(value: Any, hook: Optional[Callable[[str, Any], Any]] = None) -> Any:
     if len(value) == 1:
         (tag, body), = value.items()
         if tag == "$bytes":
-            return base64.b64decode(body)
+            return binascii.a2b_base64(body)
         if tag == "$tuple":
             return tuple(decode(v, hook) for v in body)
         if tag == "$dict":
@@ -127,19 +130,24 @@ def _stub_levrt(context: Context) -> types.ModuleType:
     return module
 
 
+_SOURCES = {}  # type: Dict[str, List[str]]
+
+
 def _register_source(filename: str, first_line: int, text: str) -> None:
+    lines = _SOURCES.setdefault(filename, [])
+    for i, line in enumerate(text.splitlines(True), first_line - 1):
+        lines.extend(["\n"] * (i + 1 - len(lines)))
+        lines[i] = line
+
+
+def _print_traceback() -> None:
     # Tracebacks then show the author's file and line, although the file is not here.
-    lines = ["\n"] * (first_line - 1) + text.splitlines(True)
-    cached = linecache.cache.get(filename)
-    if cached:
-        old = list(cached[2])
-        for i, line in enumerate(lines):
-            if i >= len(old):
-                old.append(line)
-            elif line != "\n":
-                old[i] = line
-        lines = old
-    linecache.cache[filename] = (len("".join(lines)), None, lines, filename)
+    import linecache
+    import traceback
+
+    for filename, lines in _SOURCES.items():
+        linecache.cache[filename] = (len("".join(lines)), None, lines, filename)
+    traceback.print_exc()
 
 
 def _compile(fn: str, text: str, first_line: int, module: Dict[str, Any]) -> types.CodeType:
@@ -200,7 +208,9 @@ def main(argv: List[str]) -> int:
         context = Context(channel)
         func, args, kwargs = load(payload, _stub_levrt(context))
         result = func(*args, **kwargs)
-        if asyncio.iscoroutine(result):
+        if isinstance(result, types.CoroutineType):
+            import asyncio
+
             asyncio.run(result)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
@@ -208,7 +218,7 @@ def main(argv: List[str]) -> int:
             channel.send("error", type="SystemExit", message=str(exc.code))
         return code
     except BaseException as exc:  # the run's result must say why, whatever it was
-        traceback.print_exc()
+        _print_traceback()
         channel.send("error", type=type(exc).__name__, message=str(exc))
         return 1
     finally:
