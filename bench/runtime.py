@@ -154,8 +154,9 @@ def bench_sequential(store: Store, runs: int) -> dict[str, Any]:
 
     import levrt
     from levrt._remote import pack
+    from levrt.shim.entry import dumps
 
-    payload = json.dumps(pack(noop_tool.entry())).encode()
+    payload = dumps(pack(noop_tool.entry())).encode()
     log(f"(a) {runs} sequential runs per side (ours, raw, shim), after one warm-up each ...")
     samples = asyncio.run(levrt.arun(sequential_job(runs, payload), "bench-sequential",
                                      store=store, executor="process"))

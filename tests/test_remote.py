@@ -13,6 +13,7 @@ import pytest
 from levrt import Call, Cr, TransportError, remote
 from levrt._remote import pack
 from levrt.shim import SHIM_PATH
+from levrt.shim.entry import decode, dumps, encode
 
 LOCK = threading.Lock()
 
@@ -37,9 +38,10 @@ def uses_library_objects():
 
 
 def run_payload(payload):
-    proc = subprocess.run([sys.executable, str(SHIM_PATH)], input=json.dumps(payload),
+    proc = subprocess.run([sys.executable, str(SHIM_PATH)], input=dumps(payload),
                           capture_output=True, text=True, timeout=30)
-    return proc.returncode, [json.loads(line) for line in proc.stdout.splitlines()], proc.stderr
+    messages = [ast.literal_eval(line) for line in proc.stdout.splitlines()]
+    return proc.returncode, messages, proc.stderr
 
 
 def test_remote_returns_a_call():
@@ -157,3 +159,36 @@ def test_postponed_annotations_compile_the_same_in_the_sandbox():
         return await (await helpers_future.annotated("h")).get()
 
     assert levrt.run(main(), echo=False) == {"label": "host=h"}
+
+
+@pytest.mark.parametrize("value", [
+    float("nan"), float("inf"), -float("inf"), b"\x00\xff", (1, "a"), {"$x": 1}, {1: "a"},
+    {"k": [None, True, 1.5, "é\n'\""]}, "\u2028",
+])
+def test_wire_round_trip(value):
+    back = decode(ast.literal_eval(dumps(encode(value))))
+    if isinstance(value, float) and value != value:
+        assert back != back
+    else:
+        assert back == value
+
+
+def test_the_host_never_evaluates_what_the_sandbox_sends():
+    from levrt.executors.base import ChannelReader
+
+    seen = []
+
+    class Observer:
+        def on_log(self, stream, lines):
+            seen.append(("log", lines))
+
+        def on_ctx(self, data):
+            seen.append(("ctx", data))
+
+        def on_error(self, kind, message):
+            seen.append(("error", kind))
+
+    reader = ChannelReader(Observer())
+    reader.feed(b"__import__('os').system('touch /tmp/lev-pwned')\n{'op': 'set', 'data': {}}\n")
+    assert seen[0][0] == "log" and seen[1] == ("ctx", {})
+    assert not Path("/tmp/lev-pwned").exists()

@@ -8,6 +8,7 @@ job runtime owns the store: executors never touch it.
 from __future__ import annotations
 
 import abc
+import ast
 import asyncio
 import hashlib
 import json
@@ -157,9 +158,9 @@ class ChannelReader(LineSplitter):
 
     def _dispatch(self, line: bytes) -> None:
         try:
-            message = json.loads(line)
+            message = ast.literal_eval(line.decode("utf-8"))
             op = message["op"]
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, SyntaxError, MemoryError, RecursionError):
             # Not ours: something wrote to the channel behind the shim's back; keep it as log.
             super().emit([line])
             return

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-import json
 import os
 import socket
 import tarfile
@@ -25,6 +24,7 @@ from typing import Any, TypeVar
 
 from .._config import Settings, load_settings, tomllib
 from ..shim import SHIM_PATH
+from ..shim.entry import dumps
 from .base import (
     Executor,
     ExecutorError,
@@ -207,8 +207,8 @@ class DockerExecutor(Executor):
         command = spec.cmd
         if spec.payload is not None:
             files[f"{SHIM_DIR}/shim.py"] = SHIM_PATH.read_bytes()
-            files[f"{SHIM_DIR}/payload.json"] = json.dumps(spec.payload).encode()
-            command = ["python3", "-u", f"{SHIM_DIR}/shim.py", f"{SHIM_DIR}/payload.json"]
+            files[f"{SHIM_DIR}/payload"] = dumps(spec.payload).encode()
+            command = ["python3", "-u", f"{SHIM_DIR}/shim.py", f"{SHIM_DIR}/payload"]
         options: dict[str, Any] = {
             "name": name,
             "command": command,

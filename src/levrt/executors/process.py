@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
-import json
 import os
 import py_compile
 import shutil
@@ -22,6 +21,7 @@ from asyncio.subprocess import DEVNULL, PIPE
 from pathlib import Path
 
 from ..shim import SHIM_PATH
+from ..shim.entry import dumps
 from .base import (
     Executor,
     ExecutorError,
@@ -109,7 +109,7 @@ class ProcessHandle(RunHandle):
 
     async def send_payload(self, payload: dict) -> None:
         assert self._proc.stdin is not None
-        self._proc.stdin.write(json.dumps(payload).encode())
+        self._proc.stdin.write(dumps(payload).encode())
         try:
             await self._proc.stdin.drain()
             self._proc.stdin.close()

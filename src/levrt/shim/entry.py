@@ -4,11 +4,12 @@ Standard library only and compatible with Python 3.7+, because it runs on
 whatever ``python3`` the tool image has. It is also imported on the host for
 its value codec, so both sides agree on one wire format.
 
-Protocol: ``python3 -u entry.py [PAYLOAD_FILE]`` (payload JSON on stdin when no
-file is given). The process's original stdout becomes the result channel: one
-JSON object per line (``{"op": "set", "data": ...}``, ``{"op": "error", ...}``).
-Everything the entry prints, and every subprocess it starts, writes to stderr,
-which is the run's log.
+Protocol: ``python3 -u entry.py [PAYLOAD_FILE]`` (the payload on stdin when no
+file is given). Payload and messages are tagged data (:func:`encode`) written as
+Python literals, so reading them needs no import in the sandbox. The process's
+original stdout becomes the result channel: one literal per line (``{"op":
+"set", "data": ...}``, ``{"op": "error", ...}``). Everything the entry prints,
+and every subprocess it starts, writes to stderr, which is the run's log.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import __future__
 import binascii
 import builtins
 import importlib
-import json
+import math
 import os
 import sys
 import types
@@ -34,6 +35,8 @@ WIRE_VERSION = 1
 def encode(value: Any, hook: Optional[Callable[[Any, str], Any]] = None,
            path: str = "value") -> Any:
     """Turn data into JSON-safe tagged form; ``hook(value, path)`` handles other types."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"$float": repr(value)}
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, (bytes, bytearray)):
@@ -64,6 +67,8 @@ def decode(value: Any, hook: Optional[Callable[[str, Any], Any]] = None) -> Any:
         (tag, body), = value.items()
         if tag == "$bytes":
             return binascii.a2b_base64(body)
+        if tag == "$float":
+            return float(body)
         if tag == "$tuple":
             return tuple(decode(v, hook) for v in body)
         if tag == "$dict":
@@ -71,6 +76,17 @@ def decode(value: Any, hook: Optional[Callable[[str, Any], Any]] = None) -> Any:
         if tag.startswith("$") and hook is not None:
             return hook(tag, body)
     return {k: decode(v, hook) for k, v in value.items()}
+
+
+def dumps(value: Any) -> str:
+    """Wire text of encoded data: a Python literal, which costs the sandbox no import to read."""
+    return repr(value)
+
+
+def loads(text: str) -> Any:
+    """Read wire text from the trusted side (the host's payload). The host reads what comes
+    back from the sandbox with ``ast.literal_eval`` instead: that side is not trusted."""
+    return eval(text, {"__builtins__": {}})
 
 
 def _hashable(key: Any) -> Any:
@@ -85,7 +101,7 @@ class Channel:
 
     def send(self, op: str, **fields: Any) -> None:
         fields["op"] = op
-        self._file.write(json.dumps(fields, separators=(",", ":")) + "\n")
+        self._file.write(dumps(fields) + "\n")
         self._file.flush()
 
 
@@ -202,9 +218,9 @@ def main(argv: List[str]) -> int:
     try:
         if len(argv) > 1:
             with open(argv[1], encoding="utf-8") as f:
-                payload = json.load(f)
+                payload = loads(f.read())
         else:
-            payload = json.load(sys.stdin)
+            payload = loads(sys.stdin.read())
         context = Context(channel)
         func, args, kwargs = load(payload, _stub_levrt(context))
         result = func(*args, **kwargs)
