@@ -1,6 +1,7 @@
 """The docker executor against a real engine (Podman's Docker API service in CI)."""
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -256,7 +257,18 @@ def test_seed_workflow_through_docker_with_host_network(engine, monkeypatch):
     listener.bind(("127.0.0.1", 0))
     listener.listen()
     port = listener.getsockname()[1]
-    threading.Thread(target=lambda: listener.accept(), daemon=True).start()
+
+    def serve():
+        # An SSH banner lets nmap -sV name the service at once instead of probing for long.
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn, contextlib.suppress(OSError):  # nmap resets some connections
+                conn.sendall(b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n")
+
+    threading.Thread(target=serve, daemon=True).start()
     monkeypatch.setenv("LEV_IMAGE_ALIASES", json.dumps({"localhost/lev-nmap:latest": NMAP}))
     for package in ("szczecin.nmap_python",):
         monkeypatch.syspath_prepend(str(HUB / package))

@@ -150,6 +150,7 @@ class ChannelReader(LineSplitter):
 
     def __init__(self, observer: RunObserver) -> None:
         super().__init__("stdout", observer)
+        self.ended = False
 
     def emit(self, lines: list[bytes]) -> None:
         for line in lines:
@@ -168,6 +169,8 @@ class ChannelReader(LineSplitter):
             self._observer.on_ctx(decode(message["data"]))
         elif op == "error":
             self._observer.on_error(str(message.get("type")), str(message.get("message")))
+        elif op == "end":
+            self.ended = True
 
 
 def _text(line: bytes) -> str:

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import io
 import os
 import socket
 import tarfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,6 +27,7 @@ from .._config import Settings, load_settings, tomllib
 from ..shim import SHIM_PATH
 from ..shim.entry import dumps
 from .base import (
+    ChannelReader,
     Executor,
     ExecutorError,
     LineSplitter,
@@ -38,6 +40,8 @@ from .base import (
 
 LABEL = "io.levrt"
 SHIM_DIR = "/.lev"
+#: payloads up to this size travel in an environment variable (Linux allows 128 KiB per string)
+INLINE_PAYLOAD = 100_000
 _T = TypeVar("_T")
 
 
@@ -48,6 +52,11 @@ def _docker() -> Any:
         raise ExecutorError("the docker executor needs the 'docker' package: "
                             "pip install docker") from None
     return docker
+
+
+@functools.cache
+def _shim_source() -> str:
+    return SHIM_PATH.read_text(encoding="utf-8")
 
 
 def engine_url() -> str | None:
@@ -119,8 +128,8 @@ class DockerExecutor(Executor):
         # Every run blocks threads on its wait and its two log streams: a pool sized for
         # wide fan-outs, so that runs never queue behind each other's waits.
         self._pool = ThreadPoolExecutor(max_workers=256, thread_name_prefix="lev-docker")
-        self._networks: dict[str, Any] = {}
-        self._network_lock = asyncio.Lock()
+        self._images: set[str] = set()  # found in the engine already
+        self._deferred: set[asyncio.Future[None]] = set()
         self._reaped = False
         self._jobs: set[str] = set()
 
@@ -131,25 +140,13 @@ class DockerExecutor(Executor):
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, lambda: func(*args, **kwargs))
 
-    async def _network(self, job_id: str) -> str:
-        """The job's own network, where its containers and sidecars reach each other."""
-        async with self._network_lock:
-            if job_id not in self._networks:
-                name = f"lev-{job_id}"
-                try:
-                    self._networks[job_id] = await self.call(
-                        self.client.networks.create, name,
-                        labels={f"{LABEL}.managed": "1", f"{LABEL}.job": job_id,
-                                f"{LABEL}.driver": _driver_id()})
-                except _docker().errors.APIError as exc:
-                    raise ExecutorError(f"cannot create network {name}: {exc.explanation}; "
-                                        "use host=True runs") from None
-            return self._networks[job_id].name
-
     def _image(self, spec: RunSpec) -> str:
         image = self.settings.image(spec.image)
+        if image in self._images:
+            return image
         try:
             self.client.images.get(image)
+            self._images.add(image)
         except _docker().errors.ImageNotFound:
             alias = f" (from {spec.image})" if image != spec.image else ""
             raise ExecutorError(
@@ -167,8 +164,7 @@ class DockerExecutor(Executor):
         try:
             hosts: dict[str, str] = {}
             for name, service in spec.services.items():
-                side = await self._create(service, _Prefixed(observer, name), f"-{name}",
-                                          aliases=[name])
+                side = await self._create(service, _Prefixed(observer, name), f"-{name}")
                 sidecars.append(side)
                 await side.begin()
                 hosts[name] = await side.address()
@@ -199,30 +195,38 @@ class DockerExecutor(Executor):
         return _ip(container) or "127.0.0.1"
 
     async def _create(self, spec: RunSpec, observer: RunObserver, suffix: str, *,
-                      aliases: list[str] | None = None,
                       extra_hosts: dict[str, str] | None = None) -> DockerHandle:
         image = await self.call(self._image, spec)
         name = f"lev-{spec.job_id}-{spec.run_id}{suffix}"
         files = dict(spec.files)
         command = spec.cmd
+        environment = spec.env
         if spec.payload is not None:
-            files[f"{SHIM_DIR}/shim.py"] = SHIM_PATH.read_bytes()
-            files[f"{SHIM_DIR}/payload"] = dumps(spec.payload).encode()
-            command = ["python3", "-u", f"{SHIM_DIR}/shim.py", f"{SHIM_DIR}/payload"]
+            payload = dumps(spec.payload)
+            if files or len(payload) > INLINE_PAYLOAD:
+                files[f"{SHIM_DIR}/shim.py"] = SHIM_PATH.read_bytes()
+                files[f"{SHIM_DIR}/payload"] = payload.encode()
+                command = ["python3", "-u", f"{SHIM_DIR}/shim.py", f"{SHIM_DIR}/payload"]
+            else:
+                # Small and with no files to copy: shim and payload ride in the command and
+                # the environment, which saves the engine an archive upload per run.
+                command = ["python3", "-u", "-c", _shim_source()]
+                environment = {**spec.env, "LEV_PAYLOAD": payload}
         options: dict[str, Any] = {
             "name": name,
             "command": command,
-            "environment": spec.env,
+            "environment": environment,
             "labels": {f"{LABEL}.managed": "1", f"{LABEL}.job": spec.job_id,
                        f"{LABEL}.run": str(spec.run_id), f"{LABEL}.driver": _driver_id()},
             "detach": True,
             # An init process as PID 1 passes signals on: a tool as PID 1 would ignore SIGTERM.
             "init": True,
         }
+        # Runs and sidecars find each other through /etc/hosts entries (extra_hosts) on the
+        # engine's default network: no per-job network or DNS to set up for every job.
         if spec.host_network:
             options["network_mode"] = "host"
         else:
-            options["network"] = await self._network(spec.job_id)
             options["hostname"] = name
         if extra_hosts:
             options["extra_hosts"] = extra_hosts
@@ -246,8 +250,6 @@ class DockerExecutor(Executor):
                                 f"{exc.explanation or exc}") from None
         handle = DockerHandle(self, container, spec, observer, image)
         try:
-            if aliases and not spec.host_network:
-                await self._alias(container, options["network"], aliases)
             if files:
                 await self.call(container.put_archive, "/", _tar(files))
         except BaseException:
@@ -255,24 +257,21 @@ class DockerExecutor(Executor):
             raise
         return handle
 
-    async def _alias(self, container: Any, network: str, aliases: list[str]) -> None:
-        net = await self.call(self.client.networks.get, network)
-        await self.call(net.disconnect, container)
-        await self.call(net.connect, container, aliases=aliases)
+    def defer(self, cleanup: Awaitable[None]) -> None:
+        """Run ``cleanup`` in the background; :meth:`aclose` waits for it."""
+        future = asyncio.ensure_future(cleanup)
+        self._deferred.add(future)
+        future.add_done_callback(self._deferred.discard)
 
     async def aclose(self) -> None:
+        if self._deferred:
+            await asyncio.wait(self._deferred)
         # Whatever a cancellation left between two engine calls goes with its job.
         for job_id in self._jobs:
             leftovers = await self.call(self.client.containers.list, all=True,
                                         filters={"label": [f"{LABEL}.job={job_id}"]})
             for container in leftovers:
                 await self.call(_quietly, container.remove, force=True)
-        for network in self._networks.values():
-            try:
-                await self.call(network.remove)
-            except _docker().errors.APIError:
-                pass  # a container of another executor still uses it; the next reap removes it
-        self._networks.clear()
         self._pool.shutdown(wait=False)
         self.client.close()
 
@@ -290,7 +289,7 @@ _reap_lock = threading.Lock()
 
 
 def reap_leftovers(client: Any) -> int:
-    """Remove containers and networks whose driver process on this host is gone (once each)."""
+    """Remove containers whose driver process on this host is gone (once per engine)."""
     with _reap_lock:
         if client.api.base_url in _reaped:
             return 0
@@ -298,12 +297,8 @@ def reap_leftovers(client: Any) -> int:
     managed = {"label": [f"{LABEL}.managed=1"]}
     containers = [c for c in client.containers.list(all=True, filters=managed)
                   if _orphan(c.attrs.get("Config", {}).get("Labels"))]
-    networks = [n for n in client.networks.list(filters=managed)
-                if _orphan(n.attrs.get("Labels"))]
     for container in containers:
         _quietly(container.remove, force=True)
-    for network in networks:
-        _quietly(network.remove)
     return len(containers)
 
 
@@ -369,6 +364,11 @@ class _Stream:
             self.consumed += len(chunk)
             self.reader.feed(chunk)
 
+    @property
+    def complete(self) -> bool:
+        """The shim's channel says when it has said everything."""
+        return isinstance(self.reader, ChannelReader) and self.reader.ended
+
     def feed_rest(self, everything: bytes) -> None:
         with self._lock:
             rest = everything[self.consumed:]
@@ -418,14 +418,14 @@ class DockerHandle(RunHandle):
         except Exception:  # noqa: BLE001 - the container went away: the stream just ends
             pass
 
-    def _catch_up(self) -> None:
-        """Read what the live streams missed: a follow stream may close before the last bytes."""
-        for stream in self._readers:
+    def _catch_up(self, stream: _Stream) -> None:
+        """Read what a live stream missed: with Podman it may close before the last bytes."""
+        if not stream.complete:
             try:
                 stream.feed_rest(self._container.logs(stream=False, **stream.which))
             except Exception:  # noqa: BLE001 - removed already: nothing more to read
                 pass
-            stream.reader.close()
+        stream.reader.close()
 
     async def wait_for_ports(self, ports: list[int]) -> None:
         try:
@@ -452,13 +452,18 @@ class DockerHandle(RunHandle):
                 result = await self._executor.call(self._container.wait)
             code = int(result.get("StatusCode", -1))
             await asyncio.gather(*self._streams)
-            await self._executor.call(self._catch_up)
+            await asyncio.gather(*(self._executor.call(self._catch_up, stream)
+                                   for stream in self._readers))
             if code > 0 and self._spec.payload is not None and not self._observer.heard:
                 # The shim never spoke: python3 did not start in this image.
                 self._observer.on_error("ExecutorError", self._no_python())
             return code if code < 128 or code > 128 + 64 else -(code - 128)
-        finally:
+        except BaseException:
             await self.kill()
+            raise
+        finally:
+            # The result is complete: removing the container need not hold the run's slot.
+            self._executor.defer(self.kill())
 
     async def signal(self, sig: str) -> None:
         try:

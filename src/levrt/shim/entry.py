@@ -4,9 +4,10 @@ Standard library only and compatible with Python 3.7+, because it runs on
 whatever ``python3`` the tool image has. It is also imported on the host for
 its value codec, so both sides agree on one wire format.
 
-Protocol: ``python3 -u entry.py [PAYLOAD_FILE]`` (the payload on stdin when no
-file is given). Payload and messages are tagged data (:func:`encode`) written as
-Python literals, so reading them needs no import in the sandbox. The process's
+Protocol: ``python3 -u entry.py [PAYLOAD_FILE]``; the payload comes from the
+``LEV_PAYLOAD`` environment variable, else that file, else stdin. Payload and
+messages are tagged data (:func:`encode`) written as Python literals, so reading
+them needs no import in the sandbox. The process's
 original stdout becomes the result channel: one literal per line (``{"op":
 "set", "data": ...}``, ``{"op": "error", ...}``). Everything the entry prints,
 and every subprocess it starts, writes to stderr, which is the run's log.
@@ -216,7 +217,9 @@ def main(argv: List[str]) -> int:
     sys.stdout = os.fdopen(1, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)
     channel = Channel(channel_fd)
     try:
-        if len(argv) > 1:
+        if "LEV_PAYLOAD" in os.environ:
+            payload = loads(os.environ.pop("LEV_PAYLOAD"))
+        elif len(argv) > 1:
             with open(argv[1], encoding="utf-8") as f:
                 payload = loads(f.read())
         else:
@@ -239,6 +242,7 @@ def main(argv: List[str]) -> int:
         return 1
     finally:
         sys.stdout.flush()
+        channel.send("end")
     return 0
 
 
