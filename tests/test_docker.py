@@ -283,3 +283,63 @@ def test_seed_workflow_through_docker_with_host_network(engine, monkeypatch):
     ports = [p["port"] for p in results[0]["ports"] if p["state"] == "open"]
     assert ports == [port]
     assert ours(engine) == []
+
+
+def _package(tmp_path, dockerfile):
+    package = tmp_path / "t.tiny"
+    package.mkdir()
+    (package / "pyproject.toml").write_text('[project]\nname = "lev.t.tiny"\nversion = "2.1.0"\n')
+    if dockerfile is not None:
+        (package / "Dockerfile").write_text(dockerfile)
+    return package
+
+
+def test_lev_image_build_tags_by_convention(engine, tmp_path, capsys):
+    from levrt._cli import cli_main
+
+    package = _package(tmp_path, "FROM localhost/lev-base:bookworm\nRUN echo built > /built\n")
+    try:
+        code = cli_main(["image", "build", str(package), "--tag", "localhost/tiny:extra"])
+        out = capsys.readouterr().out.split()
+        assert code == 0 and out == ["localhost/lev.t.tiny:2.1.0", "localhost/tiny:extra"]
+        for ref in out:
+            assert engine.images.get(ref).id == engine.images.get(out[0]).id
+
+        async def main():
+            return await (await tools.version(".t.tiny:2.1.0")).get()
+
+        assert run(main())["py"][0] == 3  # the shorthand finds the image just built
+    finally:
+        for ref in ("localhost/lev.t.tiny:2.1.0", "localhost/tiny:extra"):
+            with contextlib.suppress(Exception):
+                engine.images.remove(ref)
+
+
+def test_lev_image_build_errors_are_one_line(engine, tmp_path, capsys):
+    from levrt._cli import cli_main
+
+    assert cli_main(["image", "build", str(_package(tmp_path, None))]) == 1
+    assert "no Dockerfile" in capsys.readouterr().err
+    broken = tmp_path / "b"
+    broken.mkdir()
+    package = _package(broken, "FROM localhost/lev-base:bookworm\nRUN exit 3\n")
+    assert cli_main(["image", "build", str(package)]) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1].startswith("lev: error: building") and "Traceback" not in err
+    assert "exit status 3" in err
+
+
+def test_example_package_image_builds(engine):
+    from levrt.executors.docker import build_image
+
+    tags = build_image(HUB / "szczecin.nmap_python", ["localhost/lev-nmap:built"])
+    try:
+        assert tags == ["localhost/lev.szczecin.nmap_python:1.0.0", "localhost/lev-nmap:built"]
+        output = engine.containers.run(tags[0], ["nmap", "--version"], remove=False)
+        assert b"Nmap version" in output
+    finally:
+        for container in engine.containers.list(all=True, filters={"ancestor": tags[0]}):
+            container.remove(force=True)
+        for ref in tags:
+            with contextlib.suppress(Exception):
+                engine.images.remove(ref)

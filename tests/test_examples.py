@@ -4,6 +4,7 @@ Every scan here targets 127.0.0.1 and nothing else. A listener started by the te
 of nmap's default top-1000 list gives the scans something to find.
 """
 
+import json
 import os
 import shutil
 import socket
@@ -516,3 +517,23 @@ def test_main_py_runs_the_package(tmp_path, listener):
         job = only_job(store)
         assert (job["name"], job["status"]) == ("main", "done")
         assert len(store.list_runs(job["id"])) == 2
+
+
+@nmap_test
+def test_lev_run_json_of_the_seed_workflow(tmp_path, listener):
+    env = {**os.environ, "LEV_HOME": str(tmp_path / "levhome"), "LEV_EXECUTOR": "process"}
+    env.pop("LEV_DB_URL", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "levrt._cli", "run", str(HUB / "szczecin.nmap_python") +
+         ":server_port", "--ip", TARGET, "--ports", str(listener.port), "--json"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    bundle = json.loads(proc.stdout)
+    assert bundle["job"]["status"] == "done" and bundle["job"]["name"] == "server_port"
+    docs = {d["coll"]: d["data"] for d in bundle["documents"]}
+    assert docs[SCHEMA_ALIVE]["alive"] == [TARGET]
+    assert_listener_port(port_entry(docs[SCHEMA_PORT_OS]["ports"], listener.port), listener)
+    assert [p["port"] for p in docs["_"]["open_ports"]] == [listener.port]
+    assert [r["status"] for r in bundle["runs"]] == ["done", "done"]
+    assert any(f"{listener.port}/tcp open" in line["text"] for line in bundle["log"])
