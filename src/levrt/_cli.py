@@ -796,6 +796,11 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--tag", action="append", metavar="REF",
                        help="another tag to give the image (repeatable)")
     build.set_defaults(handler=_cmd_image_build)
+
+    from . import _cli_hub, _cli_packages
+
+    _cli_packages.register(commands)
+    _cli_hub.register(commands)
     return parser
 
 
