@@ -37,6 +37,8 @@ def engine():
     import docker
 
     client = docker.DockerClient(base_url=url)
+    for leftover in ours(client):  # from runs outside this session's tests
+        leftover.remove(force=True)
     yield client
     client.close()
 

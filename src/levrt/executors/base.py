@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..shim.entry import decode
+from ..shim.entry import LOG_END, decode
 
 
 class ExecutorError(RuntimeError):
@@ -102,6 +102,8 @@ class RunHandle(abc.ABC):
         """Stop the run now and release everything it holds; safe to call twice."""
 
 
+END_MARK = LOG_END.encode()
+
 #: how long ``ports`` may take to accept before the run counts as failed to start
 PORT_TIMEOUT = 30.0
 
@@ -124,12 +126,17 @@ class Executor(abc.ABC):
 
 
 class LineSplitter:
-    """Cuts a byte stream into complete text lines for the log."""
+    """Cuts a byte stream into complete text lines for the log.
+
+    ``ended`` turns true when the shim marks the end of its output on the stream: what
+    came before is complete, whatever the transport did with the stream's tail.
+    """
 
     def __init__(self, stream: str, observer: RunObserver) -> None:
         self._stream = stream
         self._observer = observer
         self._rest = b""
+        self.ended = False
 
     def feed(self, data: bytes) -> None:
         *lines, self._rest = (self._rest + data).split(b"\n")
@@ -142,6 +149,9 @@ class LineSplitter:
             self._rest = b""
 
     def emit(self, lines: list[bytes]) -> None:
+        if END_MARK in lines:
+            self.ended = True
+            lines = [line for line in lines if line != END_MARK]
         self._observer.on_log(self._stream, [_text(line) for line in lines])
 
 
@@ -150,7 +160,6 @@ class ChannelReader(LineSplitter):
 
     def __init__(self, observer: RunObserver) -> None:
         super().__init__("stdout", observer)
-        self.ended = False
 
     def emit(self, lines: list[bytes]) -> None:
         for line in lines:

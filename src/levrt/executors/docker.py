@@ -27,7 +27,6 @@ from .._config import Settings, load_settings, tomllib
 from ..shim import SHIM_PATH
 from ..shim.entry import dumps
 from .base import (
-    ChannelReader,
     Executor,
     ExecutorError,
     LineSplitter,
@@ -40,6 +39,8 @@ from .base import (
 
 LABEL = "io.levrt"
 SHIM_DIR = "/.lev"
+#: seconds a log stream may stay open after its container exited
+STREAM_GRACE = 5.0
 #: payloads up to this size travel in an environment variable (Linux allows 128 KiB per string)
 INLINE_PAYLOAD = 100_000
 _T = TypeVar("_T")
@@ -357,17 +358,19 @@ class _Stream:
         self.which = {"stdout": name == "stdout", "stderr": name == "stderr"}
         self.reader = reader
         self.consumed = 0
+        self.done = False
         self._lock = threading.Lock()
 
     def feed(self, chunk: bytes) -> None:
         with self._lock:
-            self.consumed += len(chunk)
-            self.reader.feed(chunk)
+            if not self.done:
+                self.consumed += len(chunk)
+                self.reader.feed(chunk)
 
     @property
     def complete(self) -> bool:
-        """The shim's channel says when it has said everything."""
-        return isinstance(self.reader, ChannelReader) and self.reader.ended
+        """The shim marks the end of both its streams: then nothing was lost."""
+        return self.reader.ended
 
     def feed_rest(self, everything: bytes) -> None:
         with self._lock:
@@ -375,6 +378,12 @@ class _Stream:
             self.consumed = len(everything)
             if rest:
                 self.reader.feed(rest)
+
+    def finish(self) -> None:
+        """No more input: a follow stream still open after this is ignored."""
+        with self._lock:
+            self.done = True
+            self.reader.close()
 
 
 class DockerHandle(RunHandle):
@@ -425,7 +434,7 @@ class DockerHandle(RunHandle):
                 stream.feed_rest(self._container.logs(stream=False, **stream.which))
             except Exception:  # noqa: BLE001 - removed already: nothing more to read
                 pass
-        stream.reader.close()
+        stream.finish()
 
     async def wait_for_ports(self, ports: list[int]) -> None:
         try:
@@ -451,7 +460,9 @@ class DockerHandle(RunHandle):
                 await self._executor.call(self._container.kill)
                 result = await self._executor.call(self._container.wait)
             code = int(result.get("StatusCode", -1))
-            await asyncio.gather(*self._streams)
+            # A follow stream normally ends with the container, but an engine may keep one
+            # open: past a grace period the re-read below has everything anyway.
+            await asyncio.wait(self._streams, timeout=STREAM_GRACE)
             await asyncio.gather(*(self._executor.call(self._catch_up, stream)
                                    for stream in self._readers))
             if code > 0 and self._spec.payload is not None and not self._observer.heard:

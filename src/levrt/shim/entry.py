@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from typing import Any, Callable, Dict, List, Optional, Tuple
 
 WIRE_VERSION = 1
+#: the shim's last line on stderr: the host knows the log is complete when it sees it
+LOG_END = "\x1elev:end\x1e"
 
 
 def encode(value: Any, hook: Optional[Callable[[Any, str], Any]] = None,
@@ -243,6 +245,7 @@ def main(argv: List[str]) -> int:
     finally:
         sys.stdout.flush()
         channel.send("end")
+        os.write(2, (LOG_END + "\n").encode())
     return 0
 
 
