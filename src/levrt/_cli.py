@@ -166,30 +166,15 @@ def _import_file(path: Path) -> ModuleType:
 
 
 def _hub_package(folder: Path) -> str:
-    """``lev.<user>.<tool>`` of a hub package folder, after putting it and its siblings on
-    the path (``lev`` and ``lev.<user>`` are namespace packages, so the folders merge)."""
-    inits = sorted(folder.glob("lev/*/*/__init__.py"))
-    names = [f"lev.{init.parent.parent.name}.{init.parent.name}" for init in inits]
-    wanted = f"lev.{folder.resolve().name}"
-    if wanted in names:
-        name = wanted
-    elif len(names) == 1:
-        name = names[0]
-    elif names:
-        raise CliError(
-            f"{folder} holds several packages ({', '.join(names)}); name the folder "
-            "<user>.<tool> after the one to run"
-        )
-    else:
-        raise CliError(
-            f"{folder} is not a hub package folder: it has no lev/<user>/<tool>/__init__.py"
-        )
-    siblings = sorted(
-        str(sibling)
-        for sibling in folder.resolve().parent.iterdir()
-        if sibling.is_dir() and (sibling / "lev").is_dir() and sibling != folder.resolve()
-    )
-    _prepend_path(str(folder.resolve()), *siblings)
+    """Import name of a hub package folder, with it and its siblings put on ``sys.path``."""
+    from .packages import PackageError
+    from .packages.layout import hub_search_path
+
+    try:
+        name, path = hub_search_path(folder)
+    except PackageError as exc:
+        raise CliError(str(exc)) from None
+    _prepend_path(*path)
     return name
 
 

@@ -24,7 +24,7 @@ _HEADER_KEYS = ("homepage", "github", "type", "version")
 _HEADER_RE = re.compile(r"^\s*(homepage|github|type|version)\s*:\s*(.*?)\s*$", re.IGNORECASE)
 # Authors write "Homepage: -" for "none"; the manifest says None so the UI needs no special case.
 _HEADER_NONE = ("", "-")
-_FENCE_RE = re.compile(r"^[ \t]*(`{3,})[^\n]*\n(.*?)^[ \t]*\1`*[ \t]*$", re.MULTILINE | re.DOTALL)
+FENCE_RE = re.compile(r"^[ \t]*(`{3,})[^\n]*\n(.*?)^[ \t]*\1`*[ \t]*$", re.MULTILINE | re.DOTALL)
 
 
 def export_kind(obj: object) -> str | None:
@@ -82,7 +82,7 @@ def _function_entry(fn: types.FunctionType, kind: str) -> dict[str, Any]:
 def _modeless_tool(fn: types.FunctionType) -> dict[str, Any]:
     entry = _function_entry(fn, "tool")
     module = sys.modules.get(fn.__module__)
-    _, header = _parse_header(inspect.getdoc(module) if module is not None else None)
+    _, header = parse_header(inspect.getdoc(module) if module is not None else None)
     entry.update(header)
     entry["modes"] = [_function_entry(fn, "mode")]
     return entry
@@ -90,7 +90,7 @@ def _modeless_tool(fn: types.FunctionType) -> dict[str, Any]:
 
 def _module_tool(module: types.ModuleType) -> dict[str, Any]:
     doc = inspect.getdoc(module)
-    description, header = _parse_header(doc)
+    description, header = parse_header(doc)
     modes = [_function_entry(fn, "mode") for fn in _modes_of(module)]
     return {
         "kind": "tool",
@@ -139,13 +139,13 @@ def _first_line(doc: str | None) -> str | None:
 
 
 def _example(doc: str | None) -> str | None:
-    match = _FENCE_RE.search(doc or "")
+    match = FENCE_RE.search(doc or "")
     if match is None:
         return None
     return textwrap.dedent(match.group(2)).strip() or None
 
 
-def _parse_header(doc: str | None) -> tuple[list[str], dict[str, str | None]]:
+def parse_header(doc: str | None) -> tuple[list[str], dict[str, str | None]]:
     """Split a tool module docstring into its description lines and header fields."""
     header: dict[str, str | None] = dict.fromkeys(_HEADER_KEYS)
     description: list[str] = []
