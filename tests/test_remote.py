@@ -192,3 +192,29 @@ def test_the_host_never_evaluates_what_the_sandbox_sends():
     reader.feed(b"__import__('os').system('touch /tmp/lev-pwned')\n{'op': 'set', 'data': {}}\n")
     assert seen[0][0] == "log" and seen[1] == ("ctx", {})
     assert not Path("/tmp/lev-pwned").exists()
+
+
+def _other_pythons():
+    found = []
+    for version in ("3.7", "3.8", "3.9", "3.12", "3.13"):
+        for path in sorted(Path("/root/.pyenv/versions").glob(f"{version}.*/bin/python3")):
+            found.append(pytest.param(str(path), id=version))
+            break
+    return found or [pytest.param(None, marks=pytest.mark.skip(reason="no other Python here"))]
+
+
+@pytest.mark.parametrize("python", _other_pythons())
+def test_entries_run_on_other_python_versions(python):
+    from helpers_tools import capture
+
+    import levrt
+    from levrt.executors.process import ProcessExecutor
+
+    async def main():
+        doc = await capture("s", 7, 1.5, True, None, b"\x01", [1], {"k": (1, 2)})
+        return await doc.get()
+
+    data = levrt.run(main(), executor=ProcessExecutor(python), echo=False)
+    assert data["helper"] == "hello:14" and data["raw"] == b"\x01"
+    assert data["mapping"] == {"k": (1, 2)}
+    assert data["py"] == [int(x) for x in Path(python).parent.parent.name.split(".")[:2]]
