@@ -163,25 +163,35 @@ def parse_category(text: str) -> Category:
         member = _LOOKUP[cls].get(key)
         if member is not None:
             return member
-    raise ValueError(_unknown_message(text, rest, classes))
+    raise ValueError(_unknown_message(text, classes))
 
 
-def _unknown_message(text: str, rest: str, classes: tuple[type[Category], ...]) -> str:
-    # Suggest canonical spellings (tactic id + name, BlackArch slug) so the user can copy one.
-    display: dict[str, str] = {}
-    for cls in classes:
-        for member in cls:
-            label = (
-                f"{member.value} ({member.title})" if isinstance(member, Attck) else member.value
-            )
-            for spelling in _spellings(member):
-                display[spelling.casefold()] = label
-    typed = rest.strip().casefold()
-    close = difflib.get_close_matches(typed, list(display), n=5, cutoff=0.6)
+def suggest_categories(text: str) -> list[Category]:
+    """Up to five members whose spellings are close to ``text`` (prefix rules as in
+    :func:`parse_category`)."""
+    stripped = text.strip()
+    classes: tuple[type[Category], ...] = (Attck, BlackArch)
+    for prefix, cls in _PREFIXES.items():
+        if stripped.casefold().startswith(prefix):
+            classes, stripped = (cls,), stripped[len(prefix):]
+            break
+    spellings = {spelling.casefold(): member for cls in classes for member in cls
+                 for spelling in _spellings(member)}
+    typed = stripped.casefold()
+    close = difflib.get_close_matches(typed, list(spellings), n=5, cutoff=0.6)
     # difflib misses abbreviations ("recon" for Reconnaissance); prefixes catch those.
     if len(typed) >= 3:
-        close += [spelling for spelling in display if spelling.startswith(typed)]
-    suggestions = list(dict.fromkeys(display[c] for c in close))[:5]
+        close += [spelling for spelling in spellings if spelling.startswith(typed)]
+    return list(dict.fromkeys(spellings[c] for c in close))[:5]
+
+
+def _label(member: Category) -> str:
+    # Canonical spellings (tactic id + name, BlackArch slug) that the user can copy.
+    return f"{member.value} ({member.title})" if isinstance(member, Attck) else member.value
+
+
+def _unknown_message(text: str, classes: tuple[type[Category], ...]) -> str:
+    suggestions = [_label(member) for member in suggest_categories(text)]
     hint = f"; did you mean {', '.join(suggestions)}?" if suggestions else ""
     kinds = " or ".join(
         "an ATT&CK tactic id or name (e.g. TA0043, Reconnaissance)"

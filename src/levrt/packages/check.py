@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..annot._manifest import FENCE_RE
-from ..annot.cats import Attck, BlackArch, parse_category
+from ..annot.cats import Attck, BlackArch, parse_category, suggest_categories
 from ._source import (
     BUILTIN_NAMES,
     FunctionNode,
@@ -42,7 +42,6 @@ _CATEGORY_CLASSES: dict[str, type[Attck] | type[BlackArch]] = {
 # A bare image id (``docker images -q``, ``sha256:...``) names an image only on the machine
 # that built it: the tool would not run anywhere else.
 _IMAGE_ID = re.compile(r"(sha256:)?[0-9a-f]{64}|[0-9a-f]{12}")
-_SUGGESTIONS = re.compile(r"did you mean (.+)\?$")
 
 
 @dataclass
@@ -120,12 +119,8 @@ def _member_suggestions(cls: type[Attck] | type[BlackArch], name: str) -> str:
     """`` (did you mean Attck.Reconnaissance?)``, from parse_category's suggestions."""
     try:
         members = [parse_category(f"{cls.__name__.lower()}:{name}")]
-    except ValueError as exc:
-        # Its message lists canonical spellings ("TA0043 (Reconnaissance)", "scanner");
-        # each one's first word parses back to the member an author writes.
-        found = _SUGGESTIONS.search(str(exc))
-        labels = found.group(1).split(", ") if found else []
-        members = [parse_category(label.partition(" ")[0]) for label in labels]
+    except ValueError:
+        members = suggest_categories(f"{cls.__name__.lower()}:{name}")
     names = [f"{type(member).__name__}.{member.name}" for member in members]
     return f" (did you mean {' or '.join(names)}?)" if names else ""
 
