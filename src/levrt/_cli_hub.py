@@ -1,10 +1,328 @@
-"""The `lev` subcommands for the hub: serve, user, login, publish, install."""
+"""The `lev` subcommands for the hub: serve, user, login, publish, install.
+
+``lev serve`` and ``lev user add`` work on the server's store directly (run them where the
+server runs); ``lev login``, ``lev publish`` and ``lev install`` talk to a hub over HTTP. The
+token ``lev login`` gets is kept in ``$LEV_HOME/credentials.json`` (mode 0600), per server URL.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import argparse
+import getpass
+import json
+import os
+import secrets
+import shlex
+import socket
+import subprocess
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ._cli import EXIT_FAILED, EXIT_OK, CliError
+from .store import HubConflictError, Store, default_home
+
+if TYPE_CHECKING:
+    from .server.settings import Settings
+
+CREDENTIALS = "credentials.json"
+# Long enough for a 20 MiB upload on a slow link; a hung server still ends the command.
+HTTP_TIMEOUT = 300
+
+
+# -- settings, credentials ---------------------------------------------------------------
+
+
+def _server_settings(**overrides: Any) -> Settings:
+    from pydantic import ValidationError
+
+    from .server.settings import Settings
+
+    try:
+        return Settings(**{key: value for key, value in overrides.items() if value is not None})
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        raise CliError(
+            f"server setting {where} (LEV_SERVER_{where.upper()} or its option): {error['msg']}"
+        ) from None
+
+
+def _credentials_path() -> Path:
+    return default_home() / CREDENTIALS
+
+
+def _load_credentials() -> dict[str, Any]:
+    path = _credentials_path()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {"default": None, "servers": {}}
+    except (OSError, ValueError) as exc:
+        raise CliError(f"cannot read {path}: {exc}; delete it and run lev login again",
+                       EXIT_FAILED) from None
+    if not isinstance(data, dict) or not isinstance(data.get("servers"), dict):
+        raise CliError(f"{path} is not a lev credentials file; delete it and run lev login again",
+                       EXIT_FAILED)
+    return data
+
+
+def _save_credentials(data: dict[str, Any]) -> Path:
+    path = _credentials_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{CREDENTIALS}.{os.getpid()}")
+    # Created 0600 from the start (not chmod-ed after): the token is never readable by others.
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        json.dump(data, file, indent=2)
+        file.write("\n")
+    os.replace(partial, path)
+    return path
+
+
+def _hub_url(url: str) -> str:
+    url = url.strip().rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        raise CliError(f"hub URL {url!r} must start with http:// or https://")
+    return url
+
+
+def _chosen_hub(server: str | None) -> tuple[str, dict[str, Any] | None]:
+    """The hub URL (``--server`` or the last one logged in to) and its credentials."""
+    credentials = _load_credentials()
+    url = _hub_url(server) if server else credentials.get("default")
+    if not url:
+        raise CliError("no hub given: pass --server URL, or log in first with lev login URL")
+    return url, credentials["servers"].get(url)
+
+
+# -- HTTP ------------------------------------------------------------------------------------
+
+
+class HubRefused(Exception):
+    """The hub answered with an HTTP error; the message is its ``detail``."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+
+
+def _request(url: str, *, token: str | None = None, data: bytes | None = None,
+             content_type: str | None = None) -> Any:
+    """The JSON answer of a GET (or a POST when ``data`` is given) to ``url``."""
+    headers = {"Accept": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    if content_type:
+        headers["Content-Type"] = content_type
+    request = urllib.request.Request(url, data=data, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT) as response:
+            return json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        body = exc.read()
+        try:
+            detail = json.loads(body)["detail"]
+        except (ValueError, KeyError, TypeError):
+            detail = body.decode("utf-8", "replace").strip()[:200] or exc.reason
+        raise HubRefused(exc.code, str(detail)) from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise CliError(f"cannot reach the hub at {url}: {reason}", EXIT_FAILED) from None
+    except ValueError:
+        raise CliError(f"{url} did not answer with JSON: is it a levrt hub?", EXIT_FAILED) from None
+
+
+def _multipart(parts: list[tuple[str, str, str, bytes]]) -> tuple[bytes, str]:
+    """A multipart/form-data body of ``(field, filename, content type, content)`` parts."""
+    boundary = f"levrt-{secrets.token_hex(16)}"
+    body = bytearray()
+    for field, filename, content_type, content in parts:
+        body += (
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; "
+            f"filename=\"{filename}\"\r\nContent-Type: {content_type}\r\n\r\n"
+        ).encode()
+        body += content + b"\r\n"
+    body += f"--{boundary}--\r\n".encode()
+    return bytes(body), f"multipart/form-data; boundary={boundary}"
+
+
+# -- commands --------------------------------------------------------------------------------
+
+
+def _read_stdin_password() -> str:
+    password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise CliError("--password-stdin: standard input gave no password (one line expected)")
+    return password
+
+
+def _cmd_serve(args: argparse.Namespace, extras: list[str]) -> int:
+    import uvicorn
+
+    from .server import create_app
+
+    settings = _server_settings(host=args.host, port=args.port)
+    store = Store(settings.db_url)
+    try:
+        if store.count_users() == 0:
+            password = secrets.token_urlsafe(12)
+            try:
+                store.create_user("admin", password, is_admin=True)
+            except HubConflictError:
+                pass  # another server on this store made it first
+            else:
+                print(f"created user admin with password {password} (shown this once: keep it; "
+                      f"lev login http://{settings.host}:{settings.port} --user admin)", flush=True)
+        uvicorn.run(create_app(settings, store=store), host=settings.host, port=settings.port,
+                    log_level="info")
+    except SystemExit as exc:
+        # uvicorn has logged why it could not start (a port in use, ...) in one line.
+        return exc.code if isinstance(exc.code, int) else EXIT_FAILED
+    finally:
+        store.close()
+    return EXIT_OK
+
+
+def _cmd_user_add(args: argparse.Namespace, extras: list[str]) -> int:
+    given = _read_stdin_password() if args.password_stdin else None
+    password = given or secrets.token_urlsafe(12)
+    with Store(_server_settings().db_url) as store:
+        try:
+            store.create_user(args.name, password, is_admin=args.admin)
+        except (ValueError, HubConflictError) as exc:
+            raise CliError(str(exc), EXIT_FAILED) from None
+    role = "admin" if args.admin else "user"
+    shown = "" if given else f" with password {password} (shown this once)"
+    print(f"created {role} {args.name}{shown}; they can publish lev.{args.name}.*")
+    return EXIT_OK
+
+
+def _cmd_login(args: argparse.Namespace, extras: list[str]) -> int:
+    url = _hub_url(args.url)
+    interactive = sys.stdin.isatty()
+    user = args.user
+    if not user:
+        if args.password_stdin or not interactive:
+            raise CliError("give the user name with --user NAME")
+        user = input("user: ").strip()
+    if args.password_stdin:
+        password = _read_stdin_password()
+    elif interactive:
+        password = getpass.getpass(f"password for {user} at {url}: ")
+    else:
+        raise CliError("no terminal to ask the password on: pipe it in with --password-stdin")
+    body = {"user": user, "password": password,
+            "token_name": f"lev login on {socket.gethostname()}"}
+    try:
+        answer = _request(f"{url}/api/login", data=json.dumps(body).encode(),
+                          content_type="application/json")
+    except HubRefused as exc:
+        raise CliError(f"{url} refused the login: {exc}", EXIT_FAILED) from None
+    credentials = _load_credentials()
+    credentials["servers"][url] = {"user": answer["user"], "token": answer["token"]}
+    credentials["default"] = url
+    path = _save_credentials(credentials)
+    print(f"logged in to {url} as {answer['user']} (token saved in {path})")
+    return EXIT_OK
+
+
+def _cmd_publish(args: argparse.Namespace, extras: list[str]) -> int:
+    from .packages import PackageError, build_wheel, package_manifest, read_package
+
+    url, login = _chosen_hub(args.server)
+    if login is None:
+        raise CliError(f"not logged in to {url}: run lev login {url}")
+    folder = Path(args.dir)
+    try:
+        info = read_package(folder)
+        manifest = package_manifest(folder)
+        with tempfile.TemporaryDirectory(prefix="lev-publish-") as out:
+            wheel = build_wheel(folder, Path(out))
+            body, content_type = _multipart([
+                ("wheel", wheel.name, "application/octet-stream", wheel.read_bytes()),
+                ("manifest", "manifest.json", "application/json", json.dumps(manifest).encode()),
+            ])
+    except PackageError as exc:
+        raise CliError(str(exc), EXIT_FAILED) from None
+    try:
+        answer = _request(f"{url}/api/packages/upload", token=login["token"], data=body,
+                          content_type=content_type)
+    except HubRefused as exc:
+        raise CliError(f"{url} refused {info.name} {info.version}: {exc}", EXIT_FAILED) from None
+    print(f"published {answer['package']}@{answer['version']}: {answer['url']}")
+    return EXIT_OK
+
+
+def _cmd_install(args: argparse.Namespace, extras: list[str]) -> int:
+    url, _login = _chosen_hub(args.server)
+    # --extra-index-url adds the hub to the indexes pip is configured with (PyPI or a mirror,
+    # and any extra ones) rather than replacing them. Requirements already met, levrt itself
+    # included, are left as they are: pip installs only what is missing.
+    command = [sys.executable, "-m", "pip", "install", "--extra-index-url", f"{url}/simple/",
+               *args.specs]
+    print(f"running {shlex.join(command)}", file=sys.stderr, flush=True)
+    code = subprocess.call(command)
+    if code != 0:
+        raise CliError(f"pip install failed (exit code {code}); its messages above say why",
+                       EXIT_FAILED)
+    return EXIT_OK
 
 
 def register(commands: Any) -> None:
     """Add this module's subcommands to ``lev``'s subparsers."""
-    # Filled in by the issue that adds these commands.
+    serve = commands.add_parser(
+        "serve", help="run the platform server (the hub)",
+        description="Serve the hub's API and its PEP 503 index on the runtime's store "
+        "(LEV_SERVER_DB_URL, else LEV_DB_URL, else $LEV_HOME/levrt.db). The first start on a "
+        "store with no users creates the user admin and prints its password once.")
+    serve.add_argument("--host", help="address to listen on (default: LEV_SERVER_HOST, else "
+                       "127.0.0.1; 0.0.0.0 exposes the hub to the network)")
+    serve.add_argument("--port", type=int, help="port (default: LEV_SERVER_PORT, else 8765)")
+    serve.set_defaults(handler=_cmd_serve)
+
+    user = commands.add_parser("user", help="manage the hub's users (on the server's store)")
+    user_commands = user.add_subparsers(dest="user_command", metavar="ACTION", required=True)
+    add = user_commands.add_parser(
+        "add", help="create a user, who owns the namespace lev.NAME",
+        description="Create a hub user in the server's store; NAME also becomes the "
+        "namespace they publish in (lev.NAME.*). Prints a generated password unless one "
+        "comes on standard input.")
+    add.add_argument("name", metavar="NAME", help="lower-case letters, digits, underscores")
+    add.add_argument("--admin", action="store_true", help="make the user an administrator")
+    add.add_argument("--password-stdin", action="store_true",
+                     help="read the password from the first line of standard input")
+    add.set_defaults(handler=_cmd_user_add)
+
+    login = commands.add_parser(
+        "login", help="log in to a hub and keep an API token for lev publish",
+        description="Trade a user name and password for an API token and keep it in "
+        "$LEV_HOME/credentials.json (mode 0600); the hub becomes the default for publish "
+        "and install.")
+    login.add_argument("url", metavar="URL", help="the hub, e.g. http://127.0.0.1:8765")
+    login.add_argument("--user", metavar="NAME", help="user name (asked when not given)")
+    login.add_argument("--password-stdin", action="store_true",
+                       help="read the password from the first line of standard input")
+    login.set_defaults(handler=_cmd_login)
+
+    publish = commands.add_parser(
+        "publish", help="build a package's wheel and upload it with its manifest",
+        description="Read the package in DIR, make its manifest (importing it in a "
+        "subprocess), build its wheel and upload both to the hub. A version that exists is "
+        "refused: raise the version in pyproject.toml.")
+    publish.add_argument("dir", nargs="?", default=".", metavar="DIR",
+                         help="the package folder USER.TOOL (default: the current folder)")
+    publish.add_argument("--server", metavar="URL", help="the hub (default: the last lev login)")
+    publish.set_defaults(handler=_cmd_publish)
+
+    install = commands.add_parser(
+        "install", help="pip install hub packages into this Python",
+        description="Run pip install in lev's own Python with the hub's /simple/ index added "
+        "to pip's configured ones, so a package's dependencies on other hub packages resolve.")
+    install.add_argument("specs", nargs="+", metavar="SPEC",
+                         help="a requirement, e.g. lev.szczecin.nmap_python or 'lev.a.b>=1.0'")
+    install.add_argument("--server", metavar="URL", help="the hub (default: the last lev login)")
+    install.set_defaults(handler=_cmd_install)

@@ -1,15 +1,14 @@
-"""The :class:`Store`: jobs, runs, documents, logs and files in one SQL database."""
+"""The :class:`Store`: jobs, runs, documents, logs and files in one SQL database, and the
+hub's tables through :class:`~levrt.store._hub.HubMixin`."""
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import math
 import os
 import threading
 import uuid
 from collections.abc import Iterator, Mapping
-from datetime import datetime, timezone
 from pathlib import Path
 from types import EllipsisType, TracebackType
 from typing import Any
@@ -31,12 +30,16 @@ from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
 from sqlalchemy.pool import StaticPool
 
 from levrt.shim.entry import decode, encode
+from levrt.store._common import insert_file
+from levrt.store._common import now as _now
+from levrt.store._common import utc as _utc
+from levrt.store._hub import HubMixin
 from levrt.store.models import NO_RUN, Document, File, Job, Log, Run
 
 # The newest revision in migrations/versions. Kept here so opening an
 # up-to-date store needs neither Alembic nor a scan of the scripts; a test
 # checks it against the scripts.
-SCHEMA_HEAD = "0001"
+SCHEMA_HEAD = "0002"
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -77,17 +80,6 @@ def default_url() -> str:
     home = default_home()
     home.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{home / 'levrt.db'}"
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    # SQLite hands back naive datetimes; everything written is UTC.
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=timezone.utc)
 
 
 def _check_status(status: str, allowed: tuple[str, ...], what: str) -> None:
@@ -221,7 +213,7 @@ def _create_engine(url: str) -> Engine:
     return engine
 
 
-class Store:
+class Store(HubMixin):
     """Persistent jobs, runs, result documents, logs and content-addressed files.
 
     Thread-safe: every call checks a connection out of the engine's pool for
@@ -599,25 +591,8 @@ class Store:
 
     def put_file(self, content: bytes, *, name: str | None = None) -> str:
         """Store ``content`` once and return its ``sha256:<hex>`` digest."""
-        content = bytes(content)
-        digest = "sha256:" + hashlib.sha256(content).hexdigest()
-        try:
-            with self._write() as conn:
-                if conn.execute(select(_files.c.digest).where(_files.c.digest == digest)).first():
-                    return digest
-                conn.execute(
-                    insert(_files).values(
-                        digest=digest,
-                        content=content,
-                        size=len(content),
-                        name=name,
-                        created_at=_now(),
-                    )
-                )
-        except IntegrityError:
-            # A concurrent writer stored the same bytes first: same content, same digest.
-            pass
-        return digest
+        with self._write() as conn:
+            return insert_file(conn, bytes(content), name)
 
     def get_file(self, digest: str) -> bytes:
         """The content stored under ``digest``."""

@@ -1,4 +1,5 @@
-"""Tables of the levrt store.
+"""Tables of the levrt store: the runtime's (jobs, runs, documents, logs, files) and the
+hub's (users, tokens, namespaces, packages, versions, version files).
 
 Only portable column types are used so the same schema runs on SQLite and
 PostgreSQL. Timestamps are written as UTC; SQLite drops the zone, so the store
@@ -13,14 +14,17 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Float,
+    ForeignKey,
     Index,
     Integer,
     LargeBinary,
     MetaData,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -111,3 +115,82 @@ class File(Base):
     size: Mapped[int] = mapped_column(Integer)
     name: Mapped[str | None] = mapped_column(String)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+# -- the hub ---------------------------------------------------------------------
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    # "scrypt$n$r$p$salt$hash": the parameters travel with the hash so they can be raised later.
+    password_hash: Mapped[str] = mapped_column(String)
+    is_admin: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Token(Base):
+    __tablename__ = "tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String)
+    # Only the hash is kept: a leaked database must not hand out working tokens.
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Namespace(Base):
+    __tablename__ = "namespaces"
+
+    # The <user> of lev.<user>.<tool>.
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Package(Base):
+    __tablename__ = "packages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String, unique=True)
+    # PEP 503 form (lev-user-tool): two names pip takes for one project are one package.
+    normalized: Mapped[str] = mapped_column(String, unique=True)
+    namespace: Mapped[str] = mapped_column(ForeignKey("namespaces.name"))
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class PackageVersion(Base):
+    __tablename__ = "versions"
+    __table_args__ = (
+        UniqueConstraint("package_id", "version", name="uq_versions_package_id_version"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    package_id: Mapped[int] = mapped_column(ForeignKey("packages.id"))
+    version: Mapped[str] = mapped_column(String(64))
+    manifest: Mapped[Any] = mapped_column(JSON)
+    summary: Mapped[str | None] = mapped_column(Text)
+    requires_python: Mapped[str | None] = mapped_column(String)
+    # The wheel: its bytes are in files under this digest ("sha256:<hex>").
+    digest: Mapped[str] = mapped_column(ForeignKey("files.digest"))
+    filename: Mapped[str] = mapped_column(String, unique=True)
+    size: Mapped[int] = mapped_column(Integer)
+    uploaded_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class VersionFile(Base):
+    """A member of a version's wheel, for the source browser."""
+
+    __tablename__ = "version_files"
+
+    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id"), primary_key=True)
+    path: Mapped[str] = mapped_column(String, primary_key=True)
+    digest: Mapped[str] = mapped_column(ForeignKey("files.digest"))
+    size: Mapped[int] = mapped_column(Integer)

@@ -1,0 +1,9 @@
+"""The platform server (FastAPI): the hub's API, the PEP 503 index, later the web UI.
+
+It never imports or runs package code (DESIGN §3): uploads are read as zip archives and JSON.
+"""
+
+from levrt.server.app import create_app
+from levrt.server.settings import Settings
+
+__all__ = ["Settings", "create_app"]

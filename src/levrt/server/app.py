@@ -1,0 +1,73 @@
+"""The platform server: ``create_app(settings)`` builds the FastAPI application.
+
+Routers: :mod:`~levrt.server.hub` (the JSON API under ``/api/``) and
+:mod:`~levrt.server.simple` (the PEP 503 index); the web UI joins them as another router.
+The app holds one :class:`~levrt.store.Store` (``app.state.store``), the runtime's by default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from levrt import __version__
+from levrt.server import hub, simple
+from levrt.server.auth import StoreDep
+from levrt.server.settings import Settings
+from levrt.server.upload import UploadRefused
+from levrt.store import HubConflictError, HubPermissionError, Store
+
+
+def _error(status: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    """A handler answering ``status`` with the exception's message as ``detail``."""
+
+    async def handler(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=status)
+
+    return handler
+
+
+async def _refused(request: Request, exc: UploadRefused) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+
+
+def create_app(settings: Settings | None = None, *, store: Store | None = None) -> FastAPI:
+    """The server's app. It opens the store at ``settings.db_url`` (and closes it on
+    shutdown) unless given an open ``store``, which stays the caller's to close."""
+    settings = settings or Settings()
+    owned = store is None
+    app_store = Store(settings.db_url) if store is None else store
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owned:
+            app_store.close()
+
+    app = FastAPI(
+        title="levrt platform",
+        version=__version__,
+        description="The hub of levrt packages: users and tokens, uploads, packages and "
+        "their versions, and a PEP 503 index at /simple/.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.store = app_store
+    app.add_exception_handler(UploadRefused, _refused)
+    app.add_exception_handler(HubPermissionError, _error(403))
+    app.add_exception_handler(HubConflictError, _error(409))
+    app.include_router(hub.router)
+    app.include_router(simple.router)
+
+    @app.get("/health", tags=["server"])
+    async def health(store: StoreDep) -> dict[str, Any]:
+        """The server answers and its store can be read."""
+        await run_in_threadpool(store.count_users)
+        return {"status": "ok", "version": __version__}
+
+    return app

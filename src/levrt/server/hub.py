@@ -1,0 +1,248 @@
+"""The hub's JSON API under ``/api/``: login and tokens, upload, packages, versions, files.
+
+Routes stay thin: the store does the work, :mod:`levrt.server.upload` checks uploads. Reading
+is public (as ``/simple/`` must be for pip); changing anything needs an API token.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+from urllib.parse import quote
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from levrt.server.auth import CurrentUser, StoreDep
+from levrt.server.schemas import (
+    FileEntry,
+    LoginOut,
+    LoginRequest,
+    MeOut,
+    PackageOut,
+    PackageSummary,
+    TokenCreated,
+    TokenOut,
+    TokenRequest,
+    UploadOut,
+    VersionDetail,
+)
+from levrt.server.settings import Settings
+from levrt.server.upload import check_upload, read_upload
+
+router = APIRouter(prefix="/api")
+
+# Versions never change once published, so their files may be cached for good.
+_IMMUTABLE = "public, max-age=31536000, immutable"
+# Package files are the uploader's bytes: never let a browser render them as a page.
+_NOSNIFF = {"X-Content-Type-Options": "nosniff"}
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def base_url(request: Request) -> str:
+    """The URL clients reach the server at, without a trailing slash."""
+    return (_settings(request).public_url or str(request.base_url)).rstrip("/")
+
+
+def _version_out(request: Request, version: dict[str, Any]) -> dict[str, Any]:
+    url = f"{base_url(request)}/api/files/{quote(version['filename'])}"
+    return {**version, "download_url": url}
+
+
+def _version_or_404(store: StoreDep, name: str, version: str) -> dict[str, Any]:
+    if version == "latest":
+        package = store.get_package(name)
+        if package is not None:
+            version = package["latest"]
+    found = store.get_version(name, version)
+    if found is None:
+        if store.get_package(name) is None:
+            raise HTTPException(404, f"no package {name!r} on this hub")
+        raise HTTPException(404, f"{name} has no version {version!r}")
+    return found
+
+
+# -- users and tokens ----------------------------------------------------------------------
+
+
+@router.post("/login", response_model=LoginOut, tags=["auth"])
+def login(body: LoginRequest, store: StoreDep) -> dict[str, Any]:
+    """Trade a user name and password for a new API token (what ``lev login`` does)."""
+    user = store.verify_password(body.user, body.password)
+    if user is None:
+        raise HTTPException(401, "wrong user name or password")
+    token = store.create_token(user["name"], body.token_name)
+    return {
+        "user": user["name"],
+        "token": token["token"],
+        "token_id": token["id"],
+        "token_name": token["name"],
+    }
+
+
+@router.get("/me", response_model=MeOut, tags=["auth"])
+def me(user: CurrentUser, store: StoreDep) -> dict[str, Any]:
+    """The token's user and the namespaces they may publish in."""
+    return {**user, "namespaces": store.list_namespaces(user["name"])}
+
+
+@router.post("/tokens", response_model=TokenCreated, status_code=201, tags=["auth"])
+def create_token(body: TokenRequest, user: CurrentUser, store: StoreDep) -> dict[str, Any]:
+    """A new API token for the caller; its secret is in this response only."""
+    return store.create_token(user["name"], body.name)
+
+
+@router.get("/tokens", response_model=list[TokenOut], tags=["auth"])
+def list_tokens(user: CurrentUser, store: StoreDep) -> list[dict[str, Any]]:
+    """The caller's tokens, without their secrets."""
+    return store.list_tokens(user["name"])
+
+
+@router.delete("/tokens/{token_id}", status_code=204, tags=["auth"])
+def revoke_token(token_id: int, user: CurrentUser, store: StoreDep) -> Response:
+    """Revoke one of the caller's tokens (the one in use too)."""
+    if not store.revoke_token(user["name"], token_id):
+        raise HTTPException(404, f"you have no token {token_id}")
+    return Response(status_code=204)
+
+
+# -- upload --------------------------------------------------------------------------------
+
+_UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["wheel", "manifest"],
+                    "properties": {
+                        "wheel": {"type": "string", "format": "binary"},
+                        "manifest": {"type": "string", "description": "the manifest as JSON"},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/packages/upload",
+    response_model=UploadOut,
+    status_code=201,
+    tags=["packages"],
+    openapi_extra=_UPLOAD_BODY,
+    responses={
+        400: {"description": "the wheel or the manifest fails a check"},
+        401: {"description": "missing, unknown or revoked token"},
+        403: {"description": "the package's namespace is not the caller's"},
+        409: {"description": "the version exists"},
+        413: {"description": "the upload or its unpacked wheel is too large"},
+    },
+)
+async def upload(request: Request, user: CurrentUser, store: StoreDep) -> dict[str, Any]:
+    """Publish a version: a wheel and its manifest, checked before anything is stored."""
+    settings = _settings(request)
+    wheel, manifest = await read_upload(request, settings.max_upload_bytes)
+    try:
+        checked = await run_in_threadpool(
+            check_upload,
+            wheel.file,
+            wheel.filename or "",
+            manifest,
+            max_unpacked=settings.max_unpacked_bytes,
+        )
+    finally:
+        await wheel.close()
+    version = await run_in_threadpool(
+        store.publish_version,
+        package=checked.package,
+        version=checked.version,
+        uploader=user["name"],
+        manifest=checked.manifest,
+        filename=checked.filename,
+        wheel=checked.wheel,
+        files=checked.files,
+        summary=checked.summary,
+        requires_python=checked.requires_python,
+    )
+    url = f"{base_url(request)}/api/packages/{checked.package}/{quote(checked.version)}"
+    return {**_version_out(request, version), "url": url}
+
+
+# -- reading -------------------------------------------------------------------------------
+
+
+@router.get("/packages", response_model=list[PackageSummary], tags=["packages"])
+def list_packages(
+    store: StoreDep,
+    q: Annotated[str | None, Query(description="words to find in names and descriptions")] = None,
+    kind: Annotated[Literal["tool", "workflow"] | None, Query()] = None,
+    owner: Annotated[str | None, Query(description="only this user's packages")] = None,
+) -> list[dict[str, Any]]:
+    """Packages by name with their latest version's exports; ``q`` searches package names,
+    summaries and the names and descriptions of exports and modes."""
+    return store.list_packages(q, kind=kind, owner=owner)
+
+
+@router.get("/packages/{name}", response_model=PackageOut, tags=["packages"])
+def get_package(name: str, request: Request, store: StoreDep) -> dict[str, Any]:
+    """A package (any PEP 503 spelling of its name) and its versions, newest first."""
+    package = store.get_package(name)
+    if package is None:
+        raise HTTPException(404, f"no package {name!r} on this hub")
+    return {**package, "versions": [_version_out(request, v) for v in package["versions"]]}
+
+
+@router.get("/packages/{name}/{version}", response_model=VersionDetail, tags=["packages"])
+def get_version(name: str, version: str, request: Request, store: StoreDep) -> dict[str, Any]:
+    """A version and its manifest (``latest`` for the newest release)."""
+    return _version_out(request, _version_or_404(store, name, version))
+
+
+@router.get(
+    "/packages/{name}/{version}/files", response_model=list[FileEntry], tags=["packages"]
+)
+def list_files(name: str, version: str, store: StoreDep) -> list[dict[str, Any]]:
+    """The files of a version's wheel, for the source browser."""
+    found = _version_or_404(store, name, version)
+    files = store.list_version_files(name, found["version"]) or []
+    return [{**f, "sha256": f["digest"].removeprefix("sha256:")} for f in files]
+
+
+@router.get("/packages/{name}/{version}/files/{path:path}", tags=["packages"])
+def read_file(name: str, version: str, path: str, store: StoreDep) -> Response:
+    """One file of a version's wheel: UTF-8 text as text/plain, anything else as bytes."""
+    found = _version_or_404(store, name, version)
+    content = store.version_file(name, found["version"], path)
+    if content is None:
+        raise HTTPException(404, f"{found['package']} {found['version']} has no file {path!r}")
+    headers = {**_NOSNIFF, "Cache-Control": _IMMUTABLE}
+    try:
+        content.decode("utf-8")
+    except UnicodeDecodeError:
+        return Response(content, media_type="application/octet-stream", headers=headers)
+    return Response(content, media_type="text/plain; charset=utf-8", headers=headers)
+
+
+@router.get("/files/{filename}", tags=["packages"])
+def download(filename: str, store: StoreDep) -> Response:
+    """A published wheel, as pip downloads it through ``/simple/``."""
+    wheel = store.get_wheel(filename)
+    if wheel is None:
+        raise HTTPException(404, f"no file {filename!r} on this hub")
+    return Response(
+        wheel["content"],
+        media_type="application/octet-stream",
+        headers={
+            **_NOSNIFF,
+            "Cache-Control": _IMMUTABLE,
+            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}",
+            "ETag": f'"{wheel["sha256"]}"',
+        },
+    )
+

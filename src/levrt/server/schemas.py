@@ -1,0 +1,109 @@
+"""Request and response bodies of the JSON API (they make its OpenAPI description)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class LoginRequest(BaseModel):
+    user: str
+    password: str
+    token_name: str = Field("lev login", min_length=1, max_length=200)
+
+
+class LoginOut(BaseModel):
+    user: str
+    token: str = Field(description="the API token; shown only this once")
+    token_id: int
+    token_name: str
+
+
+class TokenRequest(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+
+
+class TokenOut(BaseModel):
+    id: int
+    name: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+    revoked: bool
+
+
+class TokenCreated(TokenOut):
+    token: str = Field(description="the API token; shown only this once")
+
+
+class MeOut(BaseModel):
+    name: str
+    is_admin: bool
+    created_at: datetime
+    namespaces: list[str] = Field(
+        description="the <user> of each lev.<user>.* this user may publish"
+    )
+    token_id: int
+    token_name: str
+
+
+class ExportSummary(BaseModel):
+    kind: str | None
+    name: str | None
+    qualname: str | None
+    desc: str | None
+
+
+class PackageSummary(BaseModel):
+    name: str
+    normalized: str = Field(description="the PEP 503 name, as in /simple/<normalized>/")
+    namespace: str
+    owner: str
+    created_at: datetime
+    latest: str
+    summary: str | None
+    updated_at: datetime
+    exports: list[ExportSummary]
+
+
+class VersionOut(BaseModel):
+    package: str
+    version: str
+    filename: str
+    size: int
+    sha256: str
+    summary: str | None
+    requires_python: str | None
+    uploaded_by: str
+    created_at: datetime
+    download_url: str
+
+
+class PackageOut(BaseModel):
+    name: str
+    normalized: str
+    namespace: str
+    owner: str
+    created_at: datetime
+    latest: str
+    summary: str | None
+    versions: list[VersionOut]
+
+
+class VersionDetail(VersionOut):
+    manifest: dict[str, Any] = Field(
+        description="what lev check printed on the author's machine: exports with their "
+        "docstrings, examples, parameters, modes, categories"
+    )
+
+
+class UploadOut(VersionOut):
+    url: str = Field(description="this version in the API")
+
+
+class FileEntry(BaseModel):
+    path: str
+    size: int
+    sha256: str

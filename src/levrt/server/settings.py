@@ -1,0 +1,29 @@
+"""The platform server's settings: one pydantic-settings object, read from ``LEV_SERVER_*``."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from levrt.store import default_url
+
+MiB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Every field can be set with an environment variable ``LEV_SERVER_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="LEV_SERVER_", frozen=True)
+
+    # The runtime's store by default (LEV_DB_URL, else $LEV_HOME/levrt.db): the hub's tables
+    # sit beside the jobs, so the platform shows packages and the tasks run from them together.
+    db_url: str = Field(default_factory=default_url)
+    # Loopback unless told otherwise: exposing a hub is a decision, not a default.
+    host: str = "127.0.0.1"
+    port: int = Field(8765, ge=0, le=65535)
+    # One upload request (wheel + manifest); larger ones are refused while they stream in.
+    max_upload_bytes: int = Field(20 * MiB, gt=0)
+    # The wheel's members once unpacked: a small zip can hold gigabytes.
+    max_unpacked_bytes: int = Field(100 * MiB, gt=0)
+    # The URL clients reach this server at (behind a proxy); else taken from each request.
+    public_url: str | None = None

@@ -1,0 +1,48 @@
+"""Helpers shared by the runtime's and the hub's halves of the store."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timezone
+
+from sqlalchemy import Connection, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from levrt.store.models import File
+
+_files = File.__table__
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def utc(value: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes; everything written is UTC.
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=timezone.utc)
+
+
+def file_digest(content: bytes) -> str:
+    return "sha256:" + hashlib.sha256(content).hexdigest()
+
+
+def insert_file(conn: Connection, content: bytes, name: str | None) -> str:
+    """Store ``content`` once, inside the caller's transaction; return its digest."""
+    digest = file_digest(content)
+    if conn.execute(select(_files.c.digest).where(_files.c.digest == digest)).first():
+        return digest
+    # A savepoint, so that a concurrent writer storing the same bytes first (possible on
+    # PostgreSQL; SQLite's write lock serializes us) costs this insert, not the transaction.
+    try:
+        with conn.begin_nested():
+            conn.execute(
+                insert(_files).values(
+                    digest=digest, content=content, size=len(content), name=name,
+                    created_at=now(),
+                )
+            )
+    except IntegrityError:
+        pass  # same content, same digest: it is stored
+    return digest
