@@ -125,6 +125,19 @@ def test_publish_index_pip_install_import_and_lev_install(hub, tmp_path):
         (e["kind"], e["name"]) for e in manifest["exports"]]
     assert [e["name"] for e in manifest["exports"]] == [
         "nmap_python", "alive_nmap_python", "port_os_nmap_python", "server_port"]
+    # lev check of the installed package, by its import name.
+    report = json.loads(run([python, "-m", "levrt._cli", "check", "--json",
+                             "lev.szczecin.nmap_python"], client, cwd=tmp_path))
+    assert [p for p in report["problems"] if p["level"] == "error"] == []
+    assert report["manifest"]["version"] == "1.0.0"
+    assert [e["name"] for e in report["manifest"]["exports"]] == [
+        e["name"] for e in manifest["exports"]]
+    # And run its workflow from the installed package (nmap scans only 127.0.0.1).
+    if shutil.which("nmap"):
+        bundle = json.loads(run([python, "-m", "levrt._cli", "run",
+                                 "lev.szczecin.nmap_python.asset:alive_nmap_python",
+                                 "--ip", "127.0.0.1", "--json", "-q"], client, cwd=tmp_path))
+        assert bundle["job"]["status"] == "done" and bundle["result"] == ["127.0.0.1"]
 
     # lan_audit depends on nmap_python: lev install resolves that from the hub, while the
     # levrt requirement is met by the levrt already there (nothing comes from elsewhere).

@@ -40,8 +40,9 @@ def probe(directory: str | Path) -> dict[str, Any]:
     """Import the package in `directory` (with its sibling package folders importable, as
     ``lev run`` has them) and return its manifest; raises `PackageError`."""
     info = read_package(directory)
-    _, path = hub_search_path(info.root)
-    sys.path[:0] = [folder for folder in path if folder not in sys.path]
+    if not info.installed:
+        _, path = hub_search_path(info.root)
+        sys.path[:0] = [folder for folder in path if folder not in sys.path]
     try:
         module = importlib.import_module(info.module)
     except BaseException as exc:  # SystemExit and KeyboardInterrupt at import too
@@ -52,14 +53,14 @@ def probe(directory: str | Path) -> dict[str, Any]:
 def import_failure(exc: BaseException, info: PackageInfo) -> PackageError:
     """The error of a failed import, at its innermost frame inside the package folder."""
     where: tuple[str, int | None] | None = None
-    if isinstance(exc, SyntaxError) and exc.filename and _inside(exc.filename, info.root):
+    if isinstance(exc, SyntaxError) and exc.filename and _inside(exc.filename, info.path):
         where = (info.relative(exc.filename), exc.lineno)
         detail = exc.msg
     else:
         detail = next(iter(str(exc).strip().splitlines()), "")
     frames = [frame for frame in traceback.extract_tb(exc.__traceback__)
               if not frame.filename.startswith("<")]
-    ours = [frame for frame in frames if _inside(frame.filename, info.root)]
+    ours = [frame for frame in frames if _inside(frame.filename, info.path)]
     if where is None and ours:
         where = (info.relative(ours[-1].filename), ours[-1].lineno)
     message = f"cannot import {info.module}: {type(exc).__name__}"

@@ -84,7 +84,7 @@ def check_package(directory: str | Path, *, run_import: bool = True) -> CheckRep
     manifest = None
     if run_import:
         try:
-            manifest = package_manifest(info.root)
+            manifest = package_manifest(info.locator)
         except PackageError as exc:
             # A static error at the same place (file and line, or the file alone when
             # neither names a line) already says what is wrong there.

@@ -8,6 +8,8 @@ The layout (DESIGN §3)::
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 import keyword
 import re
 from dataclasses import dataclass
@@ -36,6 +38,13 @@ class PackageInfo:
     version: str
     description: str | None
     root: Path
+    #: read from an installed distribution rather than a package folder
+    installed: bool = False
+
+    @property
+    def locator(self) -> str:
+        """What `read_package` takes to find this package again."""
+        return self.name if self.installed else str(self.root)
 
     @property
     def module(self) -> str:
@@ -86,8 +95,11 @@ def parse_name(text: str) -> tuple[str, str]:
 
 
 def read_package(directory: str | Path) -> PackageInfo:
-    """Read a hub package folder: ``pyproject.toml`` and the ``lev/<user>/<tool>`` package."""
+    """Read a hub package folder: ``pyproject.toml`` and the ``lev/<user>/<tool>`` package;
+    or, given an import name ``lev.user.tool`` that is no folder, the installed package."""
     root = Path(directory)
+    if not root.is_dir() and str(directory).startswith("lev.") and "/" not in str(directory):
+        return _installed_package(str(directory))
     if not root.is_dir():
         raise PackageError(f"{directory}: no such directory")
     root = root.resolve()
@@ -179,3 +191,22 @@ def hub_search_path(folder: Path) -> tuple[str, list[str]]:
         if sibling.is_dir() and (sibling / "lev").is_dir() and sibling != folder.resolve()
     )
     return name, [str(folder.resolve()), *siblings]
+
+
+def _installed_package(name: str) -> PackageInfo:
+    """An installed hub package: metadata from its distribution, sources from site-packages.
+
+    Finding it imports only ``lev`` and ``lev.<user>``, namespace packages with no code.
+    """
+    user, tool = parse_name(name[4:])
+    try:
+        distribution = importlib.metadata.distribution(name)
+        spec = importlib.util.find_spec(name)
+    except (importlib.metadata.PackageNotFoundError, ModuleNotFoundError):
+        spec = None
+    if spec is None or spec.origin is None:
+        raise PackageError(f"{name} is neither a package folder here nor an installed package: "
+                           f"install it (lev install {name}) or give its folder")
+    return PackageInfo(name=name, user=user, tool=tool, version=distribution.version,
+                       description=distribution.metadata.get("Summary"),
+                       root=Path(spec.origin).resolve().parents[3], installed=True)

@@ -46,7 +46,7 @@ def package_manifest(directory: str | Path, *, timeout: float = PROBE_TIMEOUT) -
     init = (info.package_dir / "__init__.py").as_posix()
     # A session of its own, so that a timeout also ends whatever the package started.
     probe = subprocess.Popen(
-        [sys.executable, "-m", "levrt.packages._probe", str(info.root)],
+        [sys.executable, "-m", "levrt.packages._probe", info.locator],
         cwd=info.root, env=_environment(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True, start_new_session=True,
     )
