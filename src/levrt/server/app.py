@@ -1,7 +1,9 @@
 """The platform server: ``create_app(settings)`` builds the FastAPI application.
 
-Routers: :mod:`~levrt.server.hub` (the JSON API under ``/api/``) and
-:mod:`~levrt.server.simple` (the PEP 503 index); the web UI joins them as another router.
+Routers: :mod:`~levrt.server.hub` (the JSON API under ``/api/``),
+:mod:`~levrt.server.simple` (the PEP 503 index) and :mod:`~levrt.server.tasks` (tasks run by
+the app's :class:`~levrt.server.runner.TaskRunner`, ``app.state.runner``); the web UI joins
+them as another router.
 The app holds one :class:`~levrt.store.Store` (``app.state.store``), the runtime's by default.
 """
 
@@ -16,8 +18,9 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from levrt import __version__
-from levrt.server import hub, simple
+from levrt.server import hub, simple, tasks
 from levrt.server.auth import StoreDep
+from levrt.server.runner import TaskRunner
 from levrt.server.settings import Settings
 from levrt.server.upload import UploadRefused
 from levrt.store import HubConflictError, HubPermissionError, Store
@@ -42,10 +45,13 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     settings = settings or Settings()
     owned = store is None
     app_store = Store(settings.db_url) if store is None else store
+    runner = TaskRunner(app_store, settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        # Tasks are subprocesses of the server: none may outlive it, nor its store.
+        await runner.stop()
         if owned:
             app_store.close()
 
@@ -58,11 +64,13 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     )
     app.state.settings = settings
     app.state.store = app_store
+    app.state.runner = runner
     app.add_exception_handler(UploadRefused, _refused)
     app.add_exception_handler(HubPermissionError, _error(403))
     app.add_exception_handler(HubConflictError, _error(409))
     app.include_router(hub.router)
     app.include_router(simple.router)
+    app.include_router(tasks.router)
 
     @app.get("/health", tags=["server"])
     async def health(store: StoreDep) -> dict[str, Any]:

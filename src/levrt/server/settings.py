@@ -27,3 +27,7 @@ class Settings(BaseSettings):
     max_unpacked_bytes: int = Field(100 * MiB, gt=0)
     # The URL clients reach this server at (behind a proxy); else taken from each request.
     public_url: str | None = None
+    # Each task is a Python process with its tools under it: few at once by default.
+    max_running_tasks: int = Field(2, ge=1)
+    # Time a cancelled lev run has to record the cancellation and stop its runs.
+    cancel_grace: float = Field(10.0, gt=0)

@@ -346,6 +346,11 @@ class Store(HubMixin):
             raise ValueError(f"progress of job {job_id!r} must be a number in 0..1, not NaN")
         self._update_job(job_id, progress=min(1.0, max(0.0, float(progress))))
 
+    def label_job(self, job_id: str, *, name: str, owner: str | None) -> None:
+        """Rename a job and set its owner: the server's runner does so once ``lev run``,
+        which knows neither, has recorded the job under a provisional name."""
+        self._update_job(job_id, name=name, owner=owner)
+
     def _update_job(self, job_id: str, **values: Any) -> None:
         with self._write() as conn:
             result = conn.execute(update(_jobs).where(_jobs.c.id == job_id).values(**values))
@@ -358,11 +363,21 @@ class Store(HubMixin):
             row = conn.execute(select(_jobs).where(_jobs.c.id == job_id)).first()
         return None if row is None else _job_dict(row)
 
-    def list_jobs(self, *, limit: int = 50, status: str | None = None) -> list[dict[str, Any]]:
-        """Up to ``limit`` jobs, newest first, optionally only those with ``status``."""
+    def list_jobs(
+        self,
+        *,
+        limit: int = 50,
+        status: str | None = None,
+        owner: str | None = None,
+        name: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Up to ``limit`` jobs, newest first, optionally only those with ``status``,
+        ``owner`` and ``name``."""
         query = select(_jobs).order_by(_jobs.c.created_at.desc(), _jobs.c.id).limit(limit)
-        if status is not None:
-            query = query.where(_jobs.c.status == status)
+        for column, value in ((_jobs.c.status, status), (_jobs.c.owner, owner),
+                              (_jobs.c.name, name)):
+            if value is not None:
+                query = query.where(column == value)
         with self._read() as conn:
             return [_job_dict(row) for row in conn.execute(query)]
 

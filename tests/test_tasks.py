@@ -1,0 +1,275 @@
+"""Tasks launched through the server (``/api/tasks``, the runner, ``lev task``), with a no-op
+hub package written into tmp_path; one test runs the real example ``server_port`` on
+127.0.0.1 when nmap is installed."""
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from helpers_hub import PASSWORD, TestClient, serve_in_thread
+
+from levrt._cli import cli_main
+from levrt.server import Settings, create_app
+from levrt.store import Store, default_url
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "lev-hub"
+
+NOOP = '''
+import os
+import time
+
+from levrt import Cr, ctx, remote
+
+
+def hello(word: str = "hi") -> Cr:
+    @remote
+    def entry():
+        print(f"saying {word}")
+        ctx.set(word=word)
+    return Cr("localhost/test:latest", "test/noop@1.0", entry=entry())
+
+
+def nap(marker: str) -> Cr:
+    @remote
+    def entry():
+        with open(marker, "w") as file:
+            file.write(f"{os.getpid()} {os.getppid()}")
+        print("napping", flush=True)
+        time.sleep(120)
+    return Cr("localhost/test:latest", entry=entry())
+'''
+
+
+@pytest.fixture
+def noop(tmp_path):
+    """A hub package folder ``t.noop`` whose tools only print and ``ctx.set``."""
+    folder = tmp_path / "hub" / "t.noop"
+    (folder / "lev" / "t" / "noop").mkdir(parents=True)
+    (folder / "pyproject.toml").write_text('[project]\nname = "lev.t.noop"\nversion = "1.0"\n')
+    (folder / "lev" / "t" / "noop" / "__init__.py").write_text(NOOP)
+    return folder
+
+
+@pytest.fixture
+def store():
+    with Store(default_url()) as s:
+        yield s
+
+
+@pytest.fixture
+def tokens(store):
+    """API tokens of alice and bob (users) and root (an administrator)."""
+    found = {}
+    for name in ("alice", "bob", "root"):
+        store.create_user(name, PASSWORD, is_admin=name == "root")
+        found[name] = {"Authorization": f"Bearer {store.create_token(name, 'test')['token']}"}
+    return found
+
+
+@pytest.fixture
+def client(store):
+    with TestClient(create_app(Settings(db_url=store.url), store=store)) as c:
+        yield c
+
+
+def wait_for(predicate, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.1)
+
+
+def ended(client, headers, task_id, timeout=30.0):
+    def check():
+        job = client.get(f"/api/tasks/{task_id}", headers=headers).json()["job"]
+        return job if job["status"] not in ("queued", "running") else None
+    return wait_for(check, timeout)
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def submit(client, headers, target, params=None, **extra):
+    answer = client.post("/api/tasks", headers=headers,
+                         json={"target": target, "params": params or {}, **extra})
+    assert answer.status_code == 202, answer.text
+    return answer.json()
+
+
+def test_submit_runs_the_task_and_keeps_its_results(client, tokens, noop):
+    alice = tokens["alice"]
+    answer = submit(client, alice, f"{noop}:hello", {"word": "ahoy"}, name="greeting")
+    assert answer["status"] in ("running", "done") and len(answer["id"]) == 12
+    job = ended(client, alice, answer["id"])
+    assert job["status"] == "done", job
+    assert (job["name"], job["owner"], job["params"]) == ("greeting", "alice", {"word": "ahoy"})
+    bundle = client.get(f"/api/tasks/{answer['id']}", headers=alice).json()
+    assert set(bundle) == {"job", "runs", "documents", "log", "result"}
+    assert [doc["data"] for doc in bundle["documents"]] == [{"word": "ahoy"}]
+    listed = client.get("/api/tasks", headers=alice).json()
+    assert [(t["id"], t["status"], t["owner"]) for t in listed] == [
+        (answer["id"], "done", "alice")]
+    assert client.get("/api/tasks?status=failed", headers=alice).json() == []
+
+    rows = client.get(f"/api/tasks/{answer['id']}/logs", headers=alice).json()
+    assert "saying ahoy" in [row["text"] for row in rows]
+    last = rows[-1]["seq"]
+    assert client.get(f"/api/tasks/{answer['id']}/logs?after={last}", headers=alice).json() == []
+
+    with client.stream("GET", f"/api/tasks/{answer['id']}/events", headers=alice) as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        text = "".join(stream.iter_text())
+    events = [block.split("\n") for block in text.strip().split("\n\n")]
+    kinds = [lines[0].removeprefix("event: ") for lines in events]
+    assert kinds[0] == "status" and kinds[-1] == "end" and "log" in kinds
+    assert json.loads(events[-1][1].removeprefix("data: ")) == {"status": "done", "error": None}
+    logged = [json.loads(lines[1][6:])["text"] for lines in events if lines[0] == "event: log"]
+    assert "saying ahoy" in logged
+
+
+def test_a_bad_target_fails_with_one_line(client, tokens, noop):
+    alice = tokens["alice"]
+    job = ended(client, alice, submit(client, alice, f"{noop}:nothing")["id"])
+    assert job["status"] == "failed" and "has no 'nothing'" in job["error"]
+    assert "\n" not in job["error"] and job["owner"] == "alice"
+    job = ended(client, alice, submit(client, alice, f"{noop}:hello", {"nope": 1})["id"])
+    assert job["status"] == "failed" and "nope" in job["error"], job
+    bad = client.post("/api/tasks", headers=alice, json={"target": "--help"})
+    assert bad.status_code == 422
+
+
+def test_cancel_stops_the_task_and_its_processes(client, tokens, noop, tmp_path):
+    alice = tokens["alice"]
+    marker = tmp_path / "pids"
+    task_id = submit(client, alice, f"{noop}:nap", {"marker": str(marker)})["id"]
+    wait_for(marker.exists)
+    pids = [int(pid) for pid in wait_for(lambda: marker.read_text().split())]
+    assert all(alive(pid) for pid in pids)
+    answer = client.post(f"/api/tasks/{task_id}/cancel", headers=alice)
+    assert answer.status_code == 202, answer.text
+    job = ended(client, alice, task_id)
+    assert job["status"] == "cancelled", job
+    wait_for(lambda: not any(alive(pid) for pid in pids), timeout=15)
+    again = client.post(f"/api/tasks/{task_id}/cancel", headers=alice)
+    assert again.status_code == 409 and "already ended" in again.json()["detail"]
+
+
+def test_queued_task_waits_for_a_slot_and_can_be_cancelled(store, tokens, noop, tmp_path,
+                                                           monkeypatch):
+    monkeypatch.setenv("LEV_SERVER_MAX_RUNNING_TASKS", "1")
+    alice = tokens["alice"]
+    with TestClient(create_app(Settings(db_url=store.url), store=store)) as client:
+        marker = tmp_path / "pids"
+        first = submit(client, alice, f"{noop}:nap", {"marker": str(marker)})
+        second = submit(client, alice, f"{noop}:hello")
+        assert second["status"] == "queued" and second["id"].startswith("task-")
+        listed = client.get("/api/tasks?status=queued", headers=alice).json()
+        assert [t["id"] for t in listed] == [second["id"]]
+        assert client.get(f"/api/tasks/{second['id']}", headers=tokens["bob"]).status_code == 404
+        assert client.post(f"/api/tasks/{second['id']}/cancel", headers=alice).json()[
+            "status"] == "cancelled"
+        # The queued key answers as its (cancelled) job from now on.
+        assert client.get(f"/api/tasks/{second['id']}", headers=alice).json()["job"][
+            "status"] == "cancelled"
+        client.post(f"/api/tasks/{first['id']}/cancel", headers=alice)
+        assert ended(client, alice, first["id"])["status"] == "cancelled"
+
+
+def test_tasks_are_their_owners(client, tokens, noop):
+    alice, bob, root = tokens["alice"], tokens["bob"], tokens["root"]
+    task_id = submit(client, alice, f"{noop}:hello")["id"]
+    ended(client, alice, task_id)
+    for path in ("", "/logs", "/events"):
+        answer = client.get(f"/api/tasks/{task_id}{path}", headers=bob)
+        assert answer.status_code == 404 and task_id in answer.json()["detail"]
+    assert client.post(f"/api/tasks/{task_id}/cancel", headers=bob).status_code == 404
+    assert client.get("/api/tasks", headers=bob).json() == []
+    assert [t["id"] for t in client.get("/api/tasks", headers=root).json()] == [task_id]
+    assert client.get(f"/api/tasks/{task_id}", headers=root).status_code == 200
+
+
+@pytest.mark.parametrize("headers, word", [
+    ({}, "missing API token"),
+    ({"Authorization": "Bearer lev_nonsense"}, "invalid API token"),
+])
+def test_a_token_is_required(client, headers, word):
+    for method, path in (("GET", "/api/tasks"), ("POST", "/api/tasks"),
+                         ("GET", "/api/tasks/abcd"), ("GET", "/api/tasks/abcd/logs"),
+                         ("GET", "/api/tasks/abcd/events"), ("POST", "/api/tasks/abcd/cancel")):
+        answer = client.request(method, path, headers=headers,
+                                json={"target": "a:b"} if method == "POST" else None)
+        assert answer.status_code == 401 and word in answer.json()["detail"], (method, path)
+
+
+# -- the lev task commands, against a real server ----------------------------------------
+
+
+def lev(capsys, *argv):
+    code = cli_main([str(arg) for arg in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def hub(store, tokens, capsys, monkeypatch):
+    """A server on 127.0.0.1 with alice logged in through lev login."""
+    import io
+    import sys
+
+    with serve_in_thread(store) as url:
+        monkeypatch.setattr(sys, "stdin", io.StringIO(PASSWORD + "\n"))
+        code, _, err = lev(capsys, "login", url, "--user", "alice", "--password-stdin")
+        assert code == 0, err
+        yield url
+
+
+def test_cli_submit_follow_list_show_logs(capsys, hub, noop):
+    code, out, err = lev(capsys, "task", "submit", f"{noop}:hello", "--param", "word=yo",
+                         "--follow")
+    assert code == 0, err
+    assert "saying yo" in out and "done" in out
+    task_id = out.split()[1]  # "task ID submitted ..."
+    code, out, err = lev(capsys, "task", "list")
+    assert code == 0 and task_id in out and "done" in out
+    code, out, err = lev(capsys, "task", "show", task_id, "--json")
+    assert code == 0 and json.loads(out)["documents"][0]["data"] == {"word": "yo"}
+    code, out, err = lev(capsys, "task", "show", task_id)
+    assert code == 0 and "done" in out and '"word": "yo"' in out
+    code, out, err = lev(capsys, "task", "logs", task_id)
+    assert code == 0 and "saying yo" in out
+    code, out, err = lev(capsys, "task", "logs", task_id, "--follow")
+    assert code == 0 and "saying yo" in out
+
+
+def test_cli_errors_are_one_line(capsys, hub, noop):
+    code, out, err = lev(capsys, "task", "submit", f"{noop}:nothing", "--follow")
+    assert code == 1 and err.startswith("lev: error: task ") and "has no 'nothing'" in err
+    assert len(err.splitlines()) == 1
+    code, out, err = lev(capsys, "task", "show", "ffffffffffff")
+    assert code == 1 and err == "lev: error: no task 'ffffffffffff'\n"
+    code, out, err = lev(capsys, "task", "submit", f"{noop}:hello", "--param", "word")
+    assert code == 2 and "--param" in err and len(err.splitlines()) == 1
+    code, out, err = lev(capsys, "task", "submit", f"{noop}:hello", "--params", "[1]")
+    assert code == 2 and "--params" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.skipif(shutil.which("nmap") is None, reason="nmap is not installed")
+def test_the_example_server_port_on_loopback(client, tokens):
+    alice = tokens["alice"]
+    target = f"{EXAMPLES / 'szczecin.nmap_python'}:server_port"
+    task_id = submit(client, alice, target, {"ip": "127.0.0.1", "ports": "1-100"})["id"]
+    job = ended(client, alice, task_id, timeout=120)
+    assert job["status"] == "done", job
+    bundle = client.get(f"/api/tasks/{task_id}", headers=alice).json()
+    assert [doc["coll"] for doc in bundle["documents"]] and bundle["job"]["owner"] == "alice"
