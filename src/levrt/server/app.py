@@ -2,8 +2,8 @@
 
 Routers: :mod:`~levrt.server.hub` (the JSON API under ``/api/``),
 :mod:`~levrt.server.simple` (the PEP 503 index) and :mod:`~levrt.server.tasks` (tasks run by
-the app's :class:`~levrt.server.runner.TaskRunner`, ``app.state.runner``); the web UI joins
-them as another router.
+the app's :class:`~levrt.server.runner.TaskRunner`, ``app.state.runner``) and
+:mod:`~levrt.server.web` (the web pages, with their files under ``/static``).
 The app holds one :class:`~levrt.store.Store` (``app.state.store``), the runtime's by default.
 """
 
@@ -15,10 +15,11 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from levrt import __version__
-from levrt.server import hub, simple, tasks
+from levrt.server import hub, simple, tasks, web
 from levrt.server.auth import StoreDep
 from levrt.server.runner import TaskRunner
 from levrt.server.settings import Settings
@@ -71,6 +72,8 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.include_router(hub.router)
     app.include_router(simple.router)
     app.include_router(tasks.router)
+    app.include_router(web.router)
+    app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
 
     @app.get("/health", tags=["server"])
     async def health(store: StoreDep) -> dict[str, Any]:

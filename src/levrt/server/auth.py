@@ -1,4 +1,5 @@
-"""Who is asking: the store of the app and the user behind a Bearer API token."""
+"""Who is asking: the store of the app and the user behind a Bearer API token (or, for the
+few reading routes the web pages call, their session cookie)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
+from levrt.server.sessions import session_user
 from levrt.store import Store, TokenRevokedError
 
 # auto_error=False: a missing token gets our own message (how to get one), not FastAPI's.
@@ -49,3 +51,22 @@ async def current_user(
 
 
 CurrentUser = Annotated[dict[str, Any], Depends(current_user)]
+
+
+async def current_reader(
+    request: Request,
+    store: StoreDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> dict[str, Any]:
+    """As :func:`current_user`, but without a token the web pages' session cookie will do.
+    Only for GET routes: a cookie comes with cross-site requests too, so a route that changes
+    anything needs a token (or, on a page, a CSRF-checked form)."""
+    if credentials is None:
+        user = await session_user(request)
+        if user is not None:
+            return user
+    return await current_user(store, credentials)
+
+
+CurrentReader = Annotated[dict[str, Any], Depends(current_reader)]
+"""A user by API token or, for the web pages' live parts, by session cookie (GET only)."""

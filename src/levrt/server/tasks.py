@@ -1,6 +1,7 @@
 """The tasks API under ``/api/tasks``: launch a target as a job, list, show, follow, cancel.
 
-Every route needs an API token. A task belongs to the user who submitted it: other users get
+Every route needs an API token; the log and its event stream also take a web page's session
+cookie (they only read). A task belongs to the user who submitted it: other users get
 404 for it, as if it did not exist; an administrator sees every task and job. A task's id is
 its job's id; a task still waiting for a runner slot answers under its key ``task-<hex>``,
 which keeps answering (as its job) once it has started.
@@ -19,7 +20,7 @@ from pydantic import BaseModel, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from levrt._cli import _to_json, job_bundle
-from levrt.server.auth import CurrentUser, StoreDep
+from levrt.server.auth import CurrentReader, CurrentUser, StoreDep
 from levrt.server.runner import Task, TaskRunner
 from levrt.store import Store
 from levrt.store._store import FINAL_STATUSES
@@ -120,7 +121,7 @@ def show(task_id: str, request: Request, store: StoreDep, user: CurrentUser) -> 
 
 @router.get("/{task_id}/logs")
 def logs(
-    task_id: str, request: Request, store: StoreDep, user: CurrentUser,
+    task_id: str, request: Request, store: StoreDep, user: CurrentReader,
     after: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
 ) -> list[dict[str, Any]]:
@@ -174,7 +175,7 @@ async def _events(request: Request, store: Store, task_id: str,
     200: {"content": {"text/event-stream": {}},
           "description": "events status, log (one per line) and end"}})
 def events(
-    task_id: str, request: Request, store: StoreDep, user: CurrentUser,
+    task_id: str, request: Request, store: StoreDep, user: CurrentReader,
     after: Annotated[int, Query(ge=0)] = 0,
 ) -> StreamingResponse:
     """Server-sent events until the job ends: ``status`` ({id, status, progress}) when it

@@ -1,0 +1,146 @@
+"""Cookie sessions and CSRF tokens for the web pages.
+
+A session is a signed cookie, no server-side row: ``base64url(JSON) "." hex(HMAC-SHA256)``
+over ``{"user", "csrf", "exp"}``. The HMAC key is a random secret generated once and kept in
+``$LEV_HOME/web-secret`` (mode 0600): it survives restarts, and deleting the file logs every
+browser out. A visitor who is not logged in gets an anonymous session (``user`` None) too, so
+that the login form carries a CSRF token like every other form.
+
+The CSRF token lives inside the signed cookie and goes in each form as a hidden field; a
+POST whose field does not equal its cookie's token is refused. A cross-site page can make a
+browser send the cookie (where SameSite=Lax allows it) but cannot read it, so it cannot know
+the token.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import HTTPException, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from levrt.store import Store, default_home
+
+COOKIE = "lev_session"
+CSRF_FIELD = "csrf_token"
+# A working day: long enough not to interrupt a scan, short enough for a stolen cookie.
+MAX_AGE_SECONDS = 12 * 3600
+_SECRET_FILE = "web-secret"
+
+
+@dataclass(frozen=True)
+class Session:
+    user: str | None
+    csrf: str
+    expires: int
+
+
+def load_secret() -> bytes:
+    """The signing secret in ``$LEV_HOME/web-secret``, created if missing."""
+    path = default_home() / _SECRET_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        # O_EXCL: two servers starting at once must not each write a different secret.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        secret = path.read_bytes().strip()
+        if len(secret) < 32:
+            raise RuntimeError(
+                f"the web session secret {str(path)!r} is shorter than 32 bytes: delete it "
+                "and restart the server to generate a new one"
+            ) from None
+        return secret
+    secret = secrets.token_hex(32).encode()
+    with os.fdopen(fd, "wb") as file:
+        file.write(secret)
+    return secret
+
+
+def _app_secret(request: Request) -> bytes:
+    # Read once per app: the file never changes while the server runs.
+    secret: bytes | None = getattr(request.app.state, "session_secret", None)
+    if secret is None:
+        secret = load_secret()
+        request.app.state.session_secret = secret
+    return secret
+
+
+def _sign(secret: bytes, payload: bytes) -> str:
+    return hmac.new(secret, payload, hashlib.sha256).hexdigest()
+
+
+def encode(secret: bytes, session: Session) -> str:
+    data = json.dumps({"user": session.user, "csrf": session.csrf, "exp": session.expires},
+                      separators=(",", ":")).encode()
+    payload = base64.urlsafe_b64encode(data).rstrip(b"=")
+    return f"{payload.decode()}.{_sign(secret, payload)}"
+
+
+def decode(secret: bytes, cookie: str) -> Session | None:
+    """The session in ``cookie`` when its signature holds and it has not expired."""
+    payload, _, signature = cookie.encode().rpartition(b".")
+    if not payload or not hmac.compare_digest(_sign(secret, payload), signature.decode()):
+        return None
+    try:
+        data = json.loads(base64.urlsafe_b64decode(payload + b"=" * (-len(payload) % 4)))
+        session = Session(data["user"], str(data["csrf"]), int(data["exp"]))
+    except (ValueError, KeyError, TypeError):
+        return None
+    return session if session.expires > time.time() else None
+
+
+def read(request: Request) -> Session | None:
+    cookie = request.cookies.get(COOKIE)
+    return None if cookie is None else decode(_app_secret(request), cookie)
+
+
+def new_session(user: str | None) -> Session:
+    # A fresh CSRF token at each login: a token seen before logging in is worth nothing after.
+    return Session(user, secrets.token_urlsafe(32), int(time.time()) + MAX_AGE_SECONDS)
+
+
+def set_cookie(request: Request, response: Response, session: Session) -> None:
+    public_url = request.app.state.settings.public_url or ""
+    response.set_cookie(
+        COOKIE, encode(_app_secret(request), session), max_age=MAX_AGE_SECONDS, path="/",
+        httponly=True, samesite="lax",
+        # Plain HTTP on loopback by default; behind an https proxy the cookie must stay there.
+        secure=public_url.startswith("https://"),
+    )
+
+
+def clear_cookie(response: Response) -> None:
+    response.delete_cookie(COOKIE, path="/")
+
+
+async def session_user(request: Request) -> dict[str, Any] | None:
+    """The logged-in user of the request's session cookie, None without one. A user deleted
+    since logging in has no session any more."""
+    session = read(request)
+    if session is None or session.user is None:
+        return None
+    store: Store = request.app.state.store
+    return await run_in_threadpool(store.get_user, session.user)
+
+
+async def check_csrf(request: Request) -> dict[str, Any]:
+    """The posted form, once its CSRF field matches the session's token; 403 otherwise."""
+    form = dict(await request.form())
+    session = read(request)
+    token = form.get(CSRF_FIELD)
+    if session is None or not isinstance(token, str) or not hmac.compare_digest(
+        token.encode(), session.csrf.encode()
+    ):
+        raise HTTPException(
+            403, "this form has expired or did not come from this site: reload the page and "
+            "send it again"
+        )
+    return form

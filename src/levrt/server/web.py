@@ -1,0 +1,468 @@
+"""The web pages: login, the market, package pages with their sources, tasks, and the Quick
+form that starts one. Server-rendered (Jinja2, autoescaped); the only script follows a task's
+log over the tasks API's event stream.
+
+Every page but ``/login`` needs a session (see :mod:`levrt.server.sessions`); every form
+POST is checked against the session's CSRF token. Like the API, the pages read packages as
+stored manifests and never import package code: a task runs as ``lev run`` in the runner.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
+
+from levrt._cli import _to_json
+from levrt.annot.cats import Attck
+from levrt.server import sessions
+from levrt.server.runner import TaskRunner
+from levrt.server.tasks import _find
+from levrt.store import Store
+from levrt.store._store import FINAL_STATUSES
+
+router = APIRouter(include_in_schema=False)
+
+STATIC_DIR = Path(__file__).with_name("static")
+templates = Jinja2Templates(directory=Path(__file__).with_name("templates"))
+
+_ATTCK_TITLES = {member.value: member.title for member in Attck}
+_STATUSES = ("queued", "running", "done", "failed", "cancelled")
+# Log lines rendered with the task page; the live log fetches the rest.
+_PAGE_LOG_LINES = 2000
+_TASK_LIST_LIMIT = 200
+
+
+def _store(request: Request) -> Store:
+    store: Store = request.app.state.store
+    return store
+
+
+def _runner(request: Request) -> TaskRunner:
+    runner: TaskRunner = request.app.state.runner
+    return runner
+
+
+async def _user(request: Request) -> dict[str, Any]:
+    """The session's user; without a session, a 303 to the login page."""
+    user = await sessions.session_user(request)
+    if user is None:
+        raise HTTPException(303, "log in first", headers={"Location": "/login"})
+    return user
+
+
+def _render(request: Request, template: str, status_code: int = 200,
+            **context: Any) -> Response:
+    session = sessions.read(request)
+    return templates.TemplateResponse(
+        request, template, {"csrf": session.csrf if session else "", **context},
+        status_code=status_code,
+    )
+
+
+def _not_found(request: Request, user: dict[str, Any], message: str) -> Response:
+    return _render(request, "error.html", 404, user=user, message=message)
+
+
+# -- sessions ------------------------------------------------------------------------------
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_page(request: Request) -> Response:
+    session = sessions.read(request)
+    if session is not None and session.user is not None:
+        return RedirectResponse("/", 303)
+    if session is None:
+        # The login form needs a CSRF token too: an anonymous session carries it.
+        session = sessions.new_session(None)
+        response = templates.TemplateResponse(
+            request, "login.html", {"csrf": session.csrf, "user": None, "error": None})
+        sessions.set_cookie(request, response, session)
+        return response
+    return _render(request, "login.html", user=None, error=None)
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login(request: Request) -> Response:
+    form = await sessions.check_csrf(request)
+    name, password = str(form.get("user", "")), str(form.get("password", ""))
+    user = await run_in_threadpool(_store(request).verify_password, name, password)
+    if user is None:
+        return _render(request, "login.html", 401, user=None, name=name,
+                       error="wrong user name or password")
+    response = RedirectResponse("/", 303)
+    sessions.set_cookie(request, response, sessions.new_session(user["name"]))
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    await sessions.check_csrf(request)
+    response = RedirectResponse("/login", 303)
+    sessions.clear_cookie(response)
+    return response
+
+
+# -- market --------------------------------------------------------------------------------
+
+
+def _entries(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each export and each mode of a manifest."""
+    found = []
+    for export in manifest.get("exports") or []:
+        if isinstance(export, dict):
+            found.append(export)
+            found += [m for m in export.get("modes") or [] if isinstance(m, dict)]
+    return found
+
+
+def _categories(manifest: dict[str, Any]) -> list[str]:
+    """``attck:<id>`` and ``blackarch:<name>`` of every export and mode, once each."""
+    found: dict[str, None] = {}
+    for entry in _entries(manifest):
+        cats = entry.get("cats") or {}
+        for scheme in ("attck", "blackarch"):
+            for value in cats.get(scheme) or []:
+                found[f"{scheme}:{value}"] = None
+    return list(found)
+
+
+def category_label(category: str) -> str:
+    scheme, _, value = category.partition(":")
+    if scheme == "attck":
+        return f"ATT&CK {value} {_ATTCK_TITLES.get(value, '')}".rstrip()
+    return f"BlackArch {value}"
+
+
+templates.env.filters["category"] = category_label
+
+
+def _is_http_url(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith(("https://", "http://"))
+
+
+templates.env.tests["http_url"] = _is_http_url
+
+
+def _market(store: Store, q: str | None, kind: str | None, category: str | None,
+            owner: str | None) -> dict[str, Any]:
+    every = store.list_packages()
+    cats_of = {}
+    for package in every:
+        version = store.get_version(package["name"], package["latest"])
+        manifest = version["manifest"] if version else {}
+        cats_of[package["name"]] = (manifest.get("description"), _categories(manifest))
+    cards = []
+    for package in store.list_packages(q, kind=kind, owner=owner):
+        description, cats = cats_of.get(package["name"], (None, []))
+        if category and category not in cats:
+            continue
+        kinds = sorted({e["kind"] for e in package["exports"] if e["kind"]})
+        cards.append({**package, "description": description or package["summary"],
+                      "kinds": kinds, "categories": cats})
+    all_cats = sorted({cat for _, cats in cats_of.values() for cat in cats})
+    return {"cards": cards, "owners": sorted({p["owner"] for p in every}),
+            "all_categories": all_cats}
+
+
+@router.get("/", response_class=HTMLResponse)
+async def market(request: Request, q: str | None = None, kind: str | None = None,
+                 category: str | None = None, owner: str | None = None) -> Response:
+    user = await _user(request)
+    # Empty form fields mean "any".
+    kind = kind if kind in ("tool", "workflow") else None
+    found = await run_in_threadpool(_market, _store(request), q or None, kind,
+                                    category or None, owner or None)
+    return _render(request, "market.html", user=user, q=q or "", kind=kind or "",
+                   category=category or "", owner=owner or "", **found)
+
+
+# -- package pages -------------------------------------------------------------------------
+
+
+def _runnable(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """What can be run: workflows and modeless tools (their ``params`` are their own) and
+    the modes of tool modules."""
+    return [entry for entry in _entries(manifest) if "params" in entry]
+
+
+def _call_example(entry: dict[str, Any]) -> str:
+    if entry.get("example"):
+        return str(entry["example"])
+    args = []
+    for param in entry.get("params") or []:
+        if param.get("kind") not in _FORM_KINDS:
+            continue
+        placeholder = param.get("placeholder")
+        if placeholder is None:
+            shown = repr(param.get("default"))
+        else:
+            # A placeholder is text as typed: quoted for a str, as it is for numbers or lists.
+            is_str = _base_type(param.get("type"))[0] == "str"
+            shown = repr(placeholder) if is_str else str(placeholder)
+        args.append(f"{param['name']}={shown}")
+    return f"await {entry['name']}({', '.join(args)})"
+
+
+def _package(store: Store, name: str) -> dict[str, Any] | None:
+    package = store.get_package(name)
+    if package is None:
+        return None
+    version = store.get_version(package["name"], package["latest"])
+    manifest = version["manifest"] if version else {}
+    files = store.list_version_files(package["name"], package["latest"]) or []
+    return {"package": package, "manifest": manifest, "files": files}
+
+
+@router.get("/packages/{name}", response_class=HTMLResponse)
+async def package_page(request: Request, name: str) -> Response:
+    user = await _user(request)
+    found = await run_in_threadpool(_package, _store(request), name)
+    if found is None:
+        return _not_found(request, user, f"no package {name!r} on this hub")
+    manifest = found["manifest"]
+    exports = []
+    for export in manifest.get("exports") or []:
+        # A tool module shows its modes; a workflow or a modeless tool is its own only mode.
+        shown = list(export.get("modes") or []) if "params" not in export else []
+        exports.append({"export": export, "modes": [
+            {**entry, "call": _call_example(entry), "runnable": "params" in entry}
+            for entry in shown or [export]]})
+    return _render(request, "package.html", user=user, exports=exports,
+                   categories=_categories(manifest), **found)
+
+
+@router.get("/packages/{name}/{version}/source/{path:path}", response_class=HTMLResponse)
+async def source(request: Request, name: str, version: str, path: str) -> Response:
+    user = await _user(request)
+    content = await run_in_threadpool(_store(request).version_file, name, version, path)
+    if content is None:
+        return _not_found(request, user, f"{name} {version} has no file {path!r}")
+    try:
+        text: str | None = content.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    return _render(request, "source.html", user=user, name=name, version=version, path=path,
+                   text=text, size=len(content))
+
+
+# -- tasks ---------------------------------------------------------------------------------
+
+
+def _duration(job: dict[str, Any]) -> str:
+    if job["status"] == "queued" or job["created_at"] is None:
+        return ""
+    end = job["finished_at"] or datetime.now(timezone.utc)
+    seconds = max(0, int((end - job["created_at"]).total_seconds()))
+    minutes, seconds = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{seconds:02d}s" if hours else f"{minutes}m{seconds:02d}s"
+
+
+templates.env.filters["duration"] = _duration
+
+
+@router.get("/tasks", response_class=HTMLResponse)
+async def tasks_page(request: Request, status: str | None = None) -> Response:
+    user = await _user(request)
+    status = status if status in _STATUSES else None
+    queued = [task.queued_job() for task in _runner(request).queued()]
+    shown = [job for job in queued if status in (None, "queued")
+             and (user["is_admin"] or job["owner"] == user["name"])]
+    if status != "queued":
+        owner = None if user["is_admin"] else user["name"]
+        shown += await run_in_threadpool(_store(request).list_jobs, limit=_TASK_LIST_LIMIT,
+                                         status=status, owner=owner)
+    return _render(request, "tasks.html", user=user, jobs=shown, status=status or "",
+                   statuses=_STATUSES)
+
+
+def _task(request: Request, user: dict[str, Any], task_id: str) -> dict[str, Any]:
+    job, queued = _find(request, _store(request), user, task_id)
+    if queued is not None:
+        return {"job": job, "runs": [], "documents": [], "log": []}
+    store = _store(request)
+    documents = [{**doc, "json": json.dumps(_to_json(doc["data"]), indent=2,
+                                            ensure_ascii=False)}
+                 for doc in store.list_documents(job["id"])]
+    return {"job": job, "runs": store.list_runs(job["id"]), "documents": documents,
+            "log": store.get_logs(job["id"], limit=_PAGE_LOG_LINES)}
+
+
+@router.get("/tasks/{task_id}", response_class=HTMLResponse)
+async def task_page(request: Request, task_id: str) -> Response:
+    user = await _user(request)
+    try:
+        found = await run_in_threadpool(_task, request, user, task_id)
+    except HTTPException:
+        return _not_found(request, user, f"no task {task_id!r}")
+    job = found["job"]
+    after = found["log"][-1]["seq"] if found["log"] else 0
+    return _render(request, "task.html", user=user, task_id=task_id, after=after,
+                   final=job["status"] in FINAL_STATUSES, **found)
+
+
+@router.post("/tasks/{task_id}/cancel")
+async def cancel_task(request: Request, task_id: str) -> Response:
+    user = await _user(request)
+    await sessions.check_csrf(request)
+    try:
+        job, _ = await run_in_threadpool(_find, request, _store(request), user, task_id)
+    except HTTPException:
+        return _not_found(request, user, f"no task {task_id!r}")
+    # A task that ended meanwhile, or runs under another server, just shows as it is.
+    if job["status"] not in FINAL_STATUSES:
+        await _runner(request).cancel(task_id)
+    return RedirectResponse(f"/tasks/{task_id}", 303)
+
+
+# -- new task: the Quick form --------------------------------------------------------------
+
+# Parameters a form can fill: *args and **kwargs have no field.
+_FORM_KINDS = ("positional_or_keyword", "keyword_only", "positional_only", None)
+
+
+def _base_type(annotation: str | None) -> tuple[str, str]:
+    """``(kind, item)`` of a parameter's type text: ``int | None`` is ``("int", "")``,
+    ``list[int]`` is ``("list", "int")``."""
+    text = (annotation or "str").replace(" ", "")
+    optional = re.fullmatch(r"Optional\[(.*)\]", text)
+    if optional:
+        text = optional.group(1)
+    text = "|".join(part for part in text.split("|") if part != "None") or "str"
+    base, _, item = text.partition("[")
+    return base.lower(), item.rstrip("]")
+
+
+def _field(param: dict[str, Any]) -> dict[str, Any]:
+    base, item = _base_type(param.get("type"))
+    widget = {"int": "number", "float": "number", "bool": "checkbox",
+              "list": "textarea"}.get(base, "text")
+    return {**param, "base": base, "item": item, "widget": widget,
+            "step": "1" if base == "int" else "any"}
+
+
+def _initial(field: dict[str, Any]) -> Any:
+    default = field.get("default")
+    if field["widget"] == "checkbox":
+        return bool(default)
+    if default is None:
+        return ""
+    if field["widget"] == "textarea" and isinstance(default, list):
+        return "\n".join(str(item) for item in default)
+    return str(default)
+
+
+def _convert(text: str, kind: str) -> Any:
+    if kind == "int":
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not a whole number") from None
+    if kind == "float":
+        try:
+            number = float(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not a number") from None
+        if not math.isfinite(number):
+            raise ValueError(f"{text!r} is not a finite number")
+        return number
+    return text
+
+
+# What _check_field returns for an optional field left empty: the function's default applies.
+_OMITTED = object()
+
+
+def _check_field(field: dict[str, Any], raw: Any) -> Any:
+    """The parameter's value from its form text, or _OMITTED; ValueError with the message
+    shown next to the field."""
+    if field["widget"] == "checkbox":
+        return raw is not None
+    text = str(raw or "").strip()
+    if field["widget"] == "textarea":
+        values = [line.strip() for line in text.splitlines() if line.strip()]
+    else:
+        values = [text] if text else []
+    if not values:
+        if field["required"]:
+            raise ValueError("required")
+        return _OMITTED
+    regex = field.get("regex")
+    for value in values:
+        if regex and not re.fullmatch(regex, value):
+            raise ValueError(f"{value!r} does not match the pattern {regex}")
+    if field["widget"] == "textarea":
+        return [_convert(value, field["item"].lower()) for value in values]
+    return _convert(values[0], field["base"])
+
+
+def _export(store: Store, name: str, qualname: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The package and its runnable entry of that qualified name (latest version)."""
+    found = _package(store, name)
+    if found is None:
+        raise LookupError(f"no package {name!r} on this hub")
+    entry = next((e for e in _runnable(found["manifest"]) if e.get("qualname") == qualname),
+                 None)
+    if entry is None:
+        raise LookupError(f"{found['package']['name']} has no tool mode or workflow "
+                          f"{qualname!r}")
+    return found["package"], entry
+
+
+def _form_page(request: Request, user: dict[str, Any], package: dict[str, Any],
+               entry: dict[str, Any], fields: list[dict[str, Any]], values: dict[str, Any],
+               errors: dict[str, str], status_code: int = 200) -> Response:
+    return _render(request, "run.html", status_code, user=user, package=package, entry=entry,
+                   fields=fields, values=values, errors=errors)
+
+
+@router.get("/packages/{name}/run/{export}", response_class=HTMLResponse)
+async def run_form(request: Request, name: str, export: str) -> Response:
+    user = await _user(request)
+    try:
+        package, entry = await run_in_threadpool(_export, _store(request), name, export)
+    except LookupError as exc:
+        return _not_found(request, user, str(exc))
+    fields = [_field(p) for p in entry.get("params") or [] if p.get("kind") in _FORM_KINDS]
+    values = {f["name"]: _initial(f) for f in fields}
+    return _form_page(request, user, package, entry, fields, values, {})
+
+
+@router.post("/packages/{name}/run/{export}", response_class=HTMLResponse)
+async def run_submit(request: Request, name: str, export: str) -> Response:
+    user = await _user(request)
+    form = await sessions.check_csrf(request)
+    try:
+        package, entry = await run_in_threadpool(_export, _store(request), name, export)
+    except LookupError as exc:
+        return _not_found(request, user, str(exc))
+    fields = [_field(p) for p in entry.get("params") or [] if p.get("kind") in _FORM_KINDS]
+    params: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    for field in fields:
+        raw = form.get(f"p_{field['name']}")
+        values[field["name"]] = raw is not None if field["widget"] == "checkbox" else raw or ""
+        try:
+            value = _check_field(field, raw)
+        except ValueError as exc:
+            errors[field["name"]] = str(exc)
+            continue
+        if value is not _OMITTED:
+            params[field["name"]] = value
+    if errors:
+        return _form_page(request, user, package, entry, fields, values, errors, 400)
+    # The qualified name is an installed module's: the package must be installed where the
+    # server runs (lev install). The parameters go to lev run as JSON, never through a shell.
+    function = entry["qualname"].rpartition(":")[2]
+    task = await _runner(request).submit(entry["qualname"], params, function, user["name"])
+    return RedirectResponse(f"/tasks/{task.job_id or task.key}", 303)
