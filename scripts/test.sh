@@ -2,7 +2,8 @@
 # The whole test suite, lint included. Installs what the tests need first.
 set -eo pipefail
 cd "$(dirname "$0")/.."
-. scripts/setup.sh nmap bubblewrap
+# chromium: Debian's browser, which the Playwright tests (tests/test_browser.py) drive.
+. scripts/setup.sh nmap bubblewrap chromium
 # The container engine (podman's Docker API service) and the local test images; exports
 # DOCKER_HOST. Skipped, with a note, where it cannot be set up; fatal under CI=true.
 . scripts/engine.sh
