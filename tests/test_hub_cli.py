@@ -273,3 +273,54 @@ def test_install_adds_the_hub_to_pips_indexes(capsys, monkeypatch, store, hub):
     assert lines[0].endswith("--extra-index-url http://hub.test:1/simple/ lev.x.y")
     assert lines[1] == ("lev: error: pip install failed (exit code 1); its messages above "
                         "say why")
+
+
+# -- lev hub load -----------------------------------------------------------------------------
+
+EXAMPLE_PACKAGES = ["lev.szczecin.alive", "lev.szczecin.lan_audit", "lev.szczecin.nmap_python"]
+
+
+def test_hub_load_publishes_the_examples_into_the_store(capsys, store):
+    code, out, err = lev(capsys, "hub", "load", EXAMPLES)
+    assert code == 0, err
+    lines = out.splitlines()
+    created = re.fullmatch(r"created user szczecin with password (\S+) \(shown this once\); "
+                           r"they can publish lev\.szczecin\.\*", lines[0])
+    assert created, out
+    assert store.verify_password("szczecin", created.group(1))["is_admin"] is False
+    assert lines[1:] == [f"published {name} 1.0.0 as szczecin" for name in EXAMPLE_PACKAGES]
+    assert [p["name"] for p in store.list_packages()] == EXAMPLE_PACKAGES
+    for name in EXAMPLE_PACKAGES:
+        version = store.get_version(name, "1.0.0")
+        # What an upload stores: the manifest, the wheel and its files.
+        assert version["manifest"]["package"] == name and version["manifest"]["exports"]
+        assert version["uploaded_by"] == "szczecin", version
+        assert store.get_wheel(version["filename"]) is not None
+        paths = [f["path"] for f in store.list_version_files(name, "1.0.0")]
+        assert f"{name.replace('.', '/')}/__init__.py" in paths
+    modes = {mode["name"]: mode for export in
+             store.get_version("lev.szczecin.nmap_python", "1.0.0")["manifest"]["exports"]
+             for mode in export.get("modes") or []}
+    assert [p["name"] for p in modes["raw"]["params"]] == ["argv"]
+
+    # Again: every version is there already; nothing changes, no user is made.
+    code, out, err = lev(capsys, "hub", "load", EXAMPLES)
+    assert (code, err) == (0, "")
+    assert out.splitlines() == [f"skipped {name} 1.0.0: that version is in the store already"
+                                for name in EXAMPLE_PACKAGES]
+    assert store.count_users() == 1
+
+
+def test_hub_load_as_another_user_gets_the_uploads_checks(capsys, store):
+    add_user(store, "alice")
+    code, out, err = lev(capsys, "hub", "load", EXAMPLES / "szczecin.alive", "--user", "alice")
+    assert (code, out) == (1, "")
+    first, last = err.splitlines()
+    assert first.startswith("lev: error: lev.szczecin.alive 1.0.0: 'alice' cannot publish "
+                            "lev.szczecin.alive: the namespace lev.szczecin does not exist")
+    assert last == "lev: error: 1 of 1 packages were not loaded"
+    assert store.list_packages() == [] and store.get_user("szczecin") is None
+    code, _, err = lev(capsys, "hub", "load", EXAMPLES, "--user", "nobody")
+    assert code == 1 and "no user 'nobody' in the store" in one_error(err)
+    code, _, err = lev(capsys, "hub", "load", EXAMPLES / "no-such-folder")
+    assert code == 2 and "is not a folder" in one_error(err)

@@ -3,6 +3,7 @@ tasks, and the Quick form, through FastAPI's TestClient on a store of the test's
 test really runs a task: a tiny hub package written into tmp_path and put on PYTHONPATH."""
 
 import re
+import socket
 import time
 
 import pytest
@@ -102,7 +103,7 @@ def field_error(page, name):
 
 
 def test_pages_need_a_session(client, hub):
-    for path in ("/", "/tasks", "/tasks/abcd", "/packages/lev.alice.tool",
+    for path in ("/", "/tasks", "/tasks/abcd", "/settings", "/packages/lev.alice.tool",
                  "/packages/lev.alice.hello/run/lev.alice.hello:hello"):
         answer = client.get(path)
         assert (answer.status_code, answer.headers["location"]) == (303, "/login"), path
@@ -137,7 +138,8 @@ def test_a_forged_or_tampered_cookie_is_no_session(client, hub):
 
 
 def test_every_form_post_needs_the_sessions_csrf_token(client, hub):
-    posts = ["/login", "/logout", "/tasks/abcd/cancel",
+    posts = ["/login", "/logout", "/tasks/abcd/cancel", "/tasks/abcd/rerun",
+             "/settings/tokens", "/settings/tokens/1/revoke",
              "/packages/lev.alice.hello/run/lev.alice.hello:hello"]
     client.get("/login")  # an anonymous session: the login form's token is refused too
     for token in (None, "wrong"):
@@ -308,3 +310,210 @@ def test_a_running_task_can_be_cancelled_from_its_page(client, hub, store, tmp_p
     answer = client.post(f"/tasks/{task_id}/cancel", data={"csrf_token": csrf_of(page)})
     assert answer.status_code == 303
     assert wait_done(store, task_id)["status"] == "cancelled"
+
+
+# -- the Customized tab of a raw (annot.ARGV) mode --------------------------------------------
+
+RAW_MANIFEST = {
+    "levrt": 1, "package": "lev.bob.raw", "version": "1.0", "description": "A raw tool",
+    "exports": [{
+        "kind": "tool", "name": "raw", "qualname": "lev.bob.raw:raw", "desc": "Raw argv",
+        "params": [param("argv", "list[str]", placeholder='["-h"]')],
+    }],
+}
+RAW_RUN = "/packages/lev.bob.raw/run/lev.bob.raw:raw"
+
+
+@pytest.fixture
+def raw_tool(client, hub):
+    answer = upload(client, hub["bob"], make_wheel("lev.bob.raw", "1.0"), RAW_MANIFEST,
+                    package="lev.bob.raw", version="1.0")
+    assert answer.status_code == 201, answer.text
+
+
+def argv_error(page):
+    found = re.search(r'id="c_argv-error"[^>]*>([^<]*)<', page.text)
+    return found and found.group(1)
+
+
+def test_only_a_raw_argv_mode_offers_the_customized_tab(client, hub, raw_tool):
+    login(client, "bob")
+    quick = client.get(RAW_RUN)
+    assert quick.status_code == 200 and "?tab=customized" in quick.text
+    assert 'name="p_argv"' in quick.text and "c_argv_text" not in quick.text
+    page = client.get(RAW_RUN, params={"tab": "customized"})
+    assert page.status_code == 200
+    assert '<input type="hidden" name="tab" value="customized">' in page.text
+    assert 'name="c_argv_text"' in page.text and "data-argv-editor" in page.text
+    assert '<script src="/static/argv.js"></script>' in page.text
+    assert client.get("/static/argv.js").status_code == 200
+    hello = client.get("/packages/lev.alice.hello/run/lev.alice.hello:hello",
+                       params={"tab": "customized"})
+    assert "?tab=customized" not in hello.text and "c_argv_text" not in hello.text
+
+
+@pytest.mark.parametrize("data", [{}, {"c_argv_text": "\n  \n"}, {"c_argv": ["", " "]}])
+def test_customized_argv_must_not_be_empty(client, hub, raw_tool, data):
+    csrf = login(client, "bob")
+    page = client.post(RAW_RUN, data={"csrf_token": csrf, "tab": "customized", **data})
+    assert page.status_code == 400
+    assert argv_error(page) == "give at least one argument"
+    assert 'name="c_argv_text"' in page.text  # the Customized tab comes back
+    assert client.get("/tasks").text.count("<tr>") == 0
+
+
+@pytest.mark.parametrize(("data", "argv"), [
+    # The editor's rows (JavaScript on) ...
+    ({"c_argv": ["-sn", "", "127.0.0.1; id", "$(reboot)"]}, ["-sn", "127.0.0.1; id", "$(reboot)"]),
+    # ... or the text area, one argument per line (no JavaScript).
+    ({"c_argv_text": "-p\r\n80 443\n\n-oX -\n"}, ["-p", "80 443", "-oX -"]),
+])
+def test_customized_argv_is_submitted_as_a_list(client, hub, raw_tool, store, data, argv):
+    csrf = login(client, "bob")
+    answer = client.post(RAW_RUN, data={"csrf_token": csrf, "tab": "customized", **data})
+    assert answer.status_code == 303, answer.text
+    job = wait_done(store, answer.headers["location"].removeprefix("/tasks/"))
+    # lev.bob.raw is only published, not installed: the task fails, its parameters stay.
+    assert (job["params"], job["target"], job["owner"]) == ({"argv": argv}, "lev.bob.raw:raw",
+                                                            "bob")
+
+
+# -- task page extras: run again, download, results as tables, run durations --------------------
+
+
+def test_task_page_run_again_download_and_tables(client, hub, store, tmp_path, monkeypatch):
+    installed = tmp_path / "site"
+    (installed / "lev" / "alice" / "hello").mkdir(parents=True)
+    (installed / "lev" / "alice" / "hello" / "__init__.py").write_text(HELLO)
+    monkeypatch.setenv("PYTHONPATH", str(installed))
+    csrf = login(client, "alice")
+    answer = client.post("/packages/lev.alice.hello/run/lev.alice.hello:hello", data={
+        "csrf_token": csrf, "p_word": "ho", "p_times": "2", "p_tags": "a\n<b>"})
+    task_id = answer.headers["location"].removeprefix("/tasks/")
+    job = wait_done(store, task_id)
+    assert job["status"] == "done", job
+
+    page = client.get(f"/tasks/{task_id}")
+    text = page.text
+    assert f'action="/tasks/{task_id}/rerun"' in text
+    assert f'href="/tasks/{task_id}/download"' in text
+    # The results table: top-level keys are columns, nested values compact (escaped) JSON.
+    table = re.search(r'<table class="results">(.*?)</table>', text, re.S).group(1)
+    assert "<th>said</th>" in table and "<th>tags</th>" in table
+    assert "<td>hoho</td>" in table and "<td>[&#34;a&#34;,&#34;&lt;b&gt;&#34;]</td>" in table
+    # Each run's duration (0m00s style) is in the runs table.
+    assert store.list_runs(task_id)
+    runs_table = text.split("<h2>Runs</h2>")[1].split("</table>")[0]
+    assert re.search(r"<td>\d+m\d\ds</td>", runs_table), runs_table
+
+    download = client.get(f"/tasks/{task_id}/download")
+    assert download.status_code == 200
+    assert download.headers["content-type"].startswith("application/json")
+    assert download.headers["content-disposition"] == (
+        f'attachment; filename="task-{task_id}.json"')
+    bundle = download.json()
+    assert bundle["job"]["id"] == task_id and bundle["job"]["params"]["tags"] == ["a", "<b>"]
+    assert {doc["coll"] for doc in bundle["documents"]} and bundle["log"]
+
+    # Run again: needs the form's CSRF token, then the same target and parameters, anew.
+    assert client.post(f"/tasks/{task_id}/rerun", data={}).status_code == 403
+    again = client.post(f"/tasks/{task_id}/rerun", data={"csrf_token": csrf_of(page)})
+    assert again.status_code == 303
+    new_id = again.headers["location"].removeprefix("/tasks/")
+    assert new_id != task_id
+    rerun = wait_done(store, new_id)
+    assert (rerun["status"], rerun["target"], rerun["params"], rerun["name"], rerun["owner"]) == (
+        "done", job["target"], job["params"], job["name"], "alice")
+
+    # Another user's task is not there for them: 404 for the download and for run again.
+    csrf = login(client, "bob")
+    assert client.get(f"/tasks/{task_id}/download").status_code == 404
+    assert client.post(f"/tasks/{task_id}/rerun", data={"csrf_token": csrf}).status_code == 404
+    assert client.get("/tasks/nope/download").status_code == 404
+
+
+# -- settings: API tokens -----------------------------------------------------------------------
+
+
+def test_settings_lists_creates_and_revokes_the_users_tokens(client, hub, store):
+    csrf = login(client, "alice")
+    page = client.get("/settings")
+    assert page.status_code == 200
+    assert re.search(r'<tr id="token-\d+"><td>test</td>', page.text)
+    assert client.post("/settings/tokens", data={"name": "ci"}).status_code == 403
+    blank = client.post("/settings/tokens", data={"csrf_token": csrf, "name": "  "})
+    assert blank.status_code == 400 and 'id="token-name-error"' in blank.text
+
+    made = client.post("/settings/tokens", data={"csrf_token": csrf, "name": "ci <box>"})
+    assert made.status_code == 200
+    secret = re.search(r'<code id="new-token">([^<]+)</code>', made.text).group(1)
+    assert store.resolve_token(secret)["name"] == "alice"
+    assert "ci &lt;box&gt;" in made.text and "never" in made.text
+    # Shown once: the list never shows a secret again.
+    assert secret not in client.get("/settings").text
+    assert hub["alice"] not in client.get("/settings").text
+    token = next(t for t in store.list_tokens("alice") if t["name"] == "ci <box>")
+
+    # Someone else's token (bob's) is 404, as a token that does not exist; nothing changes.
+    bobs = store.list_tokens("bob")[0]["id"]
+    for other in (bobs, 999999):
+        answer = client.post(f"/settings/tokens/{other}/revoke", data={"csrf_token": csrf})
+        assert answer.status_code == 404
+    assert not store.list_tokens("bob")[0]["revoked"]
+    assert client.post(f"/settings/tokens/{token['id']}/revoke", data={}).status_code == 403
+
+    answer = client.post(f"/settings/tokens/{token['id']}/revoke", data={"csrf_token": csrf})
+    assert (answer.status_code, answer.headers["location"]) == (303, "/settings")
+    assert next(t for t in store.list_tokens("alice") if t["id"] == token["id"])["revoked"]
+    page = client.get("/settings").text
+    row = re.search(rf'<tr id="token-{token["id"]}">(.*?)</tr>', page, re.S).group(1)
+    assert "Revoke" not in row and "UTC" in row.split("</td>")[3]
+    assert client.get("/api/tasks", headers={"Authorization": f"Bearer {secret}"}
+                      ).status_code == 401
+    assert client.get("/api/tasks", headers={"Authorization": f"Bearer {hub['alice']}"}
+                      ).status_code == 200
+
+
+# -- devices ------------------------------------------------------------------------------------
+
+
+def cells(page, table):
+    body = re.search(rf'<table class="{table}">.*?<tbody>(.*?)</tbody>', page.text, re.S).group(1)
+    return [re.sub(r"<[^>]+>", "", cell).strip()
+            for cell in re.findall(r"<td>(.*?)</td>", body, re.S)]
+
+
+def test_devices_page_shows_the_local_runner(client, hub, store, tmp_path, monkeypatch):
+    assert client.get("/devices").status_code == 303
+    installed = tmp_path / "site"
+    (installed / "lev" / "alice" / "hello").mkdir(parents=True)
+    (installed / "lev" / "alice" / "hello" / "__init__.py").write_text(
+        HELLO.replace('print(f"saying {word}")', 'import time; time.sleep(120)'))
+    monkeypatch.setenv("PYTHONPATH", str(installed))
+    csrf = login(client, "alice")
+    page = client.get("/devices")
+    assert page.status_code == 200 and '<a href="/devices">Devices</a>' in page.text
+    assert cells(page, "devices") == [socket.gethostname(), "local runner", "online",
+                                      "0", "0", "2"]
+    assert "later" in page.text and "Remote agents" in page.text
+    # Two tasks take the two slots (max_running_tasks 2), a third waits.
+    ids = []
+    for word in ("aa", "bb", "cc"):
+        answer = client.post("/packages/lev.alice.hello/run/lev.alice.hello:hello",
+                             data={"csrf_token": csrf, "p_word": word})
+        ids.append(answer.headers["location"].removeprefix("/tasks/"))
+    deadline = time.monotonic() + 30
+    while (shown := cells(client.get("/devices"), "devices"))[3:5] != ["2", "1"]:
+        assert time.monotonic() < deadline, shown
+        time.sleep(0.1)
+    for task_id in reversed(ids):
+        client.post(f"/tasks/{task_id}/cancel", data={"csrf_token": csrf})
+    runner = client.app.state.runner
+    for task_id in ids:  # the queued one answered with its key: the runner knows its job
+        job_id = runner.lookup(task_id)[0] or task_id
+        assert wait_done(store, job_id)["status"] == "cancelled"
+    # lev run records the cancellation a moment before its process has exited.
+    deadline = time.monotonic() + 30
+    while (shown := cells(client.get("/devices"), "devices"))[3:5] != ["0", "0"]:
+        assert time.monotonic() < deadline, shown
+        time.sleep(0.1)

@@ -272,6 +272,90 @@ def _cmd_install(args: argparse.Namespace, extras: list[str]) -> int:
     return EXIT_OK
 
 
+def _package_folders(root: Path) -> list[Path]:
+    """The hub package folders in ``root`` (or ``root`` itself when it is one)."""
+    if (root / "pyproject.toml").is_file():
+        return [root]
+    return sorted(path for path in root.iterdir() if (path / "pyproject.toml").is_file())
+
+
+def _load_one(store: Store, settings: Settings, folder: Path, user: str | None) -> str:
+    """Publish the package in ``folder`` into ``store``, as an upload would: the same checks
+    (:func:`levrt.server.upload.check_upload`) and the same :meth:`Store.publish_version`.
+    Returns what was done (published, or skipped: the version is there); CliError says why
+    the package could not be published."""
+    from .packages import PackageError, build_wheel, package_manifest, read_package
+    from .server.upload import UploadRefused, check_upload
+    from .store import HubPermissionError
+
+    try:
+        info = read_package(folder)
+    except PackageError as exc:
+        raise CliError(f"{folder}: {exc}", EXIT_FAILED) from None
+    owner = user or info.user
+    if store.get_version(info.name, info.version) is not None:
+        return f"skipped {info.name} {info.version}: that version is in the store already"
+    if store.get_user(owner) is None:
+        password = secrets.token_urlsafe(12)
+        try:
+            store.create_user(owner, password)
+        except (ValueError, HubConflictError) as exc:
+            raise CliError(f"{info.name}: cannot create its owner {owner!r}: {exc}",
+                           EXIT_FAILED) from None
+        print(f"created user {owner} with password {password} (shown this once); they can "
+              f"publish lev.{owner}.*", flush=True)
+    try:
+        manifest = package_manifest(folder)
+        with tempfile.TemporaryDirectory(prefix="lev-hub-load-") as out:
+            wheel = build_wheel(folder, Path(out))
+            with wheel.open("rb") as file:
+                checked = check_upload(file, wheel.name, json.dumps(manifest).encode(),
+                                       max_unpacked=settings.max_unpacked_bytes)
+    except (PackageError, UploadRefused) as exc:
+        raise CliError(f"{info.name} {info.version}: {exc}", EXIT_FAILED) from None
+    try:
+        store.publish_version(
+            package=checked.package,
+            version=checked.version,
+            uploader=owner,
+            manifest=checked.manifest,
+            filename=checked.filename,
+            wheel=checked.wheel,
+            files=checked.files,
+            summary=checked.summary,
+            requires_python=checked.requires_python,
+        )
+    except HubConflictError as exc:  # published meanwhile, or a name pip takes for another
+        return f"skipped {info.name} {info.version}: {exc}"
+    except (HubPermissionError, ValueError) as exc:
+        raise CliError(f"{info.name} {info.version}: {exc}", EXIT_FAILED) from None
+    return f"published {checked.package} {checked.version} as {owner}"
+
+
+def _cmd_hub_load(args: argparse.Namespace, extras: list[str]) -> int:
+    root = Path(args.dir)
+    if not root.is_dir():
+        raise CliError(f"{root} is not a folder")
+    folders = _package_folders(root)
+    if not folders:
+        raise CliError(f"{root} holds no package folders (folders with a pyproject.toml)")
+    settings = _server_settings()
+    failed = 0
+    with Store(settings.db_url) as store:
+        if args.user and store.get_user(args.user) is None:
+            raise CliError(f"no user {args.user!r} in the store: lev user add {args.user} "
+                           "first, or leave out --user", EXIT_FAILED)
+        for folder in folders:
+            try:
+                print(_load_one(store, settings, folder, args.user), flush=True)
+            except CliError as exc:
+                failed += 1
+                print(f"lev: error: {exc}", file=sys.stderr, flush=True)
+    if failed:
+        raise CliError(f"{failed} of {len(folders)} packages were not loaded", EXIT_FAILED)
+    return EXIT_OK
+
+
 def register(commands: Any) -> None:
     """Add this module's subcommands to ``lev``'s subparsers."""
     serve = commands.add_parser(
@@ -317,6 +401,21 @@ def register(commands: Any) -> None:
                          help="the package folder USER.TOOL (default: the current folder)")
     publish.add_argument("--server", metavar="URL", help="the hub (default: the last lev login)")
     publish.set_defaults(handler=_cmd_publish)
+
+    hub = commands.add_parser("hub", help="work on the hub's store directly (on the server)")
+    hub_commands = hub.add_subparsers(dest="hub_command", metavar="ACTION", required=True)
+    load = hub_commands.add_parser(
+        "load", help="publish every package folder under DIR into the server's store",
+        description="Build each package folder under DIR (its wheel, and its manifest by "
+        "importing it in a subprocess) and publish it straight into the server's store, with "
+        "the checks an upload gets. A package goes to its own user (lev.USER.TOOL), created "
+        "with a printed password when missing, unless --user names another. Versions already in "
+        "the store are skipped.")
+    load.add_argument("dir", metavar="DIR", help="a folder of package folders, e.g. "
+                      "examples/lev-hub (or one package folder)")
+    load.add_argument("--user", metavar="NAME", help="publish as this existing user, who "
+                      "must own the packages' namespaces (default: each package's own user)")
+    load.set_defaults(handler=_cmd_hub_load)
 
     install = commands.add_parser(
         "install", help="pip install hub packages into this Python",

@@ -115,6 +115,11 @@ class TaskRunner:
         """Tasks waiting for a slot, oldest first."""
         return [task for task in self._tasks.values() if task.job_id is None]
 
+    def running_count(self) -> int:
+        """Tasks whose ``lev run`` process is alive."""
+        return sum(1 for task in list(self._tasks.values())
+                   if task.process is not None and task.process.returncode is None)
+
     async def cancel(self, task_id: str) -> bool:
         """Cancel a queued or running task of this runner; False if it runs no such task."""
         task = self._tasks.get(task_id) or next(

@@ -1,6 +1,7 @@
-"""The web pages: login, the market, package pages with their sources, tasks, and the Quick
-form that starts one. Server-rendered (Jinja2, autoescaped); the only script follows a task's
-log over the tasks API's event stream.
+"""The web pages: login, the market, package pages with their sources, tasks (run again,
+download), the Quick form that starts one (and the Customized tab of a raw argv mode), the
+devices and the settings (API tokens). Server-rendered (Jinja2, autoescaped); the scripts
+follow a task's log over the tasks API's event stream and edit a Customized argv list.
 
 Every page but ``/login`` needs a session (see :mod:`levrt.server.sessions`); every form
 POST is checked against the session's CSRF token. Like the API, the pages read packages as
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import socket
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
-from levrt._cli import _to_json
+from levrt._cli import _to_json, job_bundle
 from levrt.annot.cats import Attck
 from levrt.server import sessions
 from levrt.server.runner import TaskRunner
@@ -285,15 +287,41 @@ async def tasks_page(request: Request, status: str | None = None) -> Response:
                    statuses=_STATUSES)
 
 
+def _cell(value: Any) -> str:
+    """A result value in a table cell: text as it is, anything else as compact JSON."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(_to_json(value), ensure_ascii=False, separators=(",", ":"))
+
+
+def _tables(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The result documents as tables, one per collection: a row per document, a column per
+    top-level key (in the order they first appear)."""
+    tables: dict[str, dict[str, Any]] = {}
+    for doc in documents:
+        data = doc["data"] if isinstance(doc["data"], dict) else {"value": doc["data"]}
+        table = tables.setdefault(doc["coll"], {"coll": doc["coll"], "keys": {}, "rows": []})
+        table["keys"].update(dict.fromkeys(data))
+        table["rows"].append({"run_id": doc["run_id"], "data": data})
+    return [{"coll": table["coll"], "keys": list(table["keys"]),
+             "rows": [{"run_id": row["run_id"],
+                       "cells": [_cell(row["data"][key]) if key in row["data"] else ""
+                                 for key in table["keys"]]}
+                      for row in table["rows"]]}
+            for table in tables.values()]
+
+
 def _task(request: Request, user: dict[str, Any], task_id: str) -> dict[str, Any]:
     job, queued = _find(request, _store(request), user, task_id)
     if queued is not None:
-        return {"job": job, "runs": [], "documents": [], "log": []}
+        return {"job": job, "runs": [], "documents": [], "tables": [], "log": []}
     store = _store(request)
+    stored = store.list_documents(job["id"])
     documents = [{**doc, "json": json.dumps(_to_json(doc["data"]), indent=2,
                                             ensure_ascii=False)}
-                 for doc in store.list_documents(job["id"])]
+                 for doc in stored]
     return {"job": job, "runs": store.list_runs(job["id"]), "documents": documents,
+            "tables": _tables(stored),
             "log": store.get_logs(job["id"], limit=_PAGE_LOG_LINES)}
 
 
@@ -322,6 +350,102 @@ async def cancel_task(request: Request, task_id: str) -> Response:
     if job["status"] not in FINAL_STATUSES:
         await _runner(request).cancel(task_id)
     return RedirectResponse(f"/tasks/{task_id}", 303)
+
+
+@router.post("/tasks/{task_id}/rerun")
+async def rerun_task(request: Request, task_id: str) -> Response:
+    """Submit the task's target with its parameters again, as a new task of this user."""
+    user = await _user(request)
+    await sessions.check_csrf(request)
+    try:
+        job, _ = await run_in_threadpool(_find, request, _store(request), user, task_id)
+    except HTTPException:
+        return _not_found(request, user, f"no task {task_id!r}")
+    if not job["target"]:
+        return _not_found(request, user, f"task {task_id!r} has no target to run again")
+    task = await _runner(request).submit(job["target"], dict(job["params"] or {}), job["name"],
+                                         user["name"])
+    return RedirectResponse(f"/tasks/{task.job_id or task.key}", 303)
+
+
+@router.get("/tasks/{task_id}/download")
+async def download_task(request: Request, task_id: str) -> Response:
+    """The task as ``lev run --json`` prints it (as ``GET /api/tasks/{id}``), to save."""
+    user = await _user(request)
+    try:
+        job, queued = await run_in_threadpool(_find, request, _store(request), user, task_id)
+    except HTTPException:
+        return _not_found(request, user, f"no task {task_id!r}")
+    if queued is not None:
+        bundle = {"job": _to_json(job), "runs": [], "documents": [], "log": [], "result": None}
+    else:
+        bundle = await run_in_threadpool(job_bundle, _store(request), job["id"])
+    # A job id, or a queued task's key task-<hex>; anything else is kept out of the header.
+    stem = job["id"] if job["id"].startswith("task-") else f"task-{job['id']}"
+    filename = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{stem}.json")
+    return Response(json.dumps(bundle, indent=2, ensure_ascii=False) + "\n",
+                    media_type="application/json",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+# -- settings: API tokens ------------------------------------------------------------------
+
+_TOKEN_NAME_MAX = 200
+
+
+def _settings_page(request: Request, user: dict[str, Any], status_code: int = 200,
+                   **context: Any) -> Response:
+    tokens = _store(request).list_tokens(user["name"])
+    context = {"created": None, "error": None, "token_name": "", **context}
+    return _render(request, "settings.html", status_code, user=user, tokens=tokens, **context)
+
+
+@router.get("/settings", response_class=HTMLResponse)
+async def settings_page(request: Request) -> Response:
+    user = await _user(request)
+    return await run_in_threadpool(_settings_page, request, user)
+
+
+@router.post("/settings/tokens", response_class=HTMLResponse)
+async def create_token(request: Request) -> Response:
+    """A new API token of the user's, shown this once on the page that answers."""
+    user = await _user(request)
+    form = await sessions.check_csrf(request)
+    name = str(form.get("name") or "").strip()
+    if not name or len(name) > _TOKEN_NAME_MAX:
+        error = f"give the token a name of 1 to {_TOKEN_NAME_MAX} characters"
+        return await run_in_threadpool(_settings_page, request, user, 400, error=error,
+                                       token_name=name)
+    created = await run_in_threadpool(_store(request).create_token, user["name"], name)
+    return await run_in_threadpool(_settings_page, request, user, created=created)
+
+
+@router.post("/settings/tokens/{token_id}/revoke")
+async def revoke_token(request: Request, token_id: int) -> Response:
+    """Revoke one of the user's own tokens; anyone else's is 404, as one that does not
+    exist."""
+    user = await _user(request)
+    await sessions.check_csrf(request)
+    if not await run_in_threadpool(_store(request).revoke_token, user["name"], token_id):
+        return _not_found(request, user, f"you have no API token {token_id}")
+    return RedirectResponse("/settings", 303)
+
+
+# -- devices -------------------------------------------------------------------------------
+
+
+def _local_device(request: Request) -> dict[str, Any]:
+    """The server's own runner as a device: its tasks of every user, counted."""
+    runner = _runner(request)
+    return {"name": socket.gethostname(), "kind": "local runner", "status": "online",
+            "running": runner.running_count(), "queued": len(runner.queued()),
+            "max_running_tasks": request.app.state.settings.max_running_tasks}
+
+
+@router.get("/devices", response_class=HTMLResponse)
+async def devices_page(request: Request) -> Response:
+    user = await _user(request)
+    return _render(request, "devices.html", user=user, devices=[_local_device(request)])
 
 
 # -- new task: the Quick form --------------------------------------------------------------
@@ -418,15 +542,49 @@ def _export(store: Store, name: str, qualname: str) -> tuple[dict[str, Any], dic
     return found["package"], entry
 
 
+def _argv_mode(fields: list[dict[str, Any]]) -> bool:
+    """Whether the entry takes exactly one ``argv: list[str]`` (``annot.ARGV``, a raw mode):
+    its run page also offers the Customized tab, an argv list editor."""
+    return (len(fields) == 1 and fields[0]["name"] == "argv" and fields[0]["base"] == "list"
+            and fields[0]["item"].lower() == "str")
+
+
+def _argv_rows(form: Any) -> list[str]:
+    """The Customized form's arguments as typed: the rows ``c_argv`` of the editor, or the
+    lines of the fallback text area ``c_argv_text`` (without JavaScript)."""
+    text = form.get("c_argv_text")
+    if text is not None:
+        return str(text).splitlines()
+    return [str(row) for row in form.getlist("c_argv")]
+
+
+def _check_argv(rows: list[str], regex: str | None) -> list[str]:
+    """The argv of the Customized form's rows, blank rows skipped; ValueError when nothing
+    is left or a row does not match ``regex``."""
+    argv = [row for row in rows if row.strip()]
+    if not argv:
+        raise ValueError("give at least one argument")
+    for value in argv:
+        if regex and not re.fullmatch(regex, value):
+            raise ValueError(f"{value!r} does not match the pattern {regex}")
+    return argv
+
+
 def _form_page(request: Request, user: dict[str, Any], package: dict[str, Any],
                entry: dict[str, Any], fields: list[dict[str, Any]], values: dict[str, Any],
-               errors: dict[str, str], status_code: int = 200) -> Response:
+               errors: dict[str, str], status_code: int = 200, *, tab: str = "quick",
+               argv: list[str] | None = None, argv_error: str | None = None) -> Response:
+    customized = _argv_mode(fields)
+    if argv is None:
+        default = fields[0].get("default") if customized else None
+        argv = [str(item) for item in default] if isinstance(default, list) else []
     return _render(request, "run.html", status_code, user=user, package=package, entry=entry,
-                   fields=fields, values=values, errors=errors)
+                   fields=fields, values=values, errors=errors, customized=customized,
+                   tab=tab if customized else "quick", argv=argv, argv_error=argv_error)
 
 
 @router.get("/packages/{name}/run/{export}", response_class=HTMLResponse)
-async def run_form(request: Request, name: str, export: str) -> Response:
+async def run_form(request: Request, name: str, export: str, tab: str = "quick") -> Response:
     user = await _user(request)
     try:
         package, entry = await run_in_threadpool(_export, _store(request), name, export)
@@ -434,7 +592,8 @@ async def run_form(request: Request, name: str, export: str) -> Response:
         return _not_found(request, user, str(exc))
     fields = [_field(p) for p in entry.get("params") or [] if p.get("kind") in _FORM_KINDS]
     values = {f["name"]: _initial(f) for f in fields}
-    return _form_page(request, user, package, entry, fields, values, {})
+    return _form_page(request, user, package, entry, fields, values, {},
+                      tab="customized" if tab == "customized" else "quick")
 
 
 @router.post("/packages/{name}/run/{export}", response_class=HTMLResponse)
@@ -449,6 +608,17 @@ async def run_submit(request: Request, name: str, export: str) -> Response:
     params: dict[str, Any] = {}
     errors: dict[str, str] = {}
     values: dict[str, Any] = {}
+    if form.get("tab") == "customized" and _argv_mode(fields):
+        values = {f["name"]: _initial(f) for f in fields}
+        # check_csrf gave the form as a dict; the rows need every value of c_argv (the
+        # request keeps its parsed form, so this reads nothing again).
+        typed = _argv_rows(await request.form())
+        try:
+            params["argv"] = _check_argv(typed, fields[0].get("regex"))
+        except ValueError as exc:
+            return _form_page(request, user, package, entry, fields, values, {}, 400,
+                              tab="customized", argv=typed, argv_error=str(exc))
+        fields = []  # checked: nothing left for the Quick form's loop
     for field in fields:
         raw = form.get(f"p_{field['name']}")
         values[field["name"]] = raw is not None if field["widget"] == "checkbox" else raw or ""
