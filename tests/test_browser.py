@@ -329,3 +329,25 @@ def test_login_market_package_quick_form_and_a_live_task(server, page):
     # The tasks list shows it as done.
     page.goto(f"{url}/tasks")
     assert "server_port" in page.content() and "done" in page.content()
+
+
+def test_raw_mode_in_customized_mode(server, page):
+    url = server
+    log_in(page, url)
+    raw = f"{NMAP}.nmap_python:raw".replace(":", "%3A")
+    page.goto(f"{url}/packages/{NMAP}/run/{raw}?tab=customized")
+    # argv.js turned the text area into one row per argument.
+    page.fill("ol.argv-rows li:nth-child(1) input", "-sn")
+    page.click("text=Add argument")
+    page.fill("ol.argv-rows li:nth-child(2) input", "127.0.0.1")
+    with page.expect_navigation():
+        page.click("form.customized button[type=submit]")
+    assert re.search(r"/tasks/[^/]+$", page.url), page.url
+    page.wait_for_function(
+        "() => document.getElementById('log').dataset.live === 'no'", timeout=45_000)
+    assert page.inner_text("#status") == "done", page.content()
+    results = page.locator("pre.json code").all_inner_texts()
+    assert json.loads(results[0]) == {"argv": ["-sn", "127.0.0.1"]}
+    documents = [json.loads(text) for text in results[1:]]
+    assert any(doc.get("returncode") == 0 and "Host is up" in doc.get("stdout", "")
+               for doc in documents if isinstance(doc, dict)), documents
