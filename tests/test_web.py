@@ -272,6 +272,9 @@ def test_a_submitted_task_runs_and_its_page_shows_the_result(client, hub, store,
     assert f'href="/tasks/{task_id}"' in client.get("/tasks", params={"status": "done"}).text
     assert f'href="/tasks/{task_id}"' not in client.get("/tasks",
                                                         params={"status": "failed"}).text
+    # The package page lists the user's runs of it.
+    package_page = client.get("/packages/lev.alice.hello").text
+    assert "Your runs of it" in package_page and f'href="/tasks/{task_id}"' in package_page
 
     # The live log's stream takes the session cookie; changing anything still needs a token.
     events = client.get(f"/api/tasks/{task_id}/events")
@@ -282,6 +285,7 @@ def test_a_submitted_task_runs_and_its_page_shows_the_result(client, hub, store,
 
     login(client, "bob")
     assert client.get(f"/tasks/{task_id}").status_code == 404
+    assert f'href="/tasks/{task_id}"' not in client.get("/packages/lev.alice.hello").text
     assert f'href="/tasks/{task_id}"' not in client.get("/tasks").text
     assert client.get(f"/api/tasks/{task_id}/events").status_code == 404
     csrf = login(client, "root")

@@ -238,8 +238,17 @@ async def package_page(request: Request, name: str) -> Response:
         exports.append({"export": export, "modes": [
             {**entry, "call": _call_example(entry), "runnable": "params" in entry}
             for entry in shown or [export]]})
-    return _render(request, "package.html", user=user, exports=exports,
+    history = await run_in_threadpool(_package_history, _store(request), name, user["name"])
+    return _render(request, "package.html", user=user, exports=exports, jobs=history,
                    categories=_categories(manifest), **found)
+
+
+def _package_history(store: Store, name: str, owner: str) -> list[dict[str, Any]]:
+    """The user's tasks that ran something of package ``name`` (by import name or folder)."""
+    folder = f"{name.removeprefix('lev.')}:"
+    return [job for job in store.list_jobs(limit=_TASK_LIST_LIMIT, owner=owner)
+            if (job["target"] or "").startswith((f"{name}.", f"{name}:"))
+            or folder in (job["target"] or "")]
 
 
 @router.get("/packages/{name}/{version}/source/{path:path}", response_class=HTMLResponse)
