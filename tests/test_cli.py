@@ -340,6 +340,23 @@ def test_job_name_option(project, capsys):
     assert jobs_in_store()[0]["name"] == "nightly"
 
 
+def test_job_option_runs_a_queued_job_once(project, capsys):
+    with Store.open() as store:
+        job_id = store.create_job("queued scan", target="tools:alive", owner="alice",
+                                  queued=True)
+    code, _, err = lev(capsys, "run", "tools:alive", "--ip", "h", "--job", job_id, "-q")
+    assert code == 0, err
+    (job,) = jobs_in_store()
+    assert (job["id"], job["status"], job["name"], job["owner"]) == (
+        job_id, "done", "queued scan", "alice")
+    assert job["started_at"] is not None and job["executor"] == "process"
+    # Once started, it is no longer queued: a second lev run of it does nothing.
+    code, _, err = lev(capsys, "run", "tools:alive", "--ip", "h", "--job", job_id, "-q")
+    assert code == 1 and err == f"lev: error: job {job_id} is done, not queued: it cannot " \
+        "start again\n"
+    assert jobs_in_store()[0]["status"] == "done"
+
+
 def test_run_help_lists_the_parameters(project, capsys):
     code, out, _ = lev(capsys, "run", "tools:alive", "--help")
     assert code == 0
@@ -538,7 +555,7 @@ def test_live_display_keeps_going_runs_in_view_of_a_wide_fan_out():
 def lev_process(project, *argv, **kw):
     env = {**os.environ, "PYTHONPATH": str(Path(levrt.__file__).parents[1])}
     return subprocess.Popen(
-        [sys.executable, "-m", "levrt._cli", "--home", str(project / "home"), *argv],
+        [sys.executable, "-m", "levrt", "--home", str(project / "home"), *argv],
         cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw,
     )
 

@@ -524,7 +524,7 @@ def test_lev_run_json_of_the_seed_workflow(tmp_path, listener):
     env = {**os.environ, "LEV_HOME": str(tmp_path / "levhome"), "LEV_EXECUTOR": "process"}
     env.pop("LEV_DB_URL", None)
     proc = subprocess.run(
-        [sys.executable, "-m", "levrt._cli", "run", str(HUB / "szczecin.nmap_python") +
+        [sys.executable, "-m", "levrt", "run", str(HUB / "szczecin.nmap_python") +
          ":server_port", "--ip", TARGET, "--ports", str(listener.port), "--json"],
         env=env, capture_output=True, text=True, timeout=60,
     )

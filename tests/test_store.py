@@ -66,6 +66,7 @@ def test_create_and_get_job(store):
         "id",
         "name",
         "target",
+        "package",
         "params",
         "executor",
         "owner",
@@ -73,6 +74,7 @@ def test_create_and_get_job(store):
         "progress",
         "error",
         "created_at",
+        "started_at",
         "finished_at",
     }
     assert job["id"] == job_id
@@ -85,6 +87,7 @@ def test_create_and_get_job(store):
     assert job["error"] is None and job["finished_at"] is None
     assert job["created_at"].tzinfo is not None
     assert before - timedelta(seconds=1) <= job["created_at"] <= datetime.now(timezone.utc)
+    assert job["started_at"] == job["created_at"]
 
 
 def test_job_defaults_and_missing(store):
@@ -139,6 +142,49 @@ def test_list_jobs_newest_first_with_filters(store):
     assert [j["id"] for j in store.list_jobs(status="done")] == [ids[3], ids[1]]
     assert [j["id"] for j in store.list_jobs(status="running")] == [ids[4], ids[2], ids[0]]
     assert store.list_jobs(status="cancelled") == []
+
+
+def test_queued_job_starts_once(store):
+    job_id = store.create_job("later", owner="alice", queued=True)
+    job = store.get_job(job_id)
+    assert job["status"] == "queued" and job["started_at"] is None
+    store.start_job(job_id, executor="process")
+    job = store.get_job(job_id)
+    assert job["status"] == "running" and job["executor"] == "process"
+    assert job["started_at"] >= job["created_at"]
+    with pytest.raises(ValueError, match=f"job {job_id} is running, not queued"):
+        store.start_job(job_id, executor="docker")
+    with pytest.raises(KeyError, match="nope"):
+        store.start_job("nope", executor=None)
+
+
+def test_end_unfinished_job_leaves_a_finished_one_alone(store):
+    queued, running, done = (store.create_job(n, queued=n == "q") for n in ("q", "r", "d"))
+    store.finish_job(done, "done")
+    assert store.end_unfinished_job(queued, "cancelled", error="before it started")
+    assert store.end_unfinished_job(running, "failed", error="killed")
+    assert not store.end_unfinished_job(done, "failed", error="too late")
+    assert [store.get_job(i)["status"] for i in (queued, running, done)] == [
+        "cancelled", "failed", "done"]
+    assert store.get_job(done)["error"] is None
+    assert store.get_job(queued)["error"] == "before it started"
+    with pytest.raises(ValueError, match="done, failed, cancelled"):
+        store.end_unfinished_job(running, "queued", error="")
+
+
+def test_list_jobs_oldest_first(store):
+    ids = [store.create_job(f"job{i}", queued=True) for i in range(3)]
+    assert [j["id"] for j in store.list_jobs(status="queued", oldest_first=True)] == ids
+
+
+def test_count_runs(store):
+    job_id = store.create_job("x")
+    assert store.count_runs(job_id) == (0, 0)
+    for run_id in range(3):
+        store.create_run(job_id, run_id, name="n", image=None, schema=None, coll="c")
+    store.finish_run(job_id, 1, status="done", exit_code=0)
+    store.finish_run(job_id, 2, status="cancelled", exit_code=None)
+    assert store.count_runs(job_id) == (3, 2)
 
 
 def test_resolve_job(store, monkeypatch):
@@ -470,6 +516,20 @@ def test_migrations_match_models(tmp_path):
             assert version == store_module.SCHEMA_HEAD
     finally:
         engine.dispose()
+
+
+def test_upgrade_from_0002_keeps_jobs_as_started(tmp_path):
+    url = file_url(tmp_path)
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(conn), "0002")
+        conn.execute(text(
+            "INSERT INTO jobs (id, name, status, progress, created_at) "
+            "VALUES ('aaaaaaaaaaaa', 'old', 'done', 1.0, '2026-01-02 03:04:05.000000')"))
+    engine.dispose()
+    with Store(url) as store:
+        job = store.get_job("aaaaaaaaaaaa")
+    assert job["started_at"] == job["created_at"]
 
 
 def test_downgrade_removes_everything(file_store):

@@ -652,7 +652,7 @@ def _run_job(args: argparse.Namespace, func: Callable[..., Any], values: dict[st
             result = asyncio.run(arun(
                 body(), args.name or _params.name_of(func), store=store, executor=executor,
                 listeners=listeners, echo=False, target=args.target,
-                params=_params.jsonable(values),
+                params=_params.jsonable(values), job_id=args.job,
             ))
     except BaseException as exc:  # Ctrl-C too: arun has recorded the job as cancelled
         if not body.job_id:
@@ -752,6 +752,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"run the tools with this executor: {', '.join(EXECUTORS)} (default: "
                      "LEV_EXECUTOR, else executor in $LEV_HOME/config.toml, else process)")
     run.add_argument("--name", metavar="JOBNAME", help="job name (default: the function's)")
+    run.add_argument("--job", metavar="ID", help="run the store's queued job ID instead of "
+                     "recording a new one (what the server's task runner does)")
     run.add_argument("--json", action="store_true",
                      help="print the job, runs, documents, log and result as one JSON object")
     run.add_argument("-q", "--quiet", action="store_true", help="do not follow the job live")
@@ -828,7 +830,3 @@ def main() -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = EXIT_FAILED
     sys.exit(code)
-
-
-if __name__ == "__main__":
-    main()

@@ -197,22 +197,28 @@ def _job_name(coro: Awaitable[Any]) -> str:
 async def arun(coro: Awaitable[Any], db: str | None = None, *, store: Store | None = None,
                executor: Executor | str | None = None, listeners: Iterable[JobListener] = (),
                echo: bool = False, target: str | None = None,
-               params: dict[str, Any] | None = None) -> Any:
-    """Run ``coro`` as a job from async code; see :func:`run`."""
+               params: dict[str, Any] | None = None, job_id: str | None = None) -> Any:
+    """Run ``coro`` as a job from async code; see :func:`run`. With ``job_id``, the job is
+    that queued job of the store (the server's runner queued it), not a new record."""
     from . import executors
     from .store import Store
 
     own_store = store is None
+    name = db or _job_name(coro)
     try:
         store = store or Store.open()
         if executor is None or isinstance(executor, str):
             executor = executors.create(executor)
+        if job_id is None:
+            job_id = store.create_job(name, target=target, params=params, executor=executor.name)
+        else:
+            store.start_job(job_id, executor=executor.name)
     except BaseException:
         _discard(coro)
+        if own_store and store is not None:
+            store.close()
         raise
-    job_id = store.create_job(db or _job_name(coro), target=target, params=params,
-                              executor=executor.name)
-    job = Job(job_id, db or _job_name(coro), store, executor, listeners, echo)
+    job = Job(job_id, name, store, executor, listeners, echo)
     token = _current.set(job)
     _install_capture()
     status, error = "failed", None

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Row,
     create_engine,
     event,
+    func,
     insert,
     inspect,
     select,
@@ -39,11 +40,13 @@ from levrt.store.models import NO_RUN, Document, File, Job, Log, Run
 # The newest revision in migrations/versions. Kept here so opening an
 # up-to-date store needs neither Alembic nor a scan of the scripts; a test
 # checks it against the scripts.
-SCHEMA_HEAD = "0002"
+SCHEMA_HEAD = "0003"
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 FINAL_STATUSES = ("done", "failed", "cancelled")
+# A queued job waits for a runner (the server's): it has no start time and no runs yet.
+UNFINISHED_STATUSES = ("queued", "running")
 LOG_STREAMS = ("stdout", "stderr", "job")
 MIN_PREFIX = 4
 BUSY_TIMEOUT_MS = 30_000
@@ -59,7 +62,12 @@ _files = File.__table__
 
 
 class StoreError(Exception):
-    """The database cannot be used as a levrt store (bad URL, unknown schema, ...)."""
+    """The database cannot be used as a levrt store (bad URL, unknown schema, ...), or
+    refuses an operation."""
+
+
+class JobStateError(StoreError, ValueError):
+    """A job is not in the state the operation needs: starting one that is not queued."""
 
 
 def default_home() -> Path:
@@ -112,6 +120,7 @@ def _job_dict(row: Row[Any]) -> dict[str, Any]:
         "id": row.id,
         "name": row.name,
         "target": row.target,
+        "package": row.package,
         "params": decode(row.params),
         "executor": row.executor,
         "owner": row.owner,
@@ -119,6 +128,7 @@ def _job_dict(row: Row[Any]) -> dict[str, Any]:
         "progress": row.progress,
         "error": row.error,
         "created_at": _utc(row.created_at),
+        "started_at": _utc(row.started_at),
         "finished_at": _utc(row.finished_at),
     }
 
@@ -314,42 +324,71 @@ class Store(HubMixin):
         params: dict[str, Any] | None = None,
         executor: str | None = None,
         owner: str | None = None,
+        package: str | None = None,
+        queued: bool = False,
     ) -> str:
-        """Record a new running job and return its 12-hex-digit id."""
+        """Record a new job, running (or ``queued``: see :meth:`start_job`), and return its
+        12-hex-digit id."""
         job_id = uuid.uuid4().hex[:12]
+        now = _now()
         with self._write() as conn:
             conn.execute(
                 insert(_jobs).values(
                     id=job_id,
                     name=name,
                     target=target,
+                    package=package,
                     params=encode(params, path="params"),
                     executor=executor,
                     owner=owner,
-                    status="running",
+                    status="queued" if queued else "running",
                     progress=0.0,
                     error=None,
-                    created_at=_now(),
+                    created_at=now,
+                    started_at=None if queued else now,
                     finished_at=None,
                 )
             )
         return job_id
+
+    def start_job(self, job_id: str, *, executor: str | None) -> None:
+        """Mark a queued job running. Only one caller can: another gets a ValueError, so a
+        queued job never runs twice."""
+        query = (
+            update(_jobs)
+            .where(_jobs.c.id == job_id, _jobs.c.status == "queued")
+            .values(status="running", executor=executor, started_at=_now())
+        )
+        with self._write() as conn:
+            if conn.execute(query).rowcount == 0:
+                row = conn.execute(select(_jobs.c.status).where(_jobs.c.id == job_id)).first()
+                if row is None:
+                    raise KeyError(f"no job with id {job_id!r}")
+                raise JobStateError(f"job {job_id} is {row.status}, not queued: it cannot "
+                                    "start again")
 
     def finish_job(self, job_id: str, status: str, *, error: str | None = None) -> None:
         """Mark a job done, failed or cancelled."""
         _check_status(status, FINAL_STATUSES, "job")
         self._update_job(job_id, status=status, error=error, finished_at=_now())
 
+    def end_unfinished_job(self, job_id: str, status: str, *, error: str) -> bool:
+        """Finish a job with ``status`` unless it has finished already (whoever ran it
+        recorded how it ended, which stands); whether it was unfinished."""
+        _check_status(status, FINAL_STATUSES, "job")
+        query = (
+            update(_jobs)
+            .where(_jobs.c.id == job_id, _jobs.c.status.in_(UNFINISHED_STATUSES))
+            .values(status=status, error=error, finished_at=_now())
+        )
+        with self._write() as conn:
+            return bool(conn.execute(query).rowcount)
+
     def set_job_progress(self, job_id: str, progress: float) -> None:
         """Record progress as a fraction, clamped to 0..1."""
         if math.isnan(progress):
             raise ValueError(f"progress of job {job_id!r} must be a number in 0..1, not NaN")
         self._update_job(job_id, progress=min(1.0, max(0.0, float(progress))))
-
-    def label_job(self, job_id: str, *, name: str, owner: str | None) -> None:
-        """Rename a job and set its owner: the server's runner does so once ``lev run``,
-        which knows neither, has recorded the job under a provisional name."""
-        self._update_job(job_id, name=name, owner=owner)
 
     def _update_job(self, job_id: str, **values: Any) -> None:
         with self._write() as conn:
@@ -370,10 +409,12 @@ class Store(HubMixin):
         status: str | None = None,
         owner: str | None = None,
         name: str | None = None,
+        oldest_first: bool = False,
     ) -> list[dict[str, Any]]:
-        """Up to ``limit`` jobs, newest first, optionally only those with ``status``,
-        ``owner`` and ``name``."""
-        query = select(_jobs).order_by(_jobs.c.created_at.desc(), _jobs.c.id).limit(limit)
+        """Up to ``limit`` jobs, newest first (or oldest), optionally only those with
+        ``status``, ``owner`` and ``name``."""
+        created = _jobs.c.created_at if oldest_first else _jobs.c.created_at.desc()
+        query = select(_jobs).order_by(created, _jobs.c.id).limit(limit)
         for column, value in ((_jobs.c.status, status), (_jobs.c.owner, owner),
                               (_jobs.c.name, name)):
             if value is not None:
@@ -462,6 +503,14 @@ class Store(HubMixin):
         with self._write() as conn:
             if conn.execute(query).rowcount == 0:
                 raise KeyError(f"no run {run_id} in job {job_id!r}")
+
+    def count_runs(self, job_id: str) -> tuple[int, int]:
+        """How many runs the job has, and how many of them have finished."""
+        finished = func.count().filter(_runs.c.status.in_(FINAL_STATUSES))
+        query = select(func.count(), finished).where(_runs.c.job_id == job_id)
+        with self._read() as conn:
+            total, done = conn.execute(query).one()
+        return int(total), int(done)
 
     def list_runs(self, job_id: str) -> list[dict[str, Any]]:
         """All runs of a job, by run id."""

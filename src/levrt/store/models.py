@@ -53,6 +53,8 @@ class Job(Base):
     id: Mapped[str] = mapped_column(String(12), primary_key=True)
     name: Mapped[str] = mapped_column(String)
     target: Mapped[str | None] = mapped_column(String)
+    # "package==version" of the published package whose target a hub task runs.
+    package: Mapped[str | None] = mapped_column(String)
     params: Mapped[Any] = mapped_column(JSON, nullable=True)
     executor: Mapped[str | None] = mapped_column(String)
     owner: Mapped[str | None] = mapped_column(String)
@@ -60,6 +62,8 @@ class Job(Base):
     progress: Mapped[float] = mapped_column(Float)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    # None while the job is queued.
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
