@@ -2,8 +2,7 @@
 real ``lev serve`` subprocess on 127.0.0.1 with its own LEV_HOME.
 
 The example hub packages are published through the CLI (``lev user add``, ``lev login``,
-``lev publish``) and are importable by the server's task runner because the server's
-PYTHONPATH holds their folders (the Quick form submits ``lev.<user>.<tool>.<module>:<fn>``).
+``lev publish``) and nothing else: the server's task runner runs their published files.
 ``server_port`` scans only 127.0.0.1, on the port of a tiny TCP listener of this test that
 answers with an SSH banner.
 
@@ -34,7 +33,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "lev-hub"
 PACKAGES = ("szczecin.nmap_python", "szczecin.alive", "szczecin.lan_audit")
-LEV = [sys.executable, "-m", "levrt._cli"]
+LEV = [sys.executable, "-m", "levrt"]
 USER = "szczecin"
 PASSWORD = "szczecin-password"
 NMAP = "lev.szczecin.nmap_python"
@@ -122,10 +121,7 @@ def ssh_listener(delay: float = 0.0) -> Iterator[int]:
 def lev_server(folder: Path) -> Iterator[tuple[str, dict[str, str]]]:
     """``lev serve`` on a free 127.0.0.1 port in ``folder``/server-home, with the example
     packages published by the user szczecin; yields (URL, the server's environment)."""
-    pythonpath = os.pathsep.join(
-        [str(EXAMPLES / name) for name in PACKAGES]
-        + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
-    env = clean_env(folder / "server-home", PYTHONPATH=pythonpath)
+    env = clean_env(folder / "server-home")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = folder / "server.log"
@@ -167,12 +163,17 @@ def launch(playwright):  # -> playwright.sync_api.Browser
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 
 
-# Counts what tasklog.js appends to the live log, in sessionStorage, so that it survives the
-# reload at the task's end.
+# Counts what tasklog.js appends to the live log, and how often it replaces the run tree, in
+# sessionStorage, so that it survives the reload at the task's end.
 WATCH_LIVE_LOG = """
 document.addEventListener("DOMContentLoaded", () => {
   const log = document.getElementById("log");
   if (!log) { return; }
+  const runs = document.getElementById("runs");
+  new MutationObserver(() => {
+    const count = Number(sessionStorage.getItem("levRunTrees") || "0");
+    sessionStorage.setItem("levRunTrees", String(count + 1));
+  }).observe(runs, {childList: true});
   new MutationObserver((changes) => {
     const seen = JSON.parse(sessionStorage.getItem("levLiveLog") || "[]");
     for (const change of changes) {
@@ -315,6 +316,11 @@ def test_login_market_package_quick_form_and_a_live_task(server, page):
     # The port's line comes after the listener's late banner, well after the page opened.
     assert any(f"127.0.0.1:{port}/tcp open ssh" in line for line in live), live
     assert page.inner_text("#status") == "done", page.content()
+    # The run tree was fetched again while the task ran (its run started or ended), and
+    # shows the nmap run, done, with its image.
+    assert int(page.evaluate("() => sessionStorage.getItem('levRunTrees') || '0'")) >= 1
+    run_row = page.locator("#runs tr.run").first
+    assert "done" in run_row.inner_text() and "nmap" in run_row.inner_text()
     results = page.locator("pre.json code").all_inner_texts()
     found = [json.loads(text) for text in results[1:]]
     open_ports = [d for doc in found if isinstance(doc, dict)

@@ -1,6 +1,7 @@
 """Tasks launched through the server (``/api/tasks``, the runner, ``lev task``), with a no-op
-hub package written into tmp_path; one test runs the real example ``server_port`` on
-127.0.0.1 when nmap is installed."""
+hub package written into tmp_path and published to the store (``lev hub load``); one test
+publishes the examples and runs ``server_port`` and lan_audit's ``quick_check`` on 127.0.0.1
+when nmap is installed."""
 
 import json
 import shutil
@@ -16,11 +17,11 @@ from levrt.store import Store, default_url
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "lev-hub"
 
-NOOP = '''
+NOOP = '''"""Tools that only print and remember a word (two modeless tools)."""
 import os
 import time
 
-from levrt import Cr, ctx, remote
+from levrt import Cr, annot, ctx, remote
 
 
 def hello(word: str = "hi") -> Cr:
@@ -39,16 +40,26 @@ def nap(marker: str) -> Cr:
         print("napping", flush=True)
         time.sleep(120)
     return Cr("localhost/test:latest", entry=entry())
+
+
+__lev__ = annot.meta([hello, nap])
 '''
 
 
 @pytest.fixture
-def noop(tmp_path):
-    """A hub package folder ``t.noop`` whose tools only print and ``ctx.set``."""
-    folder = tmp_path / "hub" / "t.noop"
-    (folder / "lev" / "t" / "noop").mkdir(parents=True)
-    (folder / "pyproject.toml").write_text('[project]\nname = "lev.t.noop"\nversion = "1.0"\n')
-    (folder / "lev" / "t" / "noop" / "__init__.py").write_text(NOOP)
+def noop(tmp_path, tokens, capsys):
+    """A hub package folder ``alice.noop`` whose tools only print and ``ctx.set``, published
+    as alice's ``lev.alice.noop`` 1.0."""
+    folder = tmp_path / "hub" / "alice.noop"
+    (folder / "lev" / "alice" / "noop").mkdir(parents=True)
+    (folder / "pyproject.toml").write_text(
+        '[project]\nname = "lev.alice.noop"\nversion = "1.0"\ndependencies = ["levrt"]\n'
+        '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n'
+        '[tool.hatch.build.targets.wheel]\npackages = ["lev"]\n')
+    (folder / "lev" / "alice" / "noop" / "__init__.py").write_text(NOOP)
+    code = cli_main(["hub", "load", str(folder.parent)])
+    assert code == 0, capsys.readouterr().err
+    capsys.readouterr()  # what it printed is no test's output
     return folder
 
 
@@ -109,11 +120,14 @@ def submit(client, headers, target, params=None, **extra):
 
 def test_submit_runs_the_task_and_keeps_its_results(client, tokens, noop):
     alice = tokens["alice"]
-    answer = submit(client, alice, f"{noop}:hello", {"word": "ahoy"}, name="greeting")
-    assert answer["status"] in ("running", "done") and len(answer["id"]) == 12
+    # Published, not installed: the task runs the store's files of lev.alice.noop 1.0.
+    answer = submit(client, alice, "lev.alice.noop:hello", {"word": "ahoy"}, name="greeting")
+    assert answer["status"] == "queued" and len(answer["id"]) == 12
     job = ended(client, alice, answer["id"])
     assert job["status"] == "done", job
     assert (job["name"], job["owner"], job["params"]) == ("greeting", "alice", {"word": "ahoy"})
+    assert (job["target"], job["package"]) == ("lev.alice.noop:hello", "lev.alice.noop==1.0")
+    assert job["started_at"] >= job["created_at"]
     bundle = client.get(f"/api/tasks/{answer['id']}", headers=alice).json()
     assert set(bundle) == {"job", "runs", "documents", "log", "result"}
     assert [doc["data"] for doc in bundle["documents"]] == [{"word": "ahoy"}]
@@ -132,27 +146,54 @@ def test_submit_runs_the_task_and_keeps_its_results(client, tokens, noop):
         text = "".join(stream.iter_text())
     events = [block.split("\n") for block in text.strip().split("\n\n")]
     kinds = [lines[0].removeprefix("event: ") for lines in events]
-    assert kinds[0] == "status" and kinds[-1] == "end" and "log" in kinds
+    assert kinds[0] == "status" and kinds[-1] == "end" and "log" in kinds and "runs" in kinds
     assert json.loads(events[-1][1].removeprefix("data: ")) == {"status": "done", "error": None}
     logged = [json.loads(lines[1][6:])["text"] for lines in events if lines[0] == "event: log"]
     assert "saying ahoy" in logged
 
 
-def test_a_bad_target_fails_with_one_line(client, tokens, noop):
+def refused(client, headers, body):
+    """The 422 answer's ``{loc: msg}``."""
+    answer = client.post("/api/tasks", headers=headers, json=body)
+    assert answer.status_code == 422, answer.text
+    return {tuple(item["loc"]): item["msg"] for item in answer.json()["detail"]}
+
+
+def test_params_are_checked_against_the_manifest(client, tokens, noop, store):
     alice = tokens["alice"]
-    job = ended(client, alice, submit(client, alice, f"{noop}:nothing")["id"])
+    errors = refused(client, alice, {"target": "lev.alice.noop:hello",
+                                     "params": {"word": 3, "nope": 1}})
+    assert errors == {
+        ("body", "params", "word"): "expected a string, got 3",
+        ("body", "params", "nope"): "unknown parameter; hello takes word",
+    }
+    errors = refused(client, alice, {"target": "lev.alice.noop:nap", "params": {}})
+    assert errors == {("body", "params", "marker"): "required"}
+    errors = refused(client, alice, {"target": "lev.alice.noop:nothing"})
+    assert "has no tool mode or workflow 'lev.alice.noop:nothing'" in errors[("body", "target")]
+    errors = refused(client, alice, {"target": "lev.alice.noop:hello", "version": "9"})
+    assert errors == {("body", "target"): "lev.alice.noop has no version '9'"}
+    assert refused(client, alice, {"target": "--help"})
+    assert store.list_jobs() == []  # nothing refused was recorded
+
+
+def test_only_an_administrator_runs_what_is_not_published(client, tokens, noop):
+    alice, root = tokens["alice"], tokens["root"]
+    for target in (f"{noop}:hello", "os:system", "lev.nobody.thing:run"):
+        errors = refused(client, alice, {"target": target, "params": {"word": "x"}})
+        assert "only an administrator may run other targets" in errors[("body", "target")]
+    # An administrator's folder target runs unchecked: lev run's own error ends the task.
+    job = ended(client, root, submit(client, root, f"{noop}:nothing")["id"])
     assert job["status"] == "failed" and "has no 'nothing'" in job["error"]
-    assert "\n" not in job["error"] and job["owner"] == "alice"
-    job = ended(client, alice, submit(client, alice, f"{noop}:hello", {"nope": 1})["id"])
+    assert "\n" not in job["error"] and job["owner"] == "root" and job["package"] is None
+    job = ended(client, root, submit(client, root, f"{noop}:hello", {"nope": 1})["id"])
     assert job["status"] == "failed" and "nope" in job["error"], job
-    bad = client.post("/api/tasks", headers=alice, json={"target": "--help"})
-    assert bad.status_code == 422
 
 
 def test_cancel_stops_the_task_and_its_processes(client, tokens, noop, tmp_path):
     alice = tokens["alice"]
     marker = tmp_path / "pids"
-    task_id = submit(client, alice, f"{noop}:nap", {"marker": str(marker)})["id"]
+    task_id = submit(client, alice, "lev.alice.noop:nap", {"marker": str(marker)})["id"]
     wait_for(marker.exists)
     pids = [int(pid) for pid in wait_for(lambda: marker.read_text().split())]
     assert all(alive(pid) for pid in pids)
@@ -171,24 +212,43 @@ def test_queued_task_waits_for_a_slot_and_can_be_cancelled(store, tokens, noop, 
     alice = tokens["alice"]
     with TestClient(create_app(Settings(db_url=store.url), store=store)) as client:
         marker = tmp_path / "pids"
-        first = submit(client, alice, f"{noop}:nap", {"marker": str(marker)})
-        second = submit(client, alice, f"{noop}:hello")
-        assert second["status"] == "queued" and second["id"].startswith("task-")
+        first = submit(client, alice, "lev.alice.noop:nap", {"marker": str(marker)})
+        wait_for(marker.exists)
+        second = submit(client, alice, "lev.alice.noop:hello")
+        assert second["status"] == "queued"
         listed = client.get("/api/tasks?status=queued", headers=alice).json()
         assert [t["id"] for t in listed] == [second["id"]]
         assert client.get(f"/api/tasks/{second['id']}", headers=tokens["bob"]).status_code == 404
         assert client.post(f"/api/tasks/{second['id']}/cancel", headers=alice).json()[
             "status"] == "cancelled"
-        # The queued key answers as its (cancelled) job from now on.
-        assert client.get(f"/api/tasks/{second['id']}", headers=alice).json()["job"][
-            "status"] == "cancelled"
+        job = client.get(f"/api/tasks/{second['id']}", headers=alice).json()["job"]
+        assert (job["status"], job["error"]) == ("cancelled", "cancelled before it started")
+        assert job["started_at"] is None
         client.post(f"/api/tasks/{first['id']}/cancel", headers=alice)
         assert ended(client, alice, first["id"])["status"] == "cancelled"
 
 
+def test_queued_tasks_survive_a_restart(store, tokens, noop, tmp_path, monkeypatch):
+    monkeypatch.setenv("LEV_SERVER_MAX_RUNNING_TASKS", "1")
+    alice = tokens["alice"]
+    marker = tmp_path / "pids"
+    with TestClient(create_app(Settings(db_url=store.url), store=store)) as client:
+        first = submit(client, alice, "lev.alice.noop:nap", {"marker": str(marker)})
+        wait_for(marker.exists)
+        second = submit(client, alice, "lev.alice.noop:hello", {"word": "later"})
+    # The server stopped: its running task was cancelled, the queued one waits in the store.
+    assert store.get_job(first["id"])["status"] == "cancelled"
+    assert store.get_job(second["id"])["status"] == "queued"
+    with TestClient(create_app(Settings(db_url=store.url), store=store)) as client:
+        job = ended(client, alice, second["id"])
+        assert job["status"] == "done", job
+        bundle = client.get(f"/api/tasks/{second['id']}", headers=alice).json()
+        assert [doc["data"] for doc in bundle["documents"]] == [{"word": "later"}]
+
+
 def test_tasks_are_their_owners(client, tokens, noop):
     alice, bob, root = tokens["alice"], tokens["bob"], tokens["root"]
-    task_id = submit(client, alice, f"{noop}:hello")["id"]
+    task_id = submit(client, alice, "lev.alice.noop:hello")["id"]
     ended(client, alice, task_id)
     for path in ("", "/logs", "/events"):
         answer = client.get(f"/api/tasks/{task_id}{path}", headers=bob)
@@ -235,7 +295,7 @@ def hub(store, tokens, capsys, monkeypatch):
 
 
 def test_cli_submit_follow_list_show_logs(capsys, hub, noop):
-    code, out, err = lev(capsys, "task", "submit", f"{noop}:hello", "--param", "word=yo",
+    code, out, err = lev(capsys, "task", "submit", "lev.alice.noop:hello", "--param", "word=yo",
                          "--follow")
     assert code == 0, err
     assert "saying yo" in out and "done" in out
@@ -253,23 +313,31 @@ def test_cli_submit_follow_list_show_logs(capsys, hub, noop):
 
 
 def test_cli_errors_are_one_line(capsys, hub, noop):
-    code, out, err = lev(capsys, "task", "submit", f"{noop}:nothing", "--follow")
-    assert code == 1 and err.startswith("lev: error: task ") and "has no 'nothing'" in err
+    code, out, err = lev(capsys, "task", "submit", "lev.alice.noop:nap", "--follow")
+    assert code == 1 and err.startswith("lev: error: ") and "marker: required" in err, err
     assert len(err.splitlines()) == 1
     code, out, err = lev(capsys, "task", "show", "ffffffffffff")
     assert code == 1 and err == "lev: error: no task 'ffffffffffff'\n"
-    code, out, err = lev(capsys, "task", "submit", f"{noop}:hello", "--param", "word")
+    code, out, err = lev(capsys, "task", "submit", "lev.alice.noop:hello", "--param", "word")
     assert code == 2 and "--param" in err and len(err.splitlines()) == 1
-    code, out, err = lev(capsys, "task", "submit", f"{noop}:hello", "--params", "[1]")
+    code, out, err = lev(capsys, "task", "submit", "lev.alice.noop:hello", "--params", "[1]")
     assert code == 2 and "--params" in err and len(err.splitlines()) == 1
 
 
 @pytest.mark.skipif(shutil.which("nmap") is None, reason="nmap is not installed")
-def test_the_example_server_port_on_loopback(client, tokens):
+def test_the_published_examples_on_loopback(client, tokens, capsys):
+    assert cli_main(["hub", "load", str(EXAMPLES)]) == 0, capsys.readouterr().err
     alice = tokens["alice"]
-    target = f"{EXAMPLES / 'szczecin.nmap_python'}:server_port"
-    task_id = submit(client, alice, target, {"ip": "127.0.0.1", "ports": "1-100"})["id"]
+    task_id = submit(client, alice, "lev.szczecin.nmap_python:server_port",
+                     {"ip": "127.0.0.1", "ports": "1-100"})["id"]
     job = ended(client, alice, task_id, timeout=120)
     assert job["status"] == "done", job
+    assert job["target"] == "lev.szczecin.nmap_python.asset:server_port"
     bundle = client.get(f"/api/tasks/{task_id}", headers=alice).json()
     assert [doc["coll"] for doc in bundle["documents"]] and bundle["job"]["owner"] == "alice"
+    # lan_audit imports nmap_python: the task gets both packages' published files.
+    task_id = submit(client, alice, "lev.szczecin.lan_audit:quick_check",
+                     {"ip": "127.0.0.1", "ports": "1-10"})["id"]
+    job = ended(client, alice, task_id, timeout=120)
+    assert job["status"] == "done", job
+    assert job["package"].startswith("lev.szczecin.lan_audit==")

@@ -1,6 +1,6 @@
 """The web pages (levrt.server.web): sessions and CSRF, market, package pages and sources,
-tasks, and the Quick form, through FastAPI's TestClient on a store of the test's own. One
-test really runs a task: a tiny hub package written into tmp_path and put on PYTHONPATH."""
+tasks, and the Quick form, through FastAPI's TestClient on a store of the test's own. Tasks
+really run: the tiny published packages below, from their files in the store."""
 
 import re
 import socket
@@ -150,7 +150,12 @@ def test_every_form_post_needs_the_sessions_csrf_token(client, hub):
     login(client, "alice")
     for path in posts:
         assert client.post(path, data={}).status_code == 403, path
-        assert client.post(path, data={"csrf_token": "wrong"}).status_code == 403, path
+        refused = client.post(path, data={"csrf_token": "wrong"})
+        assert refused.status_code == 403, path
+        # A page, not JSON: the user is told what to do, in the site's frame.
+        assert refused.headers["content-type"].startswith("text/html"), path
+        assert "<h1>Form refused</h1>" in refused.text and "reload the page" in refused.text
+        assert 'href="/tasks"' in refused.text  # the navigation of a logged-in page
     assert client.get("/").status_code == 200  # still logged in: nothing was done
 
 
@@ -218,7 +223,7 @@ def test_quick_form_is_built_from_the_manifest(client, hub):
 
 
 @pytest.mark.parametrize(("data", "field", "message"), [
-    ({"p_word": "hi", "p_times": "many"}, "times", "&#39;many&#39; is not a whole number"),
+    ({"p_word": "hi", "p_times": "many"}, "times", "expected an int, got &#39;many&#39;"),
     ({"p_word": "Hi!"}, "word", "&#39;Hi!&#39; does not match the pattern ^[a-z]+$"),
     ({"p_word": "  ", "p_times": "2"}, "word", "required"),
 ])
@@ -238,19 +243,13 @@ def test_quick_form_errors_show_next_to_their_field(client, hub, data, field, me
 
 def wait_done(store, job_id, timeout=60.0):
     deadline = time.monotonic() + timeout
-    while (job := store.get_job(job_id))["status"] == "running":
+    while (job := store.get_job(job_id))["status"] in ("queued", "running"):
         assert time.monotonic() < deadline, "the task did not end"
         time.sleep(0.1)
     return job
 
 
-def test_a_submitted_task_runs_and_its_page_shows_the_result(client, hub, store, tmp_path,
-                                                            monkeypatch):
-    # The server runs qualified names of installed packages: "install" lev.alice.hello.
-    installed = tmp_path / "site"
-    (installed / "lev" / "alice" / "hello").mkdir(parents=True)
-    (installed / "lev" / "alice" / "hello" / "__init__.py").write_text(HELLO)
-    monkeypatch.setenv("PYTHONPATH", str(installed))
+def test_a_submitted_task_runs_and_its_page_shows_the_result(client, hub, store):
     csrf = login(client, "alice")
     answer = client.post("/packages/lev.alice.hello/run/lev.alice.hello:hello", data={
         "csrf_token": csrf, "p_word": "ho", "p_times": "3", "p_loud": "on",
@@ -263,6 +262,7 @@ def test_a_submitted_task_runs_and_its_page_shows_the_result(client, hub, store,
                              "tags": ["a; rm -rf /", "$(id)"]}
     assert (job["name"], job["owner"], job["target"]) == ("hello", "alice",
                                                            "lev.alice.hello:hello")
+    assert job["package"] == "lev.alice.hello==1.0"  # published, not installed: it ran
     page = client.get(f"/tasks/{task_id}")
     assert page.status_code == 200
     assert "&#34;said&#34;: &#34;HOHOHO&#34;" in page.text or '"said": "HOHOHO"' in page.text
@@ -297,14 +297,18 @@ def test_a_submitted_task_runs_and_its_page_shows_the_result(client, hub, store,
     assert store.get_job(task_id)["status"] == "done"
 
 
-def test_a_running_task_can_be_cancelled_from_its_page(client, hub, store, tmp_path,
-                                                       monkeypatch):
-    installed = tmp_path / "site"
-    (installed / "lev" / "alice" / "hello").mkdir(parents=True)
-    # A hello that naps: it is still running when the cancel comes.
-    (installed / "lev" / "alice" / "hello" / "__init__.py").write_text(
-        HELLO.replace('print(f"saying {word}")', 'import time; time.sleep(120)'))
-    monkeypatch.setenv("PYTHONPATH", str(installed))
+@pytest.fixture
+def napping(client, hub):
+    """Version 1.1 of lev.alice.hello, which naps: its tasks are still running when a test
+    cancels them."""
+    source = HELLO.replace('print(f"saying {word}")', 'import time; time.sleep(120)')
+    answer = upload(client, hub["alice"], make_wheel(
+        "lev.alice.hello", "1.1", members={"lev/alice/hello/__init__.py": source.encode()}),
+        {**HELLO_MANIFEST, "version": "1.1"}, package="lev.alice.hello", version="1.1")
+    assert answer.status_code == 201, answer.text
+
+
+def test_a_running_task_can_be_cancelled_from_its_page(client, hub, store, napping):
     csrf = login(client, "alice")
     answer = client.post("/packages/lev.alice.hello/run/lev.alice.hello:hello",
                          data={"csrf_token": csrf, "p_word": "zz"})
@@ -377,7 +381,7 @@ def test_customized_argv_is_submitted_as_a_list(client, hub, raw_tool, store, da
     answer = client.post(RAW_RUN, data={"csrf_token": csrf, "tab": "customized", **data})
     assert answer.status_code == 303, answer.text
     job = wait_done(store, answer.headers["location"].removeprefix("/tasks/"))
-    # lev.bob.raw is only published, not installed: the task fails, its parameters stay.
+    # lev.bob.raw's published module has no raw(): the task fails, its parameters stay.
     assert (job["params"], job["target"], job["owner"]) == ({"argv": argv}, "lev.bob.raw:raw",
                                                             "bob")
 
@@ -385,11 +389,7 @@ def test_customized_argv_is_submitted_as_a_list(client, hub, raw_tool, store, da
 # -- task page extras: run again, download, results as tables, run durations --------------------
 
 
-def test_task_page_run_again_download_and_tables(client, hub, store, tmp_path, monkeypatch):
-    installed = tmp_path / "site"
-    (installed / "lev" / "alice" / "hello").mkdir(parents=True)
-    (installed / "lev" / "alice" / "hello" / "__init__.py").write_text(HELLO)
-    monkeypatch.setenv("PYTHONPATH", str(installed))
+def test_task_page_run_again_download_and_tables(client, hub, store):
     csrf = login(client, "alice")
     answer = client.post("/packages/lev.alice.hello/run/lev.alice.hello:hello", data={
         "csrf_token": csrf, "p_word": "ho", "p_times": "2", "p_tags": "a\n<b>"})
@@ -428,12 +428,80 @@ def test_task_page_run_again_download_and_tables(client, hub, store, tmp_path, m
     rerun = wait_done(store, new_id)
     assert (rerun["status"], rerun["target"], rerun["params"], rerun["name"], rerun["owner"]) == (
         "done", job["target"], job["params"], job["name"], "alice")
+    assert rerun["package"] == job["package"] == "lev.alice.hello==1.0"
 
     # Another user's task is not there for them: 404 for the download and for run again.
     csrf = login(client, "bob")
     assert client.get(f"/tasks/{task_id}/download").status_code == 404
     assert client.post(f"/tasks/{task_id}/rerun", data={"csrf_token": csrf}).status_code == 404
     assert client.get("/tasks/nope/download").status_code == 404
+
+
+# -- the run tree -------------------------------------------------------------------------------
+
+FLOW = '''
+from levrt import Cr, ctx, lev, remote
+
+
+def word(w: str) -> Cr:
+    @remote
+    def entry():
+        ctx.set(word=w)
+    return Cr("localhost/test:latest", entry=entry())
+
+
+async def sweep(words: list[str]) -> None:
+    await word("root")
+    with lev / "first":
+        await word(words[0])
+        with lev / "inner":
+            await word(words[1])
+    with lev / "second":
+        await word(words[2])
+'''
+
+FLOW_MANIFEST = {
+    "levrt": 1, "package": "lev.alice.flow", "version": "1.0", "description": "Namespaces",
+    "exports": [{"kind": "workflow", "name": "sweep", "qualname": "lev.alice.flow:sweep",
+                 "desc": "Words in namespaces", "params": [param("words", "list[str]")]}],
+}
+
+
+def tree_rows(html):
+    """``(depth, text)`` of each row of a run tree: a namespace's name, a run's id."""
+    rows = re.findall(r'<tr class="(namespace|run)"><td[^>]*padding-left: ([\d.]+)em[^>]*>'
+                      r'([^<]*)</td>', html)
+    return [(kind, round((float(pad) - 0.5) / 1.5), text.replace("&#9662;", "").strip())
+            for kind, pad, text in rows]
+
+
+def test_task_page_shows_the_tree_of_runs(client, hub, store):
+    answer = upload(client, hub["alice"], make_wheel(
+        "lev.alice.flow", "1.0", members={"lev/alice/flow/__init__.py": FLOW.encode()}),
+        FLOW_MANIFEST, package="lev.alice.flow", version="1.0")
+    assert answer.status_code == 201, answer.text
+    csrf = login(client, "alice")
+    answer = client.post("/packages/lev.alice.flow/run/lev.alice.flow:sweep",
+                         data={"csrf_token": csrf, "p_words": "a\nb\nc"})
+    task_id = answer.headers["location"].removeprefix("/tasks/")
+    assert wait_done(store, task_id)["status"] == "done"
+    fragment = client.get(f"/tasks/{task_id}/runs")
+    assert fragment.status_code == 200
+    assert tree_rows(fragment.text) == [
+        ("run", 0, "0"),
+        ("namespace", 0, "first"), ("run", 1, "1"),
+        ("namespace", 1, "inner"), ("run", 2, "2"),
+        ("namespace", 0, "second"), ("run", 1, "3"),
+    ]
+    # A namespace counts the runs below it, its inner namespaces' too.
+    first = re.search(r'title="first">.*?</tr>', fragment.text, re.S).group(0)
+    assert '<span class="status done">2 done</span>' in first
+    # The task page holds the same tree, which its script fetches again as runs change.
+    page = client.get(f"/tasks/{task_id}").text
+    assert f'<div id="runs" data-src="/tasks/{task_id}/runs">' in page
+    assert tree_rows(page) == tree_rows(fragment.text)
+    login(client, "bob")
+    assert client.get(f"/tasks/{task_id}/runs").status_code == 404
 
 
 # -- settings: API tokens -----------------------------------------------------------------------
@@ -487,13 +555,8 @@ def cells(page, table):
             for cell in re.findall(r"<td>(.*?)</td>", body, re.S)]
 
 
-def test_devices_page_shows_the_local_runner(client, hub, store, tmp_path, monkeypatch):
+def test_devices_page_shows_the_local_runner(client, hub, store, napping):
     assert client.get("/devices").status_code == 303
-    installed = tmp_path / "site"
-    (installed / "lev" / "alice" / "hello").mkdir(parents=True)
-    (installed / "lev" / "alice" / "hello" / "__init__.py").write_text(
-        HELLO.replace('print(f"saying {word}")', 'import time; time.sleep(120)'))
-    monkeypatch.setenv("PYTHONPATH", str(installed))
     csrf = login(client, "alice")
     page = client.get("/devices")
     assert page.status_code == 200 and '<a href="/devices">Devices</a>' in page.text
@@ -512,10 +575,8 @@ def test_devices_page_shows_the_local_runner(client, hub, store, tmp_path, monke
         time.sleep(0.1)
     for task_id in reversed(ids):
         client.post(f"/tasks/{task_id}/cancel", data={"csrf_token": csrf})
-    runner = client.app.state.runner
-    for task_id in ids:  # the queued one answered with its key: the runner knows its job
-        job_id = runner.lookup(task_id)[0] or task_id
-        assert wait_done(store, job_id)["status"] == "cancelled"
+    for task_id in ids:
+        assert wait_done(store, task_id)["status"] == "cancelled"
     # lev run records the cancellation a moment before its process has exited.
     deadline = time.monotonic() + 30
     while (shown := cells(client.get("/devices"), "devices"))[3:5] != ["0", "0"]:

@@ -7,8 +7,10 @@ both the text form and the already-typed JSON value.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
+import math
 import re
 import reprlib
 import types
@@ -24,7 +26,8 @@ from .annot._manifest import render_type
 if TYPE_CHECKING:
     from .store import Store
 
-__all__ = ["ParamError", "convert", "describe", "flags", "jsonable", "name_of", "option"]
+__all__ = ["ParamError", "convert", "convert_value", "describe", "flags", "jsonable", "name_of",
+           "option"]
 
 TRUE_WORDS = frozenset({"true", "yes", "1", "on"})
 FALSE_WORDS = frozenset({"false", "no", "0", "off"})
@@ -112,8 +115,9 @@ def _mismatch(tp: Any, value: Any) -> _Mismatch:
 
 
 class _Converter:
-    def __init__(self, store: Store | None) -> None:
+    def __init__(self, store: Store | None, local_files: bool = True) -> None:
         self.store = store
+        self.local_files = local_files
 
     def to(self, tp: Any, value: Any) -> Any:
         if tp is Any:
@@ -197,6 +201,9 @@ class _Converter:
         # A digest names a file uploaded earlier (the web form, a re-run of stored params).
         if _DIGEST.match(value) and self.store.has_file(value):
             return File(value)
+        if not self.local_files:
+            raise _Mismatch(f"expected the digest (sha256:...) of an uploaded file, got "
+                            f"{_short.repr(value)}")
         path = Path(value).expanduser()
         try:
             content = path.read_bytes()
@@ -231,14 +238,16 @@ def _to_int(tp: Any, value: Any) -> int:
 
 
 def _to_float(tp: Any, value: Any) -> float:
+    number: float | None = None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value.strip())
-        except ValueError:
-            pass
-    raise _mismatch(tp, value)
+        number = float(value)
+    elif isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            number = float(value.strip())
+    # nan and inf are no measure of anything a tool takes (and JSON cannot carry them).
+    if number is None or not math.isfinite(number):
+        raise _mismatch(tp, value)
+    return number
 
 
 def _to_bool(tp: Any, value: Any) -> bool:
@@ -300,6 +309,17 @@ def convert(
             raise ParamError(name, str(exc)) from None
     values.update({key: raw[key] for key in unknown})
     return values
+
+
+def convert_value(tp: Any, value: Any, *, store: Store | None = None,
+                  local_files: bool = True) -> Any:
+    """``value`` converted to the type ``tp`` as :func:`convert` converts a parameter's; a
+    ValueError says why not. Without ``local_files`` a ``File`` must be the digest of a file
+    in ``store``: a path would read a file of the machine converting it (a server's)."""
+    try:
+        return _Converter(store, local_files).to(tp, value)
+    except _Mismatch as exc:
+        raise ValueError(str(exc)) from None
 
 
 def flags(func: Callable[..., Any]) -> set[str]:

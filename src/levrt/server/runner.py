@@ -1,21 +1,22 @@
 """The server's in-process task dispatcher (the embedded default of DESIGN §4).
 
-A submitted task waits in memory for one of ``max_running_tasks`` slots, then runs as
+A submitted task is a job recorded ``queued`` in the store, so it survives a restart of the
+server: :meth:`TaskRunner.start` takes up every queued job again. It waits for one of
+``max_running_tasks`` slots, then runs as
 
-    python -m levrt._cli run TARGET --params JSON --name task-<hex> --quiet --json
+    python -m levrt run TARGET --params JSON --job ID --quiet --json
 
-with the server's store (``LEV_DB_URL``), because the server never imports or executes package
-code (DESIGN §3): ``lev run`` loads the target, records the job, its runs, documents and logs.
-The store has no "queued" status, so a waiting task exists only here, under its key
-``task-<hex>``; the job row appears once ``lev run`` starts.
+with the server's store (``LEV_DB_URL``) and, for a published package's target, that
+version's files on ``PYTHONPATH`` (:mod:`~levrt.server.published`), because the server never
+imports or executes package code (DESIGN §3): ``lev run`` loads the target, marks the queued
+job running (only one process can) and records its runs, documents and logs. A ``lev run``
+that fails before that (the target does not load, the parameters do not fit it) leaves the
+job queued; the runner then records it failed with the one error line ``lev run`` printed.
 
-How the runner learns the job id: ``lev run`` gets the task's key as its job name, and the
-runner polls the store for the job of that name (the key is unique), then renames the job to
-the name the user asked for and records its owner, which ``lev run`` has no options for. This
-gives the id while the job runs, not only at its end as ``--json`` output would.
-
-Cancelling sends SIGINT, which ``lev run`` turns into a cancelled job and killed runs; the
-process gets ``cancel_grace`` seconds for that before its whole session is killed.
+Cancelling a queued task finishes its job at once; a running one gets SIGINT, which
+``lev run`` turns into a cancelled job and killed runs, and ``cancel_grace`` seconds for that
+before its whole session is killed. When the server stops, running tasks are cancelled
+(none may outlive the server) and queued ones stay queued for its next start.
 """
 
 from __future__ import annotations
@@ -26,46 +27,31 @@ import json
 import os
 import signal
 import sys
-import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
 from levrt.store import Store
+from levrt.store._store import UNFINISHED_STATUSES
 
+from . import published
 from .settings import Settings
 
-# How often the store is asked whether lev run has recorded its job yet.
-_POLL_SECONDS = 0.1
-# Longest a submission waits for its job row before answering with the task's key.
-_START_TIMEOUT = 30.0
+# Queued jobs a starting server takes up again, at most.
+_REQUEUE_LIMIT = 100_000
 
 
 @dataclass
 class Task:
-    """A submitted task; ``job_id`` is set once ``lev run`` has recorded its job."""
+    """A queued or running job the runner has taken."""
 
-    key: str
+    job_id: str
     target: str
     params: dict[str, Any]
-    name: str
-    owner: str
-    created_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
-    job_id: str | None = None
+    package: str | None = None  # "name==version" when the target is a published package's
     cancel_requested: asyncio.Event = field(default_factory=asyncio.Event)
     process: asyncio.subprocess.Process | None = None
-    # Set when submit can answer: the job exists, or the task waits for a slot.
-    settled: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def queued_job(self) -> dict[str, Any]:
-        """The task in the shape of a stored job, for a task still waiting for a slot."""
-        return {
-            "id": self.key, "name": self.name, "target": self.target, "params": self.params,
-            "executor": None, "owner": self.owner, "status": "queued", "progress": 0.0,
-            "error": None, "created_at": self.created_at, "finished_at": None,
-        }
 
 
 def _error_line(stderr: bytes, code: int | None) -> str:
@@ -77,98 +63,106 @@ def _error_line(stderr: bytes, code: int | None) -> str:
 
 
 class TaskRunner:
-    """Runs submitted tasks as ``lev run`` subprocesses on ``store``, a few at a time."""
+    """Runs queued jobs as ``lev run`` subprocesses on ``store``, a few at a time."""
 
     def __init__(self, store: Store, settings: Settings | None = None) -> None:
         self._store = store
         self._settings = settings or Settings()
         self._slots = asyncio.Semaphore(self._settings.max_running_tasks)
-        self._tasks: dict[str, Task] = {}  # by key, until the task ends
-        # Key -> job id for good: a client holding a queued task's key can still follow it.
-        self._job_of_key: dict[str, str] = {}
+        self._tasks: dict[str, Task] = {}  # by job id, until the task ends
         self._workers: set[asyncio.Task[None]] = set()
+        self._stopping = False
 
-    # -- what the routes call --------------------------------------------------------------
+    # -- what the app and the routes call --------------------------------------------------
 
-    async def submit(self, target: str, params: dict[str, Any], name: str, owner: str) -> Task:
-        """Queue a task; return once its job exists (or it waits for a slot)."""
-        task = Task(f"task-{uuid.uuid4().hex}", target, params, name, owner)
-        self._tasks[task.key] = task
-        worker = asyncio.create_task(self._run(task))
-        self._workers.add(worker)
-        worker.add_done_callback(self._workers.discard)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(task.settled.wait(), _START_TIMEOUT)
-        return task
+    async def start(self) -> int:
+        """Take up the store's queued jobs, oldest first (the server has just started);
+        how many."""
+        jobs = await run_in_threadpool(self._store.list_jobs, status="queued",
+                                       limit=_REQUEUE_LIMIT, oldest_first=True)
+        for job in jobs:
+            if job["id"] not in self._tasks:
+                self._take(Task(job["id"], job["target"] or "", dict(job["params"] or {}),
+                                job["package"]))
+        return len(jobs)
 
-    def lookup(self, task_id: str) -> tuple[str | None, Task | None]:
-        """``(job id, None)`` for a task that has a job (or any other job id), else
-        ``(None, queued task)``."""
-        if task_id in self._job_of_key:
-            return self._job_of_key[task_id], None
-        task = self._tasks.get(task_id)
-        if task is None:
-            return task_id, None
-        return (task.job_id, None) if task.job_id else (None, task)
-
-    def queued(self) -> list[Task]:
-        """Tasks waiting for a slot, oldest first."""
-        return [task for task in self._tasks.values() if task.job_id is None]
+    async def submit(self, target: str, params: dict[str, Any], name: str, owner: str,
+                     package: str | None = None) -> str:
+        """Record a queued job for ``target`` (of the published ``package==version``, if
+        given) and take it; its id."""
+        job_id = await run_in_threadpool(self._store.create_job, name, target=target,
+                                         params=params, owner=owner, package=package,
+                                         queued=True)
+        self._take(Task(job_id, target, params, package))
+        return job_id
 
     def running_count(self) -> int:
         """Tasks whose ``lev run`` process is alive."""
         return sum(1 for task in list(self._tasks.values())
                    if task.process is not None and task.process.returncode is None)
 
-    async def cancel(self, task_id: str) -> bool:
-        """Cancel a queued or running task of this runner; False if it runs no such task."""
-        task = self._tasks.get(task_id) or next(
-            (task for task in self._tasks.values() if task.job_id == task_id), None)
+    def queued_count(self) -> int:
+        """Tasks waiting for a slot."""
+        return sum(1 for task in list(self._tasks.values()) if task.process is None)
+
+    async def cancel(self, job_id: str) -> bool:
+        """Cancel a queued or running task of this runner; False if it has no such task."""
+        task = self._tasks.get(job_id)
         if task is None or task.cancel_requested.is_set():
             return task is not None
         task.cancel_requested.set()
         if task.process is None:
-            # Still waiting for a slot: it never starts; a cancelled job keeps its record.
-            await self._record_job(task, "cancelled", "cancelled before it started")
-            task.settled.set()
+            # It never starts (and if its lev run is starting right now, that finds the job
+            # no longer queued and stops).
+            await run_in_threadpool(self._store.end_unfinished_job, job_id, "cancelled",
+                                    error="cancelled before it started")
         elif task.process.returncode is None:
             task.process.send_signal(signal.SIGINT)
         return True
 
     async def stop(self) -> None:
-        """Cancel every task and wait for their processes (the server is shutting down)."""
+        """Cancel the running tasks and wait for their processes (the server is shutting
+        down); queued tasks stay queued."""
+        self._stopping = True
         for task in list(self._tasks.values()):
-            await self.cancel(task.key)
+            if task.process is not None:
+                await self.cancel(task.job_id)
         if self._workers:
             await asyncio.wait(self._workers, timeout=self._settings.cancel_grace + 5)
 
     # -- running ---------------------------------------------------------------------------
 
+    def _take(self, task: Task) -> None:
+        self._tasks[task.job_id] = task
+        worker = asyncio.create_task(self._run(task))
+        self._workers.add(worker)
+        worker.add_done_callback(self._workers.discard)
+
     async def _run(self, task: Task) -> None:
         try:
-            if self._slots.locked():
-                task.settled.set()  # it has to wait: submit answers with the key
             async with self._slots:
-                if not task.cancel_requested.is_set():
+                if not (task.cancel_requested.is_set() or self._stopping):
                     await self._execute(task)
         except Exception as exc:  # the task must end recorded, whatever went wrong here
-            if task.job_id is None:
-                await self._record_job(task, "failed", f"cannot run lev run: {exc}")
-            else:
-                await run_in_threadpool(self._finish_if_running, task.job_id, "failed", str(exc))
+            await run_in_threadpool(self._store.end_unfinished_job, task.job_id, "failed",
+                                    error=f"cannot run lev run: {exc}")
         finally:
-            task.settled.set()
-            self._tasks.pop(task.key, None)
+            self._tasks.pop(task.job_id, None)
 
     async def _execute(self, task: Task) -> None:
-        argv = [sys.executable, "-m", "levrt._cli", "run", task.target,
-                "--params", json.dumps(task.params), "--name", task.key, "--quiet", "--json"]
+        argv = [sys.executable, "-m", "levrt", "run", task.target,
+                "--params", json.dumps(task.params), "--job", task.job_id, "--quiet", "--json"]
+        env = {**os.environ, "LEV_DB_URL": self._store.url}
+        if task.package:
+            path = await run_in_threadpool(published.search_path, self._store, task.package)
+            env["PYTHONPATH"] = os.pathsep.join([*path, env.get("PYTHONPATH", "")]).rstrip(
+                os.pathsep)
         # The argument list goes to exec as it is: no shell ever sees the user's values.
         # A session of its own: a cancelled task's leftover processes are killed as a group,
         # and a Ctrl-C meant for the server does not reach the task behind the runner's back.
         process = await asyncio.create_subprocess_exec(
             *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE, env={**os.environ, "LEV_DB_URL": self._store.url},
+            stderr=asyncio.subprocess.PIPE, env=env,
             start_new_session=True,
         )
         task.process = process
@@ -176,12 +170,6 @@ class TaskRunner:
         if cancelled.is_set():  # cancelled while the process was being started
             process.send_signal(signal.SIGINT)
         output = asyncio.create_task(process.communicate())
-        while task.job_id is None:
-            ended = output.done()
-            await self._claim_job(task)
-            if ended or task.job_id is not None:
-                break
-            await asyncio.sleep(_POLL_SECONDS)
         cancel = asyncio.create_task(cancelled.wait())
         await asyncio.wait({output, cancel}, return_when=asyncio.FIRST_COMPLETED)
         cancel.cancel()
@@ -194,38 +182,17 @@ class TaskRunner:
                 os.killpg(process.pid, signal.SIGKILL)
         _, stderr = await output
         status = "cancelled" if cancelled.is_set() else "failed"
-        if task.job_id is None:
-            # lev run ended before recording a job: the target did not load, the parameters
-            # did not fit it, or it was interrupted. Its one error line becomes the job's.
-            await self._record_job(task, status, _error_line(stderr, process.returncode))
-        else:
-            error = f"lev run ended (exit code {process.returncode}) without finishing the job"
-            await run_in_threadpool(self._finish_if_running, task.job_id, status, error)
+        await run_in_threadpool(self._record_end, task.job_id, status, stderr,
+                                process.returncode)
 
-    async def _claim_job(self, task: Task) -> None:
-        found = await run_in_threadpool(self._store.list_jobs, name=task.key, limit=1)
-        if found:
-            job_id = found[0]["id"]
-            await run_in_threadpool(self._store.label_job, job_id, name=task.name,
-                                    owner=task.owner)
-            self._set_job(task, job_id)
-
-    async def _record_job(self, task: Task, status: str, error: str) -> None:
-        def record() -> str:
-            job_id = self._store.create_job(task.name, target=task.target, params=task.params,
-                                            owner=task.owner)
-            self._store.finish_job(job_id, status, error=error)
-            return job_id
-
-        self._set_job(task, await run_in_threadpool(record))
-
-    def _set_job(self, task: Task, job_id: str) -> None:
-        task.job_id = job_id
-        self._job_of_key[task.key] = job_id
-        task.settled.set()
-
-    def _finish_if_running(self, job_id: str, status: str, error: str) -> None:
-        # lev run finishes its job itself; a job still "running" means it was killed first.
+    def _record_end(self, job_id: str, status: str, stderr: bytes, code: int | None) -> None:
+        # lev run finishes the job it started itself: this only settles one it did not
+        # start (its error line says why) or one it left running (it was killed).
         job = self._store.get_job(job_id)
-        if job is not None and job["status"] == "running":
-            self._store.finish_job(job_id, status, error=error)
+        if job is None or job["status"] not in UNFINISHED_STATUSES:
+            return
+        if job["status"] == "queued":
+            error = _error_line(stderr, code)
+        else:
+            error = f"lev run ended (exit code {code}) without finishing the job"
+        self._store.end_unfinished_job(job_id, status, error=error)

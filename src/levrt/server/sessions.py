@@ -131,6 +131,14 @@ async def session_user(request: Request) -> dict[str, Any] | None:
     return await run_in_threadpool(store.get_user, session.user)
 
 
+class CsrfRefused(HTTPException):
+    """A form post without this session's CSRF token; the app answers it with a page."""
+
+    def __init__(self) -> None:
+        super().__init__(403, "this form has expired or did not come from this site: reload "
+                         "the page and send it again")
+
+
 async def check_csrf(request: Request) -> dict[str, Any]:
     """The posted form, once its CSRF field matches the session's token; 403 otherwise."""
     form = dict(await request.form())
@@ -139,8 +147,5 @@ async def check_csrf(request: Request) -> dict[str, Any]:
     if session is None or not isinstance(token, str) or not hmac.compare_digest(
         token.encode(), session.csrf.encode()
     ):
-        raise HTTPException(
-            403, "this form has expired or did not come from this site: reload the page and "
-            "send it again"
-        )
+        raise CsrfRefused()
     return form

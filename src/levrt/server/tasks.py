@@ -3,8 +3,8 @@
 Every route needs an API token; the log and its event stream also take a web page's session
 cookie (they only read). A task belongs to the user who submitted it: other users get
 404 for it, as if it did not exist; an administrator sees every task and job. A task's id is
-its job's id; a task still waiting for a runner slot answers under its key ``task-<hex>``,
-which keeps answering (as its job) once it has started.
+its job's id from the moment it is submitted: it is recorded ``queued`` until a runner slot
+is free.
 """
 
 from __future__ import annotations
@@ -20,8 +20,10 @@ from pydantic import BaseModel, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from levrt._cli import _to_json, job_bundle
+from levrt.server import published
 from levrt.server.auth import CurrentReader, CurrentUser, StoreDep
-from levrt.server.runner import Task, TaskRunner
+from levrt.server.params import ParamsInvalid, check_params
+from levrt.server.runner import TaskRunner
 from levrt.store import Store
 from levrt.store._store import FINAL_STATUSES
 
@@ -37,11 +39,15 @@ TaskStatus = Literal["queued", "running", "done", "failed", "cancelled"]
 
 class TaskRequest(BaseModel):
     target: str = Field(min_length=3, max_length=1000, description=(
-        "PACKAGE_DIR:function (a hub package folder on the server) or module:function of an "
-        "installed package, as for lev run"))
+        "a published tool mode or workflow: lev.<user>.<tool>.<module>:<function> (its "
+        "qualname in the manifest) or lev.<user>.<tool>:<function> (an export of the "
+        "package); an administrator may also give any target lev run takes (module:function, "
+        "PACKAGE_DIR:function) on the server"))
     params: dict[str, Any] = Field(default_factory=dict, description="the function's arguments")
     name: str | None = Field(None, min_length=1, max_length=200,
                              description="job name (default: the function's)")
+    version: str | None = Field(None, min_length=1, max_length=100, description=(
+        "for a published package's target: the version to run (default: the latest)"))
 
     @field_validator("target")
     @classmethod
@@ -70,66 +76,85 @@ def _visible(job: dict[str, Any], user: dict[str, Any]) -> bool:
     return bool(user["is_admin"]) or job["owner"] == user["name"]
 
 
-def _find(request: Request, store: Store, user: dict[str, Any],
-          task_id: str) -> tuple[dict[str, Any], Task | None]:
-    """The task's job (a queued task's as it will be), and the task while it is queued;
-    404 for what the user may not see as for what does not exist."""
-    job_id, queued = _runner(request).lookup(task_id)
-    job = queued.queued_job() if queued is not None else store.get_job(job_id or task_id)
+def find_job(store: Store, user: dict[str, Any], task_id: str) -> dict[str, Any]:
+    """The task's job; 404 for what the user may not see as for what does not exist."""
+    job = store.get_job(task_id)
     if job is None or not _visible(job, user):
         raise HTTPException(404, f"no task {task_id!r}")
-    return job, queued
+    return job
 
 
 @router.post("", status_code=202)
 async def submit(body: TaskRequest, request: Request, store: StoreDep,
                  user: CurrentUser) -> dict[str, Any]:
-    """Launch ``target`` with ``params`` as a job. Answers once the job exists, with its id
-    and status; a task waiting for a free slot answers with its key and ``queued``."""
-    name = body.name or body.target.rpartition(":")[2]
-    task = await _runner(request).submit(body.target, body.params, name, user["name"])
-    if task.job_id is None:
-        return {"id": task.key, "status": "queued"}
-    job = await run_in_threadpool(store.get_job, task.job_id)
-    return {"id": task.job_id, "status": job["status"] if job else "running"}
+    """Launch ``target`` with ``params`` as a job: it is recorded ``queued`` and starts
+    when a runner slot is free. Answers with the job's id and status.
+
+    A published package's target is checked against its manifest first: 422 names each
+    parameter that is unknown, missing or does not fit its type or pattern (``loc``
+    ``["body", "params", NAME]``), and the task runs that version's published files."""
+    target, params, package = await run_in_threadpool(_checked, store, user, body)
+    name = body.name or target.rpartition(":")[2]
+    job_id = await _runner(request).submit(target, params, name, user["name"], package)
+    return {"id": job_id, "status": "queued"}
+
+
+def _invalid(errors: dict[tuple[str, ...], str]) -> HTTPException:
+    """422 in FastAPI's own shape, one item per bad field."""
+    return HTTPException(422, [{"loc": ["body", *loc], "msg": msg, "type": "value_error"}
+                               for loc, msg in errors.items()])
+
+
+def _checked(store: Store, user: dict[str, Any],
+             body: TaskRequest) -> tuple[str, dict[str, Any], str | None]:
+    """The target to run, its parameters as checked, and ``package==version`` for a
+    published package's."""
+    try:
+        found = published.resolve(store, body.target, body.version)
+    except LookupError as exc:
+        raise _invalid({("target",): str(exc)}) from None
+    if found is None:
+        # Anything else lev run can load runs code of the server's choosing, not the hub's.
+        if not user["is_admin"]:
+            raise _invalid({("target",): f"{body.target!r} is not a tool mode or workflow "
+                            "of a package on this hub (lev.<user>.<tool>.<module>:<function>); "
+                            "only an administrator may run other targets"})
+        if body.version is not None:
+            raise _invalid({("version",): "only a published package's target has versions"})
+        return body.target, body.params, None
+    try:
+        params = check_params(found.entry, body.params, store)
+    except ParamsInvalid as exc:
+        raise _invalid({("params", name): msg for name, msg in exc.errors.items()}) from None
+    return found.entry["qualname"], params, found.pin
 
 
 @router.get("")
 def list_tasks(
-    request: Request, store: StoreDep, user: CurrentUser,
+    store: StoreDep, user: CurrentUser,
     status: TaskStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> list[dict[str, Any]]:
-    """The caller's tasks (an administrator's: everyone's), queued ones first, then the
-    newest jobs."""
-    queued = [task.queued_job() for task in _runner(request).queued()]
-    shown = [job for job in queued if _visible(job, user) and status in (None, "queued")]
-    if status != "queued":
-        owner = None if user["is_admin"] else user["name"]
-        shown += store.list_jobs(limit=limit, status=status, owner=owner)
-    return [_summary(job) for job in shown[:limit]]
+    """The caller's tasks (an administrator's: everyone's), newest first."""
+    owner = None if user["is_admin"] else user["name"]
+    return [_summary(job) for job in store.list_jobs(limit=limit, status=status, owner=owner)]
 
 
 @router.get("/{task_id}")
-def show(task_id: str, request: Request, store: StoreDep, user: CurrentUser) -> dict[str, Any]:
+def show(task_id: str, store: StoreDep, user: CurrentUser) -> dict[str, Any]:
     """The task as ``lev run --json`` prints it: job, runs, documents, log, result."""
-    job, queued = _find(request, store, user, task_id)
-    if queued is not None:
-        return {"job": _to_json(job), "runs": [], "documents": [], "log": [], "result": None}
-    return job_bundle(store, job["id"])
+    return job_bundle(store, find_job(store, user, task_id)["id"])
 
 
 @router.get("/{task_id}/logs")
 def logs(
-    task_id: str, request: Request, store: StoreDep, user: CurrentReader,
+    task_id: str, store: StoreDep, user: CurrentReader,
     after: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
 ) -> list[dict[str, Any]]:
     """Log rows with ``seq`` after ``after``, oldest first (``seq``, ``ts``, ``run_id``,
     ``stream``, ``text``)."""
-    job, queued = _find(request, store, user, task_id)
-    if queued is not None:
-        return []
+    job = find_job(store, user, task_id)
     rows: list[dict[str, Any]] = _to_json(store.get_logs(job["id"], after=after, limit=limit))
     return rows
 
@@ -138,15 +163,14 @@ def _event(kind: str, data: Any) -> str:
     return f"event: {kind}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-async def _events(request: Request, store: Store, task_id: str,
+async def _events(request: Request, store: Store, job_id: str,
                   after: int) -> AsyncIterator[str]:
-    runner = _runner(request)
     shown: tuple[str, float] | None = None
+    counted = (0, 0)
     quiet = 0.0
     while not await request.is_disconnected():
-        job_id, queued = runner.lookup(task_id)
-        job = queued.queued_job() if queued else await run_in_threadpool(store.get_job, job_id)
-        if job is None:  # cannot happen once _find has seen it; end rather than spin
+        job = await run_in_threadpool(store.get_job, job_id)
+        if job is None:  # cannot happen once find_job has seen it; end rather than spin
             yield _event("end", {"status": "unknown", "error": None})
             return
         sent = False
@@ -155,8 +179,13 @@ async def _events(request: Request, store: Store, task_id: str,
             yield _event("status", {"id": job["id"], "status": job["status"],
                                     "progress": job["progress"]})
             sent = True
+        runs = await run_in_threadpool(store.count_runs, job_id)
+        if runs != counted:
+            counted = runs
+            yield _event("runs", {"runs": runs[0], "finished": runs[1]})
+            sent = True
         # Read after the status: a job seen finished has written all its log lines.
-        rows = [] if queued else await run_in_threadpool(store.get_logs, job["id"], after=after)
+        rows = await run_in_threadpool(store.get_logs, job_id, after=after)
         for row in rows:
             after = row["seq"]
             yield _event("log", _to_json(row))
@@ -173,16 +202,16 @@ async def _events(request: Request, store: Store, task_id: str,
 
 @router.get("/{task_id}/events", response_class=StreamingResponse, responses={
     200: {"content": {"text/event-stream": {}},
-          "description": "events status, log (one per line) and end"}})
+          "description": "events status, runs, log (one per line) and end"}})
 def events(
     task_id: str, request: Request, store: StoreDep, user: CurrentReader,
     after: Annotated[int, Query(ge=0)] = 0,
 ) -> StreamingResponse:
     """Server-sent events until the job ends: ``status`` ({id, status, progress}) when it
-    changes, ``log`` (a log row) for each line after ``after``, then ``end`` ({status,
-    error})."""
-    _find(request, store, user, task_id)
-    return StreamingResponse(_events(request, store, task_id, after),
+    changes, ``runs`` ({runs, finished}: how many runs, how many ended) when that changes,
+    ``log`` (a log row) for each line after ``after``, then ``end`` ({status, error})."""
+    job = find_job(store, user, task_id)
+    return StreamingResponse(_events(request, store, job["id"], after),
                              media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
@@ -192,11 +221,11 @@ async def cancel(task_id: str, request: Request, store: StoreDep,
                  user: CurrentUser) -> dict[str, Any]:
     """Cancel a queued or running task: a running one is interrupted (its job ends
     ``cancelled`` and its runs are stopped); answers with the status at that moment."""
-    job, _ = await run_in_threadpool(_find, request, store, user, task_id)
+    job = await run_in_threadpool(find_job, store, user, task_id)
     if job["status"] in FINAL_STATUSES:
         raise HTTPException(409, f"task {task_id!r} has already ended ({job['status']})")
-    if not await _runner(request).cancel(task_id):
+    if not await _runner(request).cancel(job["id"]):
         raise HTTPException(409, f"task {task_id!r} was not started by this server: stop it "
                             "where it runs")
-    job, _ = await run_in_threadpool(_find, request, store, user, task_id)
+    job = await run_in_threadpool(find_job, store, user, task_id)
     return {"id": job["id"], "status": job["status"]}

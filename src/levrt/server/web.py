@@ -11,7 +11,6 @@ stored manifests and never import package code: a task runs as ``lev run`` in th
 from __future__ import annotations
 
 import json
-import math
 import re
 import socket
 from datetime import datetime, timezone
@@ -24,10 +23,12 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from levrt._cli import _to_json, job_bundle
+from levrt._params import jsonable
 from levrt.annot.cats import Attck
-from levrt.server import sessions
+from levrt.server import published, sessions
+from levrt.server.params import NAMED_KINDS, check_value
 from levrt.server.runner import TaskRunner
-from levrt.server.tasks import _find
+from levrt.server.tasks import find_job
 from levrt.store import Store
 from levrt.store._store import FINAL_STATUSES
 
@@ -71,7 +72,16 @@ def _render(request: Request, template: str, status_code: int = 200,
 
 
 def _not_found(request: Request, user: dict[str, Any], message: str) -> Response:
-    return _render(request, "error.html", 404, user=user, message=message)
+    return _render(request, "error.html", 404, user=user, title="Not found", message=message)
+
+
+async def csrf_refused(request: Request, exc: Exception) -> Response:
+    """The page of a form post refused for its CSRF token (the app's handler of
+    :class:`~levrt.server.sessions.CsrfRefused`)."""
+    user = await sessions.session_user(request)
+    message = exc.detail if isinstance(exc, HTTPException) else str(exc)
+    return _render(request, "error.html", 403, user=user, title="Form refused",
+                   message=message)
 
 
 # -- sessions ------------------------------------------------------------------------------
@@ -116,20 +126,10 @@ async def logout(request: Request) -> Response:
 # -- market --------------------------------------------------------------------------------
 
 
-def _entries(manifest: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each export and each mode of a manifest."""
-    found = []
-    for export in manifest.get("exports") or []:
-        if isinstance(export, dict):
-            found.append(export)
-            found += [m for m in export.get("modes") or [] if isinstance(m, dict)]
-    return found
-
-
 def _categories(manifest: dict[str, Any]) -> list[str]:
     """``attck:<id>`` and ``blackarch:<name>`` of every export and mode, once each."""
     found: dict[str, None] = {}
-    for entry in _entries(manifest):
+    for entry in published.entries(manifest):
         cats = entry.get("cats") or {}
         for scheme in ("attck", "blackarch"):
             for value in cats.get(scheme) or []:
@@ -190,18 +190,12 @@ async def market(request: Request, q: str | None = None, kind: str | None = None
 # -- package pages -------------------------------------------------------------------------
 
 
-def _runnable(manifest: dict[str, Any]) -> list[dict[str, Any]]:
-    """What can be run: workflows and modeless tools (their ``params`` are their own) and
-    the modes of tool modules."""
-    return [entry for entry in _entries(manifest) if "params" in entry]
-
-
 def _call_example(entry: dict[str, Any]) -> str:
     if entry.get("example"):
         return str(entry["example"])
     args = []
     for param in entry.get("params") or []:
-        if param.get("kind") not in _FORM_KINDS:
+        if param.get("kind") not in NAMED_KINDS:
             continue
         placeholder = param.get("placeholder")
         if placeholder is None:
@@ -268,11 +262,12 @@ async def source(request: Request, name: str, version: str, path: str) -> Respon
 # -- tasks ---------------------------------------------------------------------------------
 
 
-def _duration(job: dict[str, Any]) -> str:
-    if job["status"] == "queued" or job["created_at"] is None:
+def _duration(item: dict[str, Any]) -> str:
+    """How long a job (or a run) has run: nothing while it is queued."""
+    if item["started_at"] is None:
         return ""
-    end = job["finished_at"] or datetime.now(timezone.utc)
-    seconds = max(0, int((end - job["created_at"]).total_seconds()))
+    end = item["finished_at"] or datetime.now(timezone.utc)
+    seconds = max(0, int((end - item["started_at"]).total_seconds()))
     minutes, seconds = divmod(seconds, 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m{seconds:02d}s" if hours else f"{minutes}m{seconds:02d}s"
@@ -285,13 +280,9 @@ templates.env.filters["duration"] = _duration
 async def tasks_page(request: Request, status: str | None = None) -> Response:
     user = await _user(request)
     status = status if status in _STATUSES else None
-    queued = [task.queued_job() for task in _runner(request).queued()]
-    shown = [job for job in queued if status in (None, "queued")
-             and (user["is_admin"] or job["owner"] == user["name"])]
-    if status != "queued":
-        owner = None if user["is_admin"] else user["name"]
-        shown += await run_in_threadpool(_store(request).list_jobs, limit=_TASK_LIST_LIMIT,
-                                         status=status, owner=owner)
+    owner = None if user["is_admin"] else user["name"]
+    shown = await run_in_threadpool(_store(request).list_jobs, limit=_TASK_LIST_LIMIT,
+                                    status=status, owner=owner)
     return _render(request, "tasks.html", user=user, jobs=shown, status=status or "",
                    statuses=_STATUSES)
 
@@ -320,16 +311,47 @@ def _tables(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
             for table in tables.values()]
 
 
+def _run_tree(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The runs as the rows of a tree, depth first: a row per namespace (``with lev / "a":``)
+    with how many of the runs below it are in each status, then its runs, then the
+    namespaces inside it, each in the order it first ran."""
+    root: dict[str, Any] = {"children": {}, "runs": []}
+    for run in runs:
+        node = root
+        for part in run["namespace"] or []:
+            node = node["children"].setdefault(part, {"children": {}, "runs": []})
+        node["runs"].append(run)
+
+    def counts(node: dict[str, Any]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for run in node["runs"]:
+            found[run["status"]] = found.get(run["status"], 0) + 1
+        for child in node["children"].values():
+            for status, count in counts(child).items():
+                found[status] = found.get(status, 0) + count
+        return found
+
+    rows: list[dict[str, Any]] = []
+
+    def walk(node: dict[str, Any], path: list[str]) -> None:
+        rows.extend({"kind": "run", "depth": len(path), "run": run} for run in node["runs"])
+        for name, child in node["children"].items():
+            rows.append({"kind": "namespace", "depth": len(path), "name": name,
+                         "path": " / ".join([*path, name]), "counts": counts(child)})
+            walk(child, [*path, name])
+
+    walk(root, [])
+    return rows
+
+
 def _task(request: Request, user: dict[str, Any], task_id: str) -> dict[str, Any]:
-    job, queued = _find(request, _store(request), user, task_id)
-    if queued is not None:
-        return {"job": job, "runs": [], "documents": [], "tables": [], "log": []}
     store = _store(request)
+    job = find_job(store, user, task_id)
     stored = store.list_documents(job["id"])
     documents = [{**doc, "json": json.dumps(_to_json(doc["data"]), indent=2,
                                             ensure_ascii=False)}
                  for doc in stored]
-    return {"job": job, "runs": store.list_runs(job["id"]), "documents": documents,
+    return {"job": job, "tree": _run_tree(store.list_runs(job["id"])), "documents": documents,
             "tables": _tables(stored),
             "log": store.get_logs(job["id"], limit=_PAGE_LOG_LINES)}
 
@@ -347,34 +369,48 @@ async def task_page(request: Request, task_id: str) -> Response:
                    final=job["status"] in FINAL_STATUSES, **found)
 
 
+@router.get("/tasks/{task_id}/runs", response_class=HTMLResponse)
+async def task_runs(request: Request, task_id: str) -> Response:
+    """The task page's run tree alone, which its script fetches when the runs change."""
+    user = await _user(request)
+    try:
+        job = await run_in_threadpool(find_job, _store(request), user, task_id)
+    except HTTPException:
+        return _not_found(request, user, f"no task {task_id!r}")
+    runs = await run_in_threadpool(_store(request).list_runs, job["id"])
+    return _render(request, "_runs.html", tree=_run_tree(runs))
+
+
 @router.post("/tasks/{task_id}/cancel")
 async def cancel_task(request: Request, task_id: str) -> Response:
     user = await _user(request)
     await sessions.check_csrf(request)
     try:
-        job, _ = await run_in_threadpool(_find, request, _store(request), user, task_id)
+        job = await run_in_threadpool(find_job, _store(request), user, task_id)
     except HTTPException:
         return _not_found(request, user, f"no task {task_id!r}")
     # A task that ended meanwhile, or runs under another server, just shows as it is.
     if job["status"] not in FINAL_STATUSES:
-        await _runner(request).cancel(task_id)
+        await _runner(request).cancel(job["id"])
     return RedirectResponse(f"/tasks/{task_id}", 303)
 
 
 @router.post("/tasks/{task_id}/rerun")
 async def rerun_task(request: Request, task_id: str) -> Response:
-    """Submit the task's target with its parameters again, as a new task of this user."""
+    """Submit the task's target with its parameters (and published version) again, as a
+    new task of this user."""
     user = await _user(request)
     await sessions.check_csrf(request)
     try:
-        job, _ = await run_in_threadpool(_find, request, _store(request), user, task_id)
+        job = await run_in_threadpool(find_job, _store(request), user, task_id)
     except HTTPException:
         return _not_found(request, user, f"no task {task_id!r}")
     if not job["target"]:
         return _not_found(request, user, f"task {task_id!r} has no target to run again")
-    task = await _runner(request).submit(job["target"], dict(job["params"] or {}), job["name"],
-                                         user["name"])
-    return RedirectResponse(f"/tasks/{task.job_id or task.key}", 303)
+    # The same published version too: the same task, anew.
+    job_id = await _runner(request).submit(job["target"], dict(job["params"] or {}),
+                                           job["name"], user["name"], job["package"])
+    return RedirectResponse(f"/tasks/{job_id}", 303)
 
 
 @router.get("/tasks/{task_id}/download")
@@ -382,16 +418,12 @@ async def download_task(request: Request, task_id: str) -> Response:
     """The task as ``lev run --json`` prints it (as ``GET /api/tasks/{id}``), to save."""
     user = await _user(request)
     try:
-        job, queued = await run_in_threadpool(_find, request, _store(request), user, task_id)
+        job = await run_in_threadpool(find_job, _store(request), user, task_id)
     except HTTPException:
         return _not_found(request, user, f"no task {task_id!r}")
-    if queued is not None:
-        bundle = {"job": _to_json(job), "runs": [], "documents": [], "log": [], "result": None}
-    else:
-        bundle = await run_in_threadpool(job_bundle, _store(request), job["id"])
-    # A job id, or a queued task's key task-<hex>; anything else is kept out of the header.
-    stem = job["id"] if job["id"].startswith("task-") else f"task-{job['id']}"
-    filename = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{stem}.json")
+    bundle = await run_in_threadpool(job_bundle, _store(request), job["id"])
+    # Job ids are hex; anything else is kept out of the header all the same.
+    filename = re.sub(r"[^A-Za-z0-9_.-]", "_", f"task-{job['id']}.json")
     return Response(json.dumps(bundle, indent=2, ensure_ascii=False) + "\n",
                     media_type="application/json",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
@@ -447,7 +479,7 @@ def _local_device(request: Request) -> dict[str, Any]:
     """The server's own runner as a device: its tasks of every user, counted."""
     runner = _runner(request)
     return {"name": socket.gethostname(), "kind": "local runner", "status": "online",
-            "running": runner.running_count(), "queued": len(runner.queued()),
+            "running": runner.running_count(), "queued": runner.queued_count(),
             "max_running_tasks": request.app.state.settings.max_running_tasks}
 
 
@@ -458,10 +490,6 @@ async def devices_page(request: Request) -> Response:
 
 
 # -- new task: the Quick form --------------------------------------------------------------
-
-# Parameters a form can fill: *args and **kwargs have no field.
-_FORM_KINDS = ("positional_or_keyword", "keyword_only", "positional_only", None)
-
 
 def _base_type(annotation: str | None) -> tuple[str, str]:
     """``(kind, item)`` of a parameter's type text: ``int | None`` is ``("int", "")``,
@@ -494,61 +522,25 @@ def _initial(field: dict[str, Any]) -> Any:
     return str(default)
 
 
-def _convert(text: str, kind: str) -> Any:
-    if kind == "int":
-        try:
-            return int(text)
-        except ValueError:
-            raise ValueError(f"{text!r} is not a whole number") from None
-    if kind == "float":
-        try:
-            number = float(text)
-        except ValueError:
-            raise ValueError(f"{text!r} is not a number") from None
-        if not math.isfinite(number):
-            raise ValueError(f"{text!r} is not a finite number")
-        return number
-    return text
-
-
-# What _check_field returns for an optional field left empty: the function's default applies.
+# What _form_value gives for an optional field left empty: the function's default applies.
 _OMITTED = object()
 
 
-def _check_field(field: dict[str, Any], raw: Any) -> Any:
-    """The parameter's value from its form text, or _OMITTED; ValueError with the message
-    shown next to the field."""
+def _form_value(field: dict[str, Any], raw: Any) -> Any:
+    """The parameter's value as the form gives it (a checkbox's bool, a text area's lines,
+    a field's text), or _OMITTED; ValueError ``required`` for a required one left empty."""
     if field["widget"] == "checkbox":
         return raw is not None
     text = str(raw or "").strip()
     if field["widget"] == "textarea":
-        values = [line.strip() for line in text.splitlines() if line.strip()]
+        value: Any = [line.strip() for line in text.splitlines() if line.strip()]
     else:
-        values = [text] if text else []
-    if not values:
+        value = text
+    if not value:
         if field["required"]:
             raise ValueError("required")
         return _OMITTED
-    regex = field.get("regex")
-    for value in values:
-        if regex and not re.fullmatch(regex, value):
-            raise ValueError(f"{value!r} does not match the pattern {regex}")
-    if field["widget"] == "textarea":
-        return [_convert(value, field["item"].lower()) for value in values]
-    return _convert(values[0], field["base"])
-
-
-def _export(store: Store, name: str, qualname: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The package and its runnable entry of that qualified name (latest version)."""
-    found = _package(store, name)
-    if found is None:
-        raise LookupError(f"no package {name!r} on this hub")
-    entry = next((e for e in _runnable(found["manifest"]) if e.get("qualname") == qualname),
-                 None)
-    if entry is None:
-        raise LookupError(f"{found['package']['name']} has no tool mode or workflow "
-                          f"{qualname!r}")
-    return found["package"], entry
+    return value
 
 
 def _argv_mode(fields: list[dict[str, Any]]) -> bool:
@@ -567,41 +559,44 @@ def _argv_rows(form: Any) -> list[str]:
     return [str(row) for row in form.getlist("c_argv")]
 
 
-def _check_argv(rows: list[str], regex: str | None) -> list[str]:
+def _check_argv(field: dict[str, Any], rows: list[str], store: Store) -> list[str]:
     """The argv of the Customized form's rows, blank rows skipped; ValueError when nothing
-    is left or a row does not match ``regex``."""
+    is left or a row does not match the parameter's pattern."""
     argv = [row for row in rows if row.strip()]
     if not argv:
         raise ValueError("give at least one argument")
-    for value in argv:
-        if regex and not re.fullmatch(regex, value):
-            raise ValueError(f"{value!r} does not match the pattern {regex}")
-    return argv
+    checked: list[str] = check_value(field, argv, store)
+    return checked
 
 
-def _form_page(request: Request, user: dict[str, Any], package: dict[str, Any],
-               entry: dict[str, Any], fields: list[dict[str, Any]], values: dict[str, Any],
+def _form_page(request: Request, user: dict[str, Any], found: published.Published,
+               fields: list[dict[str, Any]], values: dict[str, Any],
                errors: dict[str, str], status_code: int = 200, *, tab: str = "quick",
                argv: list[str] | None = None, argv_error: str | None = None) -> Response:
     customized = _argv_mode(fields)
     if argv is None:
         default = fields[0].get("default") if customized else None
         argv = [str(item) for item in default] if isinstance(default, list) else []
-    return _render(request, "run.html", status_code, user=user, package=package, entry=entry,
-                   fields=fields, values=values, errors=errors, customized=customized,
-                   tab=tab if customized else "quick", argv=argv, argv_error=argv_error)
+    return _render(request, "run.html", status_code, user=user, package=found.package,
+                   version=found.version, entry=found.entry, fields=fields, values=values,
+                   errors=errors, customized=customized, tab=tab if customized else "quick",
+                   argv=argv, argv_error=argv_error)
+
+
+def _fields(entry: dict[str, Any]) -> list[dict[str, Any]]:
+    return [_field(p) for p in entry.get("params") or [] if p.get("kind") in NAMED_KINDS]
 
 
 @router.get("/packages/{name}/run/{export}", response_class=HTMLResponse)
 async def run_form(request: Request, name: str, export: str, tab: str = "quick") -> Response:
     user = await _user(request)
     try:
-        package, entry = await run_in_threadpool(_export, _store(request), name, export)
+        found = await run_in_threadpool(published.find, _store(request), name, export)
     except LookupError as exc:
         return _not_found(request, user, str(exc))
-    fields = [_field(p) for p in entry.get("params") or [] if p.get("kind") in _FORM_KINDS]
+    fields = _fields(found.entry)
     values = {f["name"]: _initial(f) for f in fields}
-    return _form_page(request, user, package, entry, fields, values, {},
+    return _form_page(request, user, found, fields, values, {},
                       tab="customized" if tab == "customized" else "quick")
 
 
@@ -609,11 +604,12 @@ async def run_form(request: Request, name: str, export: str, tab: str = "quick")
 async def run_submit(request: Request, name: str, export: str) -> Response:
     user = await _user(request)
     form = await sessions.check_csrf(request)
+    store = _store(request)
     try:
-        package, entry = await run_in_threadpool(_export, _store(request), name, export)
+        found = await run_in_threadpool(published.find, store, name, export)
     except LookupError as exc:
         return _not_found(request, user, str(exc))
-    fields = [_field(p) for p in entry.get("params") or [] if p.get("kind") in _FORM_KINDS]
+    fields = _fields(found.entry)
     params: dict[str, Any] = {}
     errors: dict[str, str] = {}
     values: dict[str, Any] = {}
@@ -623,25 +619,26 @@ async def run_submit(request: Request, name: str, export: str) -> Response:
         # request keeps its parsed form, so this reads nothing again).
         typed = _argv_rows(await request.form())
         try:
-            params["argv"] = _check_argv(typed, fields[0].get("regex"))
+            params["argv"] = await run_in_threadpool(_check_argv, fields[0], typed, store)
         except ValueError as exc:
-            return _form_page(request, user, package, entry, fields, values, {}, 400,
+            return _form_page(request, user, found, fields, values, {}, 400,
                               tab="customized", argv=typed, argv_error=str(exc))
         fields = []  # checked: nothing left for the Quick form's loop
     for field in fields:
         raw = form.get(f"p_{field['name']}")
         values[field["name"]] = raw is not None if field["widget"] == "checkbox" else raw or ""
         try:
-            value = _check_field(field, raw)
+            value = _form_value(field, raw)
+            if value is not _OMITTED:
+                params[field["name"]] = await run_in_threadpool(check_value, field, value,
+                                                                store)
         except ValueError as exc:
             errors[field["name"]] = str(exc)
-            continue
-        if value is not _OMITTED:
-            params[field["name"]] = value
     if errors:
-        return _form_page(request, user, package, entry, fields, values, errors, 400)
-    # The qualified name is an installed module's: the package must be installed where the
-    # server runs (lev install). The parameters go to lev run as JSON, never through a shell.
-    function = entry["qualname"].rpartition(":")[2]
-    task = await _runner(request).submit(entry["qualname"], params, function, user["name"])
-    return RedirectResponse(f"/tasks/{task.job_id or task.key}", 303)
+        return _form_page(request, user, found, fields, values, errors, 400)
+    # The task runs the published version's files (see levrt.server.published); the
+    # parameters go to lev run as JSON, never through a shell.
+    function = found.entry["qualname"].rpartition(":")[2]
+    job_id = await _runner(request).submit(found.entry["qualname"], jsonable(params), function,
+                                           user["name"], found.pin)
+    return RedirectResponse(f"/tasks/{job_id}", 303)
