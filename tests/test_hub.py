@@ -1,7 +1,8 @@
 """The hub's HTTP API through FastAPI's test client, on a SQLite store in a temp folder:
-users and tokens, uploads and every refusal, search, manifests, source files, downloads and
-the PEP 503 index."""
+users and tokens, uploads and every refusal, search, manifests, source files, downloads, the
+PEP 503 index, and that no route but a few is open to anonymous callers."""
 
+import base64
 import hashlib
 import json
 import os
@@ -20,8 +21,16 @@ from helpers_hub import (
     wheel_filename,
 )
 from sqlalchemy import text
+from starlette.routing import Mount
 
-from levrt.server import Settings, create_app
+try:
+    from fastapi.routing import iter_route_contexts
+except ImportError:  # before FastAPI 0.137.2, included routers' routes were copied in flat
+
+    def iter_route_contexts(routes):
+        return routes
+
+from levrt.server import Settings, create_app, sessions, web
 from levrt.store import Store
 
 MAX_UPLOAD = 256 * 1024
@@ -57,6 +66,11 @@ def auth(token):
     return {"Authorization": f"Bearer {token}"}
 
 
+# What a 401 asks for: reading routes take HTTP Basic auth too (as pip sends it).
+# No Basic challenge even where Basic is taken: browsers would pop up their login box.
+READ_CHALLENGE = "Bearer"
+
+
 def publish(client, token, package="lev.alice.tool", version="1.0.0", **wheel_options):
     response = upload(client, token, make_wheel(package, version, **wheel_options),
                       make_manifest(package, version), package=package, version=version)
@@ -71,11 +85,23 @@ def test_health(client):
     assert client.get("/health").json() == {"status": "ok", "version": "0.1.0"}
 
 
-def test_openapi_describes_the_upload(client):
-    schema = client.get("/openapi.json").json()
+def test_openapi_describes_the_upload_and_both_token_schemes(client, alice):
+    schema = client.get("/openapi.json", headers=auth(alice)).json()
     body = schema["paths"]["/api/packages/upload"]["post"]["requestBody"]
     assert set(body["content"]["multipart/form-data"]["schema"]["required"]) == {
         "wheel", "manifest"}
+    schemes = schema["components"]["securitySchemes"]
+    assert schemes["HTTPBearer"]["scheme"] == "bearer"
+    assert schemes["HTTPBasic"]["scheme"] == "basic"
+    assert {"HTTPBearer": []} in schema["paths"]["/simple/"]["get"]["security"]
+    assert {"HTTPBasic": []} in schema["paths"]["/simple/"]["get"]["security"]
+    assert schema["paths"]["/api/packages/upload"]["post"]["security"] == [{"HTTPBearer": []}]
+
+
+@pytest.mark.parametrize("path, marker", [("/docs", "SwaggerUIBundle"), ("/redoc", "<redoc")])
+def test_docs_pages_for_readers(client, alice, path, marker):
+    page = client.get(path, headers=auth(alice))
+    assert page.status_code == 200 and marker in page.text and "/openapi.json" in page.text
 
 
 def test_login_gives_a_working_token(client, store):
@@ -140,19 +166,58 @@ def test_token_lifecycle(client, store, alice, bob):
         False, True]
 
 
+def basic(user, password):
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+# Routes that take a Bearer token only (and change something, or show the caller's tokens).
+TOKEN_ROUTES = [("GET", "/api/me"), ("GET", "/api/tokens"), ("POST", "/api/tokens"),
+                ("POST", "/api/packages/upload"), ("POST", "/api/tasks")]
+
+
 @pytest.mark.parametrize(
     "headers, message",
     [
-        ({}, "missing API token"),
-        ({"Authorization": "Basic YWxpY2U6eA=="}, "missing API token"),
-        ({"Authorization": "Bearer lev_not-a-token"}, "invalid API token"),
+        ({}, "missing API token: send 'Authorization: Bearer <token>'; get one with lev login "
+             "URL or on the web page /settings"),
+        ({"Authorization": "Bearer lev_not-a-token"}, "invalid API token: log in again"),
     ],
 )
-def test_protected_routes_need_a_token(client, headers, message):
-    for method, path in [("get", "/api/me"), ("get", "/api/tokens"), ("post", "/api/tokens")]:
-        response = getattr(client, method)(path, headers=headers)
-        assert response.status_code == 401
-        assert message in response.json()["detail"]
+def test_token_routes_need_a_bearer_token(client, headers, message):
+    for method, path in TOKEN_ROUTES:
+        response = client.request(method, path, headers=headers)
+        assert response.status_code == 401, path
+        assert response.json()["detail"].startswith(message), path
+        assert response.headers["www-authenticate"] == "Bearer", path
+
+
+def test_token_routes_refuse_basic_auth(client, alice):
+    """Reading takes Basic auth, for pip; changing anything does not: a browser sends the
+    Basic credentials it keeps with other sites' requests too, as it does cookies."""
+    for method, path in TOKEN_ROUTES:
+        response = client.request(method, path, headers=basic("__token__", alice))
+        assert response.status_code == 401, path
+        assert response.json()["detail"].startswith(
+            "missing API token: send 'Authorization: Bearer <token>'"), path
+
+
+@pytest.mark.parametrize(
+    "headers, message",
+    [
+        ({}, "missing API token: send 'Authorization: Bearer <token>', or the token as the "
+             "password of HTTP Basic auth (pip: http://__token__:<token>@host/simple/); get one "
+             "with lev login URL or on the web page /settings"),
+        (basic("alice", "x"), "invalid API token: log in again"),
+        ({"Authorization": "Basic not base64!"}, "unreadable HTTP Basic credentials: send"),
+        ({"Authorization": "Bearer lev_not-a-token"}, "invalid API token: log in again"),
+    ],
+)
+def test_reading_routes_need_a_token_or_a_session(client, headers, message):
+    for path in ["/api/packages", "/simple/", "/openapi.json"]:
+        response = client.get(path, headers=headers)
+        assert response.status_code == 401, path
+        assert response.json()["detail"].startswith(message), path
+        assert response.headers["www-authenticate"] == READ_CHALLENGE, path
 
 
 # -- upload refusals: each writes nothing ------------------------------------------------
@@ -345,31 +410,36 @@ def test_upload_then_read_everything(client, store, alice):
     filename = wheel_filename("lev.alice.tool", "1.0.0")
     assert answer["download_url"] == f"http://testserver/api/files/{filename}"
 
-    package = client.get("/api/packages/lev-alice-tool").json()
+    headers = auth(alice)
+    package = client.get("/api/packages/lev-alice-tool", headers=headers).json()
     assert package["name"] == "lev.alice.tool" and package["owner"] == "alice"
     assert package["latest"] == "1.0.0" and [v["version"] for v in package["versions"]] == [
         "1.0.0"]
 
-    version = client.get("/api/packages/lev.alice.tool/1.0.0").json()
+    version = client.get("/api/packages/lev.alice.tool/1.0.0", headers=headers).json()
     assert version["manifest"] == make_manifest()
     assert version["requires_python"] == ">=3.10"
-    assert client.get("/api/packages/lev.alice.tool/latest").json()["version"] == "1.0.0"
-    assert client.get("/api/packages/lev.alice.tool/1.0").json()["version"] == "1.0.0"
+    for spelling in ("latest", "1.0"):
+        found = client.get(f"/api/packages/lev.alice.tool/{spelling}", headers=headers).json()
+        assert found["version"] == "1.0.0"
 
-    files = client.get("/api/packages/lev.alice.tool/1.0.0/files").json()
+    files = client.get("/api/packages/lev.alice.tool/1.0.0/files", headers=headers).json()
     paths = [f["path"] for f in files]
     assert paths == sorted(paths) and "lev/alice/tool/scanner.py" in paths
     scanner = next(f for f in files if f["path"] == "lev/alice/tool/scanner.py")
-    source = client.get("/api/packages/lev.alice.tool/1.0.0/files/lev/alice/tool/scanner.py")
+    source = client.get("/api/packages/lev.alice.tool/1.0.0/files/lev/alice/tool/scanner.py",
+                        headers=headers)
     assert source.status_code == 200
     assert source.headers["content-type"] == "text/plain; charset=utf-8"
     assert source.headers["x-content-type-options"] == "nosniff"
     assert source.content == b'"""A scanner."""\n\ndef scan(ip): ...\n'
     assert scanner["sha256"] == hashlib.sha256(source.content).hexdigest()
 
-    download = client.get(f"/api/files/{filename}")
+    download = client.get(f"/api/files/{filename}", headers=headers)
     assert download.status_code == 200 and download.content == wheel
     assert download.headers["content-type"] == "application/octet-stream"
+    # Only the reader's own cache may keep what took credentials to get.
+    assert download.headers["cache-control"] == "private, max-age=31536000, immutable"
 
     # Contents live once in the content-addressed files table.
     assert store.get_file(f"sha256:{digest}") == wheel
@@ -377,7 +447,8 @@ def test_upload_then_read_everything(client, store, alice):
 
 def test_binary_source_file_is_served_as_bytes(client, alice):
     publish(client, alice, members={"lev/alice/tool/data.bin": b"\xff\xfe\x00"})
-    response = client.get("/api/packages/lev.alice.tool/1.0.0/files/lev/alice/tool/data.bin")
+    response = client.get("/api/packages/lev.alice.tool/1.0.0/files/lev/alice/tool/data.bin",
+                          headers=auth(alice))
     assert response.headers["content-type"] == "application/octet-stream"
     assert response.content == b"\xff\xfe\x00"
 
@@ -394,7 +465,7 @@ def test_not_found(client, alice):
         "/simple/lev-nobody-tool/": "no package",
     }
     for path, message in cases.items():
-        response = client.get(path)
+        response = client.get(path, headers=auth(alice))
         assert response.status_code == 404, path
         assert message in response.json()["detail"], path
 
@@ -402,19 +473,22 @@ def test_not_found(client, alice):
 def test_versions_newest_first_and_latest_is_a_release(client, alice):
     for version in ("1.0.0", "1.10.0", "1.2.0", "2.0.0rc1"):
         publish(client, alice, version=version)
-    package = client.get("/api/packages/lev.alice.tool").json()
+    headers = auth(alice)
+    package = client.get("/api/packages/lev.alice.tool", headers=headers).json()
     assert [v["version"] for v in package["versions"]] == ["2.0.0rc1", "1.10.0", "1.2.0",
                                                           "1.0.0"]
     assert package["latest"] == "1.10.0"
-    assert client.get("/api/packages/lev.alice.tool/latest").json()["version"] == "1.10.0"
+    latest = client.get("/api/packages/lev.alice.tool/latest", headers=headers).json()
+    assert latest["version"] == "1.10.0"
 
 
 def test_search(client, store, alice, bob):
     publish(client, alice)
     publish(client, bob, "lev.bob.web", summary="Web crawler")
+    headers = auth(alice)
 
     def names(**params):
-        response = client.get("/api/packages", params=params)
+        response = client.get("/api/packages", params=params, headers=headers)
         assert response.status_code == 200
         return [p["name"] for p in response.json()]
 
@@ -427,11 +501,12 @@ def test_search(client, store, alice, bob):
     assert names(q="nothing-like-this") == []
     assert names(owner="bob") == ["lev.bob.web"]
     assert names(kind="workflow", owner="alice") == ["lev.alice.tool"]
-    listed = client.get("/api/packages", params={"q": "crawler"}).json()[0]
+    listed = client.get("/api/packages", params={"q": "crawler"}, headers=headers).json()[0]
     assert listed["latest"] == "1.0.0" and listed["summary"] == "Web crawler"
     assert [(e["kind"], e["name"]) for e in listed["exports"]] == [
         ("tool", "scanner"), ("workflow", "audit")]
-    assert client.get("/api/packages", params={"kind": "module"}).status_code == 422
+    wrong_kind = client.get("/api/packages", params={"kind": "module"}, headers=headers)
+    assert wrong_kind.status_code == 422
 
 
 # -- the PEP 503 index ---------------------------------------------------------------------
@@ -440,12 +515,13 @@ def test_search(client, store, alice, bob):
 def test_simple_index(client, alice):
     publish(client, alice, "lev.alice.nmap_python")
     publish(client, alice, "lev.alice.nmap_python", "1.1.0")
-    index = client.get("/simple/")
+    pip = ("__token__", alice)  # what pip sends for http://__token__:TOKEN@host/simple/
+    index = client.get("/simple/", auth=pip)
     assert index.status_code == 200 and index.headers["content-type"].startswith("text/html")
     assert '<a href="lev-alice-nmap-python/">lev.alice.nmap_python</a>' in index.text
     assert 'name="pypi:repository-version" content="1.0"' in index.text
 
-    page = client.get("/simple/lev-alice-nmap-python/")
+    page = client.get("/simple/lev-alice-nmap-python/", auth=pip)
     assert page.status_code == 200
     links = re.findall(r'<a href="([^"]+)"( data-requires-python="[^"]*")?>([^<]+)</a>', page.text)
     assert [name for _, _, name in links] == [
@@ -456,7 +532,7 @@ def test_simple_index(client, alice):
         assert requires == ' data-requires-python="&gt;=3.10"'
         path, _, fragment = href.partition("#sha256=")
         assert path == f"../../api/files/{name}"
-        content = client.get(f"/api/files/{name}").content
+        content = client.get(f"/api/files/{name}", auth=pip).content
         assert fragment == hashlib.sha256(content).hexdigest()
 
 
@@ -464,9 +540,37 @@ def test_simple_index(client, alice):
                                       "lev_alice_nmap_python"])
 def test_simple_redirects_other_spellings_to_the_normalized_name(client, alice, spelling):
     publish(client, alice, "lev.alice.nmap_python")
-    response = client.get(f"/simple/{spelling}/", follow_redirects=False)
+    response = client.get(f"/simple/{spelling}/", headers=auth(alice), follow_redirects=False)
     assert response.status_code == 301
     assert response.headers["location"] == "http://testserver/simple/lev-alice-nmap-python/"
+
+
+def test_a_token_in_the_index_url_as_pip_sends_it(client, alice):
+    publish(client, alice)
+    wheel = f"/api/files/{wheel_filename('lev.alice.tool', '1.0.0')}"
+    index = client.get(f"http://__token__:{alice}@testserver/simple/")
+    assert index.status_code == 200 and "lev.alice.tool" in index.text
+    # Any user name will do: the password is the token.
+    assert client.get(wheel, auth=("alice", alice)).status_code == 200
+    for path in ("/simple/", wheel):
+        refused = client.get(path, auth=("__token__", "lev_not-a-token"))
+        assert refused.status_code == 401, path
+        assert refused.headers["www-authenticate"] == READ_CHALLENGE
+        assert refused.json()["detail"].startswith("invalid API token: log in again")
+
+
+def test_a_web_session_reads_but_does_not_write(client, store, alice):
+    publish(client, alice)
+    secret = sessions.load_secret()
+    client.cookies.set(sessions.COOKIE, sessions.encode(secret, sessions.new_session(None)))
+    assert client.get("/api/packages").status_code == 401  # an anonymous session is no one
+    client.cookies.set(sessions.COOKIE, sessions.encode(secret, sessions.new_session("alice")))
+    listed = client.get("/api/packages")
+    assert listed.status_code == 200 and [p["name"] for p in listed.json()] == ["lev.alice.tool"]
+    assert client.get("/simple/").status_code == 200
+    assert client.get("/openapi.json").status_code == 200
+    # A cookie comes with cross-site requests too: changing anything takes a token.
+    assert client.post("/api/tokens", json={"name": "x"}).status_code == 401
 
 
 def test_public_url_is_used_for_links(store, alice):
@@ -489,4 +593,45 @@ def test_manifest_json_is_stored_as_uploaded(client, alice):
     manifest["exports"][1]["ext"] = {"nested": [1, 2, {"x": None}]}
     response = upload(client, alice, make_wheel(), json.dumps(manifest).encode())
     assert response.status_code == 201
-    assert client.get("/api/packages/lev.alice.tool/1.0.0").json()["manifest"] == manifest
+    version = client.get("/api/packages/lev.alice.tool/1.0.0", headers=auth(alice)).json()
+    assert version["manifest"] == manifest
+
+
+# -- no route is open but a few ------------------------------------------------------------
+
+# What anyone may call: the logins, the health check and the web pages' own files.
+PUBLIC = {("GET", "/login"), ("POST", "/login"), ("POST", "/api/login"), ("GET", "/health"),
+          ("MOUNT", "/static")}
+
+
+def routes_of(router):
+    """``(method, path)`` of each route of an app or router, included routers' too; ``MOUNT``
+    for a mounted app."""
+    for route in iter_route_contexts(router.routes):
+        if isinstance(getattr(route, "original_route", route), Mount):
+            yield "MOUNT", route.path
+        else:
+            yield from ((method, route.path) for method in route.methods)
+
+
+def test_every_route_but_the_public_ones_needs_credentials(store):
+    app = create_app(Settings(db_url=store.url), store=store)
+    routes = set(routes_of(app))
+    pages = set(routes_of(web.router))
+    assert PUBLIC <= routes
+    with TestClient(app) as client:
+        for method, path in sorted(routes - PUBLIC):
+            assert method != "MOUNT", f"{path} is mounted: protect it, or add it to PUBLIC"
+            # Any value will do for a path parameter: credentials are checked first.
+            url = re.sub(r"\{[^}]+\}", "1", path)
+            response = client.request(method, url, follow_redirects=False)
+            where = f"{method} {path}: {response.status_code} {response.text[:200]}"
+            if (method, path) in pages:
+                # A page sends a browser to log in; a form without a session fails its CSRF
+                # check (or sends to log in as well).
+                assert response.status_code in ((303,) if method == "GET" else (303, 403)), where
+                if response.status_code == 303:
+                    assert response.headers["location"] == "/login", where
+            else:
+                assert response.status_code == 401, where
+                assert response.headers["www-authenticate"] == "Bearer", where

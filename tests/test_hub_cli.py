@@ -6,6 +6,7 @@ import io
 import json
 import re
 import select
+import shlex
 import stat
 import sys
 from pathlib import Path
@@ -255,24 +256,39 @@ def test_streamed_upload_is_cut_off_at_the_limit(store):
 # -- lev install -------------------------------------------------------------------------
 
 
-def test_install_adds_the_hub_to_pips_indexes(capsys, monkeypatch, store, hub):
+def test_install_gives_pip_the_hub_with_the_token_in_its_environment(
+        capsys, monkeypatch, store, hub, lev_home):
     add_user(store, "alice")
     login(capsys, monkeypatch, hub, "alice")
+    token = json.loads((lev_home / "credentials.json").read_text())["servers"][hub]["token"]
+    monkeypatch.setenv("PIP_EXTRA_INDEX_URL", "https://mirror.test/simple/")
     calls = []
-    monkeypatch.setattr(_cli_hub.subprocess, "call", lambda argv: calls.append(argv) or 0)
-    code, _, err = lev(capsys, "install", "lev.alice.tool", "lev.alice.other>=1.0")
+    monkeypatch.setattr(_cli_hub.subprocess, "call",
+                        lambda argv, env: calls.append((argv, env)) or 0)
+    code, out, err = lev(capsys, "install", "lev.alice.tool", "lev.alice.other>=1.0")
     assert code == 0, err
-    assert calls == [[sys.executable, "-m", "pip", "install", "--extra-index-url",
-                      f"{hub}/simple/", "lev.alice.tool", "lev.alice.other>=1.0"]]
-    assert f"running {sys.executable} -m pip install --extra-index-url {hub}/simple/" in err
+    [(argv, env)] = calls
+    # The token is in neither the command line (ps shows it) nor what lev prints.
+    assert argv == [sys.executable, "-m", "pip", "install", "lev.alice.tool",
+                    "lev.alice.other>=1.0"]
+    index = f"http://__token__:{token}@{hub.removeprefix('http://')}/simple/"
+    assert env["PIP_EXTRA_INDEX_URL"] == f"https://mirror.test/simple/ {index}"
+    assert out == "" and err == f"running PIP_EXTRA_INDEX_URL={hub}/simple/ {shlex.join(argv)}\n"
 
-    monkeypatch.setattr(_cli_hub.subprocess, "call", lambda argv: 1)
-    code, _, err = lev(capsys, "install", "--server", "http://hub.test:1/", "lev.x.y")
+    monkeypatch.setattr(_cli_hub.subprocess, "call", lambda argv, env: 1)
+    code, _, err = lev(capsys, "install", "--server", hub + "/", "lev.x.y")
     assert code == 1
     lines = err.splitlines()
-    assert lines[0].endswith("--extra-index-url http://hub.test:1/simple/ lev.x.y")
+    assert lines[0].endswith("pip install lev.x.y")
     assert lines[1] == ("lev: error: pip install failed (exit code 1); its messages above "
                         "say why")
+
+
+def test_install_needs_a_login(capsys, monkeypatch):
+    monkeypatch.setattr(_cli_hub.subprocess, "call", lambda argv, env: pytest.fail("pip ran"))
+    code, _, err = lev(capsys, "install", "--server", "http://hub.test:1/", "lev.x.y")
+    assert code == 2 and one_error(err) == (
+        "not logged in to http://hub.test:1: run lev login http://hub.test:1")
 
 
 # -- lev hub load -----------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """End to end against a real ``lev serve`` process on 127.0.0.1: users, login, publish the
-example packages, then pip installs them from ``/simple/`` into fresh virtual environments and
-imports them, and ``lev install`` resolves one package's dependency on another from the hub.
+example packages, then pip installs them from ``/simple/`` (with a token in the index URL)
+into fresh virtual environments and imports them, and ``lev install`` resolves one package's
+dependency on another from the hub.
 
 The fresh environments are made in milliseconds: ``venv --without-pip`` plus a ``.pth`` that
 adds this interpreter's site-packages, so levrt (and pip) are there as installed packages, as
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import sysconfig
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -22,7 +24,7 @@ from helpers_hub import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "lev-hub"
-LEV = [sys.executable, "-m", "levrt._cli"]
+LEV = [sys.executable, "-m", "levrt"]
 PASSWORD = "szczecin-password"
 
 
@@ -42,9 +44,15 @@ def run(argv, env, stdin=None, cwd=None):
     return result.stdout
 
 
-def get_json(url):
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return json.loads(response.read())
+def get(url, token=None):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers),
+                                timeout=10) as response:
+        return response.read()
+
+
+def get_json(url, token=None):
+    return json.loads(get(url, token))
 
 
 @pytest.fixture(scope="module")
@@ -103,16 +111,22 @@ def test_publish_index_pip_install_import_and_lev_install(hub, tmp_path):
     out = run([*LEV, "login", url, "--user", "szczecin", "--password-stdin"], client,
               stdin=PASSWORD + "\n")
     assert out.startswith(f"logged in to {url} as szczecin")
+    credentials = json.loads((tmp_path / "client-home" / "credentials.json").read_text())
+    token = credentials["servers"][url]["token"]
+    # pip sends the credentials of an index URL as HTTP Basic auth, the token as password.
+    index = f"http://__token__:{token}@{url.removeprefix('http://')}/simple/"
 
     out = run([*LEV, "publish", EXAMPLES / "szczecin.nmap_python"], client)
     assert out == (f"published lev.szczecin.nmap_python@1.0.0: {url}/api/packages/"
                    "lev.szczecin.nmap_python/1.0.0\n")
-    with urllib.request.urlopen(f"{url}/simple/", timeout=10) as response:
-        assert 'href="lev-szczecin-nmap-python/"' in response.read().decode()
+    assert 'href="lev-szczecin-nmap-python/"' in get(f"{url}/simple/", token).decode()
+    with pytest.raises(urllib.error.HTTPError) as anonymous:
+        get(f"{url}/simple/")
+    assert anonymous.value.code == 401
 
     # pip from the index alone, into a fresh environment; then import it there.
     python, purelib = fresh_venv(tmp_path / "venv1")
-    run([python, "-m", "pip", "install", "--no-deps", "--index-url", f"{url}/simple/",
+    run([python, "-m", "pip", "install", "--no-deps", "--index-url", index,
          "lev.szczecin.nmap_python"], client)
     assert installed(purelib) == ["lev_szczecin_nmap_python-1.0.0.dist-info"]
     probe = ("import json, lev.szczecin.nmap_python as m; "
@@ -120,13 +134,13 @@ def test_publish_index_pip_install_import_and_lev_install(hub, tmp_path):
     # cwd is the test folder, so the examples checkout cannot be what gets imported.
     seen = json.loads(run([python, "-c", probe], client, cwd=tmp_path))
     assert Path(seen["file"]).is_relative_to(purelib)
-    manifest = get_json(f"{url}/api/packages/lev.szczecin.nmap_python/1.0.0")["manifest"]
+    manifest = get_json(f"{url}/api/packages/lev.szczecin.nmap_python/1.0.0", token)["manifest"]
     assert [(e["kind"], e["name"]) for e in seen["lev"]["exports"]] == [
         (e["kind"], e["name"]) for e in manifest["exports"]]
     assert [e["name"] for e in manifest["exports"]] == [
         "nmap_python", "alive_nmap_python", "port_os_nmap_python", "server_port"]
     # lev check of the installed package, by its import name.
-    report = json.loads(run([python, "-m", "levrt._cli", "check", "--json",
+    report = json.loads(run([python, "-m", "levrt", "check", "--json",
                              "lev.szczecin.nmap_python"], client, cwd=tmp_path))
     assert [p for p in report["problems"] if p["level"] == "error"] == []
     assert report["manifest"]["version"] == "1.0.0"
@@ -134,18 +148,21 @@ def test_publish_index_pip_install_import_and_lev_install(hub, tmp_path):
         e["name"] for e in manifest["exports"]]
     # And run its workflow from the installed package (nmap scans only 127.0.0.1).
     if shutil.which("nmap"):
-        bundle = json.loads(run([python, "-m", "levrt._cli", "run",
+        bundle = json.loads(run([python, "-m", "levrt", "run",
                                  "lev.szczecin.nmap_python.asset:alive_nmap_python",
                                  "--ip", "127.0.0.1", "--json", "-q"], client, cwd=tmp_path))
         assert bundle["job"]["status"] == "done" and bundle["result"] == ["127.0.0.1"]
 
     # lan_audit depends on nmap_python: lev install resolves that from the hub, while the
-    # levrt requirement is met by the levrt already there (nothing comes from elsewhere).
+    # levrt requirement is met by the levrt already there. Nothing comes from elsewhere: the
+    # main index is an empty folder, so the hub is reached only as lev install adds it, with
+    # the token of lev login.
     out = run([*LEV, "publish", EXAMPLES / "szczecin.lan_audit"], client)
     assert out.startswith("published lev.szczecin.lan_audit@1.0.0")
     python, purelib = fresh_venv(tmp_path / "venv2")
-    run([python, "-m", "levrt._cli", "install", "lev.szczecin.lan_audit"],
-        {**client, "PIP_INDEX_URL": f"{url}/simple/"})
+    (tmp_path / "empty-index").mkdir()
+    run([python, "-m", "levrt", "install", "lev.szczecin.lan_audit"],
+        {**client, "PIP_INDEX_URL": (tmp_path / "empty-index").as_uri()})
     assert installed(purelib) == ["lev_szczecin_lan_audit-1.0.0.dist-info",
                                   "lev_szczecin_nmap_python-1.0.0.dist-info"]
     probe = ("import json, lev.szczecin.lan_audit as m; "
@@ -156,7 +173,7 @@ def test_publish_index_pip_install_import_and_lev_install(hub, tmp_path):
     # nmap_python can only be the copy installed from the hub.
     alone = tmp_path / "szczecin.lan_audit"
     shutil.copytree(EXAMPLES / "szczecin.lan_audit", alone)
-    report = json.loads(run([python, "-m", "levrt._cli", "check", "--json", alone], client,
+    report = json.loads(run([python, "-m", "levrt", "check", "--json", alone], client,
                             cwd=tmp_path))
     assert [e["name"] for e in report["manifest"]["exports"]] == ["open_services", "quick_check"]
     assert not [p for p in report["problems"] if p["level"] == "error"]

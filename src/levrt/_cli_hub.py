@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -90,13 +91,17 @@ def _hub_url(url: str) -> str:
     return url
 
 
-def _chosen_hub(server: str | None) -> tuple[str, dict[str, Any] | None]:
-    """The hub URL (``--server`` or the last one logged in to) and its credentials."""
+def _chosen_hub(server: str | None) -> tuple[str, str]:
+    """The hub URL (``--server`` or the last one logged in to) and the token kept for it."""
     credentials = _load_credentials()
     url = _hub_url(server) if server else credentials.get("default")
     if not url:
         raise CliError("no hub given: pass --server URL, or log in first with lev login URL")
-    return url, credentials["servers"].get(url)
+    login = credentials["servers"].get(url)
+    if login is None:
+        raise CliError(f"not logged in to {url}: run lev login {url}")
+    token: str = login["token"]
+    return url, token
 
 
 # -- HTTP ------------------------------------------------------------------------------------
@@ -108,6 +113,15 @@ class HubRefused(Exception):
     def __init__(self, status: int, detail: str) -> None:
         super().__init__(detail)
         self.status = status
+
+
+def _one_line(detail: Any) -> str:
+    """A refusal's ``detail`` on one line: a validation error's fields as ``where: why``."""
+    if isinstance(detail, list) and all(isinstance(item, dict) for item in detail):
+        return "; ".join(
+            f"{'.'.join(str(part) for part in item.get('loc', [])[1:]) or 'request'}: "
+            f"{item.get('msg', '')}" for item in detail)
+    return str(detail)
 
 
 def _request(url: str, *, token: str | None = None, data: bytes | None = None,
@@ -128,7 +142,7 @@ def _request(url: str, *, token: str | None = None, data: bytes | None = None,
             detail = json.loads(body)["detail"]
         except (ValueError, KeyError, TypeError):
             detail = body.decode("utf-8", "replace").strip()[:200] or exc.reason
-        raise HubRefused(exc.code, str(detail)) from None
+        raise HubRefused(exc.code, _one_line(detail)) from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise CliError(f"cannot reach the hub at {url}: {reason}", EXIT_FAILED) from None
@@ -233,9 +247,7 @@ def _cmd_login(args: argparse.Namespace, extras: list[str]) -> int:
 def _cmd_publish(args: argparse.Namespace, extras: list[str]) -> int:
     from .packages import PackageError, build_wheel, package_manifest, read_package
 
-    url, login = _chosen_hub(args.server)
-    if login is None:
-        raise CliError(f"not logged in to {url}: run lev login {url}")
+    url, token = _chosen_hub(args.server)
     folder = Path(args.dir)
     try:
         info = read_package(folder)
@@ -249,7 +261,7 @@ def _cmd_publish(args: argparse.Namespace, extras: list[str]) -> int:
     except PackageError as exc:
         raise CliError(str(exc), EXIT_FAILED) from None
     try:
-        answer = _request(f"{url}/api/packages/upload", token=login["token"], data=body,
+        answer = _request(f"{url}/api/packages/upload", token=token, data=body,
                           content_type=content_type)
     except HubRefused as exc:
         raise CliError(f"{url} refused {info.name} {info.version}: {exc}", EXIT_FAILED) from None
@@ -257,15 +269,28 @@ def _cmd_publish(args: argparse.Namespace, extras: list[str]) -> int:
     return EXIT_OK
 
 
+def _with_token(url: str, token: str) -> str:
+    """``url`` with ``__token__:token@`` in it: pip sends that as HTTP Basic auth, which the
+    hub takes as a token (as PyPI does)."""
+    parts = urllib.parse.urlsplit(url)
+    netloc = f"__token__:{urllib.parse.quote(token, safe='')}@{parts.netloc}"
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
 def _cmd_install(args: argparse.Namespace, extras: list[str]) -> int:
-    url, _login = _chosen_hub(args.server)
-    # --extra-index-url adds the hub to the indexes pip is configured with (PyPI or a mirror,
-    # and any extra ones) rather than replacing them. Requirements already met, levrt itself
-    # included, are left as they are: pip installs only what is missing.
-    command = [sys.executable, "-m", "pip", "install", "--extra-index-url", f"{url}/simple/",
-               *args.specs]
-    print(f"running {shlex.join(command)}", file=sys.stderr, flush=True)
-    code = subprocess.call(command)
+    url, token = _chosen_hub(args.server)
+    index = f"{url}/simple/"
+    # The hub is an extra index: pip keeps its main one (PyPI or a mirror), and requirements
+    # already met, levrt itself included, are left as they are. The URL carries the token, so
+    # it goes to pip in the environment, which other users cannot read (ps shows argv). The
+    # variable overrides an extra-index-url of pip's config files; one already in the
+    # environment is kept.
+    extra = " ".join(filter(None, [os.environ.get("PIP_EXTRA_INDEX_URL"),
+                                   _with_token(index, token)]))
+    command = [sys.executable, "-m", "pip", "install", *args.specs]
+    print(f"running PIP_EXTRA_INDEX_URL={index} {shlex.join(command)}", file=sys.stderr,
+          flush=True)
+    code = subprocess.call(command, env={**os.environ, "PIP_EXTRA_INDEX_URL": extra})
     if code != 0:
         raise CliError(f"pip install failed (exit code {code}); its messages above say why",
                        EXIT_FAILED)
@@ -420,7 +445,8 @@ def register(commands: Any) -> None:
     install = commands.add_parser(
         "install", help="pip install hub packages into this Python",
         description="Run pip install in lev's own Python with the hub's /simple/ index added "
-        "to pip's configured ones, so a package's dependencies on other hub packages resolve.")
+        "to pip's configured ones, so a package's dependencies on other hub packages resolve. "
+        "pip gets the token of lev login through PIP_EXTRA_INDEX_URL.")
     install.add_argument("specs", nargs="+", metavar="SPEC",
                          help="a requirement, e.g. lev.szczecin.nmap_python or 'lev.a.b>=1.0'")
     install.add_argument("--server", metavar="URL", help="the hub (default: the last lev login)")

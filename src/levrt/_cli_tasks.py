@@ -29,10 +29,7 @@ class _Server:
     """A server and the caller's token for it."""
 
     def __init__(self, server: str | None) -> None:
-        self.url, login = _chosen_hub(server)
-        if login is None:
-            raise CliError(f"not logged in to {self.url}: run lev login {self.url}")
-        self.token: str = login["token"]
+        self.url, self.token = _chosen_hub(server)
 
     def call(self, path: str, body: dict[str, Any] | None = None) -> Any:
         """The JSON answer of a GET (a POST with ``body``) to ``path``; a refusal ends the

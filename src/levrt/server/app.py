@@ -5,6 +5,9 @@ Routers: :mod:`~levrt.server.hub` (the JSON API under ``/api/``),
 the app's :class:`~levrt.server.runner.TaskRunner`, ``app.state.runner``) and
 :mod:`~levrt.server.web` (the web pages, with their files under ``/static``).
 The app holds one :class:`~levrt.store.Store` (``app.state.store``), the runtime's by default.
+
+Every route but the logins (``/login``, ``/api/login``), ``/health`` and ``/static`` needs an
+API token or a session (see :mod:`~levrt.server.auth`): the API documentation too.
 """
 
 from __future__ import annotations
@@ -13,15 +16,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from levrt import __version__
 from levrt.server import hub, simple, tasks, web
-from levrt.server.auth import StoreDep
+from levrt.server.auth import StoreDep, current_reader
 from levrt.server.runner import TaskRunner
+from levrt.server.sessions import CsrfRefused
 from levrt.server.settings import Settings
 from levrt.server.upload import UploadRefused
 from levrt.store import HubConflictError, HubPermissionError, Store
@@ -40,6 +45,28 @@ async def _refused(request: Request, exc: UploadRefused) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=exc.status)
 
 
+def _add_docs(app: FastAPI) -> None:
+    """``/openapi.json`` and its ``/docs`` and ``/redoc`` pages, as FastAPI makes them, but for
+    readers only (FastAPI's own are public). A browser logged in to the web pages sends its
+    cookie with the pages' fetch of the schema."""
+    schema_url = "/openapi.json"
+    readers = APIRouter(include_in_schema=False, dependencies=[Depends(current_reader)])
+
+    @readers.get(schema_url)
+    async def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @readers.get("/docs")
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=schema_url, title=f"{app.title} - Swagger UI")
+
+    @readers.get("/redoc")
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(openapi_url=schema_url, title=f"{app.title} - ReDoc")
+
+    app.include_router(readers)
+
+
 def create_app(settings: Settings | None = None, *, store: Store | None = None) -> FastAPI:
     """The server's app. It opens the store at ``settings.db_url`` (and closes it on
     shutdown) unless given an open ``store``, which stays the caller's to close."""
@@ -50,6 +77,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await runner.start()  # tasks queued when the server last stopped
         yield
         # Tasks are subprocesses of the server: none may outlive it, nor its store.
         await runner.stop()
@@ -60,8 +88,14 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         title="levrt platform",
         version=__version__,
         description="The hub of levrt packages: users and tokens, uploads, packages and "
-        "their versions, and a PEP 503 index at /simple/.",
+        "their versions, and a PEP 503 index at /simple/. Every route but /api/login and "
+        "/health needs an API token as a Bearer token; the reading ones also take it as the "
+        "password of HTTP Basic auth (what pip sends for http://__token__:TOKEN@host/simple/), "
+        "or the web pages' session cookie.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
     app.state.settings = settings
     app.state.store = app_store
@@ -69,11 +103,14 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.add_exception_handler(UploadRefused, _refused)
     app.add_exception_handler(HubPermissionError, _error(403))
     app.add_exception_handler(HubConflictError, _error(409))
+    app.add_exception_handler(CsrfRefused, web.csrf_refused)
     app.include_router(hub.router)
+    app.include_router(hub.reader)
     app.include_router(simple.router)
     app.include_router(tasks.router)
     app.include_router(web.router)
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
+    _add_docs(app)
 
     @app.get("/health", tags=["server"])
     async def health(store: StoreDep) -> dict[str, Any]:

@@ -1,21 +1,65 @@
-"""Who is asking: the store of the app and the user behind a Bearer API token (or, for the
-few reading routes the web pages call, their session cookie)."""
+"""Who is asking: the store of the app and the user behind an API token (or, for the
+routes that only read, their web session cookie).
+
+A token comes as ``Authorization: Bearer <token>``. Reading also takes it as the password of
+HTTP Basic auth under any user name (``__token__`` by convention, as on PyPI): that is how
+pip sends the credentials of an index URL such as ``http://__token__:<token>@host/simple/``.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import (
+    HTTPAuthorizationCredentials,
+    HTTPBasic,
+    HTTPBasicCredentials,
+    HTTPBearer,
+)
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import HTTPConnection
 
 from levrt.server.sessions import session_user
 from levrt.store import Store, TokenRevokedError
+
+_REALM = "levrt"
+_GET_ONE = "get one with lev login URL or on the web page /settings"
+_SEND_BEARER = "send 'Authorization: Bearer <token>'"
+_SEND_EITHER = (
+    f"{_SEND_BEARER}, or the token as the password of HTTP Basic auth (pip: "
+    "http://__token__:<token>@host/simple/)"
+)
+# Bearer only, even where Basic is taken: pip sends its index URL's credentials without
+# being asked, and a Basic challenge would make browsers pop up a login box over the pages'
+# scripts (the live log) once a session expires.
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
+class _TokenAsPassword(HTTPBasic):
+    """HTTP Basic auth carrying a token as its password, refused in our words: FastAPI's own
+    "Invalid authentication credentials" for a garbled header does not say what to send."""
+
+    async def __call__(self, request: HTTPConnection) -> HTTPBasicCredentials | None:
+        try:
+            return await super().__call__(request)
+        except HTTPException:
+            raise HTTPException(
+                401, f"unreadable HTTP Basic credentials: {_SEND_EITHER}; {_GET_ONE}",
+                headers=_CHALLENGE,
+            ) from None
+
 
 # auto_error=False: a missing token gets our own message (how to get one), not FastAPI's.
 _bearer = HTTPBearer(
     auto_error=False, description="An API token: lev login URL, or POST /api/tokens"
 )
+_basic = _TokenAsPassword(
+    auto_error=False, realm=_REALM, scheme_name="HTTPBasic",
+    description="For reading only: an API token as the password, under any user name "
+    "(__token__ by convention), as pip sends it for http://__token__:<token>@host/simple/",
+)
+_BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
 def get_store(request: Request) -> Store:
@@ -26,28 +70,29 @@ def get_store(request: Request) -> Store:
 StoreDep = Annotated[Store, Depends(get_store)]
 
 
-def _unauthorized(message: str) -> HTTPException:
-    return HTTPException(401, message, headers={"WWW-Authenticate": "Bearer"})
-
-
-async def current_user(
-    store: StoreDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+async def _resolve(
+    store: Store, token: str | None, send: str, challenge: dict[str, str]
 ) -> dict[str, Any]:
-    """The user of the request's API token, with ``token_id`` and ``token_name``; 401 when the
-    token is missing, unknown or revoked."""
-    if credentials is None:
-        raise _unauthorized(
-            "missing API token: send 'Authorization: Bearer <token>' (lev login URL stores one "
-            "for the lev command)"
-        )
+    """The user of ``token``; 401 when it is missing (``send`` says what to send), unknown or
+    revoked."""
+    if token is None:
+        raise HTTPException(401, f"missing API token: {send}; {_GET_ONE}", headers=challenge)
     try:
-        user = await run_in_threadpool(store.resolve_token, credentials.credentials)
+        user = await run_in_threadpool(store.resolve_token, token)
     except TokenRevokedError as exc:
-        raise _unauthorized(str(exc)) from None
+        raise HTTPException(401, str(exc), headers=challenge) from None
     if user is None:
-        raise _unauthorized("invalid API token: log in again with lev login URL")
+        raise HTTPException(401, "invalid API token: log in again with lev login URL, or make "
+                            "a new token on the web page /settings", headers=challenge)
     return user
+
+
+async def current_user(store: StoreDep, bearer: _BearerDep) -> dict[str, Any]:
+    """The user of the request's Bearer token, with ``token_id`` and ``token_name``; 401 when
+    the token is missing, unknown or revoked. Not Basic auth: a browser sends what was typed
+    in its login box with other sites' requests too, as it does cookies."""
+    token = None if bearer is None else bearer.credentials
+    return await _resolve(store, token, _SEND_BEARER, _CHALLENGE)
 
 
 CurrentUser = Annotated[dict[str, Any], Depends(current_user)]
@@ -56,17 +101,24 @@ CurrentUser = Annotated[dict[str, Any], Depends(current_user)]
 async def current_reader(
     request: Request,
     store: StoreDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    bearer: _BearerDep,
+    basic: Annotated[HTTPBasicCredentials | None, Depends(_basic)],
 ) -> dict[str, Any]:
-    """As :func:`current_user`, but without a token the web pages' session cookie will do.
-    Only for GET routes: a cookie comes with cross-site requests too, so a route that changes
-    anything needs a token (or, on a page, a CSRF-checked form)."""
-    if credentials is None:
+    """As :func:`current_user`, but the token may come by Basic auth too and, without one,
+    the web pages' session cookie will do. Only for GET routes: a cookie (and Basic auth a
+    browser keeps) comes with cross-site requests too, so a route that changes anything needs
+    a Bearer token (or, on a page, a CSRF-checked form)."""
+    if bearer is not None:
+        token: str | None = bearer.credentials
+    elif basic is not None:
+        token = basic.password
+    else:
         user = await session_user(request)
         if user is not None:
             return user
-    return await current_user(store, credentials)
+        token = None
+    return await _resolve(store, token, _SEND_EITHER, _CHALLENGE)
 
 
 CurrentReader = Annotated[dict[str, Any], Depends(current_reader)]
-"""A user by API token or, for the web pages' live parts, by session cookie (GET only)."""
+"""A user by API token (Bearer or Basic) or by the web pages' session cookie (GET only)."""

@@ -1,7 +1,8 @@
 """The hub's JSON API under ``/api/``: login and tokens, upload, packages, versions, files.
 
-Routes stay thin: the store does the work, :mod:`levrt.server.upload` checks uploads. Reading
-is public (as ``/simple/`` must be for pip); changing anything needs an API token.
+Routes stay thin: the store does the work, :mod:`levrt.server.upload` checks uploads. Only
+login is public: reading (:data:`reader`) takes a token or the web session cookie, the other
+routes a Bearer token (see :mod:`levrt.server.auth`).
 """
 
 from __future__ import annotations
@@ -9,10 +10,10 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from levrt.server.auth import CurrentUser, StoreDep
+from levrt.server.auth import CurrentUser, StoreDep, current_reader
 from levrt.server.schemas import (
     FileEntry,
     LoginOut,
@@ -30,9 +31,12 @@ from levrt.server.settings import Settings
 from levrt.server.upload import check_upload, read_upload
 
 router = APIRouter(prefix="/api")
+# The routes that only read: pip calls them too (Basic auth), and the web pages' links.
+reader = APIRouter(prefix="/api", dependencies=[Depends(current_reader)])
 
-# Versions never change once published, so their files may be cached for good.
-_IMMUTABLE = "public, max-age=31536000, immutable"
+# Versions never change once published, so their files may be cached for good; but only by
+# the client: a shared cache would hand them to anyone, without their credentials.
+_IMMUTABLE = "private, max-age=31536000, immutable"
 # Package files are the uploader's bytes: never let a browser render them as a page.
 _NOSNIFF = {"X-Content-Type-Options": "nosniff"}
 
@@ -177,7 +181,7 @@ async def upload(request: Request, user: CurrentUser, store: StoreDep) -> dict[s
 # -- reading -------------------------------------------------------------------------------
 
 
-@router.get("/packages", response_model=list[PackageSummary], tags=["packages"])
+@reader.get("/packages", response_model=list[PackageSummary], tags=["packages"])
 def list_packages(
     store: StoreDep,
     q: Annotated[str | None, Query(description="words to find in names and descriptions")] = None,
@@ -189,7 +193,7 @@ def list_packages(
     return store.list_packages(q, kind=kind, owner=owner)
 
 
-@router.get("/packages/{name}", response_model=PackageOut, tags=["packages"])
+@reader.get("/packages/{name}", response_model=PackageOut, tags=["packages"])
 def get_package(name: str, request: Request, store: StoreDep) -> dict[str, Any]:
     """A package (any PEP 503 spelling of its name) and its versions, newest first."""
     package = store.get_package(name)
@@ -198,13 +202,13 @@ def get_package(name: str, request: Request, store: StoreDep) -> dict[str, Any]:
     return {**package, "versions": [_version_out(request, v) for v in package["versions"]]}
 
 
-@router.get("/packages/{name}/{version}", response_model=VersionDetail, tags=["packages"])
+@reader.get("/packages/{name}/{version}", response_model=VersionDetail, tags=["packages"])
 def get_version(name: str, version: str, request: Request, store: StoreDep) -> dict[str, Any]:
     """A version and its manifest (``latest`` for the newest release)."""
     return _version_out(request, _version_or_404(store, name, version))
 
 
-@router.get(
+@reader.get(
     "/packages/{name}/{version}/files", response_model=list[FileEntry], tags=["packages"]
 )
 def list_files(name: str, version: str, store: StoreDep) -> list[dict[str, Any]]:
@@ -214,7 +218,7 @@ def list_files(name: str, version: str, store: StoreDep) -> list[dict[str, Any]]
     return [{**f, "sha256": f["digest"].removeprefix("sha256:")} for f in files]
 
 
-@router.get("/packages/{name}/{version}/files/{path:path}", tags=["packages"])
+@reader.get("/packages/{name}/{version}/files/{path:path}", tags=["packages"])
 def read_file(name: str, version: str, path: str, store: StoreDep) -> Response:
     """One file of a version's wheel: UTF-8 text as text/plain, anything else as bytes."""
     found = _version_or_404(store, name, version)
@@ -229,7 +233,7 @@ def read_file(name: str, version: str, path: str, store: StoreDep) -> Response:
     return Response(content, media_type="text/plain; charset=utf-8", headers=headers)
 
 
-@router.get("/files/{filename}", tags=["packages"])
+@reader.get("/files/{filename}", tags=["packages"])
 def download(filename: str, store: StoreDep) -> Response:
     """A published wheel, as pip downloads it through ``/simple/``."""
     wheel = store.get_wheel(filename)

@@ -1,7 +1,9 @@
 """The PEP 503 simple repository index, so pip installs hub packages.
 
-``pip install --index-url URL/simple/ lev.user.tool`` asks ``/simple/lev-user-tool/`` (the
-PEP 503 normalized name) and downloads the linked wheel, checking its ``#sha256=``.
+``pip install --index-url http://__token__:TOKEN@host/simple/ lev.user.tool`` asks
+``/simple/lev-user-tool/`` (the PEP 503 normalized name) and downloads the linked wheel,
+checking its ``#sha256=``. Like every read, the index needs a token: pip sends the one in the
+URL as HTTP Basic auth, for the wheels too (they are on the same host).
 """
 
 from __future__ import annotations
@@ -9,13 +11,13 @@ from __future__ import annotations
 from html import escape
 from urllib.parse import quote
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from packaging.utils import canonicalize_name
 
-from levrt.server.auth import StoreDep
+from levrt.server.auth import StoreDep, current_reader
 
-router = APIRouter(prefix="/simple", tags=["index"])
+router = APIRouter(prefix="/simple", tags=["index"], dependencies=[Depends(current_reader)])
 
 # PEP 629: the API version of the pages, so pip knows what it reads.
 _HEAD = '<meta name="pypi:repository-version" content="1.0">'
