@@ -147,6 +147,19 @@ def test_cancelling_ten_running_containers_leaves_none(engine):
 
     asyncio.run(main())
     assert ours(engine) == []
+    # No thread is left reading a log stream: Podman can keep one open after the container
+    # has gone, and a blocked reader would hold up the interpreter's exit for good.
+    deadline = time.monotonic() + 10
+    while following := [ident for ident, frame in sys._current_frames().items()
+                        if any(f.f_code.co_name == "_follow" for f in frames_of(frame))]:
+        assert time.monotonic() < deadline, f"{len(following)} threads still follow a log"
+        time.sleep(0.1)
+
+
+def frames_of(frame):
+    while frame is not None:
+        yield frame
+        frame = frame.f_back
 
 
 def test_twenty_concurrent_runs_store_every_document(engine):

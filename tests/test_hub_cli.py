@@ -104,8 +104,11 @@ def test_serve_creates_admin_on_first_start_only(capsys, monkeypatch, store):
     match = re.match(r"created user admin with password (\S+) \(shown this once", out)
     assert match, out
     assert store.verify_password("admin", match.group(1))["is_admin"] is True
+    assert out.splitlines()[1] == ("levrt platform at http://127.0.0.1:9/ (web pages; API docs "
+                                   "at http://127.0.0.1:9/docs)")
     code, out, err = lev(capsys, "serve", "--host", "127.0.0.2")
-    assert code == 0 and out == ""
+    assert code == 0 and out == ("levrt platform at http://127.0.0.2:8765/ (web pages; API "
+                                 "docs at http://127.0.0.2:8765/docs)\n")
     assert started == [{"host": "127.0.0.1", "port": 9, "log_level": "info"},
                        {"host": "127.0.0.2", "port": 8765, "log_level": "info"}]
 

@@ -172,6 +172,18 @@ def test_end_unfinished_job_leaves_a_finished_one_alone(store):
         store.end_unfinished_job(running, "queued", error="")
 
 
+def test_list_jobs_search_in_names_and_targets(store):
+    scan = store.create_job("Nightly scan", target="lev.a.nmap.asset:server_port")
+    other = store.create_job("audit", target="lev.b.web:crawl")
+    odd = store.create_job("100%_done", target=None)
+    assert [j["id"] for j in store.list_jobs(search="NMAP")] == [scan]
+    assert [j["id"] for j in store.list_jobs(search="nightly")] == [scan]
+    assert {j["id"] for j in store.list_jobs(search="a")} == {scan, other}
+    # % and _ are text, not patterns.
+    assert [j["id"] for j in store.list_jobs(search="%_")] == [odd]
+    assert store.list_jobs(search="%") == [store.get_job(odd)]
+
+
 def test_list_jobs_oldest_first(store):
     ids = [store.create_job(f"job{i}", queued=True) for i in range(3)]
     assert [j["id"] for j in store.list_jobs(status="queued", oldest_first=True)] == ids

@@ -135,6 +135,10 @@ def test_submit_runs_the_task_and_keeps_its_results(client, tokens, noop):
     assert [(t["id"], t["status"], t["owner"]) for t in listed] == [
         (answer["id"], "done", "alice")]
     assert client.get("/api/tasks?status=failed", headers=alice).json() == []
+    # q finds text in names and targets, in any case.
+    for q, found in (("GREET", [answer["id"]]), ("noop:hel", [answer["id"]]), ("zz", [])):
+        assert [t["id"] for t in client.get("/api/tasks", params={"q": q},
+                                            headers=alice).json()] == found, q
 
     rows = client.get(f"/api/tasks/{answer['id']}/logs", headers=alice).json()
     assert "saying ahoy" in [row["text"] for row in rows]
@@ -302,6 +306,10 @@ def test_cli_submit_follow_list_show_logs(capsys, hub, noop):
     task_id = out.split()[1]  # "task ID submitted ..."
     code, out, err = lev(capsys, "task", "list")
     assert code == 0 and task_id in out and "done" in out
+    code, out, err = lev(capsys, "task", "list", "--search", "HELLO", "--status", "done")
+    assert code == 0 and task_id in out
+    code, out, err = lev(capsys, "task", "list", "--search", "nothing-like-it")
+    assert code == 0 and "no tasks" in out
     code, out, err = lev(capsys, "task", "show", task_id, "--json")
     assert code == 0 and json.loads(out)["documents"][0]["data"] == {"word": "yo"}
     code, out, err = lev(capsys, "task", "show", task_id)

@@ -267,11 +267,16 @@ def test_a_submitted_task_runs_and_its_page_shows_the_result(client, hub, store)
     assert page.status_code == 200
     assert "&#34;said&#34;: &#34;HOHOHO&#34;" in page.text or '"said": "HOHOHO"' in page.text
     assert "saying ho" in page.text and "Cancel" not in page.text
+    assert '<dt>Package</dt><dd><a href="/packages/lev.alice.hello">lev.alice.hello</a> 1.0' \
+        in page.text
     listed = client.get("/tasks").text
     assert f'href="/tasks/{task_id}"' in listed and "done" in listed
     assert f'href="/tasks/{task_id}"' in client.get("/tasks", params={"status": "done"}).text
     assert f'href="/tasks/{task_id}"' not in client.get("/tasks",
                                                         params={"status": "failed"}).text
+    assert f'href="/tasks/{task_id}"' in client.get("/tasks", params={"q": "HELLO"}).text
+    nothing = client.get("/tasks", params={"q": "no-such-task"}).text
+    assert f'href="/tasks/{task_id}"' not in nothing and "No task matches." in nothing
     # The package page lists the user's runs of it.
     package_page = client.get("/packages/lev.alice.hello").text
     assert "Your runs of it" in package_page and f'href="/tasks/{task_id}"' in package_page

@@ -191,6 +191,8 @@ def _cmd_serve(args: argparse.Namespace, extras: list[str]) -> int:
             else:
                 print(f"created user admin with password {password} (shown this once: keep it; "
                       f"lev login http://{settings.host}:{settings.port} --user admin)", flush=True)
+        url = (settings.public_url or f"http://{settings.host}:{settings.port}").rstrip("/")
+        print(f"levrt platform at {url}/ (web pages; API docs at {url}/docs)", flush=True)
         uvicorn.run(create_app(settings, store=store), host=settings.host, port=settings.port,
                     log_level="info")
     except SystemExit as exc:

@@ -109,8 +109,9 @@ def _cmd_submit(args: argparse.Namespace, extras: list[str]) -> int:
 
 
 def _cmd_list(args: argparse.Namespace, extras: list[str]) -> int:
-    query = urllib.parse.urlencode({"limit": args.limit, **(
-        {"status": args.status} if args.status else {})})
+    filters = {"status": args.status, "q": args.search}
+    query = urllib.parse.urlencode(
+        {"limit": args.limit, **{key: value for key, value in filters.items() if value}})
     tasks = _Server(args.server).call(f"/api/tasks?{query}")
     if args.json:
         print(json.dumps(tasks, indent=2, ensure_ascii=False))
@@ -189,6 +190,8 @@ def register(commands: Any) -> None:
     listing = actions.add_parser("list", help="list your tasks (an admin's: all), newest first")
     listing.add_argument("--status", choices=_STATUSES,
                          help="only tasks with this status")
+    listing.add_argument("--search", metavar="TEXT",
+                         help="only tasks whose name or target holds TEXT (any case)")
     listing.add_argument("--limit", type=int, default=20, metavar="N",
                          help="at most N (default 20)")
     listing.add_argument("--json", action="store_true", help="print the tasks as a JSON list")

@@ -359,6 +359,7 @@ class _Stream:
         self.reader = reader
         self.consumed = 0
         self.done = False
+        self.live: Any = None  # the engine's follow stream, while it is read
         self._lock = threading.Lock()
 
     def feed(self, chunk: bytes) -> None:
@@ -380,10 +381,19 @@ class _Stream:
                 self.reader.feed(rest)
 
     def finish(self) -> None:
-        """No more input: a follow stream still open after this is ignored."""
+        """No more input: a follow stream still open is closed."""
         with self._lock:
             self.done = True
             self.reader.close()
+        self.stop_following()
+
+    def stop_following(self) -> None:
+        """Close the follow stream if it is open, which frees the thread that reads it:
+        Podman may never end one, and a blocked reader would also hold up the interpreter's
+        exit, which joins the pool's threads."""
+        if self.live is not None:
+            with contextlib.suppress(Exception):
+                self.live.close()
 
 
 class DockerHandle(RunHandle):
@@ -422,9 +432,12 @@ class DockerHandle(RunHandle):
 
     def _follow(self, stream: _Stream) -> None:
         try:
-            for chunk in self._container.logs(stream=True, follow=True, **stream.which):
+            stream.live = self._container.logs(stream=True, follow=True, **stream.which)
+            if stream.done:  # finished while the stream was being opened
+                stream.stop_following()
+            for chunk in stream.live:
                 stream.feed(chunk)
-        except Exception:  # noqa: BLE001 - the container went away: the stream just ends
+        except Exception:  # noqa: BLE001 - the container went away or the stream was closed
             pass
 
     def _catch_up(self, stream: _Stream) -> None:
@@ -490,8 +503,10 @@ class DockerHandle(RunHandle):
                 await self._executor.call(self._container.remove, force=True)
             except _docker().errors.APIError:
                 pass  # already gone
-            if self._streams:  # they end with the container
-                await asyncio.wait(self._streams, timeout=10)
+            if self._streams:  # they end with the container, or are ended here
+                await asyncio.wait(self._streams, timeout=STREAM_GRACE)
+                for stream in self._readers:
+                    stream.stop_following()
         for side in self.sidecars:
             await side.kill()
 

@@ -133,11 +133,14 @@ def _checked(store: Store, user: dict[str, Any],
 def list_tasks(
     store: StoreDep, user: CurrentUser,
     status: TaskStatus | None = None,
+    q: Annotated[str | None, Query(max_length=200,
+                                   description="text the name or target holds")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> list[dict[str, Any]]:
     """The caller's tasks (an administrator's: everyone's), newest first."""
     owner = None if user["is_admin"] else user["name"]
-    return [_summary(job) for job in store.list_jobs(limit=limit, status=status, owner=owner)]
+    found = store.list_jobs(limit=limit, status=status, owner=owner, search=q)
+    return [_summary(job) for job in found]
 
 
 @router.get("/{task_id}")

@@ -277,14 +277,15 @@ templates.env.filters["duration"] = _duration
 
 
 @router.get("/tasks", response_class=HTMLResponse)
-async def tasks_page(request: Request, status: str | None = None) -> Response:
+async def tasks_page(request: Request, status: str | None = None,
+                     q: str | None = None) -> Response:
     user = await _user(request)
     status = status if status in _STATUSES else None
     owner = None if user["is_admin"] else user["name"]
     shown = await run_in_threadpool(_store(request).list_jobs, limit=_TASK_LIST_LIMIT,
-                                    status=status, owner=owner)
+                                    status=status, owner=owner, search=(q or "")[:200] or None)
     return _render(request, "tasks.html", user=user, jobs=shown, status=status or "",
-                   statuses=_STATUSES)
+                   q=q or "", statuses=_STATUSES)
 
 
 def _cell(value: Any) -> str:

@@ -408,17 +408,19 @@ class Store(HubMixin):
         limit: int = 50,
         status: str | None = None,
         owner: str | None = None,
-        name: str | None = None,
+        search: str | None = None,
         oldest_first: bool = False,
     ) -> list[dict[str, Any]]:
         """Up to ``limit`` jobs, newest first (or oldest), optionally only those with
-        ``status``, ``owner`` and ``name``."""
+        ``status`` and ``owner`` and whose name or target holds ``search`` (any case)."""
         created = _jobs.c.created_at if oldest_first else _jobs.c.created_at.desc()
         query = select(_jobs).order_by(created, _jobs.c.id).limit(limit)
-        for column, value in ((_jobs.c.status, status), (_jobs.c.owner, owner),
-                              (_jobs.c.name, name)):
+        for column, value in ((_jobs.c.status, status), (_jobs.c.owner, owner)):
             if value is not None:
                 query = query.where(column == value)
+        if search:
+            query = query.where(_jobs.c.name.icontains(search, autoescape=True)
+                                | _jobs.c.target.icontains(search, autoescape=True))
         with self._read() as conn:
             return [_job_dict(row) for row in conn.execute(query)]
 
