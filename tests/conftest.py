@@ -8,4 +8,7 @@ def lev_home(tmp_path, monkeypatch):
     monkeypatch.setenv("LEV_HOME", str(home))
     monkeypatch.delenv("LEV_DB_URL", raising=False)
     monkeypatch.delenv("LEV_EXECUTOR", raising=False)
+    # The server's tasks run their tools as processes, whatever engine answers here: the
+    # tests' tools name images no engine has. A test of the default sets it back.
+    monkeypatch.setenv("LEV_SERVER_EXECUTOR", "process")
     return home

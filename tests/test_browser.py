@@ -30,6 +30,8 @@ from pathlib import Path
 
 import pytest
 
+from levrt.executors.docker import engine_url
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "lev-hub"
 PACKAGES = ("szczecin.nmap_python", "szczecin.alive", "szczecin.lan_audit")
@@ -316,6 +318,8 @@ def test_login_market_package_quick_form_and_a_live_task(server, page):
     # The port's line comes after the listener's late banner, well after the page opened.
     assert any(f"127.0.0.1:{port}/tcp open ssh" in line for line in live), live
     assert page.inner_text("#status") == "done", page.content()
+    # The server's default executor, auto: containers where an engine answers (as in CI).
+    assert page.inner_text("#executor") == ("docker" if engine_url() else "process")
     # The run tree was fetched again while the task ran (its run started or ended), and
     # shows the nmap run, done, with its image.
     assert int(page.evaluate("() => sessionStorage.getItem('levRunTrees') || '0'")) >= 1

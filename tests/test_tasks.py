@@ -5,6 +5,7 @@ when nmap is installed."""
 
 import json
 import shutil
+import socket
 import time
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from helpers_hub import PASSWORD, TestClient, serve_in_thread
 
 from levrt._cli import cli_main
+from levrt.executors.docker import engine_url
 from levrt.server import Settings, create_app
 from levrt.store import Store, default_url
 
@@ -250,6 +252,13 @@ def test_queued_tasks_survive_a_restart(store, tokens, noop, tmp_path, monkeypat
         assert [doc["data"] for doc in bundle["documents"]] == [{"word": "later"}]
 
 
+def test_devices_api_lists_the_local_runner(client, tokens):
+    (device,) = client.get("/api/devices", headers=tokens["bob"]).json()
+    assert device == {"name": socket.gethostname(), "kind": "local runner", "status": "online",
+                      "executor": "process", "running": 0, "queued": 0,
+                      "max_running_tasks": 2}
+
+
 def test_tasks_are_their_owners(client, tokens, noop):
     alice, bob, root = tokens["alice"], tokens["bob"], tokens["root"]
     task_id = submit(client, alice, "lev.alice.noop:hello")["id"]
@@ -333,13 +342,22 @@ def test_cli_errors_are_one_line(capsys, hub, noop):
 
 
 @pytest.mark.skipif(shutil.which("nmap") is None, reason="nmap is not installed")
-def test_the_published_examples_on_loopback(client, tokens, capsys):
+def test_the_published_examples_on_loopback(store, tokens, capsys):
+    """On the server's default executor, auto: in containers where an engine answers (as in
+    CI, with the images of images/), else as processes."""
     assert cli_main(["hub", "load", str(EXAMPLES)]) == 0, capsys.readouterr().err
     alice = tokens["alice"]
+    with TestClient(create_app(Settings(db_url=store.url, executor="auto"),
+                               store=store)) as client:
+        check_examples(client, alice, "docker" if engine_url() else "process")
+
+
+def check_examples(client, alice, executor):
     task_id = submit(client, alice, "lev.szczecin.nmap_python:server_port",
                      {"ip": "127.0.0.1", "ports": "1-100"})["id"]
     job = ended(client, alice, task_id, timeout=120)
     assert job["status"] == "done", job
+    assert job["executor"] == executor
     assert job["target"] == "lev.szczecin.nmap_python.asset:server_port"
     bundle = client.get(f"/api/tasks/{task_id}", headers=alice).json()
     assert [doc["coll"] for doc in bundle["documents"]] and bundle["job"]["owner"] == "alice"

@@ -566,7 +566,7 @@ def test_devices_page_shows_the_local_runner(client, hub, store, napping):
     page = client.get("/devices")
     assert page.status_code == 200 and '<a href="/devices">Devices</a>' in page.text
     assert cells(page, "devices") == [socket.gethostname(), "local runner", "online",
-                                      "0", "0", "2"]
+                                      "process", "0", "0", "2"]
     assert "later" in page.text and "Remote agents" in page.text
     # Two tasks take the two slots (max_running_tasks 2), a third waits.
     ids = []
@@ -575,7 +575,7 @@ def test_devices_page_shows_the_local_runner(client, hub, store, napping):
                              data={"csrf_token": csrf, "p_word": word})
         ids.append(answer.headers["location"].removeprefix("/tasks/"))
     deadline = time.monotonic() + 30
-    while (shown := cells(client.get("/devices"), "devices"))[3:5] != ["2", "1"]:
+    while (shown := cells(client.get("/devices"), "devices"))[4:6] != ["2", "1"]:
         assert time.monotonic() < deadline, shown
         time.sleep(0.1)
     for task_id in reversed(ids):
@@ -584,6 +584,6 @@ def test_devices_page_shows_the_local_runner(client, hub, store, napping):
         assert wait_done(store, task_id)["status"] == "cancelled"
     # lev run records the cancellation a moment before its process has exited.
     deadline = time.monotonic() + 30
-    while (shown := cells(client.get("/devices"), "devices"))[3:5] != ["0", "0"]:
+    while (shown := cells(client.get("/devices"), "devices"))[4:6] != ["0", "0"]:
         assert time.monotonic() < deadline, shown
         time.sleep(0.1)

@@ -4,7 +4,7 @@ A submitted task is a job recorded ``queued`` in the store, so it survives a res
 server: :meth:`TaskRunner.start` takes up every queued job again. It waits for one of
 ``max_running_tasks`` slots, then runs as
 
-    python -m levrt run TARGET --params JSON --job ID --quiet --json
+    python -m levrt run TARGET --params JSON --job ID --executor EXECUTOR --quiet --json
 
 with the server's store (``LEV_DB_URL``) and, for a published package's target, that
 version's files on ``PYTHONPATH`` (:mod:`~levrt.server.published`), because the server never
@@ -151,7 +151,8 @@ class TaskRunner:
 
     async def _execute(self, task: Task) -> None:
         argv = [sys.executable, "-m", "levrt", "run", task.target,
-                "--params", json.dumps(task.params), "--job", task.job_id, "--quiet", "--json"]
+                "--params", json.dumps(task.params), "--job", task.job_id,
+                "--executor", self._settings.executor, "--quiet", "--json"]
         env = {**os.environ, "LEV_DB_URL": self._store.url}
         if task.package:
             path = await run_in_threadpool(published.search_path, self._store, task.package)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -27,6 +29,9 @@ class Settings(BaseSettings):
     max_unpacked_bytes: int = Field(100 * MiB, gt=0)
     # The URL clients reach this server at (behind a proxy); else taken from each request.
     public_url: str | None = None
+    # What runs the tasks' tools: containers when a Docker API answers (as on the original
+    # platform), else processes; "process" or "docker" to decide.
+    executor: Literal["auto", "process", "docker"] = "auto"
     # Each task is a Python process with its tools under it: few at once by default.
     max_running_tasks: int = Field(2, ge=1)
     # Time a cancelled lev run has to record the cancellation and stop its runs.

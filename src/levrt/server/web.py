@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from levrt._cli import _to_json, job_bundle
 from levrt._params import jsonable
 from levrt.annot.cats import Attck
 from levrt.server import published, sessions
+from levrt.server.devices import local_device
 from levrt.server.params import NAMED_KINDS, check_value
 from levrt.server.runner import TaskRunner
 from levrt.server.tasks import find_job
@@ -476,18 +476,10 @@ async def revoke_token(request: Request, token_id: int) -> Response:
 # -- devices -------------------------------------------------------------------------------
 
 
-def _local_device(request: Request) -> dict[str, Any]:
-    """The server's own runner as a device: its tasks of every user, counted."""
-    runner = _runner(request)
-    return {"name": socket.gethostname(), "kind": "local runner", "status": "online",
-            "running": runner.running_count(), "queued": runner.queued_count(),
-            "max_running_tasks": request.app.state.settings.max_running_tasks}
-
-
 @router.get("/devices", response_class=HTMLResponse)
 async def devices_page(request: Request) -> Response:
     user = await _user(request)
-    return _render(request, "devices.html", user=user, devices=[_local_device(request)])
+    return _render(request, "devices.html", user=user, devices=[local_device(request)])
 
 
 # -- new task: the Quick form --------------------------------------------------------------
