@@ -132,9 +132,13 @@ lev_engine_service() {
         if [ -S "$lev_engine_sock" ]; then lev_engine_root rm -f "$lev_engine_sock"; fi
         lev_engine_say "starting podman system service on $lev_engine_sock (log: $lev_engine_log)"
         # setsid + nohup: the service outlives this shell and the test run, so the next run only
-        # has to ping it.
-        lev_engine_root setsid nohup podman system service --time=0 "$lev_engine_host" \
-            >>"$lev_engine_log" 2>&1 </dev/null &
+        # has to ping it. Started from / : its containers' conmon fails ("Failed to get
+        # working directory") once the directory it was started in is deleted, such as the
+        # clone a CI run started it from.
+        # The subshell's own descriptors go to the log first, so that nothing left running
+        # holds this script's output open.
+        (cd / && exec >>"$lev_engine_log" 2>&1 </dev/null &&
+            lev_engine_root setsid nohup podman system service --time=0 "$lev_engine_host" &)
     fi
     for i in $(seq 1 80); do
         if lev_engine_ping; then break; fi

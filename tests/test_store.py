@@ -67,6 +67,7 @@ def test_create_and_get_job(store):
         "name",
         "target",
         "package",
+        "driver",
         "params",
         "executor",
         "owner",
@@ -148,9 +149,10 @@ def test_queued_job_starts_once(store):
     job_id = store.create_job("later", owner="alice", queued=True)
     job = store.get_job(job_id)
     assert job["status"] == "queued" and job["started_at"] is None
-    store.start_job(job_id, executor="process")
+    store.start_job(job_id, executor="process", driver="host:42")
     job = store.get_job(job_id)
     assert job["status"] == "running" and job["executor"] == "process"
+    assert job["driver"] == "host:42"
     assert job["started_at"] >= job["created_at"]
     with pytest.raises(ValueError, match=f"job {job_id} is running, not queued"):
         store.start_job(job_id, executor="docker")

@@ -4,8 +4,11 @@ publishes the examples and runs ``server_port`` and lan_audit's ``quick_check`` 
 when nmap is installed."""
 
 import json
+import os
 import shutil
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -259,6 +262,22 @@ def test_devices_api_lists_the_local_runner(client, tokens):
                       "max_running_tasks": 2}
 
 
+def test_a_start_settles_jobs_whose_process_is_gone(store, tokens):
+    ended_pid = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    here = socket.gethostname()
+    orphan = store.create_job("orphan", owner="alice", driver=f"{here}:{ended_pid}")
+    alive = store.create_job("alive", owner="alice", driver=f"{here}:{os.getpid()}")
+    elsewhere = store.create_job("elsewhere", owner="alice", driver=f"not-{here}:1")
+    unknown = store.create_job("unknown", owner="alice")
+    with TestClient(create_app(Settings(db_url=store.url), store=store)):
+        pass
+    job = store.get_job(orphan)
+    assert job["status"] == "failed" and f"its process ({here}:{ended_pid}) ended" in job["error"]
+    # Nothing here can tell about the others: they stay as they were.
+    assert [store.get_job(i)["status"] for i in (alive, elsewhere, unknown)] == ["running"] * 3
+
+
 def test_tasks_are_their_owners(client, tokens, noop):
     alice, bob, root = tokens["alice"], tokens["bob"], tokens["root"]
     task_id = submit(client, alice, "lev.alice.noop:hello")["id"]
@@ -356,7 +375,7 @@ def check_examples(client, alice, executor):
     task_id = submit(client, alice, "lev.szczecin.nmap_python:server_port",
                      {"ip": "127.0.0.1", "ports": "1-100"})["id"]
     job = ended(client, alice, task_id, timeout=120)
-    assert job["status"] == "done", job
+    assert job["status"] == "done", (job["error"], job)
     assert job["executor"] == executor
     assert job["target"] == "lev.szczecin.nmap_python.asset:server_port"
     bundle = client.get(f"/api/tasks/{task_id}", headers=alice).json()

@@ -18,6 +18,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
+from ._driver import driver_id
+
 if TYPE_CHECKING:
     from ._cr import Task
     from .executors import Executor
@@ -210,9 +212,10 @@ async def arun(coro: Awaitable[Any], db: str | None = None, *, store: Store | No
         if executor is None or isinstance(executor, str):
             executor = executors.create(executor)
         if job_id is None:
-            job_id = store.create_job(name, target=target, params=params, executor=executor.name)
+            job_id = store.create_job(name, target=target, params=params, executor=executor.name,
+                                      driver=driver_id())
         else:
-            store.start_job(job_id, executor=executor.name)
+            store.start_job(job_id, executor=executor.name, driver=driver_id())
     except BaseException:
         _discard(coro)
         if own_store and store is not None:

@@ -14,7 +14,6 @@ import contextlib
 import functools
 import io
 import os
-import socket
 import tarfile
 import threading
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .._config import Settings, load_settings, tomllib
+from .._driver import driver_gone, driver_id
 from ..shim import SHIM_PATH
 from ..shim.entry import dumps
 from .base import (
@@ -78,20 +78,6 @@ def engine_url() -> str | None:
             continue
         return url
     return None
-
-
-def _driver_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _tar(files: dict[str, bytes]) -> bytes:
@@ -218,7 +204,7 @@ class DockerExecutor(Executor):
             "command": command,
             "environment": environment,
             "labels": {f"{LABEL}.managed": "1", f"{LABEL}.job": spec.job_id,
-                       f"{LABEL}.run": str(spec.run_id), f"{LABEL}.driver": _driver_id()},
+                       f"{LABEL}.run": str(spec.run_id), f"{LABEL}.driver": driver_id()},
             "detach": True,
             # An init process as PID 1 passes signals on: a tool as PID 1 would ignore SIGTERM.
             "init": True,
@@ -304,8 +290,7 @@ def reap_leftovers(client: Any) -> int:
 
 
 def _orphan(labels: dict[str, str] | None) -> bool:
-    host, _, pid = (labels or {}).get(f"{LABEL}.driver", "").rpartition(":")
-    return host == socket.gethostname() and pid.isdigit() and not _pid_alive(int(pid))
+    return driver_gone((labels or {}).get(f"{LABEL}.driver"))
 
 
 def _quietly(action: Callable[..., Any], **kwargs: Any) -> None:

@@ -32,6 +32,7 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
+from levrt._driver import driver_gone
 from levrt.store import Store
 from levrt.store._store import UNFINISHED_STATUSES
 
@@ -76,8 +77,9 @@ class TaskRunner:
     # -- what the app and the routes call --------------------------------------------------
 
     async def start(self) -> int:
-        """Take up the store's queued jobs, oldest first (the server has just started);
-        how many."""
+        """Settle the running jobs whose process is gone and take up the store's queued
+        jobs, oldest first (the server has just started); how many were queued."""
+        await run_in_threadpool(self._settle_orphans)
         jobs = await run_in_threadpool(self._store.list_jobs, status="queued",
                                        limit=_REQUEUE_LIMIT, oldest_first=True)
         for job in jobs:
@@ -129,6 +131,15 @@ class TaskRunner:
                 await self.cancel(task.job_id)
         if self._workers:
             await asyncio.wait(self._workers, timeout=self._settings.cancel_grace + 5)
+
+    def _settle_orphans(self) -> None:
+        # A job stays "running" when its process was killed outright (the server killed with
+        # SIGKILL, the machine stopped): only a driver of this host can be seen to be gone.
+        for job in self._store.list_jobs(status="running", limit=_REQUEUE_LIMIT):
+            if driver_gone(job["driver"]):
+                self._store.end_unfinished_job(
+                    job["id"], "failed", error=f"its process ({job['driver']}) ended without "
+                    "finishing it: it was killed, or the machine stopped")
 
     # -- running ---------------------------------------------------------------------------
 

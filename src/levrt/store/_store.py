@@ -124,6 +124,7 @@ def _job_dict(row: Row[Any]) -> dict[str, Any]:
         "params": decode(row.params),
         "executor": row.executor,
         "owner": row.owner,
+        "driver": row.driver,
         "status": row.status,
         "progress": row.progress,
         "error": row.error,
@@ -325,6 +326,7 @@ class Store(HubMixin):
         executor: str | None = None,
         owner: str | None = None,
         package: str | None = None,
+        driver: str | None = None,
         queued: bool = False,
     ) -> str:
         """Record a new job, running (or ``queued``: see :meth:`start_job`), and return its
@@ -341,6 +343,7 @@ class Store(HubMixin):
                     params=encode(params, path="params"),
                     executor=executor,
                     owner=owner,
+                    driver=driver,
                     status="queued" if queued else "running",
                     progress=0.0,
                     error=None,
@@ -351,13 +354,13 @@ class Store(HubMixin):
             )
         return job_id
 
-    def start_job(self, job_id: str, *, executor: str | None) -> None:
-        """Mark a queued job running. Only one caller can: another gets a ValueError, so a
-        queued job never runs twice."""
+    def start_job(self, job_id: str, *, executor: str | None, driver: str | None = None) -> None:
+        """Mark a queued job running (by ``driver``). Only one caller can: another gets a
+        :class:`JobStateError`, so a queued job never runs twice."""
         query = (
             update(_jobs)
             .where(_jobs.c.id == job_id, _jobs.c.status == "queued")
-            .values(status="running", executor=executor, started_at=_now())
+            .values(status="running", executor=executor, driver=driver, started_at=_now())
         )
         with self._write() as conn:
             if conn.execute(query).rowcount == 0:
