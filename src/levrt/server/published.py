@@ -92,8 +92,10 @@ def resolve(store: Store, target: str, version: str | None = None) -> Published 
     None when no hub package has that module; LookupError when one has, but not the entry."""
     module, _, function = target.rpartition(":")
     parts = module.split(".")
-    stored = _stored(store, ".".join(parts[:3]), version) if parts[0] == "lev" else None
-    if stored is None or len(parts) < 3:
+    if len(parts) < 3 or parts[0] != "lev":
+        return None
+    stored = _stored(store, ".".join(parts[:3]), version)
+    if stored is None:
         return None
     if module == stored["package"]:
         # The package's own name: the export of that name, wherever it is defined.

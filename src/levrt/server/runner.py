@@ -169,6 +169,8 @@ class TaskRunner:
             path = await run_in_threadpool(published.search_path, self._store, task.package)
             env["PYTHONPATH"] = os.pathsep.join([*path, env.get("PYTHONPATH", "")]).rstrip(
                 os.pathsep)
+        if self._stopping:  # the server began to stop meanwhile: the job stays queued
+            return
         # The argument list goes to exec as it is: no shell ever sees the user's values.
         # A session of its own: a cancelled task's leftover processes are killed as a group,
         # and a Ctrl-C meant for the server does not reach the task behind the runner's back.
@@ -179,6 +181,8 @@ class TaskRunner:
         )
         task.process = process
         cancelled = task.cancel_requested
+        if self._stopping:  # stop() looked while the process was being started
+            cancelled.set()
         if cancelled.is_set():  # cancelled while the process was being started
             process.send_signal(signal.SIGINT)
         output = asyncio.create_task(process.communicate())
