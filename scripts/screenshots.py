@@ -49,9 +49,10 @@ def main() -> int:
         page.screenshot(path=str(path))
         saved.append(path)
 
-    with tempfile.TemporaryDirectory() as folder, lev_server(Path(folder)) as (url, _), \
+    with tempfile.TemporaryDirectory() as folder, lev_server(Path(folder)) as served, \
             sync_playwright() as p:
         browser = launch(p)
+        url = served.url
         try:
             page = browser.new_page(viewport=VIEWPORT)
             page.set_default_timeout(20_000)

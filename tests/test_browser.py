@@ -26,6 +26,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -119,10 +120,18 @@ def ssh_listener(delay: float = 0.0) -> Iterator[int]:
         server.close()
 
 
+@dataclass
+class Served:
+    url: str
+    env: dict[str, str]  # the server's
+    admin_password: str  # as lev serve printed it
+
+
 @contextlib.contextmanager
-def lev_server(folder: Path) -> Iterator[tuple[str, dict[str, str]]]:
+def lev_server(folder: Path, *, load: bool = False) -> Iterator[Served]:
     """``lev serve`` on a free 127.0.0.1 port in ``folder``/server-home, with the example
-    packages published by the user szczecin; yields (URL, the server's environment)."""
+    packages published: by the user szczecin through the hub's API (``lev publish``), or
+    with ``load`` straight into the store (``lev hub load``), as a new user would."""
     env = clean_env(folder / "server-home")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -133,7 +142,10 @@ def lev_server(folder: Path) -> Iterator[tuple[str, dict[str, str]]]:
                                   cwd=folder)
         try:
             first = server.stdout.readline()
-            assert first.startswith("created user admin with password "), first
+            created = re.match(r"created user admin with password (\S+) ", first)
+            assert created, first
+            assert server.stdout.readline() == (
+                f"levrt platform at {url}/ (web pages; API docs at {url}/docs)\n")
             deadline = time.monotonic() + 20
             while True:
                 try:
@@ -144,13 +156,17 @@ def lev_server(folder: Path) -> Iterator[tuple[str, dict[str, str]]]:
                     if server.poll() is not None or time.monotonic() > deadline:
                         raise RuntimeError(log_path.read_text()) from None
                     time.sleep(0.05)
-            client = clean_env(folder / "client-home")
-            run([*LEV, "user", "add", USER, "--password-stdin"], env, stdin=PASSWORD + "\n")
-            run([*LEV, "login", url, "--user", USER, "--password-stdin"], client,
-                stdin=PASSWORD + "\n")
-            for name in PACKAGES:
-                run([*LEV, "publish", EXAMPLES / name], client)
-            yield url, env
+            if load:
+                run([*LEV, "hub", "load", EXAMPLES], env)
+            else:
+                client = clean_env(folder / "client-home")
+                run([*LEV, "user", "add", USER, "--password-stdin"], env,
+                    stdin=PASSWORD + "\n")
+                run([*LEV, "login", url, "--user", USER, "--password-stdin"], client,
+                    stdin=PASSWORD + "\n")
+                for name in PACKAGES:
+                    run([*LEV, "publish", EXAMPLES / name], client)
+            yield Served(url, env, created.group(1))
         finally:
             server.terminate()
             try:
@@ -227,6 +243,35 @@ def submit_bad_ports(page) -> None:
         page.click("form.quick button[type=submit]")
 
 
+def run_server_port(page, port: int) -> None:
+    """From the Quick form of server_port: run it on 127.0.0.1 and ``port``, on to the task's
+    page; returns once the task has ended and the page has reloaded."""
+    page.fill("#p_ip", "127.0.0.1")
+    page.fill("#p_ports", str(port))
+    with page.expect_navigation():
+        page.click("form.quick button[type=submit]")
+    assert re.search(r"/tasks/[^/]+$", page.url), page.url
+    assert page.inner_text("h1").startswith("Task server_port")
+    # At the end tasklog.js reloads the page: runs and results show.
+    page.wait_for_function(
+        "() => document.getElementById('log').dataset.live === 'no'", timeout=45_000)
+
+
+def check_server_port_results(page, port: int) -> None:
+    """The task page of a finished server_port on 127.0.0.1 and ``port``: done, the
+    listener's port open with its ssh service in the results and in the log."""
+    assert page.inner_text("#status") == "done", page.content()
+    results = page.locator("pre.json code").all_inner_texts()
+    assert json.loads(results[0]) == {"ip": "127.0.0.1", "ports": str(port)}
+    found = [json.loads(text) for text in results[1:]]
+    open_ports = [d for doc in found if isinstance(doc, dict)
+                  for d in doc.get("open_ports", [])]
+    assert {"host": "127.0.0.1", "port": port} in [
+        {"host": d["host"], "port": d["port"]} for d in open_ports], results
+    assert "ssh" in {d["service"] for d in open_ports}
+    assert f"127.0.0.1:{port}/tcp open ssh" in page.inner_text("#log")
+
+
 # ---------------------------------------------------------------- the test
 
 
@@ -241,8 +286,8 @@ def browser_ready():
 
 @pytest.fixture(scope="module")
 def server(browser_ready, tmp_path_factory):
-    with lev_server(tmp_path_factory.mktemp("browser")) as (url, env):
-        yield url
+    with lev_server(tmp_path_factory.mktemp("browser")) as served:
+        yield served.url
 
 
 @pytest.fixture(scope="module")
@@ -303,21 +348,12 @@ def test_login_market_package_quick_form_and_a_live_task(server, page):
     # A real run: 127.0.0.1, the listener's port. The banner comes late enough for the log
     # to grow while the task page is open.
     with ssh_listener(delay=2.0) as port:
-        page.fill("#p_ip", "127.0.0.1")
-        page.fill("#p_ports", str(port))
-        with page.expect_navigation():
-            page.click("form.quick button[type=submit]")
-        assert re.search(r"/tasks/[^/]+$", page.url), page.url
-        assert page.inner_text("h1").startswith("Task server_port")
-        # At the end tasklog.js reloads the page: runs and results show.
-        page.wait_for_function(
-            "() => document.getElementById('log').dataset.live === 'no'", timeout=45_000)
+        run_server_port(page, port)
     live = page.evaluate("() => JSON.parse(sessionStorage.getItem('levLiveLog') || '[]')")
     # tasklog.js appended lines from the event stream while the task ran.
     assert live, "no log line came in live (did the task end before its page opened?)"
     # The port's line comes after the listener's late banner, well after the page opened.
     assert any(f"127.0.0.1:{port}/tcp open ssh" in line for line in live), live
-    assert page.inner_text("#status") == "done", page.content()
     # The server's default executor, auto: containers where an engine answers (as in CI).
     assert page.inner_text("#executor") == ("docker" if engine_url() else "process")
     # The run tree was fetched again while the task ran (its run started or ended), and
@@ -325,16 +361,7 @@ def test_login_market_package_quick_form_and_a_live_task(server, page):
     assert int(page.evaluate("() => sessionStorage.getItem('levRunTrees') || '0'")) >= 1
     run_row = page.locator("#runs tr.run").first
     assert "done" in run_row.inner_text() and "nmap" in run_row.inner_text()
-    results = page.locator("pre.json code").all_inner_texts()
-    found = [json.loads(text) for text in results[1:]]
-    open_ports = [d for doc in found if isinstance(doc, dict)
-                  for d in doc.get("open_ports", [])]
-    assert {"host": "127.0.0.1", "port": port} in [
-        {"host": d["host"], "port": d["port"]} for d in open_ports], results
-    assert "ssh" in {d["service"] for d in open_ports}
-    assert f"127.0.0.1:{port}/tcp open ssh" in page.inner_text("#log")
-    params = json.loads(results[0])
-    assert params == {"ip": "127.0.0.1", "ports": str(port)}
+    check_server_port_results(page, port)
 
     # The tasks list shows it as done.
     page.goto(f"{url}/tasks")
@@ -361,3 +388,15 @@ def test_raw_mode_in_customized_mode(server, page):
     documents = [json.loads(text) for text in results[1:]]
     assert any(doc.get("returncode") == 0 and "Host is up" in doc.get("stdout", "")
                for doc in documents if isinstance(doc, dict)), documents
+
+
+def test_a_new_users_path(browser_ready, page, tmp_path):
+    """As the issue tries it: lev serve, log in with the password it printed, load the
+    examples with one command, run the seed's workflow from the browser against 127.0.0.1,
+    read its results and log. Nothing is installed: the task runs the published files."""
+    with lev_server(tmp_path, load=True) as served, ssh_listener() as port:
+        log_in(page, served.url, "admin", served.admin_password)
+        open_package(page, served.url)
+        open_quick_form(page)
+        run_server_port(page, port)
+        check_server_port_results(page, port)
