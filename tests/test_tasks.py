@@ -26,7 +26,7 @@ NOOP = '''"""Tools that only print and remember a word (two modeless tools)."""
 import os
 import time
 
-from levrt import Cr, annot, ctx, remote
+from levrt import Cr, File, annot, ctx, remote
 
 
 def hello(word: str = "hi") -> Cr:
@@ -47,7 +47,16 @@ def nap(marker: str) -> Cr:
     return Cr("localhost/test:latest", entry=entry())
 
 
-__lev__ = annot.meta([hello, nap])
+
+def lines(wordlist: File) -> Cr:
+    @remote
+    def entry():
+        with open("/in/list") as file:
+            ctx.set(lines=len(file.read().splitlines()))
+    return Cr("localhost/test:latest", files={"/in/list": wordlist}, entry=entry())
+
+
+__lev__ = annot.meta([hello, nap, lines])
 '''
 
 
@@ -184,6 +193,33 @@ def test_params_are_checked_against_the_manifest(client, tokens, noop, store):
     assert errors == {("body", "target"): "lev.alice.noop has no version '9'"}
     assert refused(client, alice, {"target": "--help"})
     assert store.list_jobs() == []  # nothing refused was recorded
+
+
+def test_a_file_parameter_takes_an_uploaded_file(client, tokens, noop, store, monkeypatch):
+    alice = tokens["alice"]
+    answer = client.post("/api/tasks/files", headers=alice,
+                         files={"file": ("list.txt", b"a\nb\nc\n", "text/plain")})
+    assert answer.status_code == 201, answer.text
+    uploaded = answer.json()
+    assert uploaded["name"] == "list.txt" and uploaded["size"] == 6
+    assert uploaded["digest"].startswith("sha256:")
+    job = ended(client, alice, submit(client, alice, "lev.alice.noop:lines",
+                                      {"wordlist": uploaded["digest"]})["id"])
+    assert job["status"] == "done", job
+    bundle = client.get(f"/api/tasks/{job['id']}", headers=alice).json()
+    assert [doc["data"] for doc in bundle["documents"]] == [{"lines": 3}]
+    # A path is not a file of the hub's: the server never reads its own files for a task.
+    errors = refused(client, alice, {"target": "lev.alice.noop:lines",
+                                     "params": {"wordlist": "/etc/passwd"}})
+    assert "expected the digest" in errors[("body", "params", "wordlist")]
+    # No file part; a file over the limit (refused while it streams in).
+    answer = client.post("/api/tasks/files", headers=alice, data={"other": "x"})
+    assert answer.status_code == 422 and "'file'" in answer.text
+    client.app.state.settings = client.app.state.settings.model_copy(
+        update={"max_upload_bytes": 100})
+    answer = client.post("/api/tasks/files", headers=alice,
+                         files={"file": ("big", b"x" * 1000, "text/plain")})
+    assert answer.status_code == 413 and "at most 100 bytes" in answer.json()["detail"]
 
 
 def test_only_an_administrator_runs_what_is_not_published(client, tokens, noop):
@@ -346,6 +382,22 @@ def test_cli_submit_follow_list_show_logs(capsys, hub, noop):
     assert code == 0 and "saying yo" in out
     code, out, err = lev(capsys, "task", "logs", task_id, "--follow")
     assert code == 0 and "saying yo" in out
+
+
+def test_cli_uploads_file_parameters(capsys, hub, noop, tmp_path):
+    listing = tmp_path / "hosts.txt"
+    listing.write_text("127.0.0.1\n127.0.0.2\n")
+    code, out, err = lev(capsys, "task", "submit", "lev.alice.noop:lines", "--file",
+                         f"wordlist={listing}", "--version", "1.0", "--follow")
+    assert code == 0, err
+    task_id = out.split()[1]
+    code, out, err = lev(capsys, "task", "show", task_id, "--json")
+    assert json.loads(out)["documents"][0]["data"] == {"lines": 2}
+    code, out, err = lev(capsys, "task", "submit", "lev.alice.noop:lines", "--file",
+                         f"wordlist={tmp_path / 'missing'}")
+    assert code != 0 and err.startswith("lev: error: --file: cannot read ") and out == ""
+    code, out, err = lev(capsys, "task", "submit", "lev.alice.noop:lines", "--file", "x")
+    assert code != 0 and "expected NAME=PATH" in err
 
 
 def test_cli_errors_are_one_line(capsys, hub, noop):

@@ -509,6 +509,67 @@ def test_task_page_shows_the_tree_of_runs(client, hub, store):
     assert client.get(f"/tasks/{task_id}/runs").status_code == 404
 
 
+# -- File parameters: an upload field --------------------------------------------------------
+
+COUNT = '''
+from levrt import Cr, File, ctx, remote
+
+
+def count(wordlist: File, min_length: int = 1) -> Cr:
+    @remote
+    def entry():
+        with open("/in/words.txt") as file:
+            words = [w for w in file.read().split() if len(w) >= min_length]
+        ctx.set(words=len(words))
+    return Cr("localhost/test:latest", files={"/in/words.txt": wordlist}, entry=entry())
+'''
+
+COUNT_MANIFEST = {
+    "levrt": 1, "package": "lev.alice.count", "version": "1.0", "description": "Counts words",
+    "exports": [{"kind": "tool", "name": "count", "qualname": "lev.alice.count:count",
+                 "desc": "Count words", "params": [
+                     param("wordlist", "File"),
+                     param("min_length", "int", required=False, default=1)]}],
+}
+COUNT_RUN = "/packages/lev.alice.count/run/lev.alice.count:count"
+
+
+@pytest.fixture
+def counter(client, hub):
+    answer = upload(client, hub["alice"], make_wheel(
+        "lev.alice.count", "1.0", members={"lev/alice/count/__init__.py": COUNT.encode()}),
+        COUNT_MANIFEST, package="lev.alice.count", version="1.0")
+    assert answer.status_code == 201, answer.text
+
+
+def test_a_file_parameter_is_an_upload_field(client, hub, store, counter, monkeypatch):
+    csrf = login(client, "alice")
+    page = client.get(COUNT_RUN).text
+    assert 'enctype="multipart/form-data"' in page
+    assert '<input type="file" id="p_wordlist" name="p_wordlist" required>' in page
+    # Left empty: required, beside its field; nothing runs.
+    answer = client.post(COUNT_RUN, data={"csrf_token": csrf, "p_min_length": "1"},
+                         files={"p_wordlist": ("", b"", "application/octet-stream")})
+    assert answer.status_code == 400 and field_error(answer, "wordlist") == "required"
+    words = b"alpha beta gamma delta\nepsilon zeta eta\n"
+    answer = client.post(COUNT_RUN, data={"csrf_token": csrf, "p_min_length": "4"},
+                         files={"p_wordlist": ("../../words.txt", words, "text/plain")})
+    assert answer.status_code == 303, answer.text
+    job = wait_done(store, answer.headers["location"].removeprefix("/tasks/"))
+    assert job["status"] == "done", job
+    digest = job["params"]["wordlist"]
+    assert store.get_file(digest) == words and job["params"]["min_length"] == 4
+    assert [doc["data"] for doc in store.list_documents(job["id"])] == [{"words": 6}]
+
+    # A form over LEV_SERVER_MAX_UPLOAD_BYTES is refused with a page, while it streams in.
+    client.app.state.settings = client.app.state.settings.model_copy(
+        update={"max_upload_bytes": 1000})
+    answer = client.post(COUNT_RUN, data={"csrf_token": csrf},
+                         files={"p_wordlist": ("big.txt", b"x" * 5000, "text/plain")})
+    assert answer.status_code == 413 and "<h1>Form refused</h1>" in answer.text
+    assert "at most 1000 bytes" in answer.text
+
+
 # -- settings: API tokens -----------------------------------------------------------------------
 
 

@@ -13,6 +13,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -20,7 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ._cli import EXIT_FAILED, EXIT_OK, CliError, _json_params, _prefixed, _status
-from ._cli_hub import HTTP_TIMEOUT, HubRefused, _chosen_hub, _request
+from ._cli_hub import HTTP_TIMEOUT, HubRefused, _chosen_hub, _multipart, _request
 
 _STATUSES = ("queued", "running", "done", "failed", "cancelled")
 
@@ -35,9 +36,23 @@ class _Server:
         """The JSON answer of a GET (a POST with ``body``) to ``path``; a refusal ends the
         command with the server's reason."""
         data = None if body is None else json.dumps(body).encode()
+        return self._send(path, data, "application/json" if data is not None else None)
+
+    def upload(self, path: Path) -> str:
+        """Keep the local file ``path`` on the server for a ``File`` parameter; its digest."""
+        try:
+            content = path.read_bytes()
+        except OSError as exc:
+            raise CliError(f"--file: cannot read {path}: {exc.strerror or exc}") from None
+        body, content_type = _multipart([("file", path.name, "application/octet-stream",
+                                          content)])
+        digest: str = self._send("/api/tasks/files", body, content_type)["digest"]
+        return digest
+
+    def _send(self, path: str, data: bytes | None, content_type: str | None) -> Any:
         try:
             return _request(f"{self.url}{path}", token=self.token, data=data,
-                            content_type="application/json" if data is not None else None)
+                            content_type=content_type)
         except HubRefused as exc:
             raise CliError(str(exc), EXIT_FAILED) from None
 
@@ -99,10 +114,20 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_submit(args: argparse.Namespace, extras: list[str]) -> int:
-    body: dict[str, Any] = {"target": args.target, "params": _params(args)}
-    if args.name:
-        body["name"] = args.name
+    params = _params(args)
+    files = {}
+    for item in args.file or []:
+        key, equals, value = item.partition("=")
+        if not equals or not key or not value:
+            raise CliError(f"--file {item!r}: expected NAME=PATH")
+        files[key.replace("-", "_")] = Path(value).expanduser()
+    body: dict[str, Any] = {"target": args.target, "params": params}
+    for key, value in (("name", args.name), ("version", args.version)):
+        if value:
+            body[key] = value
     server = _Server(args.server)
+    # Each file goes up first: the parameter's value is its digest on the server.
+    params.update({name: server.upload(path) for name, path in files.items()})
     answer = server.call("/api/tasks", body)
     print(f"task {answer['id']} submitted ({answer['status']})", flush=True)
     return _follow(server, answer["id"]) if args.follow else EXIT_OK
@@ -174,13 +199,17 @@ def register(commands: Any) -> None:
 
     submit = actions.add_parser(
         "submit", help="launch TARGET on the server",
-        description="Launch TARGET (module:function of a package installed on the server, or "
-        "PACKAGE_DIR:function of a hub package folder there) as a task.")
-    submit.add_argument("target", metavar="TARGET", help="what to run, as for lev run")
+        description="Launch TARGET, a tool mode or workflow published on the server's hub "
+        "(lev.USER.TOOL:FUNCTION or its qualified name), as a task; an administrator may also "
+        "give any target lev run takes there.")
+    submit.add_argument("target", metavar="TARGET", help="what to run")
     submit.add_argument("--param", action="append", metavar="NAME=VALUE",
                         help="a parameter (repeatable; converted by the function's type hints)")
     submit.add_argument("--params", metavar="JSON",
                         help="parameters as a JSON object (--param values win)")
+    submit.add_argument("--file", action="append", metavar="NAME=PATH",
+                        help="a File parameter: the local file PATH, uploaded (repeatable)")
+    submit.add_argument("--version", help="the published version to run (default: the latest)")
     submit.add_argument("--name", metavar="JOBNAME", help="job name (default: the function's)")
     submit.add_argument("--follow", action="store_true",
                         help="print the log until the task ends; fail unless it is done")

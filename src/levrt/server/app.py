@@ -18,7 +18,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
@@ -41,8 +41,12 @@ def _error(status: int) -> Callable[[Request, Exception], Awaitable[JSONResponse
     return handler
 
 
-async def _refused(request: Request, exc: UploadRefused) -> JSONResponse:
-    return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+async def _refused(request: Request, exc: Exception) -> Response:
+    # An upload of the API gets JSON; a web page's form too large for the server, a page.
+    if not request.url.path.startswith("/api/"):
+        return await web.refused_page(request, exc)
+    status = exc.status if isinstance(exc, UploadRefused) else 400
+    return JSONResponse({"detail": str(exc)}, status_code=status)
 
 
 def _add_docs(app: FastAPI) -> None:
@@ -103,7 +107,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.add_exception_handler(UploadRefused, _refused)
     app.add_exception_handler(HubPermissionError, _error(403))
     app.add_exception_handler(HubConflictError, _error(409))
-    app.add_exception_handler(CsrfRefused, web.csrf_refused)
+    app.add_exception_handler(CsrfRefused, web.refused_page)
     app.include_router(hub.router)
     app.include_router(hub.reader)
     app.include_router(simple.router)

@@ -26,7 +26,9 @@ from typing import Any
 
 from fastapi import HTTPException, Request, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 
+from levrt.server.upload import limited_form
 from levrt.store import Store, default_home
 
 COOKIE = "lev_session"
@@ -139,9 +141,10 @@ class CsrfRefused(HTTPException):
                          "the page and send it again")
 
 
-async def check_csrf(request: Request) -> dict[str, Any]:
-    """The posted form, once its CSRF field matches the session's token; 403 otherwise."""
-    form = dict(await request.form())
+async def check_csrf(request: Request) -> FormData:
+    """The posted form, once its CSRF field matches the session's token; 403 otherwise.
+    The body may be ``LEV_SERVER_MAX_UPLOAD_BYTES`` at most (a form can carry files)."""
+    form = await limited_form(request, request.app.state.settings.max_upload_bytes)
     session = read(request)
     token = form.get(CSRF_FIELD)
     if session is None or not isinstance(token, str) or not hmac.compare_digest(

@@ -23,7 +23,7 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 from packaging.version import InvalidVersion, Version
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 
 from levrt.store import split_package_name
@@ -84,6 +84,19 @@ def _limited(receive: Callable[[], Awaitable[Any]], limit: int) -> Callable[[], 
     return limited_receive
 
 
+async def limited_form(request: Request, limit: int, **limits: int) -> FormData:
+    """The request's form, its body at most ``limit`` bytes: a declared length over it is
+    refused before the body is read, otherwise the body is counted as it streams in and
+    refused (413) the moment it passes ``limit``. ``limits`` go to Starlette's parser
+    (``max_files``, ``max_fields``, ``max_part_size``). The body is consumed: use the form
+    returned, not ``request.form()``."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    limited = Request(request.scope, _limited(request.receive, limit))
+    return await limited.form(**limits)
+
+
 async def read_upload(request: Request, limit: int) -> tuple[UploadFile, bytes]:
     """The ``wheel`` file part and the ``manifest`` part (file or text) of a multipart upload.
 
@@ -91,9 +104,6 @@ async def read_upload(request: Request, limit: int) -> tuple[UploadFile, bytes]:
     counted as it streams in and refused the moment it passes ``limit``. File parts spool to
     disk past 1 MiB, so an upload never sits in memory whole while it is parsed.
     """
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith("multipart/form-data"):
         raise UploadRefused(
@@ -101,8 +111,7 @@ async def read_upload(request: Request, limit: int) -> tuple[UploadFile, bytes]:
             f"(JSON), not {content_type or 'no content type'!r}",
             415,
         )
-    limited = Request(request.scope, _limited(request.receive, limit))
-    form = await limited.form(max_files=2, max_fields=2, max_part_size=limit)
+    form = await limited_form(request, limit, max_files=2, max_fields=2, max_part_size=limit)
     wheel = form.get("wheel")
     if not isinstance(wheel, UploadFile):
         await form.close()

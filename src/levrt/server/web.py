@@ -20,6 +20,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData, UploadFile
 
 from levrt._cli import _to_json, job_bundle
 from levrt._params import jsonable
@@ -29,6 +30,7 @@ from levrt.server.devices import local_device
 from levrt.server.params import NAMED_KINDS, check_value
 from levrt.server.runner import TaskRunner
 from levrt.server.tasks import find_job
+from levrt.server.upload import UploadRefused
 from levrt.store import Store
 from levrt.store._store import FINAL_STATUSES
 
@@ -75,12 +77,15 @@ def _not_found(request: Request, user: dict[str, Any], message: str) -> Response
     return _render(request, "error.html", 404, user=user, title="Not found", message=message)
 
 
-async def csrf_refused(request: Request, exc: Exception) -> Response:
-    """The page of a form post refused for its CSRF token (the app's handler of
-    :class:`~levrt.server.sessions.CsrfRefused`)."""
+async def refused_page(request: Request, exc: Exception) -> Response:
+    """The page of a form post refused: its CSRF token (:class:`~levrt.server.sessions.
+    CsrfRefused`) or its size (:class:`~levrt.server.upload.UploadRefused`)."""
     user = await sessions.session_user(request)
-    message = exc.detail if isinstance(exc, HTTPException) else str(exc)
-    return _render(request, "error.html", 403, user=user, title="Form refused",
+    if isinstance(exc, UploadRefused):
+        status, message = exc.status, str(exc)
+    else:
+        status, message = 403, exc.detail if isinstance(exc, HTTPException) else str(exc)
+    return _render(request, "error.html", status, user=user, title="Form refused",
                    message=message)
 
 
@@ -498,8 +503,8 @@ def _base_type(annotation: str | None) -> tuple[str, str]:
 
 def _field(param: dict[str, Any]) -> dict[str, Any]:
     base, item = _base_type(param.get("type"))
-    widget = {"int": "number", "float": "number", "bool": "checkbox",
-              "list": "textarea"}.get(base, "text")
+    widget = {"int": "number", "float": "number", "bool": "checkbox", "list": "textarea",
+              "file": "file", "levrt.file": "file"}.get(base, "text")
     return {**param, "base": base, "item": item, "widget": widget,
             "step": "1" if base == "int" else "any"}
 
@@ -521,9 +526,12 @@ _OMITTED = object()
 
 def _form_value(field: dict[str, Any], raw: Any) -> Any:
     """The parameter's value as the form gives it (a checkbox's bool, a text area's lines,
-    a field's text), or _OMITTED; ValueError ``required`` for a required one left empty."""
+    a field's text, a file's digest once stored), or _OMITTED; ValueError ``required`` for a
+    required one left empty."""
     if field["widget"] == "checkbox":
         return raw is not None
+    if isinstance(raw, UploadFile):  # a file field, kept by _store_files
+        raw = ""
     text = str(raw or "").strip()
     if field["widget"] == "textarea":
         value: Any = [line.strip() for line in text.splitlines() if line.strip()]
@@ -576,6 +584,20 @@ def _form_page(request: Request, user: dict[str, Any], found: published.Publishe
                    argv=argv, argv_error=argv_error)
 
 
+async def _store_files(store: Store, fields: list[dict[str, Any]],
+                       form: FormData) -> dict[str, str]:
+    """The digest of each file the form's file fields carry, kept in the store's files: a
+    ``File`` parameter takes a stored file's digest."""
+    digests = {}
+    for field in fields:
+        upload = form.get(f"p_{field['name']}")
+        if field["widget"] == "file" and isinstance(upload, UploadFile) and upload.filename:
+            content = await upload.read()
+            digests[field["name"]] = await run_in_threadpool(
+                store.put_file, content, name=Path(upload.filename).name)
+    return digests
+
+
 def _fields(entry: dict[str, Any]) -> list[dict[str, Any]]:
     return [_field(p) for p in entry.get("params") or [] if p.get("kind") in NAMED_KINDS]
 
@@ -608,17 +630,16 @@ async def run_submit(request: Request, name: str, export: str) -> Response:
     values: dict[str, Any] = {}
     if form.get("tab") == "customized" and _argv_mode(fields):
         values = {f["name"]: _initial(f) for f in fields}
-        # check_csrf gave the form as a dict; the rows need every value of c_argv (the
-        # request keeps its parsed form, so this reads nothing again).
-        typed = _argv_rows(await request.form())
+        typed = _argv_rows(form)
         try:
             params["argv"] = await run_in_threadpool(_check_argv, fields[0], typed, store)
         except ValueError as exc:
             return _form_page(request, user, found, fields, values, {}, 400,
                               tab="customized", argv=typed, argv_error=str(exc))
         fields = []  # checked: nothing left for the Quick form's loop
+    uploaded = await _store_files(store, fields, form)
     for field in fields:
-        raw = form.get(f"p_{field['name']}")
+        raw = uploaded.get(field["name"], form.get(f"p_{field['name']}"))
         values[field["name"]] = raw is not None if field["widget"] == "checkbox" else raw or ""
         try:
             value = _form_value(field, raw)
