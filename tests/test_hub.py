@@ -125,6 +125,23 @@ def test_login_refusals_look_alike(client, store, user, password):
     assert response.json() == {"detail": "wrong user name or password"}
 
 
+def test_password_guessing_is_braked(client, store):
+    store.create_user("alice", PASSWORD)
+    store.create_user("bob", PASSWORD)
+    for _ in range(5):  # LEV_SERVER_LOGIN_MAX_FAILURES
+        wrong = client.post("/api/login", json={"user": "alice", "password": "guess"})
+        assert wrong.status_code == 401
+    # Even the right password waits now; it is not even checked.
+    held = client.post("/api/login", json={"user": "alice", "password": PASSWORD})
+    assert held.status_code == 429
+    assert held.json()["detail"] == ("too many failed log-ins for this user name: try again "
+                                     "in 15 minutes")
+    assert 890 <= int(held.headers["retry-after"]) <= 900
+    # Another user is not held up by alice's guesser (below the address's own limit).
+    assert client.post("/api/login", json={"user": "bob", "password": PASSWORD}).status_code \
+        == 200
+
+
 def test_passwords_and_tokens_are_stored_hashed(client, store):
     store.create_user("alice", PASSWORD)
     store.create_user("bob", PASSWORD)

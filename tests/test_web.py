@@ -129,6 +129,20 @@ def test_login_and_logout(client, hub):
     assert client.get("/").status_code == 303
 
 
+def test_login_page_brakes_password_guessing(client, hub):
+    for _ in range(5):
+        page = client.get("/login")
+        wrong = client.post("/login", data={"user": "alice", "password": "guess",
+                                            "csrf_token": csrf_of(page)})
+        assert wrong.status_code == 401
+    page = client.get("/login")
+    held = client.post("/login", data={"user": "alice", "password": PASSWORD,
+                                       "csrf_token": csrf_of(page)})
+    assert held.status_code == 429 and "Retry-After" in held.headers
+    assert "too many failed log-ins for this user name: try again in 15 minutes" in held.text
+    assert client.get("/").status_code == 303  # not logged in
+
+
 def test_a_forged_or_tampered_cookie_is_no_session(client, hub):
     login(client, "alice")
     cookie = client.cookies.get(COOKIE)

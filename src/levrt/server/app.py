@@ -28,6 +28,7 @@ from levrt.server.auth import StoreDep, current_reader
 from levrt.server.runner import TaskRunner
 from levrt.server.sessions import CsrfRefused
 from levrt.server.settings import Settings
+from levrt.server.throttle import LoginThrottle
 from levrt.server.upload import UploadRefused
 from levrt.store import HubConflictError, HubPermissionError, Store
 
@@ -104,6 +105,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.state.settings = settings
     app.state.store = app_store
     app.state.runner = runner
+    app.state.throttle = LoginThrottle(settings.login_max_failures, settings.login_window)
     app.add_exception_handler(UploadRefused, _refused)
     app.add_exception_handler(HubPermissionError, _error(403))
     app.add_exception_handler(HubConflictError, _error(409))

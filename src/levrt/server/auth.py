@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
 from levrt.server.sessions import session_user
+from levrt.server.throttle import LoginThrottle
 from levrt.store import Store, TokenRevokedError
 
 _REALM = "levrt"
@@ -60,6 +61,21 @@ _basic = _TokenAsPassword(
     "(__token__ by convention), as pip sends it for http://__token__:<token>@host/simple/",
 )
 _BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+def verify_login(request: Request, store: Store, name: str,
+                 password: str) -> dict[str, Any] | None:
+    """The user whose password this is, or None; :class:`~levrt.server.throttle.
+    LoginThrottled` when the name or the client's address has failed too often lately."""
+    throttle: LoginThrottle = request.app.state.throttle
+    address = request.client.host if request.client else "unknown"
+    throttle.check(name, address)
+    user = store.verify_password(name, password)
+    if user is None:
+        throttle.failed(name, address)
+    else:
+        throttle.succeeded(name)
+    return user
 
 
 def get_store(request: Request) -> Store:

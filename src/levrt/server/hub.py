@@ -13,7 +13,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from levrt.server.auth import CurrentUser, StoreDep, current_reader
+from levrt.server.auth import CurrentUser, StoreDep, current_reader, verify_login
 from levrt.server.schemas import (
     FileEntry,
     LoginOut,
@@ -28,6 +28,7 @@ from levrt.server.schemas import (
     VersionDetail,
 )
 from levrt.server.settings import Settings
+from levrt.server.throttle import LoginThrottled
 from levrt.server.upload import check_upload, read_upload
 
 router = APIRouter(prefix="/api")
@@ -72,10 +73,15 @@ def _version_or_404(store: StoreDep, name: str, version: str) -> dict[str, Any]:
 # -- users and tokens ----------------------------------------------------------------------
 
 
-@router.post("/login", response_model=LoginOut, tags=["auth"])
-def login(body: LoginRequest, store: StoreDep) -> dict[str, Any]:
+@router.post("/login", response_model=LoginOut, tags=["auth"],
+             responses={429: {"description": "too many failed log-ins; see Retry-After"}})
+def login(body: LoginRequest, request: Request, store: StoreDep) -> dict[str, Any]:
     """Trade a user name and password for a new API token (what ``lev login`` does)."""
-    user = store.verify_password(body.user, body.password)
+    try:
+        user = verify_login(request, store, body.user, body.password)
+    except LoginThrottled as exc:
+        raise HTTPException(429, str(exc), headers={"Retry-After": str(exc.retry_after)}) \
+            from None
     if user is None:
         raise HTTPException(401, "wrong user name or password")
     token = store.create_token(user["name"], body.token_name)

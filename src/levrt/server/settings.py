@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     # What runs the tasks' tools: containers when a Docker API answers (as on the original
     # platform), else processes; "process" or "docker" to decide.
     executor: Literal["auto", "process", "docker"] = "auto"
+    # Failed log-ins (web page and API) allowed per user name within the window (four times
+    # as many per client address), before that name or address must wait.
+    login_max_failures: int = Field(5, ge=1)
+    login_window: float = Field(900.0, gt=0)
     # Each task is a Python process with its tools under it: few at once by default.
     max_running_tasks: int = Field(2, ge=1)
     # Time a cancelled lev run has to record the cancellation and stop its runs.

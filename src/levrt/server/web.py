@@ -26,10 +26,12 @@ from levrt._cli import _to_json, job_bundle
 from levrt._params import jsonable
 from levrt.annot.cats import Attck
 from levrt.server import published, sessions
+from levrt.server.auth import verify_login
 from levrt.server.devices import local_device
 from levrt.server.params import NAMED_KINDS, check_value
 from levrt.server.runner import TaskRunner
 from levrt.server.tasks import find_job
+from levrt.server.throttle import LoginThrottled
 from levrt.server.upload import UploadRefused
 from levrt.store import Store
 from levrt.store._store import FINAL_STATUSES
@@ -111,7 +113,12 @@ async def login_page(request: Request) -> Response:
 async def login(request: Request) -> Response:
     form = await sessions.check_csrf(request)
     name, password = str(form.get("user", "")), str(form.get("password", ""))
-    user = await run_in_threadpool(_store(request).verify_password, name, password)
+    try:
+        user = await run_in_threadpool(verify_login, request, _store(request), name, password)
+    except LoginThrottled as exc:
+        response = _render(request, "login.html", 429, user=None, name=name, error=str(exc))
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     if user is None:
         return _render(request, "login.html", 401, user=None, name=name,
                        error="wrong user name or password")
