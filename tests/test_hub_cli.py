@@ -120,6 +120,34 @@ def test_serve_reports_bad_settings(capsys, monkeypatch):
     assert "server setting max_upload_bytes (LEV_SERVER_MAX_UPLOAD_BYTES" in one_error(err)
 
 
+def test_serve_reads_the_server_table_of_config_toml(capsys, monkeypatch, store, lev_home):
+    from levrt._config import load_settings
+    from levrt.server import Settings
+
+    monkeypatch.delenv("LEV_SERVER_EXECUTOR")
+    lev_home.mkdir(parents=True, exist_ok=True)
+    (lev_home / "config.toml").write_text(
+        'executor = "auto"\n\n[server]\nport = 9100\nmax_running_tasks = 3\n'
+        'executor = "docker"\n')
+    settings = Settings()
+    assert (settings.port, settings.max_running_tasks, settings.executor) == (9100, 3,
+                                                                              "docker")
+    assert load_settings().executor == "auto"  # the runtime's own keys, [server] aside
+    monkeypatch.setenv("LEV_SERVER_PORT", "9200")  # the environment wins
+    assert Settings().port == 9200 and Settings(port=9300).port == 9300  # options win more
+    started = []
+    monkeypatch.setattr("uvicorn.run", lambda app, **kw: started.append(kw))
+    assert lev(capsys, "serve")[0] == 0 and started[0]["port"] == 9200
+
+    (lev_home / "config.toml").write_text("[server]\nmax_runing_tasks = 3\n")
+    code, _, err = lev(capsys, "serve")
+    assert code == 2 and "server setting max_runing_tasks" in one_error(err)
+    assert "[server] of " in err and "Extra inputs are not permitted" in err
+    (lev_home / "config.toml").write_text("server = 3\n")
+    code, _, err = lev(capsys, "serve")
+    assert code == 2 and "server must be a table ([server]), not 3" in one_error(err)
+
+
 # -- lev login ---------------------------------------------------------------------------
 
 

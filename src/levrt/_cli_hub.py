@@ -48,7 +48,8 @@ def _server_settings(**overrides: Any) -> Settings:
         error = exc.errors()[0]
         where = ".".join(str(part) for part in error["loc"])
         raise CliError(
-            f"server setting {where} (LEV_SERVER_{where.upper()} or its option): {error['msg']}"
+            f"server setting {where} (LEV_SERVER_{where.upper()}, its option or {where} in "
+            f"[server] of {default_home() / 'config.toml'}): {error['msg']}"
         ) from None
 
 

@@ -11,6 +11,8 @@
 
     [image_aliases]                    # rewrite image references (mirrors, test images)
     "localhost/lev-nmap:latest" = "localhost/lev-nmap:test"
+
+The ``[server]`` table holds the platform server's settings (``levrt.server.settings``).
 """
 
 from __future__ import annotations
@@ -81,16 +83,30 @@ def _coerce(name: str, value: Any, source: str) -> Any:
         raise ConfigError(f"{source}: {name} = {value!r}: {exc}") from None
 
 
+def config_path() -> Path:
+    return _home() / "config.toml"
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """The TOML file at ``path`` as a dict, empty when there is no such file."""
+    try:
+        data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return data
+
+
 def load_settings(path: Path | None = None) -> Settings:
-    path = path or _home() / "config.toml"
+    path = path or config_path()
     values: dict[str, Any] = {}
     known = {f.name for f in fields(Settings)}
     if path.exists():
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"{path}: {exc}") from None
+        data = read_config(path)
         for name, value in data.items():
+            if name == "server" and isinstance(value, dict):
+                continue  # the platform server's own table
             if name not in known:
                 raise ConfigError(f"{path}: unknown setting {name!r}; known: {', '.join(known)}")
             values[name] = _coerce(name, value, str(path))

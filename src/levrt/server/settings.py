@@ -1,21 +1,58 @@
-"""The platform server's settings: one pydantic-settings object, read from ``LEV_SERVER_*``."""
+"""The platform server's settings: one pydantic-settings object, read from ``LEV_SERVER_*``
+environment variables, else from the ``[server]`` table of ``$LEV_HOME/config.toml``::
+
+    [server]
+    host = "0.0.0.0"
+    public_url = "https://hub.example.org"
+    max_running_tasks = 4
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
+from levrt._config import ConfigError, config_path, read_config
 from levrt.store import default_url
 
 MiB = 1024 * 1024
 
 
+class _ServerTable(PydanticBaseSettingsSource):
+    """The ``[server]`` table of ``$LEV_HOME/config.toml`` (the runtime reads the rest)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        # Unused: __call__ returns the whole table at once, as pydantic-settings allows.
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = config_path()
+        table = read_config(path).get("server", {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: server must be a table ([server]), not {table!r}")
+        return table
+
+
 class Settings(BaseSettings):
     """Every field can be set with an environment variable ``LEV_SERVER_<FIELD>``."""
 
-    model_config = SettingsConfigDict(env_prefix="LEV_SERVER_", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="LEV_SERVER_", frozen=True, extra="forbid")
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Arguments, then the environment, then config.toml's [server] table, then defaults.
+        return init_settings, env_settings, _ServerTable(settings_cls)
 
     # The runtime's store by default (LEV_DB_URL, else $LEV_HOME/levrt.db): the hub's tables
     # sit beside the jobs, so the platform shows packages and the tasks run from them together.
