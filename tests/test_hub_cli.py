@@ -148,6 +148,20 @@ def test_serve_reads_the_server_table_of_config_toml(capsys, monkeypatch, store,
     assert code == 2 and "server must be a table ([server]), not 3" in one_error(err)
 
 
+def test_user_grant(capsys, store):
+    add_user(store, "alice")
+    code, out, err = lev(capsys, "user", "grant", "alice", "acme")
+    assert code == 0 and out == "alice can publish lev.acme.*, lev.alice.*\n", err
+    code, out, err = lev(capsys, "user", "grant", "alice", "acme")
+    assert code == 1 and out == ""
+    assert one_error(err).endswith("the namespace lev.acme belongs to 'alice': choose another "
+                                   "name")
+    code, out, err = lev(capsys, "user", "add", "acme")
+    assert code == 1 and "lev.acme belongs to 'alice'" in one_error(err)
+    code, out, err = lev(capsys, "user", "grant", "nobody", "team")
+    assert code == 1 and "no user 'nobody'" in one_error(err)
+
+
 # -- lev login ---------------------------------------------------------------------------
 
 

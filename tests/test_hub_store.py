@@ -145,6 +145,28 @@ def test_publish_refusals(store):
     assert hub_counts(store) == before
 
 
+def test_a_granted_namespace(store):
+    store.create_user("alice", PASSWORD)
+    store.create_user("bob", PASSWORD)
+    store.grant_namespace("acme", "alice")
+    assert store.list_namespaces("alice") == ["acme", "alice"]
+    store.publish_version(**version_args("lev.acme.scan"))  # alice may publish lev.acme.*
+    with pytest.raises(HubPermissionError, match="'bob' can publish lev.bob.*"):
+        store.publish_version(**version_args("lev.acme.other", uploader="bob"))
+    before = hub_counts(store)
+    with pytest.raises(HubConflictError, match="lev.acme belongs to 'alice'"):
+        store.grant_namespace("acme", "bob")
+    with pytest.raises(HubConflictError, match="lev.acme belongs to 'alice': choose another"):
+        store.create_user("acme", PASSWORD)  # a user's namespace is the user's name
+    with pytest.raises(HubConflictError, match="lev.bob belongs to 'bob'"):
+        store.grant_namespace("bob", "alice")
+    with pytest.raises(LookupError, match="no user 'carol'"):
+        store.grant_namespace("tools", "carol")
+    with pytest.raises(ValueError, match="namespace name 'Acme!' is not usable"):
+        store.grant_namespace("Acme!", "alice")
+    assert hub_counts(store) == before
+
+
 def test_publish_is_all_or_nothing(store):
     store.create_user("alice", PASSWORD)
     before = hub_counts(store)

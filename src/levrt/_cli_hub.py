@@ -218,6 +218,18 @@ def _cmd_user_add(args: argparse.Namespace, extras: list[str]) -> int:
     return EXIT_OK
 
 
+def _cmd_user_grant(args: argparse.Namespace, extras: list[str]) -> int:
+    with Store(_server_settings().db_url) as store:
+        try:
+            store.grant_namespace(args.namespace, args.name)
+        except (ValueError, LookupError, HubConflictError) as exc:
+            raise CliError(str(exc), EXIT_FAILED) from None
+        namespaces = store.list_namespaces(args.name)
+    shown = ", ".join(f"lev.{namespace}.*" for namespace in namespaces)
+    print(f"{args.name} can publish {shown}")
+    return EXIT_OK
+
+
 def _cmd_login(args: argparse.Namespace, extras: list[str]) -> int:
     url = _hub_url(args.url)
     interactive = sys.stdin.isatty()
@@ -408,6 +420,14 @@ def register(commands: Any) -> None:
     add.add_argument("--password-stdin", action="store_true",
                      help="read the password from the first line of standard input")
     add.set_defaults(handler=_cmd_user_add)
+    grant = user_commands.add_parser(
+        "grant", help="let a user publish in one more namespace lev.NAMESPACE.*",
+        description="Give user NAME the namespace NAMESPACE (a team's or a project's): they "
+        "may publish lev.NAMESPACE.* from then on, and no one else, nor a new user of that "
+        "name, can.")
+    grant.add_argument("name", metavar="NAME", help="an existing user")
+    grant.add_argument("namespace", metavar="NAMESPACE", help="a namespace no one has yet")
+    grant.set_defaults(handler=_cmd_user_grant)
 
     login = commands.add_parser(
         "login", help="log in to a hub and keep an API token for lev publish",

@@ -241,6 +241,7 @@ class HubMixin:
         with self._write() as conn:
             if conn.execute(select(_users.c.id).where(_users.c.name == name)).first():
                 raise HubConflictError(f"user {name!r} already exists")
+            self._check_namespace_free(conn, name)
             user_id = conn.execute(
                 insert(_users).values(
                     name=name, password_hash=password_hash, is_admin=is_admin, created_at=created
@@ -363,6 +364,28 @@ class HubMixin:
         return True
 
     # -- namespaces --------------------------------------------------------------------
+
+    def _check_namespace_free(self, conn: Connection, name: str) -> None:
+        owner = conn.execute(
+            select(_users.c.name)
+            .join(_namespaces, _namespaces.c.owner_id == _users.c.id)
+            .where(_namespaces.c.name == name)
+        ).scalar()
+        if owner is not None:
+            raise HubConflictError(f"the namespace lev.{name} belongs to {owner!r}: choose "
+                                   "another name")
+
+    def grant_namespace(self, name: str, owner: str) -> None:
+        """Let ``owner`` publish ``lev.<name>.*`` too (a team's or a project's namespace).
+        The name is then no one else's, nor a new user's."""
+        check_name(name, "namespace name")
+        with self._write() as conn:
+            owner_id = conn.execute(select(_users.c.id).where(_users.c.name == owner)).scalar()
+            if owner_id is None:
+                raise LookupError(f"no user {owner!r}")
+            self._check_namespace_free(conn, name)
+            conn.execute(insert(_namespaces).values(name=name, owner_id=owner_id,
+                                                    created_at=now()))
 
     def list_namespaces(self, owner: str) -> list[str]:
         """The namespaces ``owner`` may publish in."""
