@@ -1,5 +1,7 @@
 import pytest
 
+from levrt.store import Store, default_url
+
 
 @pytest.fixture(autouse=True)
 def lev_home(tmp_path, monkeypatch):
@@ -12,3 +14,11 @@ def lev_home(tmp_path, monkeypatch):
     # tests' tools name images no engine has. A test of the default sets it back.
     monkeypatch.setenv("LEV_SERVER_EXECUTOR", "process")
     return home
+
+
+@pytest.fixture
+def store(lev_home):
+    """The default store of this test's LEV_HOME: the one lev serve, lev run and the server's
+    tasks use. (Store tests define their own.)"""
+    with Store(default_url()) as opened:
+        yield opened

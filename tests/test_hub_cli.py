@@ -16,7 +16,6 @@ from helpers_hub import PASSWORD, serve_in_thread
 
 from levrt import _cli_hub
 from levrt._cli import cli_main
-from levrt.store import Store, default_url
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "lev-hub"
 
@@ -34,13 +33,6 @@ def one_error(err):
     lines = err.splitlines()
     assert len(lines) == 1 and lines[0].startswith("lev: error: "), err
     return lines[0].removeprefix("lev: error: ")
-
-
-@pytest.fixture
-def store():
-    # The default store of this test's LEV_HOME: what lev serve and lev user add use.
-    with Store(default_url()) as s:
-        yield s
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ import pytest
 from helpers_hub import TestClient, make_wheel, metadata, upload
 
 from levrt.server import Settings, create_app, published
-from levrt.store import Store, default_url
 
 
 def param(name, type_):
@@ -34,12 +33,6 @@ def publish(client, token, package, version, requires=()):
     answer = upload(client, token, wheel, manifest(package, version), package=package,
                     version=version)
     assert answer.status_code == 201, answer.text
-
-
-@pytest.fixture
-def store():
-    with Store(default_url()) as s:
-        yield s
 
 
 @pytest.fixture

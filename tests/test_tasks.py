@@ -18,7 +18,6 @@ from helpers_hub import PASSWORD, TestClient, serve_in_thread
 from levrt._cli import cli_main
 from levrt.executors.docker import engine_url
 from levrt.server import Settings, create_app
-from levrt.store import Store, default_url
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "lev-hub"
 
@@ -75,12 +74,6 @@ def noop(tmp_path, tokens, capsys):
     assert code == 0, capsys.readouterr().err
     capsys.readouterr()  # what it printed is no test's output
     return folder
-
-
-@pytest.fixture
-def store():
-    with Store(default_url()) as s:
-        yield s
 
 
 @pytest.fixture

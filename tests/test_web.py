@@ -11,7 +11,6 @@ from helpers_hub import PASSWORD, TestClient, make_manifest, make_wheel, upload
 
 from levrt.server import Settings, create_app
 from levrt.server.sessions import COOKIE
-from levrt.store import Store, default_url
 
 HELLO = '''
 from levrt import Cr, ctx, remote
@@ -46,12 +45,6 @@ HELLO_MANIFEST = {
                    param("tags", "list[str] | None", required=False)],
     }],
 }
-
-
-@pytest.fixture
-def store():
-    with Store(default_url()) as s:
-        yield s
 
 
 @pytest.fixture

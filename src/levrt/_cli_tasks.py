@@ -121,13 +121,13 @@ def _cmd_submit(args: argparse.Namespace, extras: list[str]) -> int:
         if not equals or not key or not value:
             raise CliError(f"--file {item!r}: expected NAME=PATH")
         files[key.replace("-", "_")] = Path(value).expanduser()
+    server = _Server(args.server)
+    # Each file goes up first: the parameter's value is its digest on the server.
+    params.update({name: server.upload(path) for name, path in files.items()})
     body: dict[str, Any] = {"target": args.target, "params": params}
     for key, value in (("name", args.name), ("version", args.version)):
         if value:
             body[key] = value
-    server = _Server(args.server)
-    # Each file goes up first: the parameter's value is its digest on the server.
-    params.update({name: server.upload(path) for name, path in files.items()})
     answer = server.call("/api/tasks", body)
     print(f"task {answer['id']} submitted ({answer['status']})", flush=True)
     return _follow(server, answer["id"]) if args.follow else EXIT_OK

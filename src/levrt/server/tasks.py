@@ -12,21 +12,19 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from pathlib import PurePath
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, field_validator
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 
 from levrt._cli import _to_json, job_bundle
 from levrt.server import published
 from levrt.server.auth import CurrentReader, CurrentUser, StoreDep
 from levrt.server.params import ParamsInvalid, check_params
 from levrt.server.runner import TaskRunner
-from levrt.server.upload import limited_form
+from levrt.server.upload import keep_file, limited_form
 from levrt.store import Store
 from levrt.store._store import FINAL_STATUSES
 
@@ -139,13 +137,10 @@ async def upload_file(request: Request, store: StoreDep, user: CurrentUser) -> d
     (``sha256:<hex>``, the parameter's value), ``name`` and ``size``."""
     settings = request.app.state.settings
     form = await limited_form(request, settings.max_upload_bytes, max_files=1, max_fields=1)
-    upload = form.get("file")
-    if not isinstance(upload, UploadFile) or not upload.filename:
+    kept = await keep_file(store, form.get("file"))
+    if kept is None:
         raise _invalid({("file",): "send the file as the multipart/form-data part 'file'"})
-    content = await upload.read()
-    name = PurePath(upload.filename).name
-    digest = await run_in_threadpool(store.put_file, content, name=name)
-    return {"digest": digest, "name": name, "size": len(content)}
+    return kept
 
 
 @router.get("")

@@ -15,6 +15,7 @@ import zipfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.parser import HeaderParser
+from pathlib import PurePath
 from typing import IO, Any
 
 from packaging.utils import (
@@ -23,10 +24,11 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 from packaging.version import InvalidVersion, Version
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 
-from levrt.store import split_package_name
+from levrt.store import Store, split_package_name
 
 # A wheel of a tool package holds a handful of files; this bounds the rows one upload writes.
 MAX_MEMBERS = 5000
@@ -95,6 +97,18 @@ async def limited_form(request: Request, limit: int, **limits: int) -> FormData:
         raise _too_large(limit)
     limited = Request(request.scope, _limited(request.receive, limit))
     return await limited.form(**limits)
+
+
+async def keep_file(store: Store, upload: Any) -> dict[str, Any] | None:
+    """The form part ``upload`` kept in the store's files (for a ``levrt.File`` parameter):
+    its ``digest``, ``name`` (the file name without folders) and ``size``; None when the part
+    is no file, or an empty file field."""
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        return None
+    content = await upload.read()
+    name = PurePath(upload.filename).name
+    digest = await run_in_threadpool(store.put_file, content, name=name)
+    return {"digest": digest, "name": name, "size": len(content)}
 
 
 async def read_upload(request: Request, limit: int) -> tuple[UploadFile, bytes]:

@@ -32,7 +32,7 @@ from levrt.server.params import NAMED_KINDS, check_value
 from levrt.server.runner import TaskRunner
 from levrt.server.tasks import find_job
 from levrt.server.throttle import LoginThrottled
-from levrt.server.upload import UploadRefused
+from levrt.server.upload import UploadRefused, keep_file
 from levrt.store import Store
 from levrt.store._store import FINAL_STATUSES
 
@@ -369,6 +369,15 @@ def _task(request: Request, user: dict[str, Any], task_id: str) -> dict[str, Any
             "log": store.get_logs(job["id"], limit=_PAGE_LOG_LINES)}
 
 
+async def _users_job(request: Request, user: dict[str, Any],
+                     task_id: str) -> dict[str, Any] | None:
+    """The job of the task, or None when the user may not see it (or there is none)."""
+    try:
+        return await run_in_threadpool(find_job, _store(request), user, task_id)
+    except HTTPException:
+        return None
+
+
 @router.get("/tasks/{task_id}", response_class=HTMLResponse)
 async def task_page(request: Request, task_id: str) -> Response:
     user = await _user(request)
@@ -386,9 +395,8 @@ async def task_page(request: Request, task_id: str) -> Response:
 async def task_runs(request: Request, task_id: str) -> Response:
     """The task page's run tree alone, which its script fetches when the runs change."""
     user = await _user(request)
-    try:
-        job = await run_in_threadpool(find_job, _store(request), user, task_id)
-    except HTTPException:
+    job = await _users_job(request, user, task_id)
+    if job is None:
         return _not_found(request, user, f"no task {task_id!r}")
     runs = await run_in_threadpool(_store(request).list_runs, job["id"])
     return _render(request, "_runs.html", tree=_run_tree(runs))
@@ -398,9 +406,8 @@ async def task_runs(request: Request, task_id: str) -> Response:
 async def cancel_task(request: Request, task_id: str) -> Response:
     user = await _user(request)
     await sessions.check_csrf(request)
-    try:
-        job = await run_in_threadpool(find_job, _store(request), user, task_id)
-    except HTTPException:
+    job = await _users_job(request, user, task_id)
+    if job is None:
         return _not_found(request, user, f"no task {task_id!r}")
     # A task that ended meanwhile, or runs under another server, just shows as it is.
     if job["status"] not in FINAL_STATUSES:
@@ -414,9 +421,8 @@ async def rerun_task(request: Request, task_id: str) -> Response:
     new task of this user."""
     user = await _user(request)
     await sessions.check_csrf(request)
-    try:
-        job = await run_in_threadpool(find_job, _store(request), user, task_id)
-    except HTTPException:
+    job = await _users_job(request, user, task_id)
+    if job is None:
         return _not_found(request, user, f"no task {task_id!r}")
     if not job["target"]:
         return _not_found(request, user, f"task {task_id!r} has no target to run again")
@@ -430,9 +436,8 @@ async def rerun_task(request: Request, task_id: str) -> Response:
 async def download_task(request: Request, task_id: str) -> Response:
     """The task as ``lev run --json`` prints it (as ``GET /api/tasks/{id}``), to save."""
     user = await _user(request)
-    try:
-        job = await run_in_threadpool(find_job, _store(request), user, task_id)
-    except HTTPException:
+    job = await _users_job(request, user, task_id)
+    if job is None:
         return _not_found(request, user, f"no task {task_id!r}")
     bundle = await run_in_threadpool(job_bundle, _store(request), job["id"])
     # Job ids are hex; anything else is kept out of the header all the same.
@@ -597,11 +602,10 @@ async def _store_files(store: Store, fields: list[dict[str, Any]],
     ``File`` parameter takes a stored file's digest."""
     digests = {}
     for field in fields:
-        upload = form.get(f"p_{field['name']}")
-        if field["widget"] == "file" and isinstance(upload, UploadFile) and upload.filename:
-            content = await upload.read()
-            digests[field["name"]] = await run_in_threadpool(
-                store.put_file, content, name=Path(upload.filename).name)
+        if field["widget"] == "file":
+            kept = await keep_file(store, form.get(f"p_{field['name']}"))
+            if kept is not None:
+                digests[field["name"]] = kept["digest"]
     return digests
 
 
