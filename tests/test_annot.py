@@ -564,6 +564,76 @@ def test_manifest_mixed_exports_keep_order(tmp_path, monkeypatch):
     assert [e["kind"] for e in manifest["exports"]] == ["tool", "workflow", "tool"]
 
 
+# ---------------------------------------------------------------- meta(exports, keywords)
+
+GREETER = '''
+    """Says hello."""
+    from levrt import Cr, annot, ctx, remote
+    from levrt.annot.cats import Attck, BlackArch
+
+
+    @annot.meta(desc="Greet", params=[annot.Param("who", "whom to greet")], tags=["mode-tag"])
+    def greet(who: str = "there") -> Cr:
+        @remote
+        def entry():
+            ctx.set(msg=f"hey {who}")
+        return Cr("localhost/lev-base:bookworm", entry=entry())
+
+
+    @annot.meta(desc="Wave", cats=[BlackArch.Misc])
+    def wave() -> Cr:
+        return Cr("localhost/lev-base:bookworm", cmd=["true"])
+
+
+    def plain() -> Cr:
+        return Cr("localhost/lev-base:bookworm", cmd=["true"])
+
+
+    async def flow():
+        pass
+
+
+    __lev__ = annot.meta([plain, greet, flow], desc="greeter",
+                         cats={Attck: [Attck.Reconnaissance]}, tags=["demo"])
+'''
+
+
+def test_module_lev_with_keywords_decides_the_tools_modes(tmp_path, monkeypatch):
+    mod = load_module(tmp_path, monkeypatch, GREETER)
+    assert mod.__lev__["desc"] == "greeter"
+    assert mod.__lev__["cats"] == {"attck": ["TA0043"]}
+    assert mod.__lev__["tags"] == ["demo"]
+    entry = manifest_entry(mod)
+    json.dumps(entry)
+    # Exactly the listed sync functions, in the listed order; the workflow is no mode and
+    # the annotated `wave` left out of the list is not shown.
+    assert [mode["name"] for mode in entry["modes"]] == ["plain", "greet"]
+    assert entry["desc"] == "greeter"
+    assert entry["cats"] == {"attck": ["TA0043"]}
+    assert entry["tags"] == ["demo"]
+    assert entry["doc"] == "Says hello."
+    greet = entry["modes"][1]
+    assert greet["kind"] == "mode" and greet["desc"] == "Greet"
+    assert greet["params"][0]["desc"] == "whom to greet"
+
+
+def test_module_lev_without_keywords_falls_back_to_docstring_and_modes(tmp_path, monkeypatch):
+    mod = load_module(tmp_path, monkeypatch, GREETER.replace(
+        '''desc="greeter",
+                         cats={Attck: [Attck.Reconnaissance]}, tags=["demo"])''', ")"))
+    entry = manifest_entry(mod)
+    assert entry["desc"] == "Says hello."
+    assert entry["tags"] == ["mode-tag"]
+    assert entry["cats"] == {}
+
+
+def test_package_lev_keywords_and_positional_form():
+    manifest = meta([server_port], "the package", None, [Attck.Discovery], ["t"], {"k": 1})
+    assert (manifest["desc"], manifest["cats"], manifest["tags"], manifest["ext"]) == (
+        "the package", {"attck": ["TA0007"]}, ["t"], {"k": 1})
+    assert meta([server_port], params=[Param("x", "y")])["params"][0]["name"] == "x"
+
+
 # ---------------------------------------------------------------- meta(exports) errors
 
 
@@ -576,8 +646,10 @@ def test_exports_errors():
         meta([module_level_tool, 5])
     with pytest.raises(TypeError, match="item 0 is builtin_function_or_method"):
         meta([len])
-    with pytest.raises(TypeError, match="takes no desc, tags"):
-        meta([module_level_tool], desc="x", tags=["y"])
+    with pytest.raises(TypeError, match="desc must be a str"):
+        meta([module_level_tool], desc=5)
+    with pytest.raises(ValueError, match="cats"):
+        meta([module_level_tool], cats="recon")
 
     def gen():
         yield 1

@@ -675,7 +675,7 @@ def test_static_check_runs_no_package_code(tmp_path):
 
 
 @pytest.mark.parametrize(("pyproject", "message"), [
-    (None, "has no pyproject.toml"),
+    (None, "pyproject.toml: missing: a hub package folder holds pyproject.toml"),
     ('[project]\nname = "lev.zz.demo"\n', "pyproject.toml:1: [project] has no version"),
     ('[project]\nname = "zz.demo"\nversion = "1"\n',
      "pyproject.toml:2: project name 'zz.demo': hub packages are named lev.USER.TOOL"),
@@ -696,7 +696,13 @@ def test_layout_errors(tmp_path, capsys, pyproject, message):
     assert message in str(caught.value)
     code, out, err = lev(capsys, "check", str(root))
     assert code == 1 and err == ""
+    # The code under lev/zz/demo is checked and imported all the same: the layout is the
+    # one problem, and the package's manifest is shown.
     assert out.splitlines()[-1] == "1 error, 0 warnings"
+    assert message.split(": ", 1)[-1].split(":")[0] in out
+    if "is missing" not in message:
+        assert "does not import" not in out
+        assert "tool demo" in out
 
 
 def test_read_package(tmp_path):
@@ -914,3 +920,137 @@ def test_probe_accepts_only_a_manifest_as_lev(value):
     else:
         json.dumps(manifest)
         assert isinstance(manifest["exports"], list)
+
+
+# -- a tool module's own __lev__ (the original's form) -------------------------------------
+
+GREETER_INIT = '''
+    """zz.greet: the issue's greeter."""
+    from levrt import annot
+    from . import greeter
+    __lev__ = annot.meta([greeter], desc="greetings", tags=["pkg"])
+'''
+GREETER = '''
+    """Greets whoever asks."""
+    from levrt import Cr, annot, ctx, remote
+    from levrt.annot.cats import Attck
+
+
+    @annot.meta(desc="Greet", params=[annot.Param("who", "whom to greet")])
+    def greet(who: str = "there") -> Cr:
+        """Greet someone.
+        ```
+        await greeter.greet("you")
+        ```
+        """
+        @remote
+        def entry():
+            ctx.set(msg=f"hey {who}")
+        return Cr("localhost/lev-base:bookworm", entry=entry())
+
+    __lev__ = annot.meta([greet], desc="greeter", cats={Attck: [Attck.Reconnaissance]},
+                         tags=["demo"])
+'''
+
+
+def test_the_issues_greeter_imports_and_shows_one_tool_with_one_mode(tmp_path, capsys):
+    root = write_package(tmp_path, "zz.greet", {"__init__.py": GREETER_INIT,
+                                                 "greeter.py": GREETER})
+    report = check_package(root)
+    assert report.problems == []
+    manifest = report.manifest
+    assert (manifest["desc"], manifest["tags"]) == ("greetings", ["pkg"])
+    (tool,) = manifest["exports"]
+    assert (tool["kind"], tool["name"], tool["desc"]) == ("tool", "greeter", "greeter")
+    assert tool["cats"] == {"attck": ["TA0043"]} and tool["tags"] == ["demo"]
+    assert [mode["name"] for mode in tool["modes"]] == ["greet"]
+    code, out, _ = lev(capsys, "check", str(root))
+    assert code == 0
+    assert "tool greeter  [lev/zz/greet/greeter.py:1]\n    greeter\n" in out
+    assert "  greetings\n  tags: pkg\n" in out
+
+
+def test_tool_module_lev_findings(tmp_path):
+    tool = GREETER.replace("__lev__ = annot.meta([greet]", "__lev__ = annot.meta([greet, flow, X]")
+    tool += '''
+    X = 1
+
+
+    @annot.meta(desc="left out")
+    def wave() -> Cr:
+        return Cr("localhost/lev-base:bookworm", cmd=["true"])
+
+
+    async def flow():
+        """A workflow.
+        ```
+        await flow()
+        ```
+        """
+'''
+    root = write_package(tmp_path, "zz.greet", {"__init__.py": GREETER_INIT, "greeter.py": tool})
+    path = root / "lev/zz/greet/greeter.py"
+    report = check_package(root)
+    listed = line_of(path, "__lev__ = annot.meta(")
+    assert found(report) == {
+        ("error", "lev/zz/greet/greeter.py", listed, "mode-kind"),  # flow and X, one line
+        ("warning", "lev/zz/greet/greeter.py", line_of(path, "def wave("), "mode-unlisted"),
+    }
+    messages = sorted(p.message for p in report.problems if p.code == "mode-kind")
+    assert "lists X, a value, not a function" in messages[0]
+    assert "lists flow, an async function" in messages[1]
+
+
+def test_tools_without_modes_are_errors(tmp_path):
+    root = write_package(tmp_path, "zz.greet", {
+        "__init__.py": GREETER_INIT.replace("[greeter]", "[greeter, bare]").replace(
+            "from . import greeter", "from . import bare, greeter"),
+        "greeter.py": GREETER.replace("annot.meta([greet]", "annot.meta([]"),
+        "bare.py": '"""Nothing here."""\n'})
+    report = check_package(root)
+    assert {(p.file, p.code) for p in report.errors} == {
+        ("lev/zz/greet/greeter.py", "tool-empty"), ("lev/zz/greet/bare.py", "tool-empty")}
+
+
+def test_async_modes_returning_cr_and_breakpoints_are_warnings(tmp_path):
+    tool = GREETER.replace("            ctx.set(", "            import pdb\n"
+                           "            pdb.set_trace()\n            breakpoint()\n"
+                           "            ctx.set(")
+    tool += '''
+
+    async def later(who: str) -> Cr:
+        return Cr("localhost/lev-base:bookworm", cmd=["echo", who])
+'''
+    root = write_package(tmp_path, "zz.greet", {"__init__.py": GREETER_INIT, "greeter.py": tool})
+    path = root / "lev/zz/greet/greeter.py"
+    report = check_package(root, run_import=False)
+    assert found(report) == {
+        ("warning", "lev/zz/greet/greeter.py", line_of(path, "pdb.set_trace()"), "breakpoint"),
+        ("warning", "lev/zz/greet/greeter.py", line_of(path, "breakpoint()"), "breakpoint"),
+        ("warning", "lev/zz/greet/greeter.py", line_of(path, "async def later"), "async-cr"),
+    }
+    assert all("skipped unless lev run --debug" in p.message for p in report.problems
+               if p.code == "breakpoint")
+
+
+def test_pdm_workspace_without_pyproject_is_still_checked(tmp_path, capsys):
+    root = write_package(tmp_path, "zz.greet", {
+        "__init__.py": GREETER_INIT,
+        "greeter.py": GREETER.replace("greeter.greet(", "greeter.shout("),
+        "/.pdm.toml": "[python]\npath = \"/usr/bin/python3\"\n",
+        "/__pypackages__/3.10/lib/README": "installed packages\n"}, pyproject=False)
+    report = check_package(root)
+    assert found(report) == {("error", "pyproject.toml", None, "layout"),
+                             ("warning", "lev/zz/greet/greeter.py",
+                              line_of(root / "lev/zz/greet/greeter.py", "greeter.shout("),
+                              "example-undefined")}
+    assert report.manifest["version"] == "0.0.0"
+    code, out, _ = lev(capsys, "check", str(root))
+    assert code == 1 and "does not import" not in out and "tool greeter" in out
+
+
+def test_no_import_headline_without_an_import(tmp_path, capsys):
+    code, out, _ = lev(capsys, "check", str(tmp_path))
+    assert code == 1
+    assert "does not import" not in out
+    assert "pyproject.toml: error: missing" in out

@@ -65,7 +65,7 @@ def _cmd_check(args: argparse.Namespace, extras: list[str]) -> int:
         if report.manifest is not None:
             print("\n".join(manifest_lines(report.manifest)))
             print()
-        elif args.run_import:
+        elif report.import_failed:
             print("no manifest: the package does not import (see the errors)")
         for problem in report.problems:
             print(_from_here(problem, args.dir))
@@ -95,6 +95,10 @@ def manifest_lines(manifest: dict[str, Any]) -> list[str]:
     head = f"{manifest['package']} {manifest['version']}"
     lines = [f"{head}: {manifest['description']}" if manifest.get("description") else head,
              f"  user {manifest['user']}, tool {manifest['tool']}, levrt {manifest['levrt']}"]
+    # The __init__'s annot.meta([...], desc=..., cats=..., tags=...) describes the package.
+    if manifest.get("desc"):
+        lines.append(f"  {manifest['desc']}")
+    lines += _labelled(manifest, "  ", ("categories", "tags"))
     for export in manifest["exports"]:
         lines.append("")
         lines += _entry_lines(export, "")
@@ -120,18 +124,21 @@ def _entry_lines(entry: dict[str, Any], indent: str) -> list[str]:
         lines.append(f"{inner}{', '.join(header)}")
     for param in params:
         lines.append(f"{inner}--{param['name']}: {_param_detail(param)}")
-    cats = entry.get("cats") or {}
-    shown = [f"{_ATTCK_TITLES.get(value, value)} ({value})" for value in cats.get("attck", [])]
-    shown += [f"blackarch:{value}" for value in cats.get("blackarch", [])]
-    for label, values in (("categories", shown), ("tags", entry.get("tags") or []),
-                          ("images", entry.get("images") or []),
-                          ("schemas", entry.get("schemas") or [])):
-        if values:
-            lines.append(f"{inner}{label}: {', '.join(values)}")
+    lines += _labelled(entry, inner, ("categories", "tags", "images", "schemas"))
     if entry.get("example"):
         example = str(entry["example"]).splitlines()
         lines.append(f"{inner}example: {example[0]}" + (" ..." if len(example) > 1 else ""))
     return lines
+
+
+def _labelled(entry: dict[str, Any], indent: str, labels: tuple[str, ...]) -> list[str]:
+    """``categories: ...``, ``tags: ...`` (and so on) lines of the non-empty ones."""
+    cats = entry.get("cats") or {}
+    shown = [f"{_ATTCK_TITLES.get(value, value)} ({value})" for value in cats.get("attck", [])]
+    shown += [f"blackarch:{value}" for value in cats.get("blackarch", [])]
+    values = {"categories": shown, **{key: entry.get(key) or []
+                                      for key in ("tags", "images", "schemas")}}
+    return [f"{indent}{label}: {', '.join(values[label])}" for label in labels if values[label]]
 
 
 def _param_signature(param: dict[str, Any]) -> str:

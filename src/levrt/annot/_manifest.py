@@ -18,7 +18,7 @@ from typing import Any
 
 from ._model import Meta, describe, get_meta, to_json
 
-__all__ = ["export_kind", "manifest_entry", "render_type"]
+__all__ = ["export_kind", "manifest_entry", "module_manifest", "render_type"]
 
 _HEADER_KEYS = ("homepage", "github", "type", "version")
 _HEADER_RE = re.compile(r"^\s*(homepage|github|type|version)\s*:\s*(.*?)\s*$", re.IGNORECASE)
@@ -91,22 +91,40 @@ def _modeless_tool(fn: types.FunctionType) -> dict[str, Any]:
 def _module_tool(module: types.ModuleType) -> dict[str, Any]:
     doc = inspect.getdoc(module)
     description, header = parse_header(doc)
-    modes = [_function_entry(fn, "mode") for fn in _modes_of(module)]
+    own = module_manifest(module)
+    if own is None:
+        modes = [_function_entry(fn, "mode") for fn in _modes_of(module)]
+        own = {}
+    else:
+        # The module's own list decides: its sync functions, in the order written. What
+        # else it lists (a workflow, a module) is no mode; `lev check` says so.
+        modes = [entry["modes"][0] for entry in own["exports"]
+                 if entry.get("kind") == "tool" and "params" in entry and entry.get("modes")]
     return {
         "kind": "tool",
         "name": module.__name__.rpartition(".")[2],
         "qualname": module.__name__,
-        "desc": "\n".join(description) or None,
+        "desc": own.get("desc") or "\n".join(description) or None,
         "doc": doc,
         "example": _example(doc),
-        "cats": _merge_cats(mode["cats"] for mode in modes),
-        "tags": list(dict.fromkeys(tag for mode in modes for tag in mode["tags"])),
-        "ext": {},
+        "cats": own.get("cats") or _merge_cats(mode["cats"] for mode in modes),
+        "tags": own.get("tags") or list(dict.fromkeys(tag for mode in modes
+                                                      for tag in mode["tags"])),
+        "ext": own.get("ext") or {},
         **header,
         "images": sorted({image for mode in modes for image in mode["images"]}),
         "schemas": sorted({schema for mode in modes for schema in mode["schemas"]}),
         "modes": modes,
     }
+
+
+def module_manifest(module: types.ModuleType) -> dict[str, Any] | None:
+    """The module's own ``__lev__`` when it is a manifest `annot.meta([...])` built, else None."""
+    found = getattr(module, "__lev__", None)
+    if (isinstance(found, dict) and isinstance(found.get("levrt"), int)
+            and isinstance(found.get("exports"), list)):
+        return found
+    return None
 
 
 def _modes_of(module: types.ModuleType) -> list[types.FunctionType]:

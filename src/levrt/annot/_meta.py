@@ -27,19 +27,17 @@ _COLLECTIONS = (list, tuple, set, frozenset)
 @overload
 def meta(
     exports: Sequence[ModuleType | Callable[..., Any]],
-    *,
-    desc: None = None,
-    params: None = None,
-    cats: None = None,
-    tags: None = None,
-    ext: None = None,
+    desc: str | None = None,
+    params: Sequence[Param] | None = None,
+    cats: object = None,
+    tags: Sequence[str] | None = None,
+    ext: dict[str, JSON] | None = None,
 ) -> dict[str, Any]: ...
 
 
 @overload
 def meta(
     exports: None = None,
-    *,
     desc: str | None = None,
     params: Sequence[Param] | None = None,
     cats: object = None,
@@ -50,37 +48,36 @@ def meta(
 
 def meta(
     exports: Sequence[ModuleType | Callable[..., Any]] | None = None,
-    *,
     desc: str | None = None,
     params: Sequence[Param] | None = None,
     cats: object = None,
     tags: Sequence[str] | None = None,
     ext: dict[str, JSON] | None = None,
 ) -> dict[str, Any] | Callable[[F], F]:
-    """Annotate a tool mode or workflow, or build a package's `__lev__` manifest.
+    """Annotate a tool mode or workflow, or build a module's `__lev__` manifest.
 
-    ``__lev__ = annot.meta([tool_module, modeless_tool, workflow])`` returns the manifest.
     ``@annot.meta(desc=..., params=[...], cats=[...], tags=[...], ext={...})`` attaches a
     `Meta` to the decorated function (as ``__lev_meta__``) and returns the function itself.
+
+    ``__lev__ = annot.meta([...], desc=..., cats=..., tags=..., ext=...)`` returns the
+    manifest dict ``{"levrt": 1, "exports": [entry, ...], "desc", "cats", "tags", "ext"}``.
+    In a package's ``__init__`` the list holds tool modules, tool functions and workflows
+    and the keywords describe the package; in a tool module the list holds its modes, in
+    order, ``desc`` is the tool's display name and ``cats``/``tags`` are the tool's.
+    ``params`` given with a list are kept in the manifest as written (they describe no
+    function there; ``lev check`` warns). Raises TypeError/ValueError naming the argument
+    at fault.
     """
     if exports is not None:
-        given = [
-            name
-            for name, value in (
-                ("desc", desc),
-                ("params", params),
-                ("cats", cats),
-                ("tags", tags),
-                ("ext", ext),
-            )
-            if value is not None
-        ]
-        if given:
-            raise TypeError(
-                f"annot.meta(exports) builds the package manifest and takes no {', '.join(given)}; "
-                "annotate each exported function with @annot.meta(...) instead"
-            )
-        return _build_manifest(exports)
+        manifest = _build_manifest(exports)
+        manifest.update(
+            desc=_check_desc(desc),
+            params=[param.to_dict() for param in _check_params(params)],
+            cats=normalize_cats(cats),
+            tags=_check_tags(tags),
+            ext=_check_ext(ext),
+        )
+        return manifest
 
     annotation = Meta(
         desc=_check_desc(desc),

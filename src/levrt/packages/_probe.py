@@ -23,7 +23,7 @@ from .. import __version__
 from ..annot._manifest import parse_header
 from ..annot._model import describe
 from ._source import parse_module
-from .layout import PackageInfo, hub_search_path, read_package
+from .layout import PackageInfo, hub_search_path, read_package_folder
 from .problems import PackageError
 
 __all__ = ["build_manifest", "import_failure", "main", "probe"]
@@ -39,10 +39,15 @@ _NOT_AUTHOR = tuple(
 def probe(directory: str | Path) -> dict[str, Any]:
     """Import the package in `directory` (with its sibling package folders importable, as
     ``lev run`` has them) and return its manifest; raises `PackageError`."""
-    info = read_package(directory)
+    info, _ = read_package_folder(directory)
     if not info.installed:
         _, path = hub_search_path(info.root)
         sys.path[:0] = [folder for folder in path if folder not in sys.path]
+        # A pdm workspace (PEP 582) keeps the package's dependencies in __pypackages__;
+        # only this interpreter's version of them can be imported here.
+        pypackages = info.root / "__pypackages__" / f"{sys.version_info[0]}.{sys.version_info[1]}"
+        if (pypackages / "lib").is_dir():
+            sys.path.append(str(pypackages / "lib"))
     try:
         module = importlib.import_module(info.module)
     except BaseException as exc:  # SystemExit and KeyboardInterrupt at import too
@@ -98,6 +103,9 @@ def build_manifest(module: types.ModuleType, info: PackageInfo) -> dict[str, Any
         "levrt": __version__,
         "doc": doc,
         "header": {"desc": "\n".join(description) or None, **header},
+        # What the __init__'s annot.meta([...], desc=..., cats=..., tags=...) says of it.
+        **{key: module.__lev__.get(key, default)
+           for key, default in (("desc", None), ("cats", {}), ("tags", []), ("ext", {}))},
         "exports": [_with_source(entry, info) for entry in exports],
     }
 

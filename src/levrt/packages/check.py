@@ -26,7 +26,7 @@ from ._source import (
     Target,
     parameter_names,
 )
-from .layout import PackageInfo, read_package
+from .layout import PackageInfo, read_package_folder
 from .manifest import package_manifest
 from .problems import Level, PackageError, Problem
 
@@ -36,6 +36,7 @@ _META = {"levrt.annot.meta", "levrt.annot._meta.meta"}
 _PARAM = {"levrt.annot.Param", "levrt.annot._model.Param"}
 _ARGV = {"levrt.annot.ARGV", "levrt.annot._model.ARGV"}
 _CR = {"levrt.Cr", "levrt._cr.Cr"}
+_REMOTE = {"levrt.remote", "levrt._remote.remote"}
 _CATEGORY_CLASSES: dict[str, type[Attck] | type[BlackArch]] = {
     f"levrt.annot.cats.{cls.__name__}": cls for cls in (Attck, BlackArch)
 }
@@ -50,6 +51,8 @@ class CheckReport:
 
     manifest: dict[str, Any] | None
     problems: list[Problem] = field(default_factory=list)
+    #: the package's import was tried and failed (no manifest for that reason)
+    import_failed: bool = False
 
     @property
     def errors(self) -> list[Problem]:
@@ -76,16 +79,21 @@ def check_package(directory: str | Path, *, run_import: bool = True) -> CheckRep
     (there is no manifest then).
     """
     try:
-        info = read_package(directory)
+        info, layout_error = read_package_folder(directory)
     except PackageError as exc:
         return CheckReport(None, [Problem("error", exc.file, exc.line, "layout", exc.message)])
     checker = _Checker(info)
     problems = checker.run()
+    if layout_error is not None:
+        problems.append(Problem("error", layout_error.file, layout_error.line, "layout",
+                                layout_error.message))
     manifest = None
+    import_failed = False
     if run_import:
         try:
             manifest = package_manifest(info.locator)
         except PackageError as exc:
+            import_failed = True
             # A static error at the same place (file and line, or the file alone when
             # neither names a line) already says what is wrong there.
             explained = any(p.level == "error" and (p.file, p.line) == (exc.file, exc.line)
@@ -93,9 +101,9 @@ def check_package(directory: str | Path, *, run_import: bool = True) -> CheckRep
             if not explained:
                 problems.append(Problem("error", exc.file, exc.line, "import", exc.message))
         else:
-            problems += checker.unknown_params(manifest)
+            problems += checker.unknown_params(manifest) + checker.empty_tools(manifest)
     problems.sort(key=lambda p: (p.file or "", p.line or 0, p.level, p.message))
-    return CheckReport(manifest, problems)
+    return CheckReport(manifest, problems, import_failed)
 
 
 def _suggest(name: str, candidates: Iterable[str]) -> str:
@@ -123,6 +131,19 @@ def _member_suggestions(cls: type[Attck] | type[BlackArch], name: str) -> str:
         members = suggest_categories(f"{cls.__name__.lower()}:{name}")
     names = [f"{type(member).__name__}.{member.name}" for member in members]
     return f" (did you mean {' or '.join(names)}?)" if names else ""
+
+
+def _own_statements(function: FunctionNode) -> list[ast.AST]:
+    """The nodes of a function's body, without those of the functions nested in it."""
+    found: list[ast.AST] = []
+    pending: list[ast.AST] = list(function.body)
+    while pending:
+        node = pending.pop()
+        found.append(node)
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda,
+                                 ast.ClassDef)):
+            pending.extend(ast.iter_child_nodes(node))
+    return found
 
 
 def _dotted(expression: ast.expr) -> list[str] | None:
@@ -156,10 +177,14 @@ class _Checker:
         exports = self.exports(init) if init is not None else []
         exported = {(target.module.name, target.function.name) for target in exports
                     if target.function is not None}
+        modes = {id(target.module): self.tool_modes(target.module) for target in exports
+                 if target.function is None}
         for module in modules:
             annotated = {name for name, function in module.functions.items()
                          if self.annotated(module, function)}
             self.imports(module)
+            self.async_modes(module)
+            self.breakpoints(module)
             self.decorators(module)
             self.categories(module)
             self.images(module)
@@ -169,7 +194,7 @@ class _Checker:
         documented: set[int] = set()
         for target in exports:
             if target.function is None:
-                self.tool_module_docs(target.module, documented)
+                self.tool_module_docs(target.module, modes[id(target.module)], documented)
             elif id(target.function) not in documented:
                 documented.add(id(target.function))
                 self.function_docs(target.module, target.function)
@@ -185,17 +210,8 @@ class _Checker:
                         "no __lev__: add __lev__ = annot.meta([...]) naming the tool modules, "
                         "tool functions and workflows the platform shows")
             return []
-        call = statement.value
-        if not (isinstance(call, ast.Call) and init.origin_of(call.func) in _META
-                and len(call.args) == 1 and not call.keywords):
-            self.report("error", init, statement.lineno, "lev-form",
-                        "__lev__ must be annot.meta([...]) with the list of exports, e.g. "
-                        "annot.meta([tool_module, workflow])")
-            return []
-        _, items = self.index.value_of(init, call.args[0])
-        if not isinstance(items, (ast.List, ast.Tuple)):
-            self.report("error", init, statement.lineno, "lev-form",
-                        f"annot.meta(...) takes a list of exports, not {ast.unparse(items)}")
+        items = self.lev_list(init, statement, "annot.meta([tool_module, workflow])")
+        if items is None:
             return []
         if not items.elts:
             self.report("warning", init, statement.lineno, "lev-empty",
@@ -208,6 +224,137 @@ class _Checker:
             if target is not None:
                 found.append(target)
         return found
+
+    def lev_list(self, module: SourceModule, statement: ast.Assign | ast.AnnAssign,
+                 example: str) -> ast.List | ast.Tuple | None:
+        """The list of ``__lev__ = annot.meta([...], desc=..., ...)``; reports its form."""
+        call = statement.value
+        if not (isinstance(call, ast.Call) and module.origin_of(call.func) in _META):
+            self.report("error", module, statement.lineno, "lev-form",
+                        f"__lev__ must be annot.meta([...]) with the list of exports, e.g. "
+                        f"{example}")
+            return None
+        given = call.args[0] if call.args else next(
+            (keyword.value for keyword in call.keywords if keyword.arg == "exports"), None)
+        for keyword in call.keywords:
+            if keyword.arg == "cats":
+                self.category_values(module, keyword.value)
+            elif keyword.arg == "params":
+                self.report("warning", module, keyword.value.lineno, "lev-params",
+                            "params in __lev__ describe no function: give them to "
+                            "@annot.meta(params=[...]) on the function they belong to")
+        if given is None:
+            self.report("error", module, statement.lineno, "lev-form",
+                        f"__lev__ = annot.meta(...) names no exports: write {example}")
+            return None
+        _, items = self.index.value_of(module, given)
+        if not isinstance(items, (ast.List, ast.Tuple)):
+            self.report("error", module, statement.lineno, "lev-form",
+                        f"annot.meta(...) takes a list of exports, not {ast.unparse(items)}")
+            return None
+        return items
+
+    # -- tool modules ----------------------------------------------------------------------
+
+    def tool_modes(self, module: SourceModule) -> list[FunctionNode] | None:
+        """The modes a tool module's own ``__lev__`` lists (None without one: then its
+        annotated sync functions are its modes). Reports what is listed but no mode, the
+        annotated functions left out, and a tool without modes."""
+        tool = module.name.rpartition(".")[2]
+        statement = module.assignments.get("__lev__")
+        if statement is None:
+            if not any(isinstance(function, ast.FunctionDef) and self.annotated(module, function)
+                       for function in module.functions.values()):
+                self.report("error", module, 1, "tool-empty",
+                            f"tool {tool} has no modes: decorate its mode functions with "
+                            "@annot.meta(...) or list them in __lev__ = annot.meta([...])")
+            return None
+        items = self.lev_list(module, statement, "annot.meta([mode, other_mode], desc=...)")
+        if items is None:
+            return []
+        listed: list[FunctionNode] = []
+        names: set[str] = set()
+        for item in items.elts:
+            function = self.mode_item(module, tool, item)
+            if function is not None:
+                listed.append(function)
+            if isinstance(item, ast.Name):
+                names.add(item.id)
+        for name, function in module.functions.items():
+            if (isinstance(function, ast.FunctionDef) and self.annotated(module, function)
+                    and name not in names):
+                self.report("warning", module, function.lineno, "mode-unlisted",
+                            f"{name} is annotated but not in {tool}'s __lev__: the platform "
+                            "shows only the listed modes; add it to the list or drop "
+                            "@annot.meta")
+        if not items.elts:
+            self.report("error", module, statement.lineno, "tool-empty",
+                        f"tool {tool} has no modes: its __lev__ lists none")
+        return listed
+
+    def mode_item(self, module: SourceModule, tool: str,
+                  item: ast.expr) -> FunctionNode | None:
+        """The sync function one item of a tool module's ``__lev__`` names, when it is
+        package source; reports an item that is no mode."""
+        def not_a_mode(what: str) -> None:
+            self.report("error", module, item.lineno, "mode-kind",
+                        f"{tool}'s __lev__ lists {ast.unparse(item)}, {what}: a mode is a sync "
+                        "function returning a Cr")
+
+        if isinstance(item, ast.Name) and item.id not in module.defined:
+            self.report("error", module, item.lineno, "export-undefined",
+                        f"{tool}'s __lev__ lists {item.id}, which is neither defined nor "
+                        f"imported there{_suggest(item.id, module.functions)}")
+            return None
+        if not isinstance(item, (ast.Name, ast.Attribute)):
+            not_a_mode("which is no function")
+            return None
+        origin = module.origin_of(item)
+        target = self.index.lookup(origin) if origin else None
+        if target is None:
+            if isinstance(item, ast.Name) and item.id in module.assignments:
+                not_a_mode("a value, not a function")
+            return None  # imported from elsewhere: nothing to say statically
+        if target.function is None:
+            not_a_mode(f"the module {target.module.name}")
+            return None
+        if isinstance(target.function, ast.AsyncFunctionDef):
+            not_a_mode("an async function (a workflow: export it from __init__.py)")
+            return None
+        return target.function
+
+    def async_modes(self, module: SourceModule) -> None:
+        """``async def mode(...) -> Cr: return Cr(...)``: the Cr comes back un-awaited."""
+        for function in module.functions.values():
+            if not isinstance(function, ast.AsyncFunctionDef):
+                continue
+            returns_cr = (function.returns is not None and (
+                module.origin_of(function.returns) in _CR
+                or (isinstance(function.returns, ast.Constant) and function.returns.value == "Cr")))
+            returned = [node.value for node in _own_statements(function)
+                        if isinstance(node, ast.Return) and isinstance(node.value, ast.Call)
+                        and module.origin_of(node.value.func) in _CR]
+            if returns_cr or returned:
+                self.report("warning", module, function.lineno, "async-cr",
+                            f"{function.name} is async and returns a Cr without running it: "
+                            "write the mode as a plain def returning the Cr (levrt runs it), "
+                            "or await it (return await Cr(...)) in a workflow")
+
+    def breakpoints(self, module: SourceModule) -> None:
+        """``breakpoint()`` and ``pdb.set_trace()`` in @remote entries."""
+        for entry in ast.walk(module.tree):
+            if not (isinstance(entry, (ast.FunctionDef, ast.AsyncFunctionDef)) and any(
+                    module.origin_of(decorator) in _REMOTE for decorator in entry.decorator_list)):
+                continue
+            for node in ast.walk(entry):
+                if not isinstance(node, ast.Call):
+                    continue
+                func = node.func
+                if ((isinstance(func, ast.Name) and func.id in ("breakpoint", "set_trace"))
+                        or (isinstance(func, ast.Attribute) and func.attr == "set_trace")):
+                    self.report("warning", module, node.lineno, "breakpoint",
+                                f"{ast.unparse(func)}() in the entry {entry.name}: skipped "
+                                "unless lev run --debug (in a terminal)")
 
     def export(self, init: SourceModule, position: int, item: ast.expr,
                exported: set[str]) -> Target | None:
@@ -394,17 +541,25 @@ class _Checker:
 
     # -- documentation ---------------------------------------------------------------------
 
-    def tool_module_docs(self, module: SourceModule, documented: set[int]) -> None:
+    def tool_module_docs(self, module: SourceModule, modes: list[FunctionNode] | None,
+                         documented: set[int]) -> None:
         if _docstring(module.tree) is None:
             self.report("warning", module, 1, "doc-missing",
                         f"tool module {module.name.rpartition('.')[2]} has no docstring: its "
                         "first lines describe the tool, then Homepage:, GitHub:, Type: and "
                         "Version: lines")
-        for function in module.functions.values():
-            if (isinstance(function, ast.FunctionDef) and self.annotated(module, function)
-                    and id(function) not in documented):
+        if modes is None:
+            modes = [function for function in module.functions.values()
+                     if isinstance(function, ast.FunctionDef) and self.annotated(module, function)]
+        for function in modes:
+            if id(function) not in documented:
                 documented.add(id(function))
-                self.function_docs(module, function)
+                self.function_docs(self.module_of(function) or module, function)
+
+    def module_of(self, function: FunctionNode) -> SourceModule | None:
+        """The parsed module a function node belongs to (a mode may be imported)."""
+        return next((module for module in self.index.own_modules()
+                     if function in module.functions.values()), None)
 
     def function_docs(self, module: SourceModule, function: FunctionNode) -> None:
         doc = _docstring(function)
@@ -456,6 +611,16 @@ class _Checker:
                             f"{target.name} has no {parts[1]}{_suggest(parts[1], target.defined)}")
 
     # -- from the manifest -----------------------------------------------------------------
+
+    def empty_tools(self, manifest: dict[str, Any]) -> list[Problem]:
+        """Tools without modes that the static check could not see (modes built by code)."""
+        seen = {problem.file for problem in self.problems if problem.code == "tool-empty"}
+        return [Problem("error", export.get("file"), export.get("line"), "tool-empty",
+                        f"tool {export['name']} has no modes: list its mode functions in its "
+                        "__lev__ = annot.meta([...]) or decorate them with @annot.meta(...)")
+                for export in manifest["exports"]
+                if export.get("kind") == "tool" and export.get("modes") == []
+                and export.get("file") not in seen]
 
     def unknown_params(self, manifest: dict[str, Any]) -> list[Problem]:
         """Params the manifest found unknown that the static check could not see (built by

@@ -18,7 +18,8 @@ from pathlib import Path
 from .._config import tomllib
 from .problems import PackageError
 
-__all__ = ["PackageInfo", "hub_search_path", "name_rule", "parse_name", "read_package"]
+__all__ = ["PackageInfo", "hub_search_path", "name_rule", "parse_name", "read_package",
+           "read_package_folder"]
 
 _PART = re.compile(r"[a-z][a-z0-9_]*")
 _TOML_LINE = re.compile(r"at line (\d+)")
@@ -106,9 +107,9 @@ def read_package(directory: str | Path) -> PackageInfo:
     pyproject = root / "pyproject.toml"
     if not pyproject.is_file():
         raise PackageError(
-            f"{root} has no pyproject.toml: a hub package folder holds pyproject.toml (name "
-            "lev.USER.TOOL) and lev/USER/TOOL/__init__.py; `lev new USER.TOOL` creates one"
-        )
+            "missing: a hub package folder holds pyproject.toml ([project] name "
+            '"lev.USER.TOOL", version) and lev/USER/TOOL/__init__.py; `lev new USER.TOOL` '
+            "creates one", file="pyproject.toml")
     try:
         text = pyproject.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -148,6 +149,31 @@ def read_package(directory: str | Path) -> PackageInfo:
             "with __lev__ = annot.meta([...])",
             file=(info.package_dir / "__init__.py").as_posix())
     return info
+
+
+def read_package_folder(directory: str | Path) -> tuple[PackageInfo, PackageError | None]:
+    """`read_package`, except that a folder whose ``pyproject.toml`` is missing or unusable
+    (a pdm workspace, a copied package) still gives the package it holds under
+    ``lev/<user>/<tool>/``, with the pyproject's error beside it (version ``0.0.0``).
+
+    Raises the `read_package` error when the folder holds no such package either.
+    """
+    try:
+        return read_package(directory), None
+    except PackageError as exc:
+        root = Path(directory)
+        if not root.is_dir():
+            raise
+        try:
+            name, _ = hub_search_path(root)
+        except PackageError:
+            raise exc from None
+        if name_rule(name[4:]) is not None:
+            raise exc from None
+        user, tool = parse_name(name[4:])
+        info = PackageInfo(name=name, user=user, tool=tool, version="0.0.0", description=None,
+                           root=root.resolve())
+        return info, exc
 
 
 def _key_line(text: str, table: str, key: str) -> int | None:

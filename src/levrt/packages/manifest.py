@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .layout import read_package
+from .layout import read_package_folder
 from .problems import PackageError, output_tail
 
 __all__ = ["PROBE_TIMEOUT", "package_manifest"]
@@ -39,10 +39,13 @@ def _environment() -> dict[str, str]:
 def package_manifest(directory: str | Path, *, timeout: float = PROBE_TIMEOUT) -> dict[str, Any]:
     """Import the package in `directory` in a subprocess and return its manifest.
 
+    A folder without a usable ``pyproject.toml`` is imported too (see
+    `read_package_folder`): its manifest then says version ``0.0.0``.
+
     Raises `PackageError` with the failing file and line when the import fails, and when
     it takes longer than `timeout` seconds.
     """
-    info = read_package(directory)
+    info, _ = read_package_folder(directory)
     init = (info.package_dir / "__init__.py").as_posix()
     # A session of its own, so that a timeout also ends whatever the package started.
     probe = subprocess.Popen(
