@@ -41,11 +41,11 @@ class Concurrent:
     async def __aenter__(self) -> Concurrent:
         return self
 
-    def start(self, awaitable: Awaitable[Any]) -> asyncio.Task[Any]:
+    def start(self, coroutine: Awaitable[Any]) -> asyncio.Task[Any]:
         """Start a child (a ``Cr`` or a coroutine) and return its ``asyncio.Task``."""
-        if not hasattr(awaitable, "__await__"):
-            raise TypeError(f"Concurrent.start() takes a Cr or a coroutine, not {awaitable!r}")
-        task = asyncio.ensure_future(self._child(awaitable, len(self._tasks)))
+        if not hasattr(coroutine, "__await__"):
+            raise TypeError(f"Concurrent.start() takes a Cr or a coroutine, not {coroutine!r}")
+        task = asyncio.ensure_future(self._child(coroutine, len(self._tasks)))
         self._total += self._weight(len(self._tasks))
         self._tasks.append(task)
         return task

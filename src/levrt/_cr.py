@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import shlex
-from collections.abc import Generator
+from collections.abc import Awaitable, Callable, Generator
 from pathlib import Path
 from typing import Any
 
@@ -109,8 +109,8 @@ def _run_name(entry: Call | None, cmd: list[str] | None, image: str) -> str:
 class Cr:
     """One container run; nothing happens until it is awaited or started."""
 
-    def __init__(self, image: str, schema: str | None = None, *, host: bool = False,
-                 entry: Call | None = None, cmd: list[Any] | str | None = None,
+    def __init__(self, image: str, schema: str | None = None, host: bool = False,
+                 entry: Call | Callable[[], Call] | None = None, cmd: list[Any] | str | None = None,
                  env: list[str] | dict[str, str] | None = None,
                  files: dict[str, Any] | None = None, links: dict[str, str] | None = None,
                  ports: list[int] | None = None, services: dict[str, Cr] | None = None) -> None:
@@ -118,10 +118,16 @@ class Cr:
             raise ValueError(f"image: expected an image reference, got {image!r}")
         if schema is not None and (not isinstance(schema, str) or "|" in schema):
             raise ValueError(f"schema: expected a collection name without '|', got {schema!r}")
+        if callable(entry) and hasattr(entry, "__lev_remote__"):
+            # The original's docs also pass the @remote function itself: Cr(..., entry=entry).
+            entry = entry()
         if entry is not None and not isinstance(entry, Call):
             raise TypeError(f"entry: expected the call of a @remote function, got {entry!r}")
         if entry is not None and cmd is not None:
             raise ValueError("give either entry= or cmd=, not both")
+        if services is not None and not isinstance(services, dict):
+            raise TypeError(f"services: expected {{name: Cr}}, got {type(services).__name__} "
+                            f"{services!r}")
         for name, cr in (services or {}).items():
             if not isinstance(cr, Cr):
                 raise TypeError(f"services: {name!r} must be a Cr, not {type(cr).__name__}")
@@ -247,8 +253,9 @@ class Task:
             raise TaskFailed(info.name, info.run_id, code, tail, info.error)
         return Document(Collection(info.coll, job.store), job.id, info.run_id)
 
-    async def signal(self, sig: str = "SIGINT") -> None:
-        await self._handle.signal(sig)
+    async def signal(self, signal: str = "SIGINT") -> None:
+        """Send a signal (``"SIGINT"``, ``"SIGTERM"``, ...) to the run's main process."""
+        await self._handle.signal(signal)
 
     async def cancel(self) -> None:
         """Kill the run and wait until it is recorded as cancelled."""
@@ -263,6 +270,10 @@ class Task:
 
     async def done(self) -> Document:
         return await self._outcome
+
+    def __call__(self) -> Awaitable[Document]:
+        """``await task()``, a form of the original's docs: the same as ``await task.done()``."""
+        return self.done()
 
     def __await__(self) -> Generator[Any, None, Document]:
         return self.done().__await__()

@@ -9,7 +9,7 @@ projections Mongo-style inclusions or exclusions, both with dotted paths.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -134,6 +134,11 @@ class Collection:
     def __repr__(self) -> str:
         return f"Collection({self.name!r})"
 
+    @property
+    def collection_name(self) -> str:
+        """The name, as the original's docs read it (``doc.coll.collection_name``)."""
+        return self.name
+
     async def find_one(self, query: dict[str, Any] | None = None,
                        projection: dict[str, Any] | list[str] | None = None) -> dict | None:
         async for data in self.find(query, projection):
@@ -171,6 +176,10 @@ class Document:
         if not matches(data, query):
             return None
         return project(data, projection)
+
+    def __await__(self) -> Generator[Any, None, dict[str, Any] | None]:
+        """``await doc`` is ``await doc.get()`` (the original's docs await documents)."""
+        return self.get().__await__()
 
     async def set(self, data: dict[str, Any] | None = None, **kw: Any) -> None:
         """Merge fields into the document; a positional dict wins over keywords."""

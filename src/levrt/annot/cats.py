@@ -71,6 +71,7 @@ class BlackArch(enum.Enum):
     Binary = "binary"
     Bluetooth = "bluetooth"
     CodeAudit = "code-audit"
+    Config = "config"
     Cracker = "cracker"
     Crypto = "crypto"
     Database = "database"

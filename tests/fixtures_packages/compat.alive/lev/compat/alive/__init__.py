@@ -1,0 +1,4 @@
+from levrt import annot
+from .alive import alive
+# Export the tool here
+__lev__ = annot.meta([alive])

@@ -1,0 +1,4 @@
+from levrt import annot
+from . import probe
+
+__lev__ = annot.meta([probe])
