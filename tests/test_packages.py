@@ -1054,3 +1054,22 @@ def test_no_import_headline_without_an_import(tmp_path, capsys):
     assert code == 1
     assert "does not import" not in out
     assert "pyproject.toml: error: missing" in out
+
+
+def test_a_listed_mode_without_annotation_is_checked_like_one(tmp_path):
+    tool = GREETER.replace("    __lev__ = annot.meta([greet]", '''
+    def plain() -> Cr:
+        """A mode without @annot.meta.
+        ```
+        await greeter.plain()
+        ```
+        """
+        return Cr("localhost/lev-base:bookworm", cmd=["echo", whom])
+
+    __lev__ = annot.meta([greet, plain]''')
+    root = write_package(tmp_path, "zz.greet", {"__init__.py": GREETER_INIT, "greeter.py": tool})
+    report = check_package(root)
+    assert found(report) == {("error", "lev/zz/greet/greeter.py",
+                              line_of(root / "lev/zz/greet/greeter.py", "echo"),
+                              "name-undefined")}
+    assert [mode["name"] for mode in report.manifest["exports"][0]["modes"]] == ["greet", "plain"]

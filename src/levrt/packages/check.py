@@ -189,7 +189,8 @@ class _Checker:
             self.categories(module)
             self.images(module)
             self.module_attributes(module)
-            self.undefined_names(module, annotated | {
+            listed = {function.name for function in modes.get(id(module)) or []}
+            self.undefined_names(module, annotated | listed | {
                 function for name, function in exported if name == module.name})
         documented: set[int] = set()
         for target in exports:
