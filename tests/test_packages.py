@@ -1073,3 +1073,12 @@ def test_a_listed_mode_without_annotation_is_checked_like_one(tmp_path):
                               line_of(root / "lev/zz/greet/greeter.py", "echo"),
                               "name-undefined")}
     assert [mode["name"] for mode in report.manifest["exports"][0]["modes"]] == ["greet", "plain"]
+
+
+def test_an_empty_image_is_an_error(tmp_path):
+    # Seen in a published package: Cr("", entry=entry()) imports, then no run can start.
+    root = demo_package(tmp_path, **{"demo.py": TOOL.replace('Cr("localhost/lev-demo:latest"',
+                                                             'Cr(""')})
+    report = check_package(root, run_import=False)
+    assert found(report) == {("error", "lev/zz/demo/demo.py",
+                              line_of(root / "lev/zz/demo/demo.py", 'Cr(""'), "image-empty")}

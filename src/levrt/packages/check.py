@@ -512,7 +512,12 @@ class _Checker:
             image = next((k.value for k in node.keywords if k.arg == "image"), None)
             if node.args and not isinstance(node.args[0], ast.Starred):
                 image = node.args[0]
-            if (isinstance(image, ast.Constant) and isinstance(image.value, str)
+            if isinstance(image, ast.Constant) and image.value == "":
+                self.report("error", module, image.lineno, "image-empty",
+                            "Cr(\"\"): the image is empty, so the run cannot start; name the "
+                            "tool's image, e.g. localhost/lev-tool:latest or "
+                            f".{self.info.user}.{self.info.tool}:TAG")
+            elif (isinstance(image, ast.Constant) and isinstance(image.value, str)
                     and _IMAGE_ID.fullmatch(image.value)):
                 self.report("warning", module, image.lineno, "image-id",
                             f"image {image.value!r} is a local image id: it exists only on the "
