@@ -1082,3 +1082,14 @@ def test_an_empty_image_is_an_error(tmp_path):
     report = check_package(root, run_import=False)
     assert found(report) == {("error", "lev/zz/demo/demo.py",
                               line_of(root / "lev/zz/demo/demo.py", 'Cr(""'), "image-empty")}
+
+
+def test_a_pdm_workspaces_own_dependencies_are_importable(tmp_path):
+    version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    root = write_package(tmp_path, "zz.greet", {
+        "__init__.py": GREETER_INIT.replace("from . import greeter",
+                                            "from . import greeter\n    import pdm_installed_dep"),
+        "greeter.py": GREETER,
+        f"/__pypackages__/{version}/lib/pdm_installed_dep.py": "VALUE = 1\n"})
+    report = check_package(root)
+    assert report.problems == [] and report.manifest is not None
