@@ -140,6 +140,18 @@ def test_fixture_exports_run_through_lev_run(tmp_path, executor, target, options
         assert any("[lev app - hello world] Hi, world!" in text for text in texts)
 
 
+def test_main_py_runs_as_the_local_testing_chapter_does(tmp_path):
+    # `python main.py` in the package folder: levrt.run(main()) of a workflow imported from
+    # lev.<user>.<tool>, with the "lev" logger at DEBUG.
+    env = {**os.environ, "LEV_HOME": str(tmp_path / "home"), "LEV_EXECUTOR": "process",
+           "PYTHONDONTWRITEBYTECODE": "1"}
+    done = subprocess.run([sys.executable, "main.py"], cwd=FIXTURES / "compat.hello_world",
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "['Hello, world!', 'Hi, world!', '2.718281828']" in done.stdout
+    assert "DEBUG:lev:[lev app - hello world] debug test" in done.stderr
+
+
 # -- call forms of the API pages, through the process executor --------------------------------
 
 
