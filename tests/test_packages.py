@@ -1093,3 +1093,15 @@ def test_a_pdm_workspaces_own_dependencies_are_importable(tmp_path):
         f"/__pypackages__/{version}/lib/pdm_installed_dep.py": "VALUE = 1\n"})
     report = check_package(root)
     assert report.problems == [] and report.manifest is not None
+
+
+def test_lev_given_by_keyword_and_params_in_lev(tmp_path):
+    init = GREETER_INIT.replace('annot.meta([greeter], desc="greetings", tags=["pkg"])',
+                                'annot.meta(exports=[greeter],\n'
+                                '                     params=[annot.Param("x", "y")])')
+    root = write_package(tmp_path, "zz.greet", {"__init__.py": init, "greeter.py": GREETER})
+    report = check_package(root)
+    assert found(report) == {("warning", "lev/zz/greet/__init__.py",
+                              line_of(root / "lev/zz/greet/__init__.py", "params="),
+                              "lev-params")}
+    assert report.manifest["exports"][0]["name"] == "greeter"
