@@ -322,6 +322,15 @@ def test_every_category_of_the_appendix_exists():
         assert parse_category(tactic) is getattr(Attck, name)
 
 
+def test_an_uncalled_entry_that_needs_arguments_is_refused_at_once():
+    @remote
+    def entry(argv):
+        ctx.set(argv=argv)
+
+    with pytest.raises(TypeError, match=r"entry: entry takes arguments; pass its call"):
+        Cr(IMAGE, entry=entry)
+
+
 def test_services_written_as_a_set_get_a_clear_error():
     # The Cr page's table writes {"redis", Cr("redis:latest")}: a set, not a dict.
     with pytest.raises(TypeError, match=r"services: expected \{name: Cr\}"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import re
 import shlex
 from collections.abc import Awaitable, Callable, Generator
@@ -120,6 +121,11 @@ class Cr:
             raise ValueError(f"schema: expected a collection name without '|', got {schema!r}")
         if callable(entry) and hasattr(entry, "__lev_remote__"):
             # The original's docs also pass the @remote function itself: Cr(..., entry=entry).
+            try:
+                inspect.signature(entry.__lev_remote__).bind()
+            except TypeError:
+                raise TypeError(f"entry: {entry.__name__} takes arguments; pass its call, "
+                                f"entry={entry.__name__}(...)") from None
             entry = entry()
         if entry is not None and not isinstance(entry, Call):
             raise TypeError(f"entry: expected the call of a @remote function, got {entry!r}")
