@@ -76,7 +76,9 @@ def check_package(directory: str | Path, *, run_import: bool = True) -> CheckRep
     """Check the package folder `directory`.
 
     With ``run_import=False`` only the static checks run and no package code executes
-    (there is no manifest then).
+    (there is no manifest then). A folder whose ``pyproject.toml`` is missing or unusable
+    is checked all the same when it holds a package (see `read_package_folder`): that file's
+    problem is one ``layout`` error among the others.
     """
     try:
         info, layout_error = read_package_folder(directory)
