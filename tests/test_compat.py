@@ -328,6 +328,16 @@ def test_every_category_of_the_appendix_exists():
         assert parse_category(tactic) is getattr(Attck, name)
 
 
+def test_cr_takes_every_argument_by_position_in_the_documented_order():
+    redis = Cr("redis:latest", cmd=["--port", "9001"], ports=[9001])
+    cr = Cr(IMAGE, "ts/issues@1.0", True, None, ["--option", "-f"], ["PATH=/bin"],
+            {"/etc/config.json": b"{}"}, {"proxy": "other-host"}, [8000], {"redis": redis})
+    assert (cr.schema, cr.host, cr.cmd, cr.env) == (
+        "ts/issues@1.0", True, ["--option", "-f"], {"PATH": "/bin"})
+    assert (cr.files, cr.links, cr.ports, cr.services) == (
+        {"/etc/config.json": b"{}"}, {"proxy": "other-host"}, [8000], {"redis": redis})
+
+
 def test_an_uncalled_entry_that_needs_arguments_is_refused_at_once():
     @remote
     def entry(argv):
