@@ -388,3 +388,30 @@ def test_image_build_takes_other_recipe_names(tmp_path, recipe):
         except docker.errors.ImageNotFound:
             pass
         client.close()
+
+
+@pytest.mark.xfail(strict=True, reason="OWNED ELSEWHERE: _cli.py (lev run) takes --name as the "
+                   "job's name; issue 9 item 7 makes it reach a parameter called name, as the "
+                   "hello-world tutorials' modes have")
+def test_the_tutorials_name_parameter_is_settable(tmp_path):
+    package = tmp_path / "compat.named"
+    (package / "lev/compat/named").mkdir(parents=True)
+    (package / "pyproject.toml").write_text(
+        '[project]\nname = "lev.compat.named"\nversion = "0.1.0"\n')
+    (package / "lev/compat/named/__init__.py").write_text(
+        "from levrt import annot\nfrom . import hello\n__lev__ = annot.meta([hello])\n")
+    (package / "lev/compat/named/hello.py").write_text(
+        "import levrt\nfrom levrt import Cr, ctx, annot\n\n"
+        '@annot.meta(desc="Hello", params=[annot.Param("name", "person name")])\n'
+        'def hello(name: str = "world") -> Cr:\n'
+        "    @levrt.remote\n    def entry():\n"
+        '        ctx.set(msg=f"Hello, {name}!")\n'
+        f'    return Cr("{IMAGE}", entry=entry())\n\n'
+        "__lev__ = annot.meta([hello], desc=\"hello world\")\n")
+    env = {**os.environ, "LEV_HOME": str(tmp_path / "home")}
+    done = subprocess.run(
+        [sys.executable, "-m", "levrt", "run", f"{package}:hello.hello", "--name", "you",
+         "--executor", "process", "--json"],
+        capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout)["result"] == {"msg": "Hello, you!"}
