@@ -42,7 +42,7 @@ from rich.text import Text
 from . import __version__, _params, executors
 from ._config import EXECUTORS, ConfigError
 from ._cr import Cr, TaskFailed
-from ._job import JobListener, RunInfo, arun, current_job
+from ._job import JobListener, RunInfo, arun, current_job, exit_failure
 from ._remote import TransportError
 from .executors import ExecutorError
 from .shim.entry import encode
@@ -583,16 +583,19 @@ class _JobBody:
     async def __call__(self) -> Any:
         self.job_id = current_job().id
         outcome = self.func(**self.values)
+        if not inspect.isawaitable(outcome):
+            raise TypeError(
+                f"{_params.name_of(self.func)} returned {type(outcome).__name__}, not a Cr: "
+                "lev run runs async workflows and tool modes that return a Cr"
+            )
+        # A coroutine that returns a Cr (a mode written `async def m() -> Cr`) runs it too.
+        while inspect.isawaitable(outcome) and not isinstance(outcome, Cr):
+            outcome = await outcome
         if isinstance(outcome, Cr):
             self.ran_tool = True
             document = await outcome
             return await document.get()
-        if inspect.isawaitable(outcome):
-            return await outcome
-        raise TypeError(
-            f"{_params.name_of(self.func)} returned {type(outcome).__name__}, not a Cr: lev run "
-            "runs async workflows and tool modes that return a Cr"
-        )
+        return outcome
 
 
 def _print_params(console: Console, func: Callable[..., Any]) -> None:
@@ -671,6 +674,9 @@ def _run_job(args: argparse.Namespace, func: Callable[..., Any], values: dict[st
     if isinstance(failure, KeyboardInterrupt):
         print(f"lev: job {body.job_id} cancelled (interrupted)", file=sys.stderr)
         return EXIT_INTERRUPTED
+    if isinstance(failure, SystemExit):
+        print(f"lev: error: job {body.job_id} failed: {exit_failure(failure)}", file=sys.stderr)
+        return EXIT_FAILED
     if failure is not None:
         print(f"lev: error: job {body.job_id} failed: {describe_error(failure)}",
               file=sys.stderr)
