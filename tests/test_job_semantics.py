@@ -7,6 +7,7 @@ process, on the process executor and on the docker executor (``localhost/lev-bas
 """
 
 import asyncio
+import hashlib
 import json
 import os
 import subprocess
@@ -37,14 +38,14 @@ def lev(executor, lev_home, *argv, stdin=None):
     """``lev run`` of a fixture package as a real process: (exit code, stdout, stderr)."""
     env = {**os.environ, "PYTHONPATH": str(SRC), "LEV_HOME": str(lev_home)}
     proc = subprocess.run(
-        [sys.executable, "-m", "levrt", "run", *argv, "--executor", executor],
+        [sys.executable, "-m", "levrt", "run", "--executor", executor, *argv],
         env=env, capture_output=True, text=True, timeout=120, input=stdin,
     )
     return proc.returncode, proc.stdout, proc.stderr
 
 
 def run_json(executor, lev_home, *argv):
-    code, out, err = lev(executor, lev_home, *argv, "--json", "-q")
+    code, out, err = lev(executor, lev_home, "--json", "-q", *argv)
     assert out, err
     return code, json.loads(out), err
 
@@ -145,3 +146,60 @@ def test_a_failing_script_prints_only_its_own_traceback(tmp_path, lev_home):
     assert proc.stderr.count("Traceback") == 1 and "RuntimeError" not in proc.stderr
     assert proc.stderr.strip().endswith("KeyError: 'nope'")
 
+
+
+# -- parameters named like lev run's own options -------------------------------------------
+
+
+def test_parameters_named_like_lev_run_options_are_the_functions(executor, lev_home):
+    target = f"{FIXTURES}/fixt.named:search"
+    code, out, err = lev(executor, lev_home, "--name", "nightly", "--json", target,
+                         "--name", "corpus", "--json", "--quiet", "2", "--executor", "x", "-q")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["job"]["name"] == "nightly"  # lev run's, given before TARGET
+    assert report["documents"][0]["data"] == {"name": "corpus", "json": True, "quiet": 2,
+                                              "executor": "x"}
+
+
+def test_help_says_which_options_the_parameters_take_over(lev_home):
+    code, out, err = lev("process", lev_home, f"{FIXTURES}/fixt.named:search", "--help")
+    assert code == 0, err
+    assert "--name" in out and "corpus to search" in out
+    assert "After TARGET, --executor, --json, --name, --quiet set parameters of search" in " ".join(
+        out.split())
+
+
+def test_options_of_lev_run_still_work_after_a_target_without_such_parameters(lev_home):
+    code, out, err = lev("process", lev_home, f"{FIXTURES}/fixt.blob:digest", "--data", "x",
+                         "--name", "hashing", "--json", "-q")
+    assert code == 0, err
+    assert json.loads(out)["job"]["name"] == "hashing"
+
+
+# -- bytes parameters ----------------------------------------------------------------------
+
+
+def test_bytes_from_text_and_from_a_file(executor, lev_home, tmp_path):
+    blob = bytes(range(256)) * 4
+    (tmp_path / "blob.bin").write_bytes(blob)
+    target = f"{FIXTURES}/fixt.blob:digest"
+    code, report, err = run_json(executor, lev_home, target, "--data", f"@{tmp_path}/blob.bin")
+    assert code == 0, err
+    assert report["documents"][0]["data"] == {
+        "sha256": hashlib.sha256(blob).hexdigest(), "size": 1024,
+        "head": {"$bytes": "AAECAwQFBgc="}}
+    code, report, err = run_json(executor, lev_home, target, "--data", "héllo")
+    assert code == 0, err
+    assert report["documents"][0]["data"]["sha256"] == hashlib.sha256("héllo".encode()).hexdigest()
+    code, report, err = run_json(executor, lev_home, target, "--params",
+                                 '{"data": {"$bytes": "AAE="}}')
+    assert code == 0, err
+    assert report["documents"][0]["data"]["size"] == 2
+
+
+def test_bytes_from_a_missing_file_is_one_line(lev_home, tmp_path):
+    code, out, err = lev("process", lev_home, f"{FIXTURES}/fixt.blob:digest", "--data",
+                         f"@{tmp_path}/nope")
+    assert code == 2 and err.startswith("lev: error: --data: cannot read") and "\n" == err[-1]
+    assert len(err.splitlines()) == 1
