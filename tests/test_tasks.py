@@ -521,29 +521,52 @@ def test_a_path_for_a_file_or_text_parameter_never_reads_a_server_file(client, t
         {"content": "my own words"}]
 
 
-def test_a_path_typed_into_the_web_form_stays_text(store, tokens, peek):
-    _, secret = peek
+def _csrf(page):
+    return page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+
+
+def _web_task(web, store, run, files=None, **fields):
+    """Submit the Quick form ``run`` (logged in) with ``fields``; the task's job once ended."""
+    answer = web.post(run, data={"csrf_token": _csrf(web.get(run)), **fields}, files=files)
+    assert answer.status_code == 303, answer.text
+    task_id = answer.headers["location"].removeprefix("/tasks/")
+    return wait_for(lambda: (lambda job: job if job["status"] not in ("queued", "running")
+                             else None)(store.get_job(task_id)))
+
+
+@pytest.fixture
+def web(store):
+    """A browser-like client, logged in as carol."""
     store.create_user("carol", PASSWORD)
-    run = "/packages/lev.alice.peek/run/lev.alice.peek:peek"
     with TestClient(create_app(Settings(db_url=store.url), store=store),
-                    follow_redirects=False) as web:
-        page = web.get("/login")
-        csrf = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
-        answer = web.post("/login", data={"user": "carol", "password": PASSWORD,
-                                          "csrf_token": csrf})
+                    follow_redirects=False) as client:
+        answer = client.post("/login", data={"user": "carol", "password": PASSWORD,
+                                             "csrf_token": _csrf(client.get("/login"))})
         assert answer.status_code == 303, answer.text
-        page = web.get(run)
-        csrf = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
-        answer = web.post(run, data={"csrf_token": csrf, "p_f": str(secret)})
-        assert answer.status_code == 303, answer.text
-        task_id = answer.headers["location"].removeprefix("/tasks/")
-        job = wait_for(lambda: (lambda j: j if j["status"] not in ("queued", "running")
-                                else None)(store.get_job(task_id)))
-        assert job["status"] == "done", job["error"]
-        assert [doc["data"] for doc in store.list_documents(task_id)] == [
-            {"text": str(secret)}]
-        content = secret.read_text().strip()
-        assert content not in web.get(f"/tasks/{task_id}").text
+        yield client
+
+
+def test_a_bytes_parameter_is_an_upload_field(store, tokens, peek, web):
+    run = "/packages/lev.alice.peek/run/lev.alice.peek:size"
+    assert '<input type="file" id="p_data" name="p_data">' in web.get(run).text
+    job = _web_task(web, store, run, files={"p_data": ("b.bin", b"\x00\x01\x02", "x/y")},
+                    p_blob="abc")
+    assert job["status"] == "done", job["error"]
+    assert [doc["data"] for doc in store.list_documents(job["id"])] == [
+        {"blob": 3, "size": 3, "head": b"\x00\x01\x02"}]
+    assert job["params"] == {"blob": "abc", "data": b"\x00\x01\x02"}
+    assert '"$bytes": "AAEC"' in web.get(f"/tasks/{job['id']}").text.replace("&#34;", '"')
+
+
+def test_a_path_typed_into_the_web_form_stays_text(store, tokens, peek, web):
+    _, secret = peek
+    run = "/packages/lev.alice.peek/run/lev.alice.peek:peek"
+    job = _web_task(web, store, run, p_f=str(secret))
+    task_id = job["id"]
+    assert job["status"] == "done", job["error"]
+    assert [doc["data"] for doc in store.list_documents(task_id)] == [{"text": str(secret)}]
+    content = secret.read_text().strip()
+    assert content not in web.get(f"/tasks/{task_id}").text
     headers = {"Authorization": f"Bearer {store.create_token('carol', 't')['token']}"}
     with TestClient(create_app(Settings(db_url=store.url), store=store)) as api:
         assert_nowhere(api, headers, store, task_id, secret)
