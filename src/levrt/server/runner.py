@@ -11,9 +11,10 @@ version's files on ``PYTHONPATH`` (:mod:`~levrt.server.published`), because the 
 imports or executes package code (DESIGN §3): ``lev run`` loads the target, marks the queued
 job running (only one process can), takes the parameters from the job's record — as the
 server converted them, never as text to convert again, and never through argv, whose size is
-limited — and records its runs, documents and logs. ``max_params_bytes`` bounds them. A ``lev run``
-that fails before that (the target does not load, the parameters do not fit it) leaves the
-job queued; the runner then records it failed with the one error line ``lev run`` printed.
+limited (``max_params_bytes`` bounds them instead) — and records its runs, documents and
+logs. A ``lev run`` that fails before that (the target does not load, the parameters do not
+fit it) leaves the job queued; the runner then records it failed with the one error line
+``lev run`` printed.
 
 Cancelling a queued task finishes its job at once; a running one gets SIGINT, which
 ``lev run`` turns into a cancelled job and killed runs, and ``cancel_grace`` seconds for that
