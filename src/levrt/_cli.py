@@ -619,37 +619,37 @@ def _print_params(console: Console, func: Callable[..., Any]) -> None:
             f"(lev run {shadowed[0]} ... TARGET ...).", style="yellow"))
 
 
+# lev run's own options: (flags, argparse keywords).
+_RUN_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
+    (("--params",), {"metavar": "JSON", "help": "parameters as a JSON object (options given "
+                     "explicitly win)"}),
+    (("--executor",), {"metavar": "NAME", "help": "run the tools with this executor: "
+                       f"{', '.join(EXECUTORS)} (default: LEV_EXECUTOR, else executor in "
+                       "$LEV_HOME/config.toml, else process)"}),
+    (("--name",), {"metavar": "JOBNAME", "help": "job name (default: the function's)"}),
+    (("--job",), {"metavar": "ID", "help": "run the store's queued job ID, with the parameters "
+                  "it records, instead of recording a new one (what the server's task runner "
+                  "does)"}),
+    (("--json",), {"action": "store_true", "help": "print the job, runs, documents, log and "
+                   "result as one JSON object"}),
+    (("-q", "--quiet"), {"action": "store_true", "help": "do not follow the job live"}),
+    (("-h", "--help"), {"action": "store_true", "help": "show this help and exit"}),
+]
+
+
 def _run_options(parser: argparse.ArgumentParser, shadowed: frozenset[str] = frozenset()) -> None:
     """lev run's own options on ``parser``, but for the long spellings in ``shadowed``: the
     function has parameters of those names, and after TARGET they are its."""
-    options: list[tuple[tuple[str, ...], dict[str, Any]]] = [
-        (("--params",), {"metavar": "JSON", "help": "parameters as a JSON object (options "
-                         "given explicitly win)"}),
-        (("--executor",), {"metavar": "NAME", "help": "run the tools with this executor: "
-                           f"{', '.join(EXECUTORS)} (default: LEV_EXECUTOR, else executor in "
-                           "$LEV_HOME/config.toml, else process)"}),
-        (("--name",), {"metavar": "JOBNAME", "help": "job name (default: the function's)"}),
-        (("--job",), {"metavar": "ID", "help": "run the store's queued job ID, with the "
-                      "parameters it records, instead of recording a new one (what the "
-                      "server's task runner does)"}),
-        (("--json",), {"action": "store_true", "help": "print the job, runs, documents, log "
-                       "and result as one JSON object"}),
-        (("-q", "--quiet"), {"action": "store_true", "help": "do not follow the job live"}),
-        (("-h", "--help"), {"action": "store_true", "help": "show this help and exit"}),
-    ]
-    for flags, spec in options:
+    for flags, spec in _RUN_OPTIONS:
         kept = [flag for flag in flags if flag not in shadowed]
         if kept:
             parser.add_argument(*kept, dest=flags[-1].lstrip("-"), **spec)
 
 
-_RUN_LONG_OPTIONS = ("--params", "--executor", "--name", "--job", "--json", "--quiet", "--help")
-
-
 def _shadowed(func: Callable[..., Any]) -> frozenset[str]:
     """lev run's long options that name parameters of ``func`` (dashes or underscores)."""
     names = {_params.option(name) for name in inspect.signature(func).parameters}
-    return frozenset(flag for flag in _RUN_LONG_OPTIONS if flag in names)
+    return frozenset(flag for flags, _ in _RUN_OPTIONS for flag in flags if flag in names)
 
 
 def _after_target(args: argparse.Namespace, func: Callable[..., Any]) -> list[str]:
