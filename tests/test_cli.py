@@ -344,8 +344,11 @@ def test_job_name_option(project, capsys):
 def test_job_option_runs_a_queued_job_once(project, capsys):
     with Store.open() as store:
         job_id = store.create_job("queued scan", target="tools:alive", owner="alice",
-                                  queued=True)
-    code, _, err = lev(capsys, "run", "tools:alive", "--ip", "h", "--job", job_id, "-q")
+                                  queued=True, params={"ip": "h"})
+    # The parameters are the job's: given again, they are refused, never merged.
+    code, _, err = lev(capsys, "run", "tools:alive", "--ip", "x", "--job", job_id, "-q")
+    assert code == 2 and "--job runs the parameters its job records" in err
+    code, _, err = lev(capsys, "run", "--job", job_id, "-q", "tools:alive")
     assert code == 0, err
     (job,) = jobs_in_store()
     assert (job["id"], job["status"], job["name"], job["owner"]) == (
@@ -353,7 +356,7 @@ def test_job_option_runs_a_queued_job_once(project, capsys):
     assert job["started_at"] is not None and job["executor"] == "process"
     assert job["driver"] == f"{socket.gethostname()}:{os.getpid()}"  # who ran it
     # Once started, it is no longer queued: a second lev run of it does nothing.
-    code, _, err = lev(capsys, "run", "tools:alive", "--ip", "h", "--job", job_id, "-q")
+    code, _, err = lev(capsys, "run", "tools:alive", "--job", job_id, "-q")
     assert code == 1 and err == f"lev: error: job {job_id} is done, not queued: it cannot " \
         "start again\n"
     assert jobs_in_store()[0]["status"] == "done"

@@ -9,7 +9,7 @@ from typing import Any, Literal, Optional, Union
 import pytest
 
 from levrt import Cr, File, annot
-from levrt._params import ParamError, convert, describe, flags, jsonable
+from levrt._params import CONVERTED, SERVER, ParamError, convert, describe, flags, jsonable
 from levrt.store import Store
 
 
@@ -269,13 +269,76 @@ def test_optional_file(tmp_path, store):
     assert one(Optional[File], str(tmp_path / "f"), store=store).name == "f"
 
 
-def test_jsonable_keeps_files_by_digest(tmp_path, store):
+def test_jsonable_keeps_files_by_digest_tagged(tmp_path, store):
     (tmp_path / "f").write_bytes(b"data")
-    values = {"wordlist": one(File, str(tmp_path / "f"), store=store), "n": 3}
+    values = {"wordlist": one(File, str(tmp_path / "f"), store=store), "n": 3,
+              "more": [one(File, str(tmp_path / "f"), store=store)], "raw": b"\x00"}
     safe = jsonable(values)
-    assert safe == {"wordlist": values["wordlist"].digest, "n": 3}
-    # The stored form converts back to the same file.
-    assert one(File, safe["wordlist"], store=store) == values["wordlist"]
+    digest = values["wordlist"].digest
+    assert safe == {"wordlist": {"$file": digest}, "n": 3, "more": [{"$file": digest}],
+                    "raw": b"\x00"}
+    # The stored form converts back to the same values, by every origin's rules.
+    for origin in (None, SERVER, CONVERTED):
+        kw = {"origin": origin} if origin else {}
+        assert one(File, safe["wordlist"], store=store, **kw) == values["wordlist"]
+        assert one(list[File], safe["more"], store=store, **kw) == values["more"]
+        assert one(bytes, safe["raw"], **kw) == b"\x00"
+
+
+# -- origins: what a string may name -----------------------------------------------------
+
+
+def test_the_server_takes_a_file_only_as_a_stored_digest(tmp_path, store):
+    (tmp_path / "secret").write_text("root:x:0:0")
+    with pytest.raises(ParamError, match="expected the digest .* of an uploaded file"):
+        one(File, str(tmp_path / "secret"), store=store, origin=SERVER)
+    assert one(File | str, str(tmp_path / "secret"), store=store, origin=SERVER) == str(
+        tmp_path / "secret")
+    digest = store.put_file(b"words")
+    assert one(File | str, digest, store=store, origin=SERVER) == File(digest)
+
+
+def test_a_converted_task_never_takes_a_string_for_a_file(tmp_path, store):
+    (tmp_path / "secret").write_text("root:x:0:0")
+    digest = store.put_file(b"words")
+    # What the server kept as text stays text, a path or a digest alike.
+    for text in (str(tmp_path / "secret"), digest):
+        assert one(File | str, text, store=store, origin=CONVERTED) == text
+        assert "stored file" in error(File, text, store=store, origin=CONVERTED).message
+    assert one(File | str, {"$file": digest}, store=store, origin=CONVERTED) == File(digest)
+    missing = "sha256:" + "0" * 64
+    assert "no such file is stored" in error(File, {"$file": missing}, store=store,
+                                             origin=CONVERTED).message
+
+
+# -- bytes -------------------------------------------------------------------------------
+
+
+def test_bytes_from_text_is_utf8():
+    assert one(bytes, "héllo") == "héllo".encode()
+    assert one(bytes, b"\x00\xff") == b"\x00\xff"
+
+
+def test_bytes_from_a_file_on_the_command_line(tmp_path):
+    (tmp_path / "blob").write_bytes(b"\x00\x01\xfe")
+    assert one(bytes, f"@{tmp_path / 'blob'}") == b"\x00\x01\xfe"
+    assert one(bytes, "@@handle") == b"@handle"
+    with pytest.raises(ParamError, match=r"^--x: cannot read '.*nope': No such file"):
+        one(bytes, f"@{tmp_path / 'nope'}")
+
+
+def test_bytes_on_the_server_never_read_a_file(tmp_path):
+    (tmp_path / "blob").write_bytes(b"secret")
+    text = f"@{tmp_path / 'blob'}"
+    assert one(bytes, text, origin=SERVER) == text.encode()
+    assert one(bytes, {"$bytes": "AAH+"}, origin=SERVER) == b"\x00\x01\xfe"
+    assert "not base64" in error(bytes, {"$bytes": "%%%"}, origin=SERVER).message
+    assert "expected text or" in error(bytes, 5, origin=SERVER).message
+
+
+def test_optional_bytes_and_lists_of_bytes(tmp_path):
+    assert one(Optional[bytes], "none") is None
+    assert one(list[bytes], "a,b") == [b"a", b"b"]
 
 
 # -- the parameter set -------------------------------------------------------------------

@@ -7,7 +7,13 @@ from typing import Any
 import pytest
 
 from levrt import File
-from levrt.server.params import ParamsInvalid, check_params, check_value, parse_type
+from levrt.server.params import (
+    ParamsInvalid,
+    check_params,
+    check_size,
+    check_value,
+    parse_type,
+)
 from levrt.store import Store
 
 
@@ -15,7 +21,7 @@ from levrt.store import Store
     ("str", str), ("int | None", int | None), ("Optional[int]", int | None),
     ("list[str]", list[str]), ("list[int] | None", list[int] | None),
     ("dict[str, Any]", dict[str, Any]), ("Literal['a', 1]", typing.Literal["a", 1]),
-    ("levrt.File", File), ("Union[int, str]", int | str),
+    ("levrt.File", File), ("Union[int, str]", int | str), ("bytes | None", bytes | None),
     # What it cannot read, lev run checks when the task starts.
     (None, Any), ("Sequence[str]", Any), ("((", Any), ("__import__('os').system('id')", Any),
     ("tuple[int, int]", Any),
@@ -70,7 +76,7 @@ def test_a_file_is_a_stored_digest_never_a_server_path(tmp_path):
     with Store(f"sqlite:///{tmp_path / 'db'}") as store:
         digest = store.put_file(b"admin\nroot\n", name="words.txt")
         assert check_params({"name": "f", "params": [field]}, {"wordlist": digest},
-                            store) == {"wordlist": digest}
+                            store) == {"wordlist": {"$file": digest}}
         with pytest.raises(ValueError, match="expected the digest .* of an uploaded file"):
             check_value(field, "/etc/shadow", store)
         with pytest.raises(ValueError, match="expected the digest"):
@@ -80,3 +86,29 @@ def test_a_file_is_a_stored_digest_never_a_server_path(tmp_path):
 def test_keyword_arguments_take_any_name():
     entry = {"name": "f", "params": [param("options", None, kind="var_keyword")]}
     assert check_params(entry, {"depth": 3}, None) == {"depth": 3}
+
+
+def test_a_file_or_text_keeps_a_path_as_text(tmp_path):
+    field = param("f", "File | str")
+    with Store(f"sqlite:///{tmp_path / 'db'}") as store:
+        digest = store.put_file(b"words")
+        entry = {"name": "f", "params": [field]}
+        assert check_params(entry, {"f": "/etc/hostname"}, store) == {"f": "/etc/hostname"}
+        assert check_params(entry, {"f": digest}, store) == {"f": {"$file": digest}}
+
+
+def test_bytes_from_text_or_base64_never_from_a_path():
+    entry = {"name": "f", "params": [param("data", "bytes")]}
+    assert check_params(entry, {"data": "@/etc/hostname"}, None) == {"data": b"@/etc/hostname"}
+    assert check_params(entry, {"data": {"$bytes": "AP8="}}, None) == {"data": b"\x00\xff"}
+
+
+def test_size_limit_names_the_largest_field():
+    check_size({"a": "x" * 10, "b": 1}, 100)
+    with pytest.raises(ParamsInvalid) as caught:
+        check_size({"small": "x" * 40, "big": "x" * 80}, 100)
+    assert caught.value.too_large and list(caught.value.errors) == ["big"]
+    assert "a task takes at most 100 bytes" in caught.value.errors["big"]
+    with pytest.raises(ParamsInvalid) as caught:
+        check_size({"one": "x" * 200, "two": "x" * 300, "ok": 1}, 100)
+    assert list(caught.value.errors) == ["one", "two"]

@@ -3,6 +3,8 @@ hub package written into tmp_path and published to the store (``lev hub load``);
 publishes the examples and runs ``server_port`` and lan_audit's ``quick_check`` on 127.0.0.1
 when nmap is installed."""
 
+import base64
+import hashlib
 import json
 import os
 import shutil
@@ -279,7 +281,7 @@ def test_queued_tasks_survive_a_restart(store, tokens, noop, tmp_path, monkeypat
     assert store.get_job(second["id"])["status"] == "queued"
     with TestClient(create_app(Settings(db_url=store.url), store=store)) as client:
         job = ended(client, alice, second["id"])
-        assert job["status"] == "done", job
+        assert job["status"] == "done", job["error"]
         bundle = client.get(f"/api/tasks/{second['id']}", headers=alice).json()
         assert [doc["data"] for doc in bundle["documents"]] == [{"word": "later"}]
 
@@ -431,3 +433,161 @@ def check_examples(client, alice, executor):
     job = ended(client, alice, task_id, timeout=120)
     assert job["status"] == "done", job
     assert job["package"].startswith("lev.szczecin.lan_audit==")
+
+
+# -- parameters reach the task as the server converted them (issue 11) ----------------------
+
+PEEK = '''"""A tool that takes a file or a text: a path given as text must stay text."""
+from levrt import Cr, File, annot, ctx, remote
+
+
+def peek(f: File | str = "none") -> Cr:
+    files = {"/in/f": f} if isinstance(f, File) else {}
+    text = None if isinstance(f, File) else f
+
+    @remote
+    def entry():
+        if text is None:
+            with open("/in/f") as file:
+                ctx.set(content=file.read())
+        else:
+            print("got text", text)
+            ctx.set(text=text)
+    return Cr("localhost/test:latest", files=files, entry=entry())
+
+
+def size(blob: str = "", data: bytes = b"") -> Cr:
+    @remote
+    def entry():
+        ctx.set(blob=len(blob), size=len(data), head=data[:4])
+    return Cr("localhost/test:latest", entry=entry())
+
+
+__lev__ = annot.meta([peek, size])
+'''
+
+
+@pytest.fixture
+def peek(tmp_path, tokens, capsys):
+    """alice's ``lev.alice.peek`` 1.0 and a secret file of the server's machine."""
+    folder = tmp_path / "hub" / "alice.peek"
+    (folder / "lev" / "alice" / "peek").mkdir(parents=True)
+    (folder / "pyproject.toml").write_text(
+        '[project]\nname = "lev.alice.peek"\nversion = "1.0"\ndependencies = ["levrt"]\n'
+        '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n'
+        '[tool.hatch.build.targets.wheel]\npackages = ["lev"]\n')
+    (folder / "lev" / "alice" / "peek" / "__init__.py").write_text(PEEK)
+    assert cli_main(["hub", "load", str(folder.parent)]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    secret = tmp_path / "server-secret.txt"
+    secret.write_text(f"TOPSECRET-{os.getpid()}-{time.time_ns()}\n")
+    return folder, secret
+
+
+def assert_nowhere(client, headers, store, task_id, secret):
+    """The secret file's content is in no answer about the task, nor in the store's files."""
+    content = secret.read_text().strip()
+    for path in (f"/api/tasks/{task_id}", f"/api/tasks/{task_id}/logs", "/api/tasks"):
+        answer = client.get(path, headers=headers)
+        assert answer.status_code == 200 and content not in answer.text, path
+    for document in store.list_documents(task_id):
+        assert content not in json.dumps(document["data"])
+    digest = "sha256:" + hashlib.sha256(secret.read_bytes()).hexdigest()
+    assert not store.has_file(digest)
+
+
+def test_a_path_for_a_file_or_text_parameter_never_reads_a_server_file(client, tokens, peek,
+                                                                       store):
+    folder, secret = peek
+    alice, root = tokens["alice"], tokens["root"]
+    job = ended(client, alice, submit(client, alice, "lev.alice.peek:peek",
+                                      {"f": str(secret)})["id"])
+    assert job["status"] == "done", job
+    assert [doc["data"] for doc in store.list_documents(job["id"])] == [{"text": str(secret)}]
+    assert_nowhere(client, alice, store, job["id"], secret)
+    # An administrator's target is converted by the job, by the server's rules all the same.
+    job = ended(client, root, submit(client, root, f"{folder}:peek", {"f": str(secret)})["id"])
+    assert job["status"] == "done", job
+    assert [doc["data"] for doc in store.list_documents(job["id"])] == [{"text": str(secret)}]
+    assert_nowhere(client, root, store, job["id"], secret)
+    # An uploaded file is a file; its digest given as text by the API is the file too.
+    uploaded = client.post("/api/tasks/files", headers=alice,
+                           files={"file": ("mine.txt", b"my own words", "text/plain")}).json()
+    job = ended(client, alice, submit(client, alice, "lev.alice.peek:peek",
+                                      {"f": uploaded["digest"]})["id"])
+    assert job["status"] == "done", job
+    assert store.get_job(job["id"])["params"] == {"f": {"$file": uploaded["digest"]}}
+    assert [doc["data"] for doc in store.list_documents(job["id"])] == [
+        {"content": "my own words"}]
+
+
+def _csrf(page):
+    return page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+
+
+def _web_task(web, store, run, files=None, **fields):
+    """Submit the Quick form ``run`` (logged in) with ``fields``; the task's job once ended."""
+    answer = web.post(run, data={"csrf_token": _csrf(web.get(run)), **fields}, files=files)
+    assert answer.status_code == 303, answer.text
+    task_id = answer.headers["location"].removeprefix("/tasks/")
+    return wait_for(lambda: (lambda job: job if job["status"] not in ("queued", "running")
+                             else None)(store.get_job(task_id)))
+
+
+@pytest.fixture
+def web(store):
+    """A browser-like client, logged in as carol."""
+    store.create_user("carol", PASSWORD)
+    with TestClient(create_app(Settings(db_url=store.url), store=store),
+                    follow_redirects=False) as client:
+        answer = client.post("/login", data={"user": "carol", "password": PASSWORD,
+                                             "csrf_token": _csrf(client.get("/login"))})
+        assert answer.status_code == 303, answer.text
+        yield client
+
+
+def test_a_bytes_parameter_is_an_upload_field(store, tokens, peek, web):
+    run = "/packages/lev.alice.peek/run/lev.alice.peek:size"
+    assert '<input type="file" id="p_data" name="p_data">' in web.get(run).text
+    job = _web_task(web, store, run, files={"p_data": ("b.bin", b"\x00\x01\x02", "x/y")},
+                    p_blob="abc")
+    assert job["status"] == "done", job["error"]
+    assert [doc["data"] for doc in store.list_documents(job["id"])] == [
+        {"blob": 3, "size": 3, "head": b"\x00\x01\x02"}]
+    assert job["params"] == {"blob": "abc", "data": b"\x00\x01\x02"}
+    assert '"$bytes": "AAEC"' in web.get(f"/tasks/{job['id']}").text.replace("&#34;", '"')
+
+
+def test_a_path_typed_into_the_web_form_stays_text(store, tokens, peek, web):
+    _, secret = peek
+    run = "/packages/lev.alice.peek/run/lev.alice.peek:peek"
+    job = _web_task(web, store, run, p_f=str(secret))
+    task_id = job["id"]
+    assert job["status"] == "done", job["error"]
+    assert [doc["data"] for doc in store.list_documents(task_id)] == [{"text": str(secret)}]
+    content = secret.read_text().strip()
+    assert content not in web.get(f"/tasks/{task_id}").text
+    headers = {"Authorization": f"Bearer {store.create_token('carol', 't')['token']}"}
+    with TestClient(create_app(Settings(db_url=store.url), store=store)) as api:
+        assert_nowhere(api, headers, store, task_id, secret)
+
+
+def test_large_parameters_travel_outside_argv_up_to_the_limit(store, tokens, peek):
+    alice = tokens["alice"]
+    blob = "x" * (300 * 1024)  # over the ~128 KiB one argument may have
+    data = {"$bytes": base64.b64encode(b"\x00\x01" * 100_000).decode()}
+    with TestClient(create_app(Settings(db_url=store.url), store=store)) as client:
+        job = ended(client, alice, submit(client, alice, "lev.alice.peek:size",
+                                          {"blob": blob, "data": data})["id"], timeout=60)
+        assert job["status"] == "done", job["error"]
+        assert [doc["data"] for doc in store.list_documents(job["id"])] == [
+            {"blob": len(blob), "size": 200_000, "head": b"\x00\x01\x00\x01"}]
+    with TestClient(create_app(Settings(db_url=store.url, max_params_bytes=100_000),
+                               store=store)) as client:
+        answer = client.post("/api/tasks", headers=alice, json={
+            "target": "lev.alice.peek:size", "params": {"blob": blob, "data": "ok"}})
+        assert answer.status_code == 413, answer.text
+        (item,) = answer.json()["detail"]
+        assert item["loc"] == ["body", "params", "blob"]
+        assert "at most 100000 bytes" in item["msg"]
+    assert len(store.list_jobs()) == 1  # the refused task was never recorded

@@ -564,7 +564,7 @@ def test_a_file_parameter_is_an_upload_field(client, hub, store, counter, monkey
     assert answer.status_code == 303, answer.text
     job = wait_done(store, answer.headers["location"].removeprefix("/tasks/"))
     assert job["status"] == "done", job
-    digest = job["params"]["wordlist"]
+    digest = job["params"]["wordlist"]["$file"]
     assert store.get_file(digest) == words and job["params"]["min_length"] == 4
     assert [doc["data"] for doc in store.list_documents(job["id"])] == [{"words": 6}]
 

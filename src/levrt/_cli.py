@@ -42,7 +42,7 @@ from rich.text import Text
 from . import __version__, _params, executors
 from ._config import EXECUTORS, ConfigError
 from ._cr import Cr, TaskFailed
-from ._job import JobListener, RunInfo, arun, current_job
+from ._job import JobListener, RunInfo, arun, current_job, exit_failure
 from ._remote import TransportError
 from .executors import ExecutorError
 from .shim.entry import encode
@@ -583,16 +583,19 @@ class _JobBody:
     async def __call__(self) -> Any:
         self.job_id = current_job().id
         outcome = self.func(**self.values)
+        if not inspect.isawaitable(outcome):
+            raise TypeError(
+                f"{_params.name_of(self.func)} returned {type(outcome).__name__}, not a Cr: "
+                "lev run runs async workflows and tool modes that return a Cr"
+            )
+        # A coroutine that returns a Cr (a mode written `async def m() -> Cr`) runs it too.
+        while inspect.isawaitable(outcome) and not isinstance(outcome, Cr):
+            outcome = await outcome
         if isinstance(outcome, Cr):
             self.ran_tool = True
             document = await outcome
             return await document.get()
-        if inspect.isawaitable(outcome):
-            return await outcome
-        raise TypeError(
-            f"{_params.name_of(self.func)} returned {type(outcome).__name__}, not a Cr: lev run "
-            "runs async workflows and tool modes that return a Cr"
-        )
+        return outcome
 
 
 def _print_params(console: Console, func: Callable[..., Any]) -> None:
@@ -608,15 +611,81 @@ def _print_params(console: Console, func: Callable[..., Any]) -> None:
         table.add_row(_params.option(param["name"]), param["type"] or "", default,
                       param["desc"] or "")
     console.print(table)
+    shadowed = sorted(_shadowed(func))
+    if shadowed:
+        console.print(Text(
+            f"After TARGET, {', '.join(shadowed)} set parameters of {_params.name_of(func)}; "
+            "lev run's own options of those names go before TARGET "
+            f"(lev run {shadowed[0]} ... TARGET ...).", style="yellow"))
+
+
+# lev run's own options: (flags, argparse keywords).
+_RUN_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
+    (("--params",), {"metavar": "JSON", "help": "parameters as a JSON object (options given "
+                     "explicitly win)"}),
+    (("--executor",), {"metavar": "NAME", "help": "run the tools with this executor: "
+                       f"{', '.join(EXECUTORS)} (default: LEV_EXECUTOR, else executor in "
+                       "$LEV_HOME/config.toml, else process)"}),
+    (("--name",), {"metavar": "JOBNAME", "help": "job name (default: the function's)"}),
+    (("--job",), {"metavar": "ID", "help": "run the store's queued job ID, with the parameters "
+                  "it records, instead of recording a new one (what the server's task runner "
+                  "does)"}),
+    (("--json",), {"action": "store_true", "help": "print the job, runs, documents, log and "
+                   "result as one JSON object"}),
+    (("-q", "--quiet"), {"action": "store_true", "help": "do not follow the job live"}),
+    (("-h", "--help"), {"action": "store_true", "help": "show this help and exit"}),
+]
+
+
+def _run_options(parser: argparse.ArgumentParser, shadowed: frozenset[str] = frozenset()) -> None:
+    """lev run's own options on ``parser``, but for the long spellings in ``shadowed``: the
+    function has parameters of those names, and after TARGET they are its."""
+    for flags, spec in _RUN_OPTIONS:
+        kept = [flag for flag in flags if flag not in shadowed]
+        if kept:
+            parser.add_argument(*kept, dest=flags[-1].lstrip("-"), **spec)
+
+
+def _shadowed(func: Callable[..., Any]) -> frozenset[str]:
+    """lev run's long options that name parameters of ``func`` (dashes or underscores)."""
+    names = {_params.option(name) for name in inspect.signature(func).parameters}
+    return frozenset(flag for flags, _ in _RUN_OPTIONS for flag in flags if flag in names)
+
+
+def _after_target(args: argparse.Namespace, func: Callable[..., Any]) -> list[str]:
+    """lev run's options after TARGET set on ``args`` (the function's parameters of the same
+    name left out); the tokens left: the function's parameters."""
+    parser = argparse.ArgumentParser(prog="lev run", add_help=False, allow_abbrev=False,
+                                     exit_on_error=False)
+    _run_options(parser, _shadowed(func))
+    try:
+        _, extras = parser.parse_known_args(args.rest, namespace=args)
+    except argparse.ArgumentError as exc:
+        raise CliError(str(exc)) from None
+    return extras
 
 
 def _values(args: argparse.Namespace, extras: list[str], func: Callable[..., Any],
             store: Store) -> dict[str, Any]:
-    """The function's arguments from ``--params`` and the options after TARGET."""
+    """The function's arguments: from ``--params`` and the options after TARGET, or, with
+    ``--job``, those the queued job records (as the server converted them)."""
     try:
-        names = set(inspect.signature(func).parameters)
-        raw = {**_json_params(args.params), **option_values(extras, names, _params.flags(func))}
-        return _params.convert(func, raw, store=store)
+        if args.job is None:
+            names = set(inspect.signature(func).parameters)
+            raw = {**_json_params(args.params),
+                   **option_values(extras, names, _params.flags(func))}
+            return _params.convert(func, raw, store=store)
+        if args.params is not None or extras:
+            raise CliError("--job runs the parameters its job records: give no --params or "
+                           "parameter options with it")
+        job = store.get_job(args.job)
+        if job is None:
+            raise CliError(f"no job {args.job!r} in the store", EXIT_FAILED)
+        # A published package's task was converted by its manifest's types: a string there
+        # stays a string. Another target (an administrator's) is converted now, by the
+        # server's rules: no path of this machine is ever read for a task.
+        origin = _params.CONVERTED if job["package"] else _params.SERVER
+        return _params.convert(func, dict(job["params"] or {}), store=store, origin=origin)
     except (_params.ParamError, TypeError) as exc:  # TypeError: unresolvable annotations
         raise CliError(str(exc)) from None
 
@@ -629,6 +698,7 @@ def _cmd_run(args: argparse.Namespace, extras: list[str]) -> int:
         raise CliError("lev run needs a TARGET (module:function, file.py:function or "
                        "PACKAGE_DIR:function); see lev run --help")
     func = load_target(args.target)
+    extras = _after_target(args, func) + extras
     if args.help:
         args.parser.print_help()
         _print_params(Console(), func)
@@ -671,6 +741,9 @@ def _run_job(args: argparse.Namespace, func: Callable[..., Any], values: dict[st
     if isinstance(failure, KeyboardInterrupt):
         print(f"lev: job {body.job_id} cancelled (interrupted)", file=sys.stderr)
         return EXIT_INTERRUPTED
+    if isinstance(failure, SystemExit):
+        print(f"lev: error: job {body.job_id} failed: {exit_failure(failure)}", file=sys.stderr)
+        return EXIT_FAILED
     if failure is not None:
         print(f"lev: error: job {body.job_id} failed: {describe_error(failure)}",
               file=sys.stderr)
@@ -740,24 +813,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run TARGET as a job. TARGET is module.path:function, "
         "path/to/file.py:function or PACKAGE_DIR:function (a hub package folder "
         "<user>.<tool>; its sibling package folders are importable too).",
-        epilog="Any other --name VALUE is a parameter of the function (dashes or underscores; "
-        "repeat it or use commas for a list; a bare --flag or --no-flag for a bool). Options of "
-        "lev run itself win over parameters of the same name: pass those with --params. "
-        "lev run TARGET --help lists the function's parameters.",
+        epilog="Any other --name VALUE after TARGET is a parameter of the function (dashes or "
+        "underscores; repeat it or use commas for a list; a bare --flag or --no-flag for a "
+        "bool). After TARGET a parameter wins over the option of lev run of the same name "
+        "(--name, --json, ...); before TARGET every option is lev run's. "
+        "lev run TARGET --help lists the function's parameters and says which they take over.",
     )
+    _run_options(run)
     run.add_argument("target", nargs="?", metavar="TARGET", help="what to run (see above)")
-    run.add_argument("--params", metavar="JSON",
-                     help="parameters as a JSON object (options given explicitly win)")
-    run.add_argument("--executor", metavar="NAME",
-                     help=f"run the tools with this executor: {', '.join(EXECUTORS)} (default: "
-                     "LEV_EXECUTOR, else executor in $LEV_HOME/config.toml, else process)")
-    run.add_argument("--name", metavar="JOBNAME", help="job name (default: the function's)")
-    run.add_argument("--job", metavar="ID", help="run the store's queued job ID instead of "
-                     "recording a new one (what the server's task runner does)")
-    run.add_argument("--json", action="store_true",
-                     help="print the job, runs, documents, log and result as one JSON object")
-    run.add_argument("-q", "--quiet", action="store_true", help="do not follow the job live")
-    run.add_argument("-h", "--help", action="store_true", help="show this help and exit")
+    run.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     run.set_defaults(handler=_cmd_run, parser=run)
 
     jobs = commands.add_parser("jobs", help="list jobs, newest first")

@@ -4,11 +4,17 @@
 current context, and marks the job done, failed or cancelled. Everything the
 workflow prints, and everything logged to the ``"lev"`` logger, goes to the
 job's log; runs still alive when the job ends are killed.
+
+What the coroutine returns is awaited in turn while it is awaitable (a ``Cr``, a
+coroutine): a mode written ``async def m() -> Cr: return Cr(...)`` runs its ``Cr``.
+``exit()`` / ``sys.exit(n)`` end the job: code ``None`` or 0 is ``done``, anything else
+``failed`` with that code.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import io
 import logging
 import sys
@@ -191,6 +197,24 @@ def _discard(coro: Awaitable[Any]) -> None:
         close()
 
 
+async def settle(outcome: Any) -> Any:
+    """``outcome`` awaited while it is awaitable: a coroutine that returns a ``Cr`` gives
+    that run's document, as if the caller had awaited the ``Cr`` too."""
+    while inspect.isawaitable(outcome):
+        outcome = await outcome
+    return outcome
+
+
+def exit_failure(exc: SystemExit) -> str | None:
+    """Why a job whose code raised ``exc`` (``exit()``, ``sys.exit(n)``) failed, or None:
+    code None or 0 ends the job ``done``."""
+    if exc.code is None or exc.code == 0:
+        return None
+    if isinstance(exc.code, int):
+        return f"exited with code {exc.code}"
+    return f"exited: {exc.code}"
+
+
 def _job_name(coro: Awaitable[Any]) -> str:
     name = getattr(coro, "__qualname__", None) or type(coro).__name__
     return name.replace(".<locals>", "")
@@ -228,13 +252,21 @@ async def arun(coro: Awaitable[Any], db: str | None = None, *, store: Store | No
     try:
         why = f" ({executor.chosen_by})" if executor.chosen_by else ""
         job.log(None, "job", [f"job {job_id} started with the {executor.describe()} executor{why}"])
-        result = await coro
+        try:
+            result = await settle(coro)
+        except SystemExit as exc:
+            error = exit_failure(exc)
+            if error is not None:
+                raise
+            result = None
         status = "done"
         job.set_progress(1.0)
         return result
     except asyncio.CancelledError:
         status, error = "cancelled", "cancelled"
         raise
+    except SystemExit:
+        raise  # error says the exit code
     except BaseException as exc:
         error = f"{type(exc).__name__}: {exc}"
         raise
@@ -256,12 +288,18 @@ def run(coro: Coroutine[Any, Any, Any], db: str | None = None, **options: Any) -
     ``db`` names the job (default: the coroutine's name). Options (ours):
     ``store``, ``executor`` (an :class:`~levrt.executors.Executor` or its name),
     ``listeners``, ``echo`` (also print what the workflow prints; default on).
+
+    The workflow's exception is re-raised. ``exit()`` / ``sys.exit(0)`` in it end the job
+    ``done`` and ``run`` returns None; ``sys.exit(n)`` with any other code fails the job and
+    re-raises that ``SystemExit``, so the script exits with ``n`` unless it catches it.
     """
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        options.setdefault("echo", True)
-        return asyncio.run(arun(coro, db, **options))
-    _discard(coro)
-    raise RuntimeError("levrt.run() cannot be called from a running event loop: "
-                       "use `await levrt.arun(...)`")
+        pass  # the job runs below, outside this block: its errors are not chained to this one
+    else:
+        _discard(coro)
+        raise RuntimeError("levrt.run() cannot be called from a running event loop: "
+                           "use `await levrt.arun(...)`")
+    options.setdefault("echo", True)
+    return asyncio.run(arun(coro, db, **options))

@@ -1,12 +1,26 @@
 """Parameter values for an exported function, converted from its type hints.
 
 Values come from the command line (strings, or lists of strings for a repeated
-option) or from JSON (``--params``, the web form), so every conversion accepts
+option) or from JSON (``--params``, the web form, the API), so every conversion accepts
 both the text form and the already-typed JSON value.
+
+One converter serves every origin, each with its own rules (:class:`Origin`): the command
+line (:data:`CLI`) may name files of this machine — a path for a ``File``, ``@PATH`` for
+``bytes``; the server (:data:`SERVER`) takes a ``File`` only as the digest of a stored file,
+because a path would read the server's own files; and a server task's job
+(:data:`CONVERTED`) gets values the server has converted already, in their typed JSON form
+(:func:`jsonable`), so a string there is never taken for a file at all.
+
+The converter is our own rather than pydantic's ``TypeAdapter``: its lax mode takes ``true``
+for an int and ``t`` for a bool, knows none of the command line's text forms (``a,b,c``
+lists, ``none``, ``@PATH``), tries union members by exact type first where a command line
+means the first that fits, and its messages cannot name the option and the list item.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import inspect
 import json
@@ -16,6 +30,7 @@ import reprlib
 import types
 import typing
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,8 +41,8 @@ from .annot._manifest import render_type
 if TYPE_CHECKING:
     from .store import Store
 
-__all__ = ["ParamError", "convert", "convert_value", "describe", "flags", "jsonable", "name_of",
-           "option"]
+__all__ = ["CLI", "CONVERTED", "SERVER", "Origin", "ParamError", "convert", "convert_value",
+           "describe", "flags", "jsonable", "name_of", "option"]
 
 TRUE_WORDS = frozenset({"true", "yes", "1", "on"})
 FALSE_WORDS = frozenset({"false", "no", "0", "off"})
@@ -35,6 +50,26 @@ NONE_WORDS = frozenset({"none", "null"})
 
 _UNIONS = (typing.Union, types.UnionType)
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where values come from, and so what a string may name."""
+
+    name: str
+    #: A ``File`` may be a path, ``bytes`` an ``@PATH``, of the machine converting them.
+    paths: bool
+    #: A ``File`` may be a stored file's digest given as a plain string.
+    digests: bool
+
+
+#: ``lev run``'s options and ``--params``: the user's own machine.
+CLI = Origin("the command line", paths=True, digests=True)
+#: ``POST /api/tasks`` and the web form: never a path of the server.
+SERVER = Origin("the server", paths=False, digests=True)
+#: A server task's job: values the server converted, a file only in its tagged form.
+CONVERTED = Origin("a converted task", paths=False, digests=False)
 
 # Error messages quote the bad value; a pasted file must not flood them.
 _short = reprlib.Repr()
@@ -86,7 +121,7 @@ def _members(tp: Any) -> tuple[Any, ...]:
     return (tp,)
 
 
-def _noun(tp: Any) -> str:
+def _noun(tp: Any, origin: Origin = CLI) -> str:
     if tp is str:
         return "a string"
     if tp is int:
@@ -96,28 +131,41 @@ def _noun(tp: Any) -> str:
     if tp is bool:
         return "a bool (true/false, yes/no, on/off, 1/0)"
     if tp is File:
-        return "the path of a readable local file"
-    origin = typing.get_origin(tp)
-    if tp is list or origin is list:
+        if origin.paths:
+            return "the path of a readable local file"
+        if origin.digests:
+            return "the digest (sha256:...) of an uploaded file"
+        return 'a stored file ({"$file": "sha256:..."})'
+    if tp is bytes:
+        return "text or @PATH of a file" if origin.paths else 'text or {"$bytes": base64}'
+    generic = typing.get_origin(tp)
+    if tp is list or generic is list:
         return "a list (JSON, or comma-separated)"
-    if tp is dict or origin is dict:
+    if tp is dict or generic is dict:
         return "a JSON object"
-    if origin is typing.Literal:
+    if generic is typing.Literal:
         return "one of " + ", ".join(repr(arg) for arg in typing.get_args(tp))
-    if origin in _UNIONS:
-        nouns = [_noun(arg) for arg in _members(tp)]
+    if generic in _UNIONS:
+        nouns = [_noun(arg, origin) for arg in _members(tp)]
         return " or ".join(nouns + (["none"] if _is_optional(tp) else []))
     return render_type(tp)
 
 
-def _mismatch(tp: Any, value: Any) -> _Mismatch:
-    return _Mismatch(f"expected {_noun(tp)}, got {_short.repr(value)}")
+def _mismatch(tp: Any, value: Any, origin: Origin = CLI) -> _Mismatch:
+    return _Mismatch(f"expected {_noun(tp, origin)}, got {_short.repr(value)}")
+
+
+def _tagged(value: Any, tag: str) -> Any:
+    """The payload of the typed JSON form ``{tag: payload}`` (see :func:`jsonable`), or None."""
+    if isinstance(value, dict) and len(value) == 1 and tag in value:
+        return value[tag]
+    return None
 
 
 class _Converter:
-    def __init__(self, store: Store | None, local_files: bool = True) -> None:
+    def __init__(self, store: Store | None, origin: Origin) -> None:
         self.store = store
-        self.local_files = local_files
+        self.origin = origin
 
     def to(self, tp: Any, value: Any) -> Any:
         if tp is Any:
@@ -133,11 +181,13 @@ class _Converter:
             return self._dict(tp, value)
         if tp is File:
             return self._file(value)
+        if tp is bytes:
+            return self._bytes(value)
         scalar = _SCALARS.get(tp)
         if scalar is None:
             raise _Mismatch(
                 f"parameters of type {render_type(tp)} cannot be given as text or JSON; "
-                "use str, int, float, bool, list, dict, Optional or levrt.File"
+                "use str, int, float, bool, bytes, list, dict, Optional or levrt.File"
             )
         return scalar(tp, value)
 
@@ -151,7 +201,7 @@ class _Converter:
                 return self.to(member, value)
             except _Mismatch:
                 continue
-        raise _mismatch(tp, value)
+        raise _mismatch(tp, value, self.origin)
 
     def _literal(self, tp: Any, value: Any) -> Any:
         for choice in typing.get_args(tp):
@@ -194,16 +244,22 @@ class _Converter:
     def _file(self, value: Any) -> File:
         if isinstance(value, File):
             return value
-        if not isinstance(value, str) or not value:
-            raise _mismatch(File, value)
+        tagged = _tagged(value, "$file")
+        if isinstance(tagged, str):
+            digest = tagged
+        elif isinstance(value, str) and value and (self.origin.paths or self.origin.digests):
+            digest = value
+        else:
+            raise _mismatch(File, value, self.origin)
         if self.store is None:
             raise _Mismatch("a File parameter needs a store to keep the file in: pass store=")
         # A digest names a file uploaded earlier (the web form, a re-run of stored params).
-        if _DIGEST.match(value) and self.store.has_file(value):
-            return File(value)
-        if not self.local_files:
-            raise _Mismatch(f"expected the digest (sha256:...) of an uploaded file, got "
-                            f"{_short.repr(value)}")
+        if _DIGEST.match(digest) and self.store.has_file(digest):
+            return File(digest)
+        if tagged is not None or not self.origin.paths:
+            unknown = " (no such file is stored)" if _DIGEST.match(digest) else ""
+            raise _Mismatch(f"expected {_noun(File, self.origin)}, got "
+                            f"{_short.repr(value)}{unknown}")
         path = Path(value).expanduser()
         try:
             content = path.read_bytes()
@@ -211,6 +267,27 @@ class _Converter:
             raise _Mismatch(f"cannot read {value!r}: {exc.strerror or exc}") from None
         digest = self.store.put_file(content, name=path.name)
         return File(digest, path.name, len(content))
+
+    def _bytes(self, value: Any) -> bytes:
+        if isinstance(value, (bytes, bytearray)):
+            return bytes(value)
+        tagged = _tagged(value, "$bytes")
+        if isinstance(tagged, str):
+            try:
+                return base64.b64decode(tagged, validate=True)
+            except (binascii.Error, ValueError):
+                raise _Mismatch(f"$bytes: not base64: {_short.repr(tagged)}") from None
+        if not isinstance(value, str):
+            raise _mismatch(bytes, value, self.origin)
+        if self.origin.paths and value.startswith("@"):
+            if value.startswith("@@"):  # text that itself begins with @
+                return value[1:].encode()
+            path = Path(value[1:]).expanduser()
+            try:
+                return path.read_bytes()
+            except OSError as exc:
+                raise _Mismatch(f"cannot read {value[1:]!r}: {exc.strerror or exc}") from None
+        return value.encode()
 
 
 def _json(text: str, what: str) -> Any:
@@ -273,9 +350,11 @@ _SCALARS: dict[Any, Callable[[Any, Any], Any]] = {
 
 
 def convert(
-    func: Callable[..., Any], raw: dict[str, Any], *, store: Store | None = None
+    func: Callable[..., Any], raw: dict[str, Any], *, store: Store | None = None,
+    origin: Origin = CLI,
 ) -> dict[str, Any]:
-    """Keyword arguments for ``func`` from ``raw`` values, converted by its type hints.
+    """Keyword arguments for ``func`` from ``raw`` values, converted by its type hints and
+    the rules of ``origin``.
 
     Parameters missing from ``raw`` keep their defaults. ``store`` keeps the
     content of ``levrt.File`` parameters (given as local paths). Raises
@@ -296,7 +375,7 @@ def convert(
         raise ParamError(
             unknown[0], f"unknown parameter{also}; {name_of(func)} takes {known}"
         )
-    converter = _Converter(store)
+    converter = _Converter(store, origin)
     values: dict[str, Any] = {}
     for name, param in named.items():
         if name not in raw:
@@ -312,12 +391,11 @@ def convert(
 
 
 def convert_value(tp: Any, value: Any, *, store: Store | None = None,
-                  local_files: bool = True) -> Any:
+                  origin: Origin = CLI) -> Any:
     """``value`` converted to the type ``tp`` as :func:`convert` converts a parameter's; a
-    ValueError says why not. Without ``local_files`` a ``File`` must be the digest of a file
-    in ``store``: a path would read a file of the machine converting it (a server's)."""
+    ValueError says why not."""
     try:
-        return _Converter(store, local_files).to(tp, value)
+        return _Converter(store, origin).to(tp, value)
     except _Mismatch as exc:
         raise ValueError(str(exc)) from None
 
@@ -328,11 +406,23 @@ def flags(func: Callable[..., Any]) -> set[str]:
 
 
 def jsonable(values: dict[str, Any]) -> dict[str, Any]:
-    """Converted values as the job record keeps them: a ``File`` by its digest.
+    """Converted values as the job record keeps them and a server task's job gets them: a
+    ``File`` as ``{"$file": digest}`` (at any depth), the rest as it is (the store keeps
+    ``bytes``; JSON shows them as ``{"$bytes": base64}``).
 
-    The digest converts back to the same ``File``, so stored params can run again.
+    Every origin converts this form back to the same values, so stored params can run again.
     """
-    return {key: v.digest if isinstance(v, File) else v for key, v in values.items()}
+    return {key: _typed(value) for key, value in values.items()}
+
+
+def _typed(value: Any) -> Any:
+    if isinstance(value, File):
+        return {"$file": value.digest}
+    if isinstance(value, dict):
+        return {key: _typed(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_typed(item) for item in value]
+    return value
 
 
 def describe(func: Callable[..., Any]) -> list[dict[str, Any]]:

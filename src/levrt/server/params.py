@@ -3,8 +3,10 @@
 The manifest gives each parameter's type as text (``int``, ``list[str]``, ``str | None``);
 :func:`parse_type` reads that text into a typing object with :mod:`ast` — never ``eval`` —
 so the runtime's own converter (:func:`levrt._params.convert_value`, what ``lev run`` uses)
-checks the values: the Quick form and ``POST /api/tasks`` accept exactly what the task will.
-A type it does not know is checked by ``lev run`` when the task starts.
+converts the values once, by the server's rules (:data:`levrt._params.SERVER`: a ``File`` is
+a stored file's digest, never a path). The job gets them in their typed JSON form and takes
+them as they are (:data:`levrt._params.CONVERTED`): what was text stays text there.
+A type it does not know is checked by ``lev run`` when the task starts, by the same rules.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import typing
 from typing import Any
 
 from levrt import File
-from levrt._params import convert_value, jsonable
+from levrt._params import SERVER, convert_value, jsonable
+from levrt.shim.entry import encode
 from levrt.store import Store
 
 # Parameters given by name; *args and **kwargs take none.
@@ -24,7 +27,7 @@ NAMED_KINDS = ("positional_or_keyword", "keyword_only", "positional_only", None)
 
 _TYPES: dict[str, Any] = {
     "str": str, "int": int, "float": float, "bool": bool, "list": list, "List": list,
-    "dict": dict, "Dict": dict, "File": File, "Any": Any,
+    "dict": dict, "Dict": dict, "File": File, "bytes": bytes, "Any": Any,
 }
 _GENERICS = {"list": list, "List": list, "dict": dict, "Dict": dict}
 
@@ -32,8 +35,9 @@ _GENERICS = {"list": list, "List": list, "dict": dict, "Dict": dict}
 class ParamsInvalid(ValueError):
     """Some parameters do not fit the manifest; ``errors`` maps each one to why."""
 
-    def __init__(self, errors: dict[str, str]) -> None:
+    def __init__(self, errors: dict[str, str], *, too_large: bool = False) -> None:
         self.errors = errors
+        self.too_large = too_large  # answered 413, not 422
         super().__init__("; ".join(f"{name}: {message}" for name, message in errors.items()))
 
 
@@ -90,14 +94,14 @@ def check_value(param: dict[str, Any], value: Any, store: Store | None) -> Any:
                 break  # a manifest's bad regex is the package's problem, not the user's
             if not matched:
                 raise ValueError(f"{_pattern_text(item)!r} does not match the pattern {regex}")
-    return convert_value(parse_type(param.get("type")), value, store=store, local_files=False)
+    return convert_value(parse_type(param.get("type")), value, store=store, origin=SERVER)
 
 
 def check_params(entry: dict[str, Any], params: dict[str, Any],
                  store: Store | None) -> dict[str, Any]:
     """``params`` for the manifest entry (a mode or workflow), each converted to its type (as
-    JSON: a ``File`` by its digest); :class:`ParamsInvalid` names every parameter that is
-    unknown, missing or does not fit."""
+    typed JSON: ``{"$file": digest}``, ``{"$bytes": base64}``); :class:`ParamsInvalid` names
+    every parameter that is unknown, missing or does not fit."""
     declared = entry.get("params") or []
     named = {p["name"]: p for p in declared if p.get("kind") in NAMED_KINDS}
     takes_any = any(p.get("kind") == "var_keyword" for p in declared)
@@ -120,3 +124,21 @@ def check_params(entry: dict[str, Any], params: dict[str, Any],
     if errors:
         raise ParamsInvalid(errors)
     return jsonable(values)
+
+
+def check_size(params: dict[str, Any], limit: int) -> None:
+    """:class:`ParamsInvalid` (with ``too_large``) naming the parameters that make ``params``
+    (as the job record keeps them, JSON) more than ``limit`` bytes in all: each one over the
+    limit on its own, else the largest."""
+    sizes = {name: len(json.dumps(encode(value), ensure_ascii=False).encode())
+             for name, value in params.items()}
+    total = sum(sizes.values())
+    if total <= limit:
+        return
+    named = [name for name, size in sizes.items() if size > limit] or [max(sizes,
+                                                                           key=sizes.__getitem__)]
+    raise ParamsInvalid({
+        name: f"too large: {sizes[name]} bytes ({total} for all the parameters); a task takes "
+        f"at most {limit} bytes of parameters (setting LEV_SERVER_MAX_PARAMS_BYTES)"
+        for name in named
+    }, too_large=True)

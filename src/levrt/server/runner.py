@@ -4,14 +4,17 @@ A submitted task is a job recorded ``queued`` in the store, so it survives a res
 server: :meth:`TaskRunner.start` takes up every queued job again. It waits for one of
 ``max_running_tasks`` slots, then runs as
 
-    python -m levrt run TARGET --params JSON --job ID --executor EXECUTOR --quiet --json
+    python -m levrt run --job ID --executor EXECUTOR --quiet --json TARGET
 
 with the server's store (``LEV_DB_URL``) and, for a published package's target, that
 version's files on ``PYTHONPATH`` (:mod:`~levrt.server.published`), because the server never
 imports or executes package code (DESIGN §3): ``lev run`` loads the target, marks the queued
-job running (only one process can) and records its runs, documents and logs. A ``lev run``
-that fails before that (the target does not load, the parameters do not fit it) leaves the
-job queued; the runner then records it failed with the one error line ``lev run`` printed.
+job running (only one process can), takes the parameters from the job's record — as the
+server converted them, never as text to convert again, and never through argv, whose size is
+limited (``max_params_bytes`` bounds them instead) — and records its runs, documents and
+logs. A ``lev run`` that fails before that (the target does not load, the parameters do not
+fit it) leaves the job queued; the runner then records it failed with the one error line
+``lev run`` printed.
 
 Cancelling a queued task finishes its job at once; a running one gets SIGINT, which
 ``lev run`` turns into a cancelled job and killed runs, and ``cancel_grace`` seconds for that
@@ -23,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import sys
@@ -37,6 +39,7 @@ from levrt.store import Store
 from levrt.store._store import UNFINISHED_STATUSES
 
 from . import published
+from .params import check_size
 from .settings import Settings
 
 # Queued jobs a starting server takes up again, at most.
@@ -49,7 +52,6 @@ class Task:
 
     job_id: str
     target: str
-    params: dict[str, Any]
     package: str | None = None  # "name==version" when the target is a published package's
     cancel_requested: asyncio.Event = field(default_factory=asyncio.Event)
     process: asyncio.subprocess.Process | None = None
@@ -84,18 +86,20 @@ class TaskRunner:
                                        limit=_REQUEUE_LIMIT, oldest_first=True)
         for job in jobs:
             if job["id"] not in self._tasks:
-                self._take(Task(job["id"], job["target"] or "", dict(job["params"] or {}),
-                                job["package"]))
+                self._take(Task(job["id"], job["target"] or "", job["package"]))
         return len(jobs)
 
     async def submit(self, target: str, params: dict[str, Any], name: str, owner: str,
                      package: str | None = None) -> str:
         """Record a queued job for ``target`` (of the published ``package==version``, if
-        given) and take it; its id."""
+        given) with ``params`` (converted, in their typed JSON form) and take it; its id.
+        :class:`~levrt.server.params.ParamsInvalid` (``too_large``) names the parameters that
+        pass ``max_params_bytes``."""
+        check_size(params, self._settings.max_params_bytes)
         job_id = await run_in_threadpool(self._store.create_job, name, target=target,
                                          params=params, owner=owner, package=package,
                                          queued=True)
-        self._take(Task(job_id, target, params, package))
+        self._take(Task(job_id, target, package))
         return job_id
 
     def running_count(self) -> int:
@@ -161,9 +165,10 @@ class TaskRunner:
             self._tasks.pop(task.job_id, None)
 
     async def _execute(self, task: Task) -> None:
-        argv = [sys.executable, "-m", "levrt", "run", task.target,
-                "--params", json.dumps(task.params), "--job", task.job_id,
-                "--executor", self._settings.executor, "--quiet", "--json"]
+        # lev run's options before TARGET: after it, a parameter named like one (job, json,
+        # ...) would take it over.
+        argv = [sys.executable, "-m", "levrt", "run", "--job", task.job_id,
+                "--executor", self._settings.executor, "--quiet", "--json", task.target]
         env = {**os.environ, "LEV_DB_URL": self._store.url}
         if task.package:
             path = await run_in_threadpool(published.search_path, self._store, task.package)

@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     # as many per client address), before that name or address must wait.
     login_max_failures: int = Field(5, ge=1)
     login_window: float = Field(900.0, gt=0)
+    # A task's parameters in all, as JSON: they sit in its job's record, read by every listing.
+    max_params_bytes: int = Field(1 * MiB, gt=0)
     # Each task is a Python process with its tools under it: few at once by default.
     max_running_tasks: int = Field(2, ge=1)
     # Time a cancelled lev run has to record the cancellation and stop its runs.

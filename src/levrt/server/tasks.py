@@ -85,7 +85,8 @@ def find_job(store: Store, user: dict[str, Any], task_id: str) -> dict[str, Any]
     return job
 
 
-@router.post("", status_code=202)
+@router.post("", status_code=202, responses={
+    413: {"description": "the parameters are larger than a task takes"}})
 async def submit(body: TaskRequest, request: Request, store: StoreDep,
                  user: CurrentUser) -> dict[str, Any]:
     """Launch ``target`` with ``params`` as a job: it is recorded ``queued`` and starts
@@ -96,14 +97,18 @@ async def submit(body: TaskRequest, request: Request, store: StoreDep,
     ``["body", "params", NAME]``), and the task runs that version's published files."""
     target, params, package = await run_in_threadpool(_checked, store, user, body)
     name = body.name or target.rpartition(":")[2]
-    job_id = await _runner(request).submit(target, params, name, user["name"], package)
+    try:
+        job_id = await _runner(request).submit(target, params, name, user["name"], package)
+    except ParamsInvalid as exc:  # more parameters than a task takes
+        raise _invalid({("params", field): msg for field, msg in exc.errors.items()},
+                       413) from None
     return {"id": job_id, "status": "queued"}
 
 
-def _invalid(errors: dict[tuple[str, ...], str]) -> HTTPException:
-    """422 in FastAPI's own shape, one item per bad field."""
-    return HTTPException(422, [{"loc": ["body", *loc], "msg": msg, "type": "value_error"}
-                               for loc, msg in errors.items()])
+def _invalid(errors: dict[tuple[str, ...], str], status: int = 422) -> HTTPException:
+    """422 (or ``status``) in FastAPI's own shape, one item per bad field."""
+    return HTTPException(status, [{"loc": ["body", *loc], "msg": msg, "type": "value_error"}
+                                  for loc, msg in errors.items()])
 
 
 def _checked(store: Store, user: dict[str, Any],

@@ -10,6 +10,7 @@ stored manifests and never import package code: a task runs as ``lev run`` in th
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from datetime import datetime, timezone
@@ -28,7 +29,7 @@ from levrt.annot.cats import Attck
 from levrt.server import published, sessions
 from levrt.server.auth import verify_login
 from levrt.server.devices import local_device
-from levrt.server.params import NAMED_KINDS, check_value
+from levrt.server.params import NAMED_KINDS, ParamsInvalid, check_value
 from levrt.server.runner import TaskRunner
 from levrt.server.tasks import find_job
 from levrt.server.throttle import LoginThrottled
@@ -288,6 +289,16 @@ def _duration(item: dict[str, Any]) -> str:
 templates.env.filters["duration"] = _duration
 
 
+def _params_json(params: Any) -> str:
+    """A job's parameters as they were given: JSON, ``bytes`` as ``{"$bytes": base64}``."""
+    return json.dumps(params, indent=2, ensure_ascii=False, default=lambda value: {
+        "$bytes": base64.b64encode(value).decode("ascii")} if isinstance(value, bytes)
+        else repr(value))
+
+
+templates.env.filters["params_json"] = _params_json
+
+
 @router.get("/tasks", response_class=HTMLResponse)
 async def tasks_page(request: Request, status: str | None = None,
                      q: str | None = None) -> Response:
@@ -516,7 +527,7 @@ def _base_type(annotation: str | None) -> tuple[str, str]:
 def _field(param: dict[str, Any]) -> dict[str, Any]:
     base, item = _base_type(param.get("type"))
     widget = {"int": "number", "float": "number", "bool": "checkbox", "list": "textarea",
-              "file": "file", "levrt.file": "file"}.get(base, "text")
+              "file": "file", "levrt.file": "file", "bytes": "file"}.get(base, "text")
     return {**param, "base": base, "item": item, "widget": widget,
             "step": "1" if base == "int" else "any"}
 
@@ -544,6 +555,8 @@ def _form_value(field: dict[str, Any], raw: Any) -> Any:
         return raw is not None
     if isinstance(raw, UploadFile):  # a file field, kept by _store_files
         raw = ""
+    if isinstance(raw, bytes):  # a bytes field's upload, read by _store_files
+        return raw
     text = str(raw or "").strip()
     if field["widget"] == "textarea":
         value: Any = [line.strip() for line in text.splitlines() if line.strip()]
@@ -597,16 +610,22 @@ def _form_page(request: Request, user: dict[str, Any], found: published.Publishe
 
 
 async def _store_files(store: Store, fields: list[dict[str, Any]],
-                       form: FormData) -> dict[str, str]:
-    """The digest of each file the form's file fields carry, kept in the store's files: a
-    ``File`` parameter takes a stored file's digest."""
-    digests = {}
+                       form: FormData) -> dict[str, str | bytes]:
+    """What the form's file fields carry: for a ``File`` parameter, the digest of the file
+    kept in the store's files; for a ``bytes`` one, the file's content."""
+    uploaded: dict[str, str | bytes] = {}
     for field in fields:
-        if field["widget"] == "file":
-            kept = await keep_file(store, form.get(f"p_{field['name']}"))
-            if kept is not None:
-                digests[field["name"]] = kept["digest"]
-    return digests
+        if field["widget"] != "file":
+            continue
+        part = form.get(f"p_{field['name']}")
+        if field["base"] == "bytes":
+            if isinstance(part, UploadFile) and part.filename:
+                uploaded[field["name"]] = await part.read()
+            continue
+        kept = await keep_file(store, part)
+        if kept is not None:
+            uploaded[field["name"]] = kept["digest"]
+    return uploaded
 
 
 def _fields(entry: dict[str, Any]) -> list[dict[str, Any]]:
@@ -651,7 +670,8 @@ async def run_submit(request: Request, name: str, export: str) -> Response:
     uploaded = await _store_files(store, fields, form)
     for field in fields:
         raw = uploaded.get(field["name"], form.get(f"p_{field['name']}"))
-        values[field["name"]] = raw is not None if field["widget"] == "checkbox" else raw or ""
+        values[field["name"]] = (raw is not None if field["widget"] == "checkbox" else
+                                 "" if isinstance(raw, bytes) else raw or "")
         try:
             value = _form_value(field, raw)
             if value is not _OMITTED:
@@ -664,6 +684,9 @@ async def run_submit(request: Request, name: str, export: str) -> Response:
     # The task runs the published version's files (see levrt.server.published); the
     # parameters go to lev run as JSON, never through a shell.
     function = found.entry["qualname"].rpartition(":")[2]
-    job_id = await _runner(request).submit(found.entry["qualname"], jsonable(params), function,
-                                           user["name"], found.pin)
+    try:
+        job_id = await _runner(request).submit(found.entry["qualname"], jsonable(params),
+                                               function, user["name"], found.pin)
+    except ParamsInvalid as exc:  # too large for a task
+        return _form_page(request, user, found, fields, values, exc.errors, 413)
     return RedirectResponse(f"/tasks/{job_id}", 303)
