@@ -35,6 +35,7 @@ from levrt.store._common import insert_file
 from levrt.store._common import now as _now
 from levrt.store._common import utc as _utc
 from levrt.store._hub import HubMixin
+from levrt.store._logs import RunLog
 from levrt.store.models import NO_RUN, Document, File, Job, Log, Run
 
 # The newest revision in migrations/versions. Kept here so opening an
@@ -47,7 +48,6 @@ MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 FINAL_STATUSES = ("done", "failed", "cancelled")
 # A queued job waits for a runner (the server's): it has no start time and no runs yet.
 UNFINISHED_STATUSES = ("queued", "running")
-LOG_STREAMS = ("stdout", "stderr", "job")
 MIN_PREFIX = 4
 BUSY_TIMEOUT_MS = 30_000
 
@@ -595,18 +595,15 @@ class Store(HubMixin):
     # -- logs ------------------------------------------------------------------
 
     def append_logs(self, job_id: str, run_id: int | None, entries: list[tuple[str, str]]) -> None:
-        """Append ``(stream, text)`` lines to a job's log in one transaction."""
-        if not entries:
-            return
-        ts = _now()
-        rows = []
-        for stream, line in entries:
-            _check_status(stream, LOG_STREAMS, "log stream")
-            rows.append(
-                {"job_id": job_id, "run_id": run_id, "stream": stream, "text": line, "ts": ts}
-            )
-        with self._write() as conn:
-            conn.execute(insert(_logs), rows)
+        """Append ``(stream, text)`` lines to a job's log in one transaction, with no cap on
+        the run's log (see :meth:`run_log`); a line longer than a row goes on in more rows."""
+        self.run_log(job_id, run_id, 0).append(entries)
+
+    def run_log(self, job_id: str, run_id: int | None, max_bytes: int) -> RunLog:
+        """A writer of one run's log (``run_id`` None: the job's own lines) that keeps at most
+        ``max_bytes`` of it (0: all): its first and last halves, with one marker row
+        counting the lines and bytes cut between them."""
+        return RunLog(self._write, job_id, run_id, max_bytes)
 
     def get_logs(
         self,
@@ -615,11 +612,14 @@ class Store(HubMixin):
         run_id: int | None | EllipsisType = ...,
         after: int = 0,
         limit: int | None = None,
+        max_bytes: int | None = None,
     ) -> list[dict[str, Any]]:
-        """Log rows of a job with ``seq > after``, oldest first.
+        """Log rows of a job with ``seq > after``, oldest first: at most ``limit`` rows, and
+        no more rows once ``max_bytes`` of text are read (always at least one row).
 
         ``run_id=...`` (the default) means every run and the job's own lines;
-        ``None`` means only lines not tied to a run.
+        ``None`` means only lines not tied to a run. A page ends with the row whose ``seq``
+        is the ``after`` of the next page.
         """
         query = (
             select(_logs.c.seq, _logs.c.ts, _logs.c.run_id, _logs.c.stream, _logs.c.text)
@@ -631,17 +631,17 @@ class Store(HubMixin):
             query = query.where(_logs.c.run_id.is_(None))
         elif run_id is not ...:
             query = query.where(_logs.c.run_id == run_id)
+        rows = []
+        budget = max_bytes
         with self._read() as conn:
-            return [
-                {
-                    "seq": r.seq,
-                    "ts": _utc(r.ts),
-                    "run_id": r.run_id,
-                    "stream": r.stream,
-                    "text": r.text,
-                }
-                for r in conn.execute(query)
-            ]
+            for r in conn.execute(query):
+                rows.append({"seq": r.seq, "ts": _utc(r.ts), "run_id": r.run_id,
+                             "stream": r.stream, "text": r.text})
+                if budget is not None:
+                    budget -= len(r.text)
+                    if budget <= 0:
+                        break
+        return rows
 
     def log_tail(self, job_id: str, run_id: int, lines: int = 20) -> list[str]:
         """The last ``lines`` log texts of one run, oldest first."""
