@@ -174,7 +174,7 @@ def test_run_workflow_json(project, capsys):
 
     assert code == 0, err
     report = json.loads(out)
-    assert set(report) == {"job", "runs", "documents", "log", "result"}
+    assert set(report) == {"job", "runs", "documents", "log", "log_more", "result"}
     assert report["job"]["status"] == "done"
     assert report["job"]["name"] == "sweep"
     datetime.fromisoformat(report["job"]["created_at"])
@@ -485,7 +485,7 @@ def test_jobs_and_show(project, capsys):
 
     code, out, _ = lev(capsys, "show", done["id"], "--json")
     report = json.loads(out)
-    assert set(report) == {"job", "runs", "documents", "log", "result"}
+    assert set(report) == {"job", "runs", "documents", "log", "log_more", "result"}
     assert report["documents"][0]["data"]["alive"] == ["a.0", "a.1"]
 
 

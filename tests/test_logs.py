@@ -115,3 +115,90 @@ def test_log_max_bytes_setting_must_be_usable(monkeypatch, value):
     monkeypatch.setenv("LEV_LOG_MAX_BYTES", value)
     with pytest.raises(ConfigError, match="LEV_LOG_MAX_BYTES"):
         load_settings()
+
+
+# -- pages, not whole logs -----------------------------------------------------------------
+
+
+@pytest.fixture
+def big_log(store):
+    """A finished job of alice's with a 30 MB log: 400 rows of 64 KiB, then 20,000 lines."""
+    job = store.create_job("chatty", owner="alice")
+    for _ in range(8):
+        store.append_logs(job, 0, [("stdout", "w" * LOG_ROW_BYTES)] * 50)
+    store.append_logs(job, 0, [("stderr", f"line {n}") for n in range(20_000)])
+    store.finish_job(job, "done")
+    return job
+
+
+@pytest.fixture
+def api(store):
+    from helpers_hub import PASSWORD, TestClient
+
+    from levrt.server import Settings, create_app
+
+    store.create_user("alice", PASSWORD)
+    headers = {"Authorization": f"Bearer {store.create_token('alice', 'test')['token']}"}
+    with TestClient(create_app(Settings(db_url=store.url), store=store)) as client:
+        client.headers.update(headers)
+        yield client
+
+
+def test_the_task_bundle_carries_the_log_tail_in_bounded_memory(api, big_log):
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        answer = api.get(f"/api/tasks/{big_log}")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert answer.status_code == 200
+    bundle = answer.json()
+    assert len(answer.content) < 2 * 1024 * 1024 and bundle["log_more"] is True
+    assert bundle["log"][-1]["text"] == "line 19999"
+    # The whole log was 228 MB in one answer before; now neither answer nor server grows.
+    assert peak < 32 * 1024 * 1024
+
+
+def test_the_logs_route_pages_through_everything(api, big_log):
+    texts, after, pages = [], 0, 0
+    while True:
+        answer = api.get(f"/api/tasks/{big_log}/logs", params={"after": after})
+        assert answer.status_code == 200 and len(answer.content) < 5 * 1024 * 1024
+        rows = answer.json()
+        if not rows:
+            break
+        pages += 1
+        texts += [row["text"] for row in rows]
+        after = rows[-1]["seq"]
+    assert len(texts) == 20_400 and pages >= 8
+    assert texts[399] == "w" * LOG_ROW_BYTES and texts[400:] == [f"line {n}" for n in range(20_000)]
+    assert api.get(f"/api/tasks/{big_log}/logs", params={"limit": 0}).status_code == 422
+
+
+def test_lev_show_and_lev_task_logs_print_the_whole_log_page_by_page(store, big_log, capsys,
+                                                                     monkeypatch):
+    import io
+    import json
+
+    from helpers_hub import PASSWORD, serve_in_thread
+
+    from levrt._cli import cli_main
+
+    assert cli_main(["show", big_log[:6]]) == 0
+    out = capsys.readouterr().out
+    assert out.count("line ") == 20_000 and out.rstrip().endswith("line 19999")
+    assert cli_main(["show", big_log, "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert len(shown["log"]) == 20_400 and shown["log_more"] is False
+    assert cli_main(["show", big_log, "--json", "--no-log"]) == 0
+    assert json.loads(capsys.readouterr().out)["log_more"] is True
+    store.create_user("alice", PASSWORD)
+    with serve_in_thread(store) as url:
+        monkeypatch.setattr(sys, "stdin", io.StringIO(PASSWORD + "\n"))
+        assert cli_main(["login", url, "--user", "alice", "--password-stdin"]) == 0
+        capsys.readouterr()
+        assert cli_main(["task", "logs", big_log]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 20_400 and lines[-1].endswith("line 19999")

@@ -136,7 +136,7 @@ def test_submit_runs_the_task_and_keeps_its_results(client, tokens, noop):
     assert (job["target"], job["package"]) == ("lev.alice.noop:hello", "lev.alice.noop==1.0")
     assert job["started_at"] >= job["created_at"]
     bundle = client.get(f"/api/tasks/{answer['id']}", headers=alice).json()
-    assert set(bundle) == {"job", "runs", "documents", "log", "result"}
+    assert set(bundle) == {"job", "runs", "documents", "log", "log_more", "result"}
     assert [doc["data"] for doc in bundle["documents"]] == [{"word": "ahoy"}]
     listed = client.get("/api/tasks", headers=alice).json()
     assert [(t["id"], t["status"], t["owner"]) for t in listed] == [

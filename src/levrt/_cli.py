@@ -58,6 +58,10 @@ LOG_LINES = 15
 LIVE_RUNS = 10
 
 _BOOL_WORDS = _params.TRUE_WORDS | _params.FALSE_WORDS
+# How much of a job's log its bundle carries: the rest is read page by page.
+BUNDLE_LOG_ROWS = 200
+BUNDLE_LOG_BYTES = 1024 * 1024
+_LOG_SLOT = "\0log\0"
 # levrt's own errors explain themselves; their type name would only be noise.
 _SELF_EXPLAINED = (TaskFailed, ExecutorError, TransportError, StoreError)
 _NOT_USER_CODE = tuple(
@@ -392,14 +396,39 @@ def _result_json(result: Any) -> Any:
 
 
 def job_bundle(store: Store, job_id: str, result: Any = None) -> dict[str, Any]:
-    """A job as the JSON data ``lev run --json`` and ``lev show --json`` print."""
+    """A job as the JSON data ``lev run --json`` and ``lev show --json`` print: its record,
+    runs, documents, the tail of its log (at most ``BUNDLE_LOG_ROWS`` rows and about
+    ``BUNDLE_LOG_BYTES`` of text; ``log_more`` tells whether earlier rows exist, to be read
+    page by page) and the workflow's result."""
+    tail = store.get_logs(job_id, limit=BUNDLE_LOG_ROWS, max_bytes=BUNDLE_LOG_BYTES, last=True)
+    more = bool(tail) and bool(store.get_logs(job_id, limit=1)[0]["seq"] < tail[0]["seq"])
     return {
         "job": _to_json(store.get_job(job_id)),
         "runs": _to_json(store.list_runs(job_id)),
         "documents": _to_json(store.list_documents(job_id)),
-        "log": _to_json(store.get_logs(job_id)),
+        "log": _to_json(tail),
+        "log_more": more,
         "result": _result_json(result),
     }
+
+
+def print_bundle(store: Store, job_id: str, *, full_log: bool) -> None:
+    """Print :func:`job_bundle` as JSON; with ``full_log`` its ``log`` holds every row,
+    written page by page as it is read."""
+    bundle = job_bundle(store, job_id)
+    if not full_log:
+        print(json.dumps(bundle, indent=2, ensure_ascii=False))
+        return
+    bundle["log_more"] = False
+    head, tail = json.dumps({**bundle, "log": _LOG_SLOT}, indent=2,
+                            ensure_ascii=False).split(json.dumps(_LOG_SLOT))
+    sys.stdout.write(head + "[")
+    separator = "\n    "
+    for rows in store.log_pages(job_id):
+        for row in rows:
+            sys.stdout.write(separator + json.dumps(_to_json(row), ensure_ascii=False))
+            separator = ",\n    "
+    sys.stdout.write("\n  ]" + tail + "\n")
 
 
 def print_job(console: Console, store: Store, job_id: str, *, details: bool, log: bool,
@@ -437,8 +466,9 @@ def print_job(console: Console, store: Store, job_id: str, *, details: bool, log
         console.print(Pretty(_shown(document["data"])))
     if log:
         console.print(Text("log", style="bold"))
-        for row in store.get_logs(job_id):
-            console.print(Text("\n".join(_prefixed(row["run_id"], [row["text"]]))))
+        for rows in store.log_pages(job_id):
+            lines = [line for row in rows for line in _prefixed(row["run_id"], [row["text"]])]
+            console.print(Text("\n".join(lines)), soft_wrap=True)
     if result is not _NO_RESULT and result is not None:
         console.print(Text("result", style="bold"))
         console.print(Pretty(_shown(result)))
@@ -706,7 +736,7 @@ def _cmd_show(args: argparse.Namespace, extras: list[str]) -> int:
         except LookupError as exc:
             raise CliError(str(exc), EXIT_FAILED) from None
         if args.json:
-            print(json.dumps(job_bundle(store, job_id), indent=2, ensure_ascii=False))
+            print_bundle(store, job_id, full_log=args.log)
         else:
             print_job(Console(), store, job_id, details=True, log=args.log)
     return EXIT_OK
@@ -755,7 +785,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--job", metavar="ID", help="run the store's queued job ID instead of "
                      "recording a new one (what the server's task runner does)")
     run.add_argument("--json", action="store_true",
-                     help="print the job, runs, documents, log and result as one JSON object")
+                     help="print the job, runs, documents, the log's tail and result as one JSON "
+                     "object")
     run.add_argument("-q", "--quiet", action="store_true", help="do not follow the job live")
     run.add_argument("-h", "--help", action="store_true", help="show this help and exit")
     run.set_defaults(handler=_cmd_run, parser=run)

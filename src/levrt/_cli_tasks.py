@@ -180,9 +180,15 @@ def _cmd_logs(args: argparse.Namespace, extras: list[str]) -> int:
             if kind == "log":
                 print("\n".join(_prefixed(data["run_id"], [data["text"]])), flush=True)
         return EXIT_OK
-    for row in server.call(_task_path(args.id, "/logs?limit=10000")):
-        print("\n".join(_prefixed(row["run_id"], [row["text"]])))
-    return EXIT_OK
+    after = 0
+    while True:
+        # Page by page, printed as they come: a huge log never sits in memory whole.
+        rows = server.call(_task_path(args.id, f"/logs?after={after}"))
+        if not rows:
+            return EXIT_OK
+        for row in rows:
+            print("\n".join(_prefixed(row["run_id"], [row["text"]])))
+        after = rows[-1]["seq"]
 
 
 def register(commands: Any) -> None:

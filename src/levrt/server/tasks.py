@@ -26,7 +26,7 @@ from levrt.server.params import ParamsInvalid, check_params
 from levrt.server.runner import TaskRunner
 from levrt.server.upload import keep_file, limited_form
 from levrt.store import Store
-from levrt.store._store import FINAL_STATUSES
+from levrt.store._store import FINAL_STATUSES, LOG_PAGE_BYTES, LOG_PAGE_ROWS
 
 router = APIRouter(prefix="/api/tasks", tags=["tasks"])
 
@@ -159,7 +159,9 @@ def list_tasks(
 
 @router.get("/{task_id}")
 def show(task_id: str, store: StoreDep, user: CurrentUser) -> dict[str, Any]:
-    """The task as ``lev run --json`` prints it: job, runs, documents, log, result."""
+    """The task as ``lev run --json`` prints it: job, runs, documents, the log's tail (the
+    last rows, up to about 1 MiB; ``log_more`` is true when earlier rows exist: read them
+    from ``/logs``), result."""
     return job_bundle(store, find_job(store, user, task_id)["id"])
 
 
@@ -167,12 +169,14 @@ def show(task_id: str, store: StoreDep, user: CurrentUser) -> dict[str, Any]:
 def logs(
     task_id: str, store: StoreDep, user: CurrentReader,
     after: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
+    limit: Annotated[int, Query(ge=1, le=LOG_PAGE_ROWS)] = LOG_PAGE_ROWS,
 ) -> list[dict[str, Any]]:
-    """Log rows with ``seq`` after ``after``, oldest first (``seq``, ``ts``, ``run_id``,
-    ``stream``, ``text``)."""
+    """One page of log rows with ``seq`` after ``after``, oldest first (``seq``, ``ts``,
+    ``run_id``, ``stream``, ``text``): at most ``limit`` rows and about 4 MiB of text. The
+    next page is ``after`` = the last row's ``seq``; an empty page is the end so far."""
     job = find_job(store, user, task_id)
-    rows: list[dict[str, Any]] = _to_json(store.get_logs(job["id"], after=after, limit=limit))
+    rows: list[dict[str, Any]] = _to_json(store.get_logs(
+        job["id"], after=after, limit=limit, max_bytes=LOG_PAGE_BYTES))
     return rows
 
 
@@ -201,12 +205,16 @@ async def _events(request: Request, store: Store, job_id: str,
             counted = runs
             yield _event("runs", {"runs": runs[0], "finished": runs[1]})
             sent = True
-        # Read after the status: a job seen finished has written all its log lines.
-        rows = await run_in_threadpool(store.get_logs, job_id, after=after)
+        # Read after the status: a job seen finished has written all its log lines. One
+        # page at a time, so that a huge log never sits in memory whole.
+        rows = await run_in_threadpool(store.get_logs, job_id, after=after,
+                                       limit=LOG_PAGE_ROWS, max_bytes=LOG_PAGE_BYTES)
         for row in rows:
             after = row["seq"]
             yield _event("log", _to_json(row))
             sent = True
+        if rows:
+            continue  # more may be waiting: no pause until the log is caught up
         if job["status"] in FINAL_STATUSES:
             yield _event("end", {"status": job["status"], "error": job["error"]})
             return

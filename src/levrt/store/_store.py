@@ -49,6 +49,9 @@ FINAL_STATUSES = ("done", "failed", "cancelled")
 # A queued job waits for a runner (the server's): it has no start time and no runs yet.
 UNFINISHED_STATUSES = ("queued", "running")
 MIN_PREFIX = 4
+# One page of a log: bounded in rows and in text, whatever the rows hold.
+LOG_PAGE_ROWS = 1000
+LOG_PAGE_BYTES = 4 * 1024 * 1024
 BUSY_TIMEOUT_MS = 30_000
 
 # Connection option read by the SQLite "begin" hook to take the write lock up front.
@@ -613,9 +616,11 @@ class Store(HubMixin):
         after: int = 0,
         limit: int | None = None,
         max_bytes: int | None = None,
+        last: bool = False,
     ) -> list[dict[str, Any]]:
         """Log rows of a job with ``seq > after``, oldest first: at most ``limit`` rows, and
-        no more rows once ``max_bytes`` of text are read (always at least one row).
+        no more rows once ``max_bytes`` of text are read (always at least one row). With
+        ``last``, the last such rows rather than the first.
 
         ``run_id=...`` (the default) means every run and the job's own lines;
         ``None`` means only lines not tied to a run. A page ends with the row whose ``seq``
@@ -624,7 +629,7 @@ class Store(HubMixin):
         query = (
             select(_logs.c.seq, _logs.c.ts, _logs.c.run_id, _logs.c.stream, _logs.c.text)
             .where(_logs.c.job_id == job_id, _logs.c.seq > after)
-            .order_by(_logs.c.seq)
+            .order_by(_logs.c.seq.desc() if last else _logs.c.seq)
             .limit(limit)
         )
         if run_id is None:
@@ -641,7 +646,21 @@ class Store(HubMixin):
                     budget -= len(r.text)
                     if budget <= 0:
                         break
+        if last:
+            rows.reverse()
         return rows
+
+    def log_pages(self, job_id: str, *, after: int = 0, page: int = LOG_PAGE_ROWS,
+                  page_bytes: int = LOG_PAGE_BYTES) -> Iterator[list[dict[str, Any]]]:
+        """Every log row of a job with ``seq > after``, oldest first, in pages (lists of
+        rows, as :meth:`get_logs` returns them) so that memory stays bounded whatever the
+        log's size."""
+        while True:
+            rows = self.get_logs(job_id, after=after, limit=page, max_bytes=page_bytes)
+            if not rows:
+                return
+            yield rows
+            after = rows[-1]["seq"]
 
     def log_tail(self, job_id: str, run_id: int, lines: int = 20) -> list[str]:
         """The last ``lines`` log texts of one run, oldest first."""
