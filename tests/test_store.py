@@ -1,3 +1,4 @@
+import json
 import threading
 import time
 import uuid
@@ -546,6 +547,51 @@ def test_upgrade_from_0002_keeps_jobs_as_started(tmp_path):
     assert job["started_at"] == job["created_at"]
 
 
+def test_upgrade_to_0004_moves_document_fields_into_rows_and_back(tmp_path):
+    url = file_url(tmp_path)
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(conn), "0003")
+        conn.execute(text(
+            "INSERT INTO documents (job_id, run_id, coll, data, updated_at) VALUES "
+            "('aaaaaaaaaaaa', 0, 'c', '{\"b\": [1, 2], \"a\": {\"x\": null}}', "
+            "'2026-01-02 03:04:05.000000'), "
+            "('aaaaaaaaaaaa', -1, 'empty', '{}', '2026-01-02 03:04:05.000000')"))
+    engine.dispose()
+    with Store(url) as store:
+        docs = store.find_documents(job_id="aaaaaaaaaaaa")
+        assert [(d["coll"], d["run_id"], d["data"]) for d in docs] == [
+            ("empty", None, {}), ("c", 0, {"b": [1, 2], "a": {"x": None}})]
+        assert list(docs[1]["data"]) == ["b", "a"]  # the order keys were set in
+        store.merge_document("c", "aaaaaaaaaaaa", 0, {"a": 1, "z": 2})
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            command.downgrade(alembic_config(conn), "0003")
+            rows = conn.execute(text("SELECT coll, data FROM documents ORDER BY coll")).all()
+        assert [(coll, json.loads(data)) for coll, data in rows] == [
+            ("c", {"b": [1, 2], "a": 1, "z": 2}), ("empty", {})]
+    finally:
+        engine.dispose()
+
+
+def test_a_document_write_costs_its_own_size(file_store):
+    data = {f"host{n}": {"ip": f"10.0.{n // 256}.{n % 256}", "open": [22, 80]}
+            for n in range(4000)}
+    file_store.merge_document("c", "job1", 0, data)
+
+    def one_key(run_id: int) -> float:
+        started = time.perf_counter()
+        file_store.merge_document("c", "job1", run_id, {"late": 1})
+        return time.perf_counter() - started
+
+    big = min(one_key(0) for _ in range(5))
+    file_store.merge_document("c", "job1", 1, {"only": 1})
+    small = min(one_key(1) for _ in range(5))
+    # Rewriting the 4,000-key document each time cost about 4000 times a key.
+    assert big < max(small * 3, 0.01), (big, small)
+
+
 def test_downgrade_removes_everything(file_store):
     with file_store._engine.connect() as conn, conn.begin():
         command.downgrade(alembic_config(conn), "base")
@@ -612,3 +658,37 @@ def test_default_url_prefers_lev_db_url(monkeypatch, tmp_path):
     assert not (tmp_path / "unused").exists()
     with Store.open() as s:
         assert s.url == "sqlite://"
+
+
+def _setter(count: int, one_call: bool):
+    from levrt import Cr, ctx, remote
+
+    @remote
+    def entry():
+        hosts = {f"host{n}": {"ip": f"10.0.{n // 256}.{n % 256}", "open": [22, 80]}
+                 for n in range(count)}
+        if one_call:
+            ctx.set(hosts)
+        else:
+            for name, value in hosts.items():
+                ctx.set({name: value})
+    return Cr("python", entry=entry())
+
+
+def test_ten_thousand_single_key_ctx_sets_cost_about_one_set_of_them_all(monkeypatch, tmp_path):
+    import levrt
+
+    monkeypatch.setenv("LEV_HOME", str(tmp_path / "home"))
+
+    async def main(one_call: bool) -> float:
+        started = time.perf_counter()
+        doc = await _setter(10_000, one_call)
+        elapsed = time.perf_counter() - started
+        data = await doc.get()
+        assert len(data) == 10_000 and data["host9999"] == {"ip": "10.0.39.15", "open": [22, 80]}
+        return elapsed
+
+    one = levrt.run(main(True), executor="process", echo=False)
+    many = levrt.run(main(False), executor="process", echo=False)
+    # Rewriting the whole document on each write made this 100 times slower, not 2.
+    assert many < 2 * one + 0.5, (many, one)

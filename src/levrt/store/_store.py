@@ -17,6 +17,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     Row,
+    UniqueConstraint,
     create_engine,
     event,
     func,
@@ -36,12 +37,12 @@ from levrt.store._common import now as _now
 from levrt.store._common import utc as _utc
 from levrt.store._hub import HubMixin
 from levrt.store._logs import RunLog
-from levrt.store.models import NO_RUN, Document, File, Job, Log, Run
+from levrt.store.models import NO_RUN, Document, DocumentField, File, Job, Log, Run
 
 # The newest revision in migrations/versions. Kept here so opening an
 # up-to-date store needs neither Alembic nor a scan of the scripts; a test
 # checks it against the scripts.
-SCHEMA_HEAD = "0003"
+SCHEMA_HEAD = "0004"
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -60,6 +61,7 @@ _IMMEDIATE = "levrt_begin_immediate"
 _jobs = Job.__table__
 _runs = Run.__table__
 _documents = Document.__table__
+_fields = DocumentField.__table__
 _logs = Log.__table__
 _files = File.__table__
 
@@ -114,10 +116,6 @@ def _encode_fields(data: Mapping[str, Any], coll: str) -> dict[str, Any]:
     return fields
 
 
-def _decode_fields(stored: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: decode(value) for key, value in stored.items()}
-
-
 def _job_dict(row: Row[Any]) -> dict[str, Any]:
     return {
         "id": row.id,
@@ -160,9 +158,30 @@ def _document_dict(row: Row[Any]) -> dict[str, Any]:
         "coll": row.coll,
         "job_id": row.job_id,
         "run_id": None if row.run_id == NO_RUN else row.run_id,
-        "data": _decode_fields(row.data),
+        "data": {},
         "updated_at": _utc(row.updated_at),
     }
+
+
+def _upsert(conn: Connection, table: Any, rows: list[dict[str, Any]],
+            changed: tuple[str, ...]) -> None:
+    """Insert ``rows``; where one exists with the same primary or unique key, set its
+    ``changed`` columns instead. One statement per batch on SQLite and PostgreSQL."""
+    name = conn.dialect.name
+    if name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    elif name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        raise StoreError(f"the store supports SQLite and PostgreSQL, not {name}")
+    keys = [column.name for column in table.primary_key.columns]
+    if "id" in keys:  # a surrogate key: conflicts are on the natural one
+        keys = [column.name for constraint in table.constraints
+                if isinstance(constraint, UniqueConstraint) for column in constraint.columns]
+    statement = dialect_insert(table)
+    statement = statement.on_conflict_do_update(
+        index_elements=keys, set_={column: statement.excluded[column] for column in changed})
+    conn.execute(statement, rows)
 
 
 def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -531,38 +550,16 @@ class Store(HubMixin):
     def merge_document(
         self, coll: str, job_id: str, run_id: int | None, data: Mapping[str, Any]
     ) -> None:
-        """Create the document or overwrite its top-level keys present in ``data``."""
+        """Create the document or overwrite its top-level keys present in ``data``, at a
+        cost in proportion to ``data`` alone: each key is a row of its own."""
         fields = _encode_fields(data, coll)
         key = NO_RUN if run_id is None else run_id
-        try:
-            self._merge_once(coll, job_id, key, fields)
-        except IntegrityError:
-            # Another transaction inserted the document between our SELECT and
-            # INSERT (not on SQLite, whose write lock serializes us); it exists now.
-            self._merge_once(coll, job_id, key, fields)
-
-    def _merge_once(self, coll: str, job_id: str, run_key: int, fields: dict[str, Any]) -> None:
-        where = (
-            _documents.c.job_id == job_id,
-            _documents.c.run_id == run_key,
-            _documents.c.coll == coll,
-        )
+        where = {"job_id": job_id, "run_id": key, "coll": coll}
         with self._write() as conn:
-            current = conn.execute(
-                select(_documents.c.data).where(*where).with_for_update()
-            ).scalar()
-            if current is None:
-                conn.execute(
-                    insert(_documents).values(
-                        job_id=job_id, run_id=run_key, coll=coll, data=fields, updated_at=_now()
-                    )
-                )
-            else:
-                conn.execute(
-                    update(_documents)
-                    .where(*where)
-                    .values(data={**current, **fields}, updated_at=_now())
-                )
+            _upsert(conn, _documents, [{**where, "updated_at": _now()}], ("updated_at",))
+            if fields:
+                _upsert(conn, _fields, [{**where, "key": name, "value": value}
+                                        for name, value in fields.items()], ("value",))
 
     def find_documents(
         self,
@@ -577,19 +574,31 @@ class Store(HubMixin):
         ``run_id=...`` (the default) matches any run; ``None`` matches only
         documents not tied to a run.
         """
-        query = select(_documents).order_by(
-            _documents.c.job_id, _documents.c.run_id, _documents.c.coll
-        )
-        if coll is not None:
-            query = query.where(_documents.c.coll == coll)
-        if job_id is not None:
-            query = query.where(_documents.c.job_id == job_id)
-        if run_id is not ...:
-            query = query.where(_documents.c.run_id == (NO_RUN if run_id is None else run_id))
-        if coll_prefix is not None:
-            query = query.where(_documents.c.coll.startswith(coll_prefix, autoescape=True))
+        def matching(table: Any) -> list[Any]:
+            where = []
+            if coll is not None:
+                where.append(table.c.coll == coll)
+            if job_id is not None:
+                where.append(table.c.job_id == job_id)
+            if run_id is not ...:
+                where.append(table.c.run_id == (NO_RUN if run_id is None else run_id))
+            if coll_prefix is not None:
+                where.append(table.c.coll.startswith(coll_prefix, autoescape=True))
+            return where
+
+        order = (_documents.c.job_id, _documents.c.run_id, _documents.c.coll)
+        heads = select(_documents).where(*matching(_documents)).order_by(*order)
+        keys = (select(_fields.c.job_id, _fields.c.run_id, _fields.c.coll, _fields.c.key,
+                       _fields.c.value)
+                .where(*matching(_fields)).order_by(_fields.c.id))
         with self._read() as conn:
-            return [_document_dict(row) for row in conn.execute(query)]
+            found = {(row.job_id, row.run_id, row.coll): _document_dict(row)
+                     for row in conn.execute(heads)}
+            for row in conn.execute(keys):
+                document = found.get((row.job_id, row.run_id, row.coll))
+                if document is not None:
+                    document["data"][row.key] = decode(row.value)
+        return list(found.values())
 
     def list_documents(self, job_id: str) -> list[dict[str, Any]]:
         """All documents of a job."""
