@@ -1,4 +1,5 @@
 import json
+import os
 import threading
 import time
 import uuid
@@ -692,3 +693,57 @@ def test_ten_thousand_single_key_ctx_sets_cost_about_one_set_of_them_all(monkeyp
     many = levrt.run(main(False), executor="process", echo=False)
     # Rewriting the whole document on each write made this 100 times slower, not 2.
     assert many < 2 * one + 0.5, (many, one)
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 3 MiB tmpfs for LEV_HOME, to fill up (needs root: mount)."""
+    import shutil
+    import subprocess
+
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a small tmpfs needs root")
+    where = tmp_path / "small"
+    where.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(where)],
+                             capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+CHATTY = '''import sys
+from levrt import Cr
+
+
+async def main(marker: str):
+    code = "for i in range(10**8): print('x' * 100, i)  # " + marker
+    await Cr("python", cmd=[sys.executable, "-c", code])
+'''
+
+
+def test_a_full_disk_ends_the_run_and_the_job_with_one_error_line(full_disk, tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "chatty.py").write_text(CHATTY)
+    marker = f"chatty-{uuid.uuid4().hex}"
+    env = {**os.environ, "LEV_HOME": str(full_disk), "LEV_EXECUTOR": "process"}
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "levrt", "run", "chatty.py:main", "--marker",
+                           marker, "-q"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=120)
+    elapsed = time.monotonic() - started
+    assert done.returncode == 1, done.stderr
+    [line] = done.stderr.splitlines()
+    assert line.startswith("lev: error: job ") and (
+        f"store write failed: database or disk is full (LEV_HOME={full_disk})" in line), line
+    assert elapsed < 60
+    left = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout
+    assert left == "", f"the run's processes outlived it: {left}"
+    with Store(file_url(full_disk)) as store:
+        [job] = store.list_jobs()
+    assert job["status"] == "failed" and "store write failed" in job["error"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import shlex
 from collections.abc import Generator
@@ -182,6 +183,7 @@ class Cr:
             recorder.finish("cancelled" if isinstance(exc, asyncio.CancelledError) else "failed",
                             None, f"{type(exc).__name__}: {exc}")
             raise
+        recorder.attach(handle)
         task = Task(job, info, handle, recorder)
         job.track(run_id, task)
         return task
@@ -210,16 +212,47 @@ class _Recorder:
         self.info = info
         self._pending: dict[str, Any] = {}
         self._timer: asyncio.TimerHandle | None = None
+        #: the first write that failed (the store's StoreWriteError, or anything recording
+        #: raised): the run is stopped, and fails with it
+        self.broken: Exception | None = None
+        self._handle: Any = None
+
+    def attach(self, handle: Any) -> None:
+        """The started run, to stop when the store cannot keep what it sends."""
+        self._handle = handle
+        if self.broken is not None:
+            asyncio.ensure_future(handle.kill())
+
+    def _broke(self, exc: Exception) -> None:
+        # A write that failed must not stop reading the run's output: the tool would block
+        # on a full pipe for ever. Stop the run instead; its end reports the cause. Hence
+        # every exception, not only the store's: none may escape into the executor.
+        if self.broken is None:
+            self.broken = exc
+            if self._handle is not None:
+                asyncio.ensure_future(self._handle.kill())
 
     def on_log(self, stream: str, lines: list[str]) -> None:
-        self.job.log(self.info.run_id, stream, lines)
+        if self.broken is not None:
+            return
+        try:
+            self.job.log(self.info.run_id, stream, lines)
+        except Exception as exc:  # noqa: BLE001 - see _broke
+            self._broke(exc)
 
     def on_ctx(self, data: dict[str, Any]) -> None:
         self._pending.update(data)  # a later write of a key wins, as in the store
         if len(self._pending) >= _CTX_FLUSH_KEYS:
-            self.flush()
+            self._flush_now()
         elif self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(_CTX_FLUSH_SECONDS, self.flush)
+            self._timer = asyncio.get_running_loop().call_later(_CTX_FLUSH_SECONDS,
+                                                                self._flush_now)
+
+    def _flush_now(self) -> None:
+        try:
+            self.flush()
+        except Exception as exc:  # noqa: BLE001 - see _broke
+            self._broke(exc)
 
     def flush(self) -> None:
         """Store the ``ctx`` writes still held in memory."""
@@ -227,7 +260,7 @@ class _Recorder:
             self._timer.cancel()
             self._timer = None
         pending, self._pending = self._pending, {}
-        if pending:
+        if pending and self.broken is None:
             self.job.store.merge_document(self.info.coll, self.job.id, self.info.run_id, pending)
 
     def on_error(self, kind: str, message: str) -> None:
@@ -267,6 +300,12 @@ class Task:
             await self._record_cancel()
             raise
         job, info = self._job, self._info
+        broken = self._recorder.broken
+        if broken is not None:
+            # The store may refuse this too; the run is over either way.
+            with contextlib.suppress(Exception):
+                self._recorder.finish("failed", code, str(broken))
+            raise broken
         self._recorder.finish("done" if code == 0 else "failed", code)
         if code != 0:
             tail = job.store.log_tail(job.id, info.run_id, _LOG_TAIL)

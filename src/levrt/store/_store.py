@@ -71,6 +71,11 @@ class StoreError(Exception):
     refuses an operation."""
 
 
+class StoreWriteError(StoreError):
+    """The database refused a write (disk full, read-only, locked too long): whatever was
+    being recorded is not stored. The message names the cause and where the store is."""
+
+
 class JobStateError(StoreError, ValueError):
     """A job is not in the state the operation needs: starting one that is not queued."""
 
@@ -267,6 +272,9 @@ class Store(HubMixin):
         except OperationalError as exc:
             self._engine.dispose()
             raise StoreError(f"cannot open the store at {self!r}: {exc.orig}") from exc
+        except StoreWriteError as exc:
+            self._engine.dispose()
+            raise StoreError(f"cannot open the store at {self!r}: {exc}") from exc
         except BaseException:
             self._engine.dispose()
             raise
@@ -303,10 +311,24 @@ class Store(HubMixin):
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[Connection]:
-        with self._lock, self._engine.connect() as conn:
-            conn.execution_options(**{_IMMEDIATE: True})
-            with conn.begin():
-                yield conn
+        try:
+            with self._lock, self._engine.connect() as conn:
+                conn.execution_options(**{_IMMEDIATE: True})
+                with conn.begin():
+                    yield conn
+        except OperationalError as exc:
+            raise StoreWriteError(f"store write failed: {exc.orig} ({self.where()})") from exc
+
+    def where(self) -> str:
+        """Where the store is, for messages: ``LEV_HOME=...`` for the default store."""
+        database = self._engine.url.database
+        if self._engine.url.get_backend_name() == "sqlite" and database not in (None, "",
+                                                                                ":memory:"):
+            folder = Path(database).parent
+            if "LEV_DB_URL" not in os.environ and folder == default_home():
+                return f"LEV_HOME={folder}"
+            return f"store {database}"
+        return f"store {self!r}"
 
     def _upgrade(self) -> None:
         with self._read() as conn:
