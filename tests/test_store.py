@@ -747,3 +747,73 @@ def test_a_full_disk_ends_the_run_and_the_job_with_one_error_line(full_disk, tmp
     with Store(file_url(full_disk)) as store:
         [job] = store.list_jobs()
     assert job["status"] == "failed" and "store write failed" in job["error"]
+
+
+SLEEPER = '''import sys
+from levrt import Cr
+
+
+async def main(marker: str):
+    print("started", flush=True)
+    await Cr("python", cmd=[sys.executable, "-c", "import time; time.sleep(120)  # " + marker])
+'''
+
+
+def test_a_job_whose_driver_was_killed_is_read_as_failed(tmp_path, monkeypatch, capsys):
+    import signal
+    import subprocess
+    import sys
+
+    from levrt._cli import cli_main
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("LEV_HOME", str(home))
+    (tmp_path / "sleeper.py").write_text(SLEEPER)
+    marker = f"sleeper-{uuid.uuid4().hex}"
+    driver = subprocess.Popen([sys.executable, "-m", "levrt", "run", "sleeper.py:main",
+                               "--marker", marker, "-q"], cwd=tmp_path,
+                              env={**os.environ, "LEV_EXECUTOR": "process"})
+    try:
+        with Store(file_url(home)) as store:
+            deadline = time.monotonic() + 60
+            while not (store.list_jobs() and store.count_runs(store.list_jobs()[0]["id"])[0]):
+                assert time.monotonic() < deadline, "the job never started its run"
+                time.sleep(0.1)
+            job_id = store.list_jobs()[0]["id"]
+            assert store.get_job(job_id)["status"] == "running"
+            driver.send_signal(signal.SIGKILL)
+            driver.wait()
+            job = store.get_job(job_id)
+            assert job["status"] == "failed" and job["error"].startswith("driver gone: ")
+            assert job["finished_at"] is not None
+            assert [run["status"] for run in store.list_runs(job_id)] == ["failed"]
+    finally:
+        driver.kill()
+        driver.wait()
+        # The dead driver's tool, if the executor could not take it along: ours, by its id.
+        left = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout
+        for pid in left.split():
+            os.kill(int(pid), signal.SIGKILL)
+    assert cli_main(["jobs"]) == 0
+    out = capsys.readouterr().out
+    assert job_id in out and "failed" in out and "running" not in out
+    assert cli_main(["show", job_id]) == 0
+    assert "driver gone" in capsys.readouterr().out
+
+
+def test_a_driver_pid_taken_by_another_process_is_gone(store):
+    import socket
+
+    from levrt._driver import driver_gone, driver_id
+
+    me = driver_id()
+    host, pid, started = me.split(":")
+    assert host == socket.gethostname() and pid == str(os.getpid())
+    assert not driver_gone(me) and not driver_gone(f"{host}:{pid}")
+    assert driver_gone(f"{host}:{pid}:{int(started) + 1}")  # same pid, another process
+    assert not driver_gone(f"elsewhere:{pid}:1")
+    job = store.create_job("reused", driver=f"{host}:{pid}:{int(started) + 1}")
+    assert store.get_job(job)["status"] == "failed"
+    assert [j["id"] for j in store.list_jobs(status="running")] == []
+    mine = store.create_job("mine", driver=me)
+    assert store.get_job(mine)["status"] == "running"

@@ -31,6 +31,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
 from sqlalchemy.pool import StaticPool
 
+from levrt._driver import driver_gone
 from levrt.shim.entry import decode, encode
 from levrt.store._common import insert_file
 from levrt.store._common import now as _now
@@ -444,10 +445,43 @@ class Store(HubMixin):
                 raise KeyError(f"no job with id {job_id!r}")
 
     def get_job(self, job_id: str) -> dict[str, Any] | None:
-        """The job as a dict, or None if there is no such job."""
+        """The job as a dict, or None if there is no such job. A running job whose driver
+        is gone (see :meth:`settle_gone`) is read as failed."""
         with self._read() as conn:
             row = conn.execute(select(_jobs).where(_jobs.c.id == job_id)).first()
-        return None if row is None else _job_dict(row)
+        return None if row is None else self._settled(_job_dict(row))
+
+    def _settled(self, job: dict[str, Any]) -> dict[str, Any]:
+        if job["status"] != "running" or not driver_gone(job["driver"]):
+            return job
+        error = (f"driver gone: its process ({job['driver']}) ended without finishing the "
+                 "job: it was killed, or the machine stopped")
+        try:
+            self.settle_gone(job["id"], error)
+        except StoreWriteError:
+            pass  # a store that cannot be written is still read right
+        with self._read() as conn:
+            row = conn.execute(select(_jobs).where(_jobs.c.id == job["id"])).first()
+        settled = _job_dict(row) if row is not None else job
+        if settled["status"] == "running":
+            settled.update(status="failed", error=error, finished_at=_now())
+        return settled
+
+    def settle_gone(self, job_id: str, error: str) -> bool:
+        """Record a running job whose driver is gone as failed with ``error``, and its runs
+        still running with it; whether it was still running."""
+        with self._write() as conn:
+            ended = conn.execute(
+                update(_jobs)
+                .where(_jobs.c.id == job_id, _jobs.c.status == "running")
+                .values(status="failed", error=error, finished_at=_now())
+            ).rowcount
+            if ended:
+                conn.execute(
+                    update(_runs)
+                    .where(_runs.c.job_id == job_id, _runs.c.status == "running")
+                    .values(status="failed", error="driver gone", finished_at=_now()))
+        return bool(ended)
 
     def list_jobs(
         self,
@@ -469,7 +503,9 @@ class Store(HubMixin):
             query = query.where(_jobs.c.name.icontains(search, autoescape=True)
                                 | _jobs.c.target.icontains(search, autoescape=True))
         with self._read() as conn:
-            return [_job_dict(row) for row in conn.execute(query)]
+            jobs = [_job_dict(row) for row in conn.execute(query)]
+        settled = [self._settled(job) for job in jobs]
+        return [job for job in settled if status is None or job["status"] == status]
 
     def resolve_job(self, prefix: str) -> str:
         """The full id of the one job whose id starts with ``prefix``."""
