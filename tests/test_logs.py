@@ -202,3 +202,76 @@ def test_lev_show_and_lev_task_logs_print_the_whole_log_page_by_page(store, big_
         assert cli_main(["task", "logs", big_log]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 20_400 and lines[-1].endswith("line 19999")
+
+
+# -- unclean text ---------------------------------------------------------------------------
+
+
+UNCLEAN = (b"\x1b[31mred\x1b[0m \x1b]0;pwned\x07title \x1b[2Jcleared \xff\xfe bytes\n")
+
+
+def test_control_characters_are_kept_in_the_store_and_escaped_on_terminals(store):
+    import json
+    import os
+    import pty
+    import subprocess
+
+    from levrt._cli import job_bundle
+
+    async def main() -> None:
+        code = f"import sys; sys.stdout.buffer.write({UNCLEAN!r})"
+        await Cr("python", cmd=[sys.executable, "-c", code])
+        print("job says \udcff")  # what surrogateescape leaves of a bad byte
+
+    levrt.run(main(), executor="process", echo=False)
+    job_id = store.list_jobs()[0]["id"]
+    texts = [row["text"] for row in store.get_logs(job_id)]
+    raw = "\x1b[31mred\x1b[0m \x1b]0;pwned\x07title \x1b[2Jcleared \ufffd\ufffd bytes"
+    assert raw in texts and "job says \ufffd" in texts
+    json.dumps(job_bundle(store, job_id), ensure_ascii=False).encode("utf-8")
+
+    leader, follower = pty.openpty()
+    shown = subprocess.run([sys.executable, "-m", "levrt", "show", job_id], stdout=follower,
+                           stderr=subprocess.PIPE, env={**os.environ, "COLUMNS": "300"},
+                           timeout=60)
+    os.close(follower)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(leader)
+    assert shown.returncode == 0, shown.stderr
+    text = out.decode()
+    assert "\\x1b[31mred\\x1b[0m \\x1b]0;pwned\\x07title \\x1b[2Jcleared" in text
+    assert "\x1b]0;" not in text and "\x1b[2J" not in text and "\x07" not in text
+
+
+def test_ctx_writes_that_are_not_unicode_are_stored_with_replacement_characters(store):
+    from levrt import ctx, remote
+
+    def odd() -> Cr:
+        @remote
+        def entry():
+            bad = b"\xffname".decode("utf-8", "surrogateescape")
+            ctx.set({bad: bad, "nested": [bad, {"k": bad}]})
+        return Cr("python", entry=entry())
+
+    async def main() -> dict:
+        return await (await odd()).get()
+
+    data = levrt.run(main(), executor="process", echo=False)
+    assert data == {"\ufffdname": "\ufffdname", "nested": ["\ufffdname", {"k": "\ufffdname"}]}
+
+
+def test_visible_escapes_controls_but_tabs_and_newlines():
+    from levrt._cli import _prefixed
+    from levrt._text import visible
+
+    assert visible("a\tb\nc\x1b[1m\r\x00\x7f\x9b") == "a\tb\nc\\x1b[1m\\x0d\\x00\\x7f\\x9b"
+    assert _prefixed(0, ["\x1b[31mx\x1b[0m"], terminal=True) == ["[run 0] \\x1b[31mx\\x1b[0m"]
+    assert _prefixed(0, ["\x1b[31mx\x1b[0m"], terminal=False) == ["[run 0] \x1b[31mx\x1b[0m"]

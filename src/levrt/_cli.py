@@ -44,6 +44,7 @@ from ._config import EXECUTORS, ConfigError
 from ._cr import Cr, TaskFailed
 from ._job import JobListener, RunInfo, arun, current_job
 from ._remote import TransportError
+from ._text import visible
 from .executors import ExecutorError
 from .shim.entry import encode
 from .store import Store, StoreError
@@ -342,10 +343,14 @@ def _log_prefix(run_id: int | None) -> str:
     return "[job]" if run_id is None else f"[run {run_id}]"
 
 
-def _prefixed(run_id: int | None, lines: list[str]) -> list[str]:
-    # A log entry may hold several lines (a job's error with its run's log tail).
+def _prefixed(run_id: int | None, lines: list[str], *, terminal: bool) -> list[str]:
+    """Log lines as shown, each with its run's prefix. On a ``terminal``, control characters
+    (colours, titles, clear-screen) show as escapes: a tool's output must not drive the
+    user's terminal. Elsewhere (a pipe, a file) the text stays as the tool wrote it."""
     prefix = _log_prefix(run_id)
-    return [f"{prefix} {part}" for line in lines for part in line.splitlines() or [""]]
+    # A log entry may hold several lines (a job's error with its run's log tail).
+    return [f"{prefix} {part}" for line in lines
+            for part in (visible(line) if terminal else line).splitlines() or [""]]
 
 
 def _runs_table(rows: list[tuple[int, str, str, int | None, float | None]]) -> Table:
@@ -467,7 +472,8 @@ def print_job(console: Console, store: Store, job_id: str, *, details: bool, log
     if log:
         console.print(Text("log", style="bold"))
         for rows in store.log_pages(job_id):
-            lines = [line for row in rows for line in _prefixed(row["run_id"], [row["text"]])]
+            lines = [line for row in rows for line in _prefixed(
+                row["run_id"], [row["text"]], terminal=console.is_terminal)]
             console.print(Text("\n".join(lines)), soft_wrap=True)
     if result is not _NO_RESULT and result is not None:
         console.print(Text("result", style="bold"))
@@ -502,6 +508,7 @@ class PlainDisplay:
 
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
+        self._terminal = stream.isatty()
         self._lock = threading.Lock()
         self._clock = _Clock()
         self._percent = 0
@@ -526,7 +533,7 @@ class PlainDisplay:
         self._write([line])
 
     def log(self, run_id: int | None, stream: str, lines: list[str]) -> None:
-        self._write(_prefixed(run_id, lines))
+        self._write(_prefixed(run_id, lines, terminal=self._terminal))
 
     def progress(self, value: float) -> None:
         percent = int(value * 100)
@@ -557,7 +564,7 @@ class LiveDisplay:
 
     def log(self, run_id: int | None, stream: str, lines: list[str]) -> None:
         with self._lock:
-            self._logs.extend(_prefixed(run_id, lines))
+            self._logs.extend(_prefixed(run_id, lines, terminal=True))
 
     def progress(self, value: float) -> None:
         with self._lock:

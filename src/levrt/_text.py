@@ -48,14 +48,14 @@ def text_pieces(text: str, limit: int) -> list[str]:
 
 def clean_text(text: str) -> str:
     """``text`` with each lone surrogate replaced by U+FFFD: valid Unicode, storable as UTF-8."""
-    return _SURROGATES.sub("\ufffd", text)
+    return _SURROGATES.sub("\ufffd", text) if _SURROGATES.search(text) else text
 
 
 def clean_data(value: Any) -> Any:
     """JSON-like ``value`` with every str in it (keys too) passed through :func:`clean_text`;
     other values as they are. Cheap when there is nothing to clean."""
     if isinstance(value, str):
-        return clean_text(value) if _SURROGATES.search(value) else value
+        return clean_text(value)
     if isinstance(value, dict):
         return {clean_data(k): clean_data(v) for k, v in value.items()}
     if isinstance(value, list):

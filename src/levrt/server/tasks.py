@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from levrt._cli import _to_json, job_bundle
+from levrt._text import clean_data
 from levrt.server import published
 from levrt.server.auth import CurrentReader, CurrentUser, StoreDep
 from levrt.server.params import ParamsInvalid, check_params
@@ -94,6 +95,10 @@ async def submit(body: TaskRequest, request: Request, store: StoreDep,
     A published package's target is checked against its manifest first: 422 names each
     parameter that is unknown, missing or does not fit its type or pattern (``loc``
     ``["body", "params", NAME]``), and the task runs that version's published files."""
+    # Text that is not valid Unicode (lone surrogates, as "\ud800" in JSON) becomes U+FFFD
+    # here, once, as everywhere data enters (levrt._text): the job runs what is stored.
+    body = body.model_copy(update={"params": clean_data(body.params),
+                                   "name": clean_data(body.name)})
     target, params, package = await run_in_threadpool(_checked, store, user, body)
     name = body.name or target.rpartition(":")[2]
     job_id = await _runner(request).submit(target, params, name, user["name"], package)

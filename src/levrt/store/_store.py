@@ -32,6 +32,7 @@ from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
 from sqlalchemy.pool import StaticPool
 
 from levrt._driver import driver_gone
+from levrt._text import clean_data, clean_text
 from levrt.shim.entry import decode, encode
 from levrt.store._common import insert_file
 from levrt.store._common import now as _now
@@ -382,10 +383,10 @@ class Store(HubMixin):
             conn.execute(
                 insert(_jobs).values(
                     id=job_id,
-                    name=name,
-                    target=target,
+                    name=clean_text(name),
+                    target=clean_data(target),
                     package=package,
-                    params=encode(params, path="params"),
+                    params=encode(clean_data(params), path="params"),
                     executor=executor,
                     owner=owner,
                     driver=driver,
@@ -427,7 +428,7 @@ class Store(HubMixin):
         query = (
             update(_jobs)
             .where(_jobs.c.id == job_id, _jobs.c.status.in_(UNFINISHED_STATUSES))
-            .values(status=status, error=error, finished_at=_now())
+            .values(status=status, error=clean_text(error), finished_at=_now())
         )
         with self._write() as conn:
             return bool(conn.execute(query).rowcount)
@@ -439,6 +440,7 @@ class Store(HubMixin):
         self._update_job(job_id, progress=min(1.0, max(0.0, float(progress))))
 
     def _update_job(self, job_id: str, **values: Any) -> None:
+        values = clean_data(values)
         with self._write() as conn:
             result = conn.execute(update(_jobs).where(_jobs.c.id == job_id).values(**values))
             if result.rowcount == 0:
@@ -551,12 +553,12 @@ class Store(HubMixin):
                     insert(_runs).values(
                         job_id=job_id,
                         run_id=run_id,
-                        name=name,
-                        image=image,
-                        schema=schema,
-                        coll=coll,
-                        spec=encode(spec, path="spec"),
-                        namespace=namespace,
+                        name=clean_text(name),
+                        image=clean_data(image),
+                        schema=clean_data(schema),
+                        coll=clean_text(coll),
+                        spec=encode(clean_data(spec), path="spec"),
+                        namespace=clean_data(namespace),
                         status="running",
                         exit_code=None,
                         error=None,
@@ -583,7 +585,8 @@ class Store(HubMixin):
         query = (
             update(_runs)
             .where(_runs.c.job_id == job_id, _runs.c.run_id == run_id)
-            .values(status=status, exit_code=exit_code, error=error, finished_at=_now())
+            .values(status=status, exit_code=exit_code, error=clean_data(error),
+                    finished_at=_now())
         )
         with self._write() as conn:
             if conn.execute(query).rowcount == 0:
@@ -610,7 +613,8 @@ class Store(HubMixin):
     ) -> None:
         """Create the document or overwrite its top-level keys present in ``data``, at a
         cost in proportion to ``data`` alone: each key is a row of its own."""
-        fields = _encode_fields(data, coll)
+        coll = clean_text(coll)
+        fields = _encode_fields(clean_data(data), coll)
         key = NO_RUN if run_id is None else run_id
         where = {"job_id": job_id, "run_id": key, "coll": coll}
         with self._write() as conn:
@@ -747,7 +751,7 @@ class Store(HubMixin):
     def put_file(self, content: bytes, *, name: str | None = None) -> str:
         """Store ``content`` once and return its ``sha256:<hex>`` digest."""
         with self._write() as conn:
-            return insert_file(conn, bytes(content), name)
+            return insert_file(conn, bytes(content), clean_data(name))
 
     def get_file(self, digest: str) -> bytes:
         """The content stored under ``digest``."""
