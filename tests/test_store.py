@@ -741,7 +741,7 @@ def test_a_full_disk_ends_the_run_and_the_job_with_one_error_line(full_disk, tmp
     [line] = done.stderr.splitlines()
     assert line.startswith("lev: error: job ") and (
         f"store write failed: database or disk is full (LEV_HOME={full_disk})" in line), line
-    assert elapsed < 60
+    assert elapsed < 30  # it hung for ever before
     left = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout
     assert left == "", f"the run's processes outlived it: {left}"
     with Store(file_url(full_disk)) as store:
