@@ -174,7 +174,7 @@ def test_run_workflow_json(project, capsys):
 
     assert code == 0, err
     report = json.loads(out)
-    assert set(report) == {"job", "runs", "documents", "log", "result"}
+    assert set(report) == {"job", "runs", "documents", "log", "log_more", "result"}
     assert report["job"]["status"] == "done"
     assert report["job"]["name"] == "sweep"
     datetime.fromisoformat(report["job"]["created_at"])
@@ -354,7 +354,7 @@ def test_job_option_runs_a_queued_job_once(project, capsys):
     assert (job["id"], job["status"], job["name"], job["owner"]) == (
         job_id, "done", "queued scan", "alice")
     assert job["started_at"] is not None and job["executor"] == "process"
-    assert job["driver"] == f"{socket.gethostname()}:{os.getpid()}"  # who ran it
+    assert job["driver"].startswith(f"{socket.gethostname()}:{os.getpid()}:")  # who ran it
     # Once started, it is no longer queued: a second lev run of it does nothing.
     code, _, err = lev(capsys, "run", "tools:alive", "--job", job_id, "-q")
     assert code == 1 and err == f"lev: error: job {job_id} is done, not queued: it cannot " \
@@ -488,7 +488,7 @@ def test_jobs_and_show(project, capsys):
 
     code, out, _ = lev(capsys, "show", done["id"], "--json")
     report = json.loads(out)
-    assert set(report) == {"job", "runs", "documents", "log", "result"}
+    assert set(report) == {"job", "runs", "documents", "log", "log_more", "result"}
     assert report["documents"][0]["data"]["alive"] == ["a.0", "a.1"]
 
 

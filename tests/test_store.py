@@ -1,3 +1,5 @@
+import json
+import os
 import threading
 import time
 import uuid
@@ -546,6 +548,51 @@ def test_upgrade_from_0002_keeps_jobs_as_started(tmp_path):
     assert job["started_at"] == job["created_at"]
 
 
+def test_upgrade_to_0004_moves_document_fields_into_rows_and_back(tmp_path):
+    url = file_url(tmp_path)
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(conn), "0003")
+        conn.execute(text(
+            "INSERT INTO documents (job_id, run_id, coll, data, updated_at) VALUES "
+            "('aaaaaaaaaaaa', 0, 'c', '{\"b\": [1, 2], \"a\": {\"x\": null}}', "
+            "'2026-01-02 03:04:05.000000'), "
+            "('aaaaaaaaaaaa', -1, 'empty', '{}', '2026-01-02 03:04:05.000000')"))
+    engine.dispose()
+    with Store(url) as store:
+        docs = store.find_documents(job_id="aaaaaaaaaaaa")
+        assert [(d["coll"], d["run_id"], d["data"]) for d in docs] == [
+            ("empty", None, {}), ("c", 0, {"b": [1, 2], "a": {"x": None}})]
+        assert list(docs[1]["data"]) == ["b", "a"]  # the order keys were set in
+        store.merge_document("c", "aaaaaaaaaaaa", 0, {"a": 1, "z": 2})
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            command.downgrade(alembic_config(conn), "0003")
+            rows = conn.execute(text("SELECT coll, data FROM documents ORDER BY coll")).all()
+        assert [(coll, json.loads(data)) for coll, data in rows] == [
+            ("c", {"b": [1, 2], "a": 1, "z": 2}), ("empty", {})]
+    finally:
+        engine.dispose()
+
+
+def test_a_document_write_costs_its_own_size(file_store):
+    data = {f"host{n}": {"ip": f"10.0.{n // 256}.{n % 256}", "open": [22, 80]}
+            for n in range(4000)}
+    file_store.merge_document("c", "job1", 0, data)
+
+    def one_key(run_id: int) -> float:
+        started = time.perf_counter()
+        file_store.merge_document("c", "job1", run_id, {"late": 1})
+        return time.perf_counter() - started
+
+    big = min(one_key(0) for _ in range(5))
+    file_store.merge_document("c", "job1", 1, {"only": 1})
+    small = min(one_key(1) for _ in range(5))
+    # Rewriting the 4,000-key document each time cost about 4000 times a key.
+    assert big < max(small * 3, 0.01), (big, small)
+
+
 def test_downgrade_removes_everything(file_store):
     with file_store._engine.connect() as conn, conn.begin():
         command.downgrade(alembic_config(conn), "base")
@@ -612,3 +659,161 @@ def test_default_url_prefers_lev_db_url(monkeypatch, tmp_path):
     assert not (tmp_path / "unused").exists()
     with Store.open() as s:
         assert s.url == "sqlite://"
+
+
+def _setter(count: int, one_call: bool):
+    from levrt import Cr, ctx, remote
+
+    @remote
+    def entry():
+        hosts = {f"host{n}": {"ip": f"10.0.{n // 256}.{n % 256}", "open": [22, 80]}
+                 for n in range(count)}
+        if one_call:
+            ctx.set(hosts)
+        else:
+            for name, value in hosts.items():
+                ctx.set({name: value})
+    return Cr("python", entry=entry())
+
+
+def test_ten_thousand_single_key_ctx_sets_cost_about_one_set_of_them_all(monkeypatch, tmp_path):
+    import levrt
+
+    monkeypatch.setenv("LEV_HOME", str(tmp_path / "home"))
+
+    async def main(one_call: bool) -> float:
+        started = time.perf_counter()
+        doc = await _setter(10_000, one_call)
+        elapsed = time.perf_counter() - started
+        data = await doc.get()
+        assert len(data) == 10_000 and data["host9999"] == {"ip": "10.0.39.15", "open": [22, 80]}
+        return elapsed
+
+    one = levrt.run(main(True), executor="process", echo=False)
+    many = levrt.run(main(False), executor="process", echo=False)
+    # Rewriting the whole document on each write made this 100 times slower, not 2.
+    assert many < 2 * one + 0.5, (many, one)
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 3 MiB tmpfs for LEV_HOME, to fill up (needs root: mount)."""
+    import shutil
+    import subprocess
+
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a small tmpfs needs root")
+    where = tmp_path / "small"
+    where.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(where)],
+                             capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+CHATTY = '''import sys
+from levrt import Cr
+
+
+async def main(marker: str):
+    code = "for i in range(10**8): print('x' * 100, i)  # " + marker
+    await Cr("python", cmd=[sys.executable, "-c", code])
+'''
+
+
+def test_a_full_disk_ends_the_run_and_the_job_with_one_error_line(full_disk, tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "chatty.py").write_text(CHATTY)
+    marker = f"chatty-{uuid.uuid4().hex}"
+    env = {**os.environ, "LEV_HOME": str(full_disk), "LEV_EXECUTOR": "process"}
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "levrt", "run", "chatty.py:main", "--marker",
+                           marker, "-q"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=120)
+    elapsed = time.monotonic() - started
+    assert done.returncode == 1, done.stderr
+    [line] = done.stderr.splitlines()
+    assert line.startswith("lev: error: job ") and (
+        f"store write failed: database or disk is full (LEV_HOME={full_disk})" in line), line
+    assert elapsed < 30  # it hung for ever before
+    left = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout
+    assert left == "", f"the run's processes outlived it: {left}"
+    with Store(file_url(full_disk)) as store:
+        [job] = store.list_jobs()
+    assert job["status"] == "failed" and "store write failed" in job["error"]
+
+
+SLEEPER = '''import sys
+from levrt import Cr
+
+
+async def main(marker: str):
+    print("started", flush=True)
+    await Cr("python", cmd=[sys.executable, "-c", "import time; time.sleep(120)  # " + marker])
+'''
+
+
+def test_a_job_whose_driver_was_killed_is_read_as_failed(tmp_path, monkeypatch, capsys):
+    import signal
+    import subprocess
+    import sys
+
+    from levrt._cli import cli_main
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("LEV_HOME", str(home))
+    (tmp_path / "sleeper.py").write_text(SLEEPER)
+    marker = f"sleeper-{uuid.uuid4().hex}"
+    driver = subprocess.Popen([sys.executable, "-m", "levrt", "run", "sleeper.py:main",
+                               "--marker", marker, "-q"], cwd=tmp_path,
+                              env={**os.environ, "LEV_EXECUTOR": "process"})
+    try:
+        with Store(file_url(home)) as store:
+            deadline = time.monotonic() + 60
+            while not (store.list_jobs() and store.count_runs(store.list_jobs()[0]["id"])[0]):
+                assert time.monotonic() < deadline, "the job never started its run"
+                time.sleep(0.1)
+            job_id = store.list_jobs()[0]["id"]
+            assert store.get_job(job_id)["status"] == "running"
+            driver.send_signal(signal.SIGKILL)
+            driver.wait()
+            job = store.get_job(job_id)
+            assert job["status"] == "failed" and job["error"].startswith("driver gone: ")
+            assert job["finished_at"] is not None
+            assert [run["status"] for run in store.list_runs(job_id)] == ["failed"]
+    finally:
+        driver.kill()
+        driver.wait()
+        # The dead driver's tool, if the executor could not take it along: ours, by its id.
+        left = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout
+        for pid in left.split():
+            os.kill(int(pid), signal.SIGKILL)
+    assert cli_main(["jobs"]) == 0
+    out = capsys.readouterr().out
+    assert job_id in out and "failed" in out and "running" not in out
+    assert cli_main(["show", job_id]) == 0
+    assert "driver gone" in capsys.readouterr().out
+
+
+def test_a_driver_pid_taken_by_another_process_is_gone(store):
+    import socket
+
+    from levrt._driver import driver_gone, driver_id
+
+    me = driver_id()
+    host, pid, started = me.split(":")
+    assert host == socket.gethostname() and pid == str(os.getpid())
+    assert not driver_gone(me) and not driver_gone(f"{host}:{pid}")
+    assert driver_gone(f"{host}:{pid}:{int(started) + 1}")  # same pid, another process
+    assert not driver_gone(f"elsewhere:{pid}:1")
+    job = store.create_job("reused", driver=f"{host}:{pid}:{int(started) + 1}")
+    assert store.get_job(job)["status"] == "failed"
+    assert [j["id"] for j in store.list_jobs(status="running")] == []
+    mine = store.create_job("mine", driver=me)
+    assert store.get_job(mine)["status"] == "running"

@@ -138,7 +138,7 @@ def test_submit_runs_the_task_and_keeps_its_results(client, tokens, noop):
     assert (job["target"], job["package"]) == ("lev.alice.noop:hello", "lev.alice.noop==1.0")
     assert job["started_at"] >= job["created_at"]
     bundle = client.get(f"/api/tasks/{answer['id']}", headers=alice).json()
-    assert set(bundle) == {"job", "runs", "documents", "log", "result"}
+    assert set(bundle) == {"job", "runs", "documents", "log", "log_more", "result"}
     assert [doc["data"] for doc in bundle["documents"]] == [{"word": "ahoy"}]
     listed = client.get("/api/tasks", headers=alice).json()
     assert [(t["id"], t["status"], t["owner"]) for t in listed] == [
@@ -163,6 +163,25 @@ def test_submit_runs_the_task_and_keeps_its_results(client, tokens, noop):
     assert json.loads(events[-1][1].removeprefix("data: ")) == {"status": "done", "error": None}
     logged = [json.loads(lines[1][6:])["text"] for lines in events if lines[0] == "event: log"]
     assert "saying ahoy" in logged
+
+
+def test_text_that_is_not_unicode_is_stored_with_replacement_characters(client, tokens, noop):
+    alice = tokens["alice"]
+    json_body = {**alice, "Content-Type": "application/json"}
+    # A lone surrogate, as JSON can carry it: a parameter's is stored as U+FFFD.
+    body = '{"target": "lev.alice.noop:hello", "params": {"word": "\\ud800x"}}'
+    answer = client.post("/api/tasks", headers=json_body, content=body)
+    assert answer.status_code == 202, answer.text
+    job = ended(client, alice, answer.json()["id"])
+    assert job["status"] == "done" and job["params"] == {"word": "\ufffdx"}
+    bundle = client.get(f"/api/tasks/{job['id']}", headers=alice)
+    assert bundle.status_code == 200
+    assert bundle.json()["documents"][0]["data"] == {"word": "\ufffdx"}
+    # A typed text field refuses it, naming the field (the 422 itself must encode).
+    body = '{"target": "lev.alice.noop:hello", "name": "odd \\udcff"}'
+    answer = client.post("/api/tasks", headers=json_body, content=body)
+    assert answer.status_code == 422
+    assert [item["loc"] for item in answer.json()["detail"]] == [["body", "name"]]
 
 
 def refused(client, headers, body):

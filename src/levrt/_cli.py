@@ -44,6 +44,7 @@ from ._config import EXECUTORS, ConfigError
 from ._cr import Cr, TaskFailed
 from ._job import JobListener, RunInfo, arun, current_job, exit_failure
 from ._remote import TransportError
+from ._text import visible
 from .executors import ExecutorError
 from .shim.entry import encode
 from .store import Store, StoreError
@@ -58,6 +59,10 @@ LOG_LINES = 15
 LIVE_RUNS = 10
 
 _BOOL_WORDS = _params.TRUE_WORDS | _params.FALSE_WORDS
+# How much of a job's log its bundle carries: the rest is read page by page.
+BUNDLE_LOG_ROWS = 200
+BUNDLE_LOG_BYTES = 1024 * 1024
+_LOG_SLOT = "\0log\0"
 # levrt's own errors explain themselves; their type name would only be noise.
 _SELF_EXPLAINED = (TaskFailed, ExecutorError, TransportError, StoreError)
 _NOT_USER_CODE = tuple(
@@ -338,10 +343,14 @@ def _log_prefix(run_id: int | None) -> str:
     return "[job]" if run_id is None else f"[run {run_id}]"
 
 
-def _prefixed(run_id: int | None, lines: list[str]) -> list[str]:
-    # A log entry may hold several lines (a job's error with its run's log tail).
+def _prefixed(run_id: int | None, lines: list[str], *, terminal: bool) -> list[str]:
+    """Log lines as shown, each with its run's prefix. On a ``terminal``, control characters
+    (colours, titles, clear-screen) show as escapes: a tool's output must not drive the
+    user's terminal. Elsewhere (a pipe, a file) the text stays as the tool wrote it."""
     prefix = _log_prefix(run_id)
-    return [f"{prefix} {part}" for line in lines for part in line.splitlines() or [""]]
+    # A log entry may hold several lines (a job's error with its run's log tail).
+    return [f"{prefix} {part}" for line in lines
+            for part in (visible(line) if terminal else line).splitlines() or [""]]
 
 
 def _runs_table(rows: list[tuple[int, str, str, int | None, float | None]]) -> Table:
@@ -392,14 +401,39 @@ def _result_json(result: Any) -> Any:
 
 
 def job_bundle(store: Store, job_id: str, result: Any = None) -> dict[str, Any]:
-    """A job as the JSON data ``lev run --json`` and ``lev show --json`` print."""
+    """A job as the JSON data ``lev run --json`` and ``lev show --json`` print: its record,
+    runs, documents, the tail of its log (at most ``BUNDLE_LOG_ROWS`` rows and about
+    ``BUNDLE_LOG_BYTES`` of text; ``log_more`` tells whether earlier rows exist, to be read
+    page by page) and the workflow's result."""
+    tail = store.get_logs(job_id, limit=BUNDLE_LOG_ROWS, max_bytes=BUNDLE_LOG_BYTES, last=True)
+    more = bool(tail) and bool(store.get_logs(job_id, limit=1)[0]["seq"] < tail[0]["seq"])
     return {
         "job": _to_json(store.get_job(job_id)),
         "runs": _to_json(store.list_runs(job_id)),
         "documents": _to_json(store.list_documents(job_id)),
-        "log": _to_json(store.get_logs(job_id)),
+        "log": _to_json(tail),
+        "log_more": more,
         "result": _result_json(result),
     }
+
+
+def print_bundle(store: Store, job_id: str, *, full_log: bool) -> None:
+    """Print :func:`job_bundle` as JSON; with ``full_log`` its ``log`` holds every row,
+    written page by page as it is read."""
+    bundle = job_bundle(store, job_id)
+    if not full_log:
+        print(json.dumps(bundle, indent=2, ensure_ascii=False))
+        return
+    bundle["log_more"] = False
+    head, tail = json.dumps({**bundle, "log": _LOG_SLOT}, indent=2,
+                            ensure_ascii=False).split(json.dumps(_LOG_SLOT))
+    sys.stdout.write(head + "[")
+    separator = "\n    "
+    for rows in store.log_pages(job_id):
+        for row in rows:
+            sys.stdout.write(separator + json.dumps(_to_json(row), ensure_ascii=False))
+            separator = ",\n    "
+    sys.stdout.write("\n  ]" + tail + "\n")
 
 
 def print_job(console: Console, store: Store, job_id: str, *, details: bool, log: bool,
@@ -437,8 +471,10 @@ def print_job(console: Console, store: Store, job_id: str, *, details: bool, log
         console.print(Pretty(_shown(document["data"])))
     if log:
         console.print(Text("log", style="bold"))
-        for row in store.get_logs(job_id):
-            console.print(Text("\n".join(_prefixed(row["run_id"], [row["text"]]))))
+        for rows in store.log_pages(job_id):
+            lines = [line for row in rows for line in _prefixed(
+                row["run_id"], [row["text"]], terminal=console.is_terminal)]
+            console.print(Text("\n".join(lines)), soft_wrap=True)
     if result is not _NO_RESULT and result is not None:
         console.print(Text("result", style="bold"))
         console.print(Pretty(_shown(result)))
@@ -472,6 +508,7 @@ class PlainDisplay:
 
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
+        self._terminal = stream.isatty()
         self._lock = threading.Lock()
         self._clock = _Clock()
         self._percent = 0
@@ -496,7 +533,7 @@ class PlainDisplay:
         self._write([line])
 
     def log(self, run_id: int | None, stream: str, lines: list[str]) -> None:
-        self._write(_prefixed(run_id, lines))
+        self._write(_prefixed(run_id, lines, terminal=self._terminal))
 
     def progress(self, value: float) -> None:
         percent = int(value * 100)
@@ -527,7 +564,7 @@ class LiveDisplay:
 
     def log(self, run_id: int | None, stream: str, lines: list[str]) -> None:
         with self._lock:
-            self._logs.extend(_prefixed(run_id, lines))
+            self._logs.extend(_prefixed(run_id, lines, terminal=True))
 
     def progress(self, value: float) -> None:
         with self._lock:
@@ -630,8 +667,8 @@ _RUN_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     (("--job",), {"metavar": "ID", "help": "run the store's queued job ID, with the parameters "
                   "it records, instead of recording a new one (what the server's task runner "
                   "does)"}),
-    (("--json",), {"action": "store_true", "help": "print the job, runs, documents, log and "
-                   "result as one JSON object"}),
+    (("--json",), {"action": "store_true", "help": "print the job, runs, documents, the log's tail "
+                   "and result as one JSON object"}),
     (("-q", "--quiet"), {"action": "store_true", "help": "do not follow the job live"}),
     (("-h", "--help"), {"action": "store_true", "help": "show this help and exit"}),
 ]
@@ -779,7 +816,7 @@ def _cmd_show(args: argparse.Namespace, extras: list[str]) -> int:
         except LookupError as exc:
             raise CliError(str(exc), EXIT_FAILED) from None
         if args.json:
-            print(json.dumps(job_bundle(store, job_id), indent=2, ensure_ascii=False))
+            print_bundle(store, job_id, full_log=args.log)
         else:
             print_job(Console(), store, job_id, details=True, log=args.log)
     return EXIT_OK

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -85,6 +86,11 @@ class _Server:
             raise CliError(f"lost the server at {self.url}: {reason}", EXIT_FAILED) from None
 
 
+def _print_log(row: dict[str, Any]) -> None:
+    print("\n".join(_prefixed(row["run_id"], [row["text"]], terminal=sys.stdout.isatty())),
+          flush=True)
+
+
 def _task_path(task_id: str, rest: str = "") -> str:
     return f"/api/tasks/{urllib.parse.quote(task_id)}{rest}"
 
@@ -93,7 +99,7 @@ def _follow(server: _Server, task_id: str) -> int:
     """Print the task's log lines as they come; the exit code tells how it ended."""
     for kind, data in server.events(task_id):
         if kind == "log":
-            print("\n".join(_prefixed(data["run_id"], [data["text"]])), flush=True)
+            _print_log(data)
         elif kind == "end":
             print(f"task {task_id} {data['status']}")
             if data["status"] != "done":
@@ -178,11 +184,17 @@ def _cmd_logs(args: argparse.Namespace, extras: list[str]) -> int:
         # The stream starts with every line so far, then the new ones as they come.
         for kind, data in server.events(args.id):
             if kind == "log":
-                print("\n".join(_prefixed(data["run_id"], [data["text"]])), flush=True)
+                _print_log(data)
         return EXIT_OK
-    for row in server.call(_task_path(args.id, "/logs?limit=10000")):
-        print("\n".join(_prefixed(row["run_id"], [row["text"]])))
-    return EXIT_OK
+    after = 0
+    while True:
+        # Page by page, printed as they come: a huge log never sits in memory whole.
+        rows = server.call(_task_path(args.id, f"/logs?after={after}"))
+        if not rows:
+            return EXIT_OK
+        for row in rows:
+            _print_log(row)
+        after = rows[-1]["seq"]
 
 
 def register(commands: Any) -> None:

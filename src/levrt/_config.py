@@ -8,6 +8,7 @@
     run_timeout = 3600                 # seconds a container run may take (0: no limit)
     memory = "2g"                      # memory limit per container
     cpus = 1.5                         # CPU limit per container
+    log_max_bytes = 16777216           # log bytes kept per run: first and last half (0: all)
 
     [image_aliases]                    # rewrite image references (mirrors, test images)
     "localhost/lev-nmap:latest" = "localhost/lev-nmap:test"
@@ -44,6 +45,7 @@ class Settings:
     run_timeout: float = 0.0
     memory: str | None = None
     cpus: float | None = None
+    log_max_bytes: int = 16 * 1024 * 1024
 
     def image(self, reference: str) -> str:
         """The reference to run: ``".user.tool:tag"`` expanded, then the alias map applied."""
@@ -73,6 +75,11 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             ):
                 raise ValueError("expected a table of image reference → image reference")
             return dict(value)
+        if name == "log_max_bytes":
+            number = int(value)
+            if number < 0 or 0 < number < 1024:
+                raise ValueError("must be 0 (keep all) or at least 1024")
+            return number
         if name in ("run_timeout", "cpus"):
             number = float(value)
             if number < 0:

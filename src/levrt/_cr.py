@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import re
 import shlex
@@ -18,6 +19,9 @@ from .executors import RunSpec
 
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _LOG_TAIL = 20
+# When a run's ctx writes held in memory are stored (see _Recorder).
+_CTX_FLUSH_SECONDS = 0.2
+_CTX_FLUSH_KEYS = 20_000
 
 
 class TaskFailed(Exception):
@@ -191,6 +195,7 @@ class Cr:
             recorder.finish("cancelled" if isinstance(exc, asyncio.CancelledError) else "failed",
                             None, f"{type(exc).__name__}: {exc}")
             raise
+        recorder.attach(handle)
         task = Task(job, info, handle, recorder)
         job.track(run_id, task)
         return task
@@ -205,22 +210,76 @@ class Cr:
 
 
 class _Recorder:
-    """Receives a run's output for the job: log lines, document writes, its error."""
+    """Receives a run's output for the job: log lines, document writes, its error.
+
+    ``ctx`` writes are merged in memory and stored together, at most ``_CTX_FLUSH_SECONDS``
+    after the first of them (sooner past ``_CTX_FLUSH_KEYS`` keys) and when the run ends:
+    one transaction per batch, not per write, keeps 10,000 one-key writes as cheap as one
+    write of 10,000 keys. What a run wrote in its last fraction of a second is lost only
+    with the driver itself, and then the run fails with it (its sandbox dies too).
+    """
 
     def __init__(self, job: Job, info: RunInfo) -> None:
         self.job = job
         self.info = info
+        self._pending: dict[str, Any] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        #: the first write that failed (the store's StoreWriteError, or anything recording
+        #: raised): the run is stopped, and fails with it
+        self.broken: Exception | None = None
+        self._handle: Any = None
+
+    def attach(self, handle: Any) -> None:
+        """The started run, to stop when the store cannot keep what it sends."""
+        self._handle = handle
+        if self.broken is not None:
+            asyncio.ensure_future(handle.kill())
+
+    def _broke(self, exc: Exception) -> None:
+        # A write that failed must not stop reading the run's output: the tool would block
+        # on a full pipe for ever. Stop the run instead; its end reports the cause. Hence
+        # every exception, not only the store's: none may escape into the executor.
+        if self.broken is None:
+            self.broken = exc
+            if self._handle is not None:
+                asyncio.ensure_future(self._handle.kill())
 
     def on_log(self, stream: str, lines: list[str]) -> None:
-        self.job.log(self.info.run_id, stream, lines)
+        if self.broken is not None:
+            return
+        try:
+            self.job.log(self.info.run_id, stream, lines)
+        except Exception as exc:  # noqa: BLE001 - see _broke
+            self._broke(exc)
 
     def on_ctx(self, data: dict[str, Any]) -> None:
-        self.job.store.merge_document(self.info.coll, self.job.id, self.info.run_id, data)
+        self._pending.update(data)  # a later write of a key wins, as in the store
+        if len(self._pending) >= _CTX_FLUSH_KEYS:
+            self._flush_now()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(_CTX_FLUSH_SECONDS,
+                                                                self._flush_now)
+
+    def _flush_now(self) -> None:
+        try:
+            self.flush()
+        except Exception as exc:  # noqa: BLE001 - see _broke
+            self._broke(exc)
+
+    def flush(self) -> None:
+        """Store the ``ctx`` writes still held in memory."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        pending, self._pending = self._pending, {}
+        if pending and self.broken is None:
+            self.job.store.merge_document(self.info.coll, self.job.id, self.info.run_id, pending)
 
     def on_error(self, kind: str, message: str) -> None:
         self.info.error = f"{kind}: {message}" if message else kind
 
     def finish(self, status: str, exit_code: int | None, error: str | None = None) -> None:
+        self.flush()
         info = self.info
         info.status, info.exit_code = status, exit_code
         info.error = error or info.error
@@ -253,6 +312,12 @@ class Task:
             await self._record_cancel()
             raise
         job, info = self._job, self._info
+        broken = self._recorder.broken
+        if broken is not None:
+            # The store may refuse this too; the run is over either way.
+            with contextlib.suppress(Exception):
+                self._recorder.finish("failed", code, str(broken))
+            raise broken
         self._recorder.finish("done" if code == 0 else "failed", code)
         if code != 0:
             tail = job.store.log_tail(job.id, info.run_id, _LOG_TAIL)

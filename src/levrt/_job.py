@@ -24,12 +24,15 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
+from ._config import load_settings
 from ._driver import driver_id
+from ._text import LOG_ROW_BYTES
 
 if TYPE_CHECKING:
     from ._cr import Task
     from .executors import Executor
     from .store import Store
+    from .store._logs import RunLog
 
 _current: ContextVar[Job] = ContextVar("lev_job")
 
@@ -77,6 +80,8 @@ class Job:
         self._next_run = 0
         self._live: dict[int, Task] = {}
         self._lock = threading.Lock()
+        self._log_max_bytes = load_settings().log_max_bytes
+        self._logs: dict[int | None, RunLog] = {}
 
     def next_run_id(self) -> int:
         with self._lock:
@@ -92,7 +97,12 @@ class Job:
     def log(self, run_id: int | None, stream: str, lines: list[str]) -> None:
         if not lines:
             return
-        self.store.append_logs(self.id, run_id, [(stream, line) for line in lines])
+        with self._lock:
+            writer = self._logs.get(run_id)
+            if writer is None:
+                writer = self._logs[run_id] = self.store.run_log(self.id, run_id,
+                                                                 self._log_max_bytes)
+        writer.append([(stream, line) for line in lines])
         for listener in self.listeners:
             listener.log(run_id, stream, lines)
 
@@ -127,6 +137,10 @@ class _JobStdout(io.TextIOBase):
             return self.original.write(text)
         pending = self._partial.pop(job.id, "") + text
         *lines, rest = pending.split("\n")
+        if len(rest) >= LOG_ROW_BYTES:
+            # Printed without a newline for a long while: store it, never wait for the end.
+            lines.append(rest)
+            rest = ""
         if rest:
             self._partial[job.id] = rest
         job.log(None, "job", lines)

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from .._text import LOG_ROW_BYTES, utf8_pieces
 from ..shim.entry import LOG_END, decode
 
 
@@ -126,40 +127,80 @@ class Executor(abc.ABC):
 
 
 class LineSplitter:
-    """Cuts a byte stream into complete text lines for the log.
+    """Cuts a byte stream into complete text lines for the log, in time linear in its size.
+
+    A line longer than ``limit`` bytes is handed on in ``limit``-byte pieces as it comes
+    (``None``: whole lines, however long), so that nothing waits for a newline that may never
+    come. A carriage return not followed by a newline starts the line over, as on a terminal:
+    a progress bar redrawn in place keeps only its last state.
 
     ``ended`` turns true when the shim marks the end of its output on the stream: what
     came before is complete, whatever the transport did with the stream's tail.
     """
 
-    def __init__(self, stream: str, observer: RunObserver) -> None:
+    def __init__(self, stream: str, observer: RunObserver,
+                 limit: int | None = LOG_ROW_BYTES) -> None:
         self._stream = stream
         self._observer = observer
-        self._rest = b""
+        self._limit = limit
+        # The unfinished line, kept in pieces: joining only once it ends keeps feeding linear.
+        self._parts: list[bytes] = []
+        self._size = 0
         self.ended = False
 
     def feed(self, data: bytes) -> None:
-        *lines, self._rest = (self._rest + data).split(b"\n")
-        if lines:
-            self.emit(lines)
+        *complete, tail = data.split(b"\n")
+        if complete:
+            complete[0] = self._take(complete[0])
+            self.emit(complete)
+        self._keep(tail)
 
     def close(self) -> None:
-        if self._rest:
-            self.emit([self._rest])
-            self._rest = b""
+        if self._size:
+            self.emit([self._take(b"")])
+
+    def _take(self, end: bytes) -> bytes:
+        line = b"".join([*self._parts, end])
+        self._parts, self._size = [], 0
+        return line
+
+    def _keep(self, piece: bytes) -> None:
+        if not piece:
+            return
+        # A CR before more text on the same line: what came before it was drawn over.
+        if self._parts and self._parts[-1].endswith(b"\r"):
+            self._parts, self._size = [], 0
+        redrawn = piece.rfind(b"\r", 0, len(piece) - 1)
+        if redrawn >= 0:
+            self._parts, self._size = [], 0
+            piece = piece[redrawn + 1:]
+        self._parts.append(piece)
+        self._size += len(piece)
+        if self._limit is not None and self._size >= self._limit:
+            pieces = utf8_pieces(self._take(b""), self._limit)
+            rest = pieces.pop() if len(pieces[-1]) < self._limit else b""
+            self.emit(pieces)
+            self._keep(rest)
 
     def emit(self, lines: list[bytes]) -> None:
         if END_MARK in lines:
             self.ended = True
             lines = [line for line in lines if line != END_MARK]
-        self._observer.on_log(self._stream, [_text(line) for line in lines])
+        texts = []
+        for line in lines:
+            # The text after the last CR is what a terminal would show of the line.
+            shown = line.rstrip(b"\r").rpartition(b"\r")[2]
+            pieces = [shown] if self._limit is None else utf8_pieces(shown, self._limit)
+            texts.extend(_text(piece) for piece in pieces)
+        self._observer.on_log(self._stream, texts)
 
 
 class ChannelReader(LineSplitter):
     """Reads the shim's result channel: one JSON object per line."""
 
     def __init__(self, observer: RunObserver) -> None:
-        super().__init__("stdout", observer)
+        # A message is one line however long: a big ctx.set must arrive whole.
+        super().__init__("stdout", observer, limit=None)
 
     def emit(self, lines: list[bytes]) -> None:
         for line in lines:
@@ -183,7 +224,7 @@ class ChannelReader(LineSplitter):
 
 
 def _text(line: bytes) -> str:
-    return line.rstrip(b"\r").decode("utf-8", errors="replace")
+    return line.decode("utf-8", errors="replace")
 
 
 def stdout_reader(spec: RunSpec, observer: RunObserver) -> LineSplitter:

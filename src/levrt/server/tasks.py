@@ -20,13 +20,14 @@ from pydantic import BaseModel, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from levrt._cli import _to_json, job_bundle
+from levrt._text import clean_data
 from levrt.server import published
 from levrt.server.auth import CurrentReader, CurrentUser, StoreDep
 from levrt.server.params import ParamsInvalid, check_params
 from levrt.server.runner import TaskRunner
 from levrt.server.upload import keep_file, limited_form
 from levrt.store import Store
-from levrt.store._store import FINAL_STATUSES
+from levrt.store._store import FINAL_STATUSES, LOG_PAGE_BYTES, LOG_PAGE_ROWS
 
 router = APIRouter(prefix="/api/tasks", tags=["tasks"])
 
@@ -95,6 +96,10 @@ async def submit(body: TaskRequest, request: Request, store: StoreDep,
     A published package's target is checked against its manifest first: 422 names each
     parameter that is unknown, missing or does not fit its type or pattern (``loc``
     ``["body", "params", NAME]``), and the task runs that version's published files."""
+    # Text that is not valid Unicode (lone surrogates, as "\ud800" in JSON) becomes U+FFFD
+    # here, once, as everywhere data enters (levrt._text): the job runs what is stored.
+    body = body.model_copy(update={"params": clean_data(body.params),
+                                   "name": clean_data(body.name)})
     target, params, package = await run_in_threadpool(_checked, store, user, body)
     name = body.name or target.rpartition(":")[2]
     try:
@@ -164,7 +169,9 @@ def list_tasks(
 
 @router.get("/{task_id}")
 def show(task_id: str, store: StoreDep, user: CurrentUser) -> dict[str, Any]:
-    """The task as ``lev run --json`` prints it: job, runs, documents, log, result."""
+    """The task as ``lev run --json`` prints it: job, runs, documents, the log's tail (the
+    last rows, up to about 1 MiB; ``log_more`` is true when earlier rows exist: read them
+    from ``/logs``), result."""
     return job_bundle(store, find_job(store, user, task_id)["id"])
 
 
@@ -172,12 +179,14 @@ def show(task_id: str, store: StoreDep, user: CurrentUser) -> dict[str, Any]:
 def logs(
     task_id: str, store: StoreDep, user: CurrentReader,
     after: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
+    limit: Annotated[int, Query(ge=1, le=LOG_PAGE_ROWS)] = LOG_PAGE_ROWS,
 ) -> list[dict[str, Any]]:
-    """Log rows with ``seq`` after ``after``, oldest first (``seq``, ``ts``, ``run_id``,
-    ``stream``, ``text``)."""
+    """One page of log rows with ``seq`` after ``after``, oldest first (``seq``, ``ts``,
+    ``run_id``, ``stream``, ``text``): at most ``limit`` rows and about 4 MiB of text. The
+    next page is ``after`` = the last row's ``seq``; an empty page is the end so far."""
     job = find_job(store, user, task_id)
-    rows: list[dict[str, Any]] = _to_json(store.get_logs(job["id"], after=after, limit=limit))
+    rows: list[dict[str, Any]] = _to_json(store.get_logs(
+        job["id"], after=after, limit=limit, max_bytes=LOG_PAGE_BYTES))
     return rows
 
 
@@ -206,12 +215,16 @@ async def _events(request: Request, store: Store, job_id: str,
             counted = runs
             yield _event("runs", {"runs": runs[0], "finished": runs[1]})
             sent = True
-        # Read after the status: a job seen finished has written all its log lines.
-        rows = await run_in_threadpool(store.get_logs, job_id, after=after)
+        # Read after the status: a job seen finished has written all its log lines. One
+        # page at a time, so that a huge log never sits in memory whole.
+        rows = await run_in_threadpool(store.get_logs, job_id, after=after,
+                                       limit=LOG_PAGE_ROWS, max_bytes=LOG_PAGE_BYTES)
         for row in rows:
             after = row["seq"]
             yield _event("log", _to_json(row))
             sent = True
+        if rows:
+            continue  # more may be waiting: no pause until the log is caught up
         if job["status"] in FINAL_STATUSES:
             yield _event("end", {"status": job["status"], "error": job["error"]})
             return

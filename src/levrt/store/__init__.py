@@ -13,7 +13,7 @@ from levrt.store._hub import (
     check_name,
     split_package_name,
 )
-from levrt.store._store import Store, StoreError, default_home, default_url
+from levrt.store._store import Store, StoreError, StoreWriteError, default_home, default_url
 
 __all__ = [
     "HubConflictError",
@@ -21,6 +21,7 @@ __all__ = [
     "HubPermissionError",
     "Store",
     "StoreError",
+    "StoreWriteError",
     "TokenRevokedError",
     "check_name",
     "default_home",

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     Row,
+    UniqueConstraint,
     create_engine,
     event,
     func,
@@ -30,25 +31,30 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
 from sqlalchemy.pool import StaticPool
 
+from levrt._driver import driver_gone
+from levrt._text import clean_data, clean_text
 from levrt.shim.entry import decode, encode
 from levrt.store._common import insert_file
 from levrt.store._common import now as _now
 from levrt.store._common import utc as _utc
 from levrt.store._hub import HubMixin
-from levrt.store.models import NO_RUN, Document, File, Job, Log, Run
+from levrt.store._logs import RunLog
+from levrt.store.models import NO_RUN, Document, DocumentField, File, Job, Log, Run
 
 # The newest revision in migrations/versions. Kept here so opening an
 # up-to-date store needs neither Alembic nor a scan of the scripts; a test
 # checks it against the scripts.
-SCHEMA_HEAD = "0003"
+SCHEMA_HEAD = "0004"
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 FINAL_STATUSES = ("done", "failed", "cancelled")
 # A queued job waits for a runner (the server's): it has no start time and no runs yet.
 UNFINISHED_STATUSES = ("queued", "running")
-LOG_STREAMS = ("stdout", "stderr", "job")
 MIN_PREFIX = 4
+# One page of a log: bounded in rows and in text, whatever the rows hold.
+LOG_PAGE_ROWS = 1000
+LOG_PAGE_BYTES = 4 * 1024 * 1024
 BUSY_TIMEOUT_MS = 30_000
 
 # Connection option read by the SQLite "begin" hook to take the write lock up front.
@@ -57,6 +63,7 @@ _IMMEDIATE = "levrt_begin_immediate"
 _jobs = Job.__table__
 _runs = Run.__table__
 _documents = Document.__table__
+_fields = DocumentField.__table__
 _logs = Log.__table__
 _files = File.__table__
 
@@ -64,6 +71,11 @@ _files = File.__table__
 class StoreError(Exception):
     """The database cannot be used as a levrt store (bad URL, unknown schema, ...), or
     refuses an operation."""
+
+
+class StoreWriteError(StoreError):
+    """The database refused a write (disk full, read-only, locked too long): whatever was
+    being recorded is not stored. The message names the cause and where the store is."""
 
 
 class JobStateError(StoreError, ValueError):
@@ -111,10 +123,6 @@ def _encode_fields(data: Mapping[str, Any], coll: str) -> dict[str, Any]:
     return fields
 
 
-def _decode_fields(stored: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: decode(value) for key, value in stored.items()}
-
-
 def _job_dict(row: Row[Any]) -> dict[str, Any]:
     return {
         "id": row.id,
@@ -157,9 +165,30 @@ def _document_dict(row: Row[Any]) -> dict[str, Any]:
         "coll": row.coll,
         "job_id": row.job_id,
         "run_id": None if row.run_id == NO_RUN else row.run_id,
-        "data": _decode_fields(row.data),
+        "data": {},
         "updated_at": _utc(row.updated_at),
     }
+
+
+def _upsert(conn: Connection, table: Any, rows: list[dict[str, Any]],
+            changed: tuple[str, ...]) -> None:
+    """Insert ``rows``; where one exists with the same primary or unique key, set its
+    ``changed`` columns instead. One statement per batch on SQLite and PostgreSQL."""
+    name = conn.dialect.name
+    if name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    elif name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        raise StoreError(f"the store supports SQLite and PostgreSQL, not {name}")
+    keys = [column.name for column in table.primary_key.columns]
+    if "id" in keys:  # a surrogate key: conflicts are on the natural one
+        keys = [column.name for constraint in table.constraints
+                if isinstance(constraint, UniqueConstraint) for column in constraint.columns]
+    statement = dialect_insert(table)
+    statement = statement.on_conflict_do_update(
+        index_elements=keys, set_={column: statement.excluded[column] for column in changed})
+    conn.execute(statement, rows)
 
 
 def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -245,6 +274,9 @@ class Store(HubMixin):
         except OperationalError as exc:
             self._engine.dispose()
             raise StoreError(f"cannot open the store at {self!r}: {exc.orig}") from exc
+        except StoreWriteError as exc:
+            self._engine.dispose()
+            raise StoreError(f"cannot open the store at {self!r}: {exc}") from exc
         except BaseException:
             self._engine.dispose()
             raise
@@ -281,10 +313,24 @@ class Store(HubMixin):
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[Connection]:
-        with self._lock, self._engine.connect() as conn:
-            conn.execution_options(**{_IMMEDIATE: True})
-            with conn.begin():
-                yield conn
+        try:
+            with self._lock, self._engine.connect() as conn:
+                conn.execution_options(**{_IMMEDIATE: True})
+                with conn.begin():
+                    yield conn
+        except OperationalError as exc:
+            raise StoreWriteError(f"store write failed: {exc.orig} ({self.where()})") from exc
+
+    def where(self) -> str:
+        """Where the store is, for messages: ``LEV_HOME=...`` for the default store."""
+        database = self._engine.url.database
+        if self._engine.url.get_backend_name() == "sqlite" and database not in (None, "",
+                                                                                ":memory:"):
+            folder = Path(database).parent
+            if "LEV_DB_URL" not in os.environ and folder == default_home():
+                return f"LEV_HOME={folder}"
+            return f"store {database}"
+        return f"store {self!r}"
 
     def _upgrade(self) -> None:
         with self._read() as conn:
@@ -337,10 +383,10 @@ class Store(HubMixin):
             conn.execute(
                 insert(_jobs).values(
                     id=job_id,
-                    name=name,
-                    target=target,
+                    name=clean_text(name),
+                    target=clean_data(target),
                     package=package,
-                    params=encode(params, path="params"),
+                    params=encode(clean_data(params), path="params"),
                     executor=executor,
                     owner=owner,
                     driver=driver,
@@ -382,7 +428,7 @@ class Store(HubMixin):
         query = (
             update(_jobs)
             .where(_jobs.c.id == job_id, _jobs.c.status.in_(UNFINISHED_STATUSES))
-            .values(status=status, error=error, finished_at=_now())
+            .values(status=status, error=clean_text(error), finished_at=_now())
         )
         with self._write() as conn:
             return bool(conn.execute(query).rowcount)
@@ -394,16 +440,50 @@ class Store(HubMixin):
         self._update_job(job_id, progress=min(1.0, max(0.0, float(progress))))
 
     def _update_job(self, job_id: str, **values: Any) -> None:
+        values = clean_data(values)
         with self._write() as conn:
             result = conn.execute(update(_jobs).where(_jobs.c.id == job_id).values(**values))
             if result.rowcount == 0:
                 raise KeyError(f"no job with id {job_id!r}")
 
     def get_job(self, job_id: str) -> dict[str, Any] | None:
-        """The job as a dict, or None if there is no such job."""
+        """The job as a dict, or None if there is no such job. A running job whose driver
+        is gone (see :meth:`settle_gone`) is read as failed."""
         with self._read() as conn:
             row = conn.execute(select(_jobs).where(_jobs.c.id == job_id)).first()
-        return None if row is None else _job_dict(row)
+        return None if row is None else self._settled(_job_dict(row))
+
+    def _settled(self, job: dict[str, Any]) -> dict[str, Any]:
+        if job["status"] != "running" or not driver_gone(job["driver"]):
+            return job
+        error = (f"driver gone: its process ({job['driver']}) ended without finishing the "
+                 "job: it was killed, or the machine stopped")
+        try:
+            self.settle_gone(job["id"], error)
+        except StoreWriteError:
+            pass  # a store that cannot be written is still read right
+        with self._read() as conn:
+            row = conn.execute(select(_jobs).where(_jobs.c.id == job["id"])).first()
+        settled = _job_dict(row) if row is not None else job
+        if settled["status"] == "running":
+            settled.update(status="failed", error=error, finished_at=_now())
+        return settled
+
+    def settle_gone(self, job_id: str, error: str) -> bool:
+        """Record a running job whose driver is gone as failed with ``error``, and its runs
+        still running with it; whether it was still running."""
+        with self._write() as conn:
+            ended = conn.execute(
+                update(_jobs)
+                .where(_jobs.c.id == job_id, _jobs.c.status == "running")
+                .values(status="failed", error=error, finished_at=_now())
+            ).rowcount
+            if ended:
+                conn.execute(
+                    update(_runs)
+                    .where(_runs.c.job_id == job_id, _runs.c.status == "running")
+                    .values(status="failed", error="driver gone", finished_at=_now()))
+        return bool(ended)
 
     def list_jobs(
         self,
@@ -425,7 +505,9 @@ class Store(HubMixin):
             query = query.where(_jobs.c.name.icontains(search, autoescape=True)
                                 | _jobs.c.target.icontains(search, autoescape=True))
         with self._read() as conn:
-            return [_job_dict(row) for row in conn.execute(query)]
+            jobs = [_job_dict(row) for row in conn.execute(query)]
+        settled = [self._settled(job) for job in jobs]
+        return [job for job in settled if status is None or job["status"] == status]
 
     def resolve_job(self, prefix: str) -> str:
         """The full id of the one job whose id starts with ``prefix``."""
@@ -471,12 +553,12 @@ class Store(HubMixin):
                     insert(_runs).values(
                         job_id=job_id,
                         run_id=run_id,
-                        name=name,
-                        image=image,
-                        schema=schema,
-                        coll=coll,
-                        spec=encode(spec, path="spec"),
-                        namespace=namespace,
+                        name=clean_text(name),
+                        image=clean_data(image),
+                        schema=clean_data(schema),
+                        coll=clean_text(coll),
+                        spec=encode(clean_data(spec), path="spec"),
+                        namespace=clean_data(namespace),
                         status="running",
                         exit_code=None,
                         error=None,
@@ -503,7 +585,8 @@ class Store(HubMixin):
         query = (
             update(_runs)
             .where(_runs.c.job_id == job_id, _runs.c.run_id == run_id)
-            .values(status=status, exit_code=exit_code, error=error, finished_at=_now())
+            .values(status=status, exit_code=exit_code, error=clean_data(error),
+                    finished_at=_now())
         )
         with self._write() as conn:
             if conn.execute(query).rowcount == 0:
@@ -528,38 +611,17 @@ class Store(HubMixin):
     def merge_document(
         self, coll: str, job_id: str, run_id: int | None, data: Mapping[str, Any]
     ) -> None:
-        """Create the document or overwrite its top-level keys present in ``data``."""
-        fields = _encode_fields(data, coll)
+        """Create the document or overwrite its top-level keys present in ``data``, at a
+        cost in proportion to ``data`` alone: each key is a row of its own."""
+        coll = clean_text(coll)
+        fields = _encode_fields(clean_data(data), coll)
         key = NO_RUN if run_id is None else run_id
-        try:
-            self._merge_once(coll, job_id, key, fields)
-        except IntegrityError:
-            # Another transaction inserted the document between our SELECT and
-            # INSERT (not on SQLite, whose write lock serializes us); it exists now.
-            self._merge_once(coll, job_id, key, fields)
-
-    def _merge_once(self, coll: str, job_id: str, run_key: int, fields: dict[str, Any]) -> None:
-        where = (
-            _documents.c.job_id == job_id,
-            _documents.c.run_id == run_key,
-            _documents.c.coll == coll,
-        )
+        where = {"job_id": job_id, "run_id": key, "coll": coll}
         with self._write() as conn:
-            current = conn.execute(
-                select(_documents.c.data).where(*where).with_for_update()
-            ).scalar()
-            if current is None:
-                conn.execute(
-                    insert(_documents).values(
-                        job_id=job_id, run_id=run_key, coll=coll, data=fields, updated_at=_now()
-                    )
-                )
-            else:
-                conn.execute(
-                    update(_documents)
-                    .where(*where)
-                    .values(data={**current, **fields}, updated_at=_now())
-                )
+            _upsert(conn, _documents, [{**where, "updated_at": _now()}], ("updated_at",))
+            if fields:
+                _upsert(conn, _fields, [{**where, "key": name, "value": value}
+                                        for name, value in fields.items()], ("value",))
 
     def find_documents(
         self,
@@ -574,19 +636,31 @@ class Store(HubMixin):
         ``run_id=...`` (the default) matches any run; ``None`` matches only
         documents not tied to a run.
         """
-        query = select(_documents).order_by(
-            _documents.c.job_id, _documents.c.run_id, _documents.c.coll
-        )
-        if coll is not None:
-            query = query.where(_documents.c.coll == coll)
-        if job_id is not None:
-            query = query.where(_documents.c.job_id == job_id)
-        if run_id is not ...:
-            query = query.where(_documents.c.run_id == (NO_RUN if run_id is None else run_id))
-        if coll_prefix is not None:
-            query = query.where(_documents.c.coll.startswith(coll_prefix, autoescape=True))
+        def matching(table: Any) -> list[Any]:
+            where = []
+            if coll is not None:
+                where.append(table.c.coll == coll)
+            if job_id is not None:
+                where.append(table.c.job_id == job_id)
+            if run_id is not ...:
+                where.append(table.c.run_id == (NO_RUN if run_id is None else run_id))
+            if coll_prefix is not None:
+                where.append(table.c.coll.startswith(coll_prefix, autoescape=True))
+            return where
+
+        order = (_documents.c.job_id, _documents.c.run_id, _documents.c.coll)
+        heads = select(_documents).where(*matching(_documents)).order_by(*order)
+        keys = (select(_fields.c.job_id, _fields.c.run_id, _fields.c.coll, _fields.c.key,
+                       _fields.c.value)
+                .where(*matching(_fields)).order_by(_fields.c.id))
         with self._read() as conn:
-            return [_document_dict(row) for row in conn.execute(query)]
+            found = {(row.job_id, row.run_id, row.coll): _document_dict(row)
+                     for row in conn.execute(heads)}
+            for row in conn.execute(keys):
+                document = found.get((row.job_id, row.run_id, row.coll))
+                if document is not None:
+                    document["data"][row.key] = decode(row.value)
+        return list(found.values())
 
     def list_documents(self, job_id: str) -> list[dict[str, Any]]:
         """All documents of a job."""
@@ -595,18 +669,15 @@ class Store(HubMixin):
     # -- logs ------------------------------------------------------------------
 
     def append_logs(self, job_id: str, run_id: int | None, entries: list[tuple[str, str]]) -> None:
-        """Append ``(stream, text)`` lines to a job's log in one transaction."""
-        if not entries:
-            return
-        ts = _now()
-        rows = []
-        for stream, line in entries:
-            _check_status(stream, LOG_STREAMS, "log stream")
-            rows.append(
-                {"job_id": job_id, "run_id": run_id, "stream": stream, "text": line, "ts": ts}
-            )
-        with self._write() as conn:
-            conn.execute(insert(_logs), rows)
+        """Append ``(stream, text)`` lines to a job's log in one transaction, with no cap on
+        the run's log (see :meth:`run_log`); a line longer than a row goes on in more rows."""
+        self.run_log(job_id, run_id, 0).append(entries)
+
+    def run_log(self, job_id: str, run_id: int | None, max_bytes: int) -> RunLog:
+        """A writer of one run's log (``run_id`` None: the job's own lines) that keeps at most
+        ``max_bytes`` of it (0: all): its first and last halves, with one marker row
+        counting the lines and bytes cut between them."""
+        return RunLog(self._write, job_id, run_id, max_bytes)
 
     def get_logs(
         self,
@@ -615,33 +686,52 @@ class Store(HubMixin):
         run_id: int | None | EllipsisType = ...,
         after: int = 0,
         limit: int | None = None,
+        max_bytes: int | None = None,
+        last: bool = False,
     ) -> list[dict[str, Any]]:
-        """Log rows of a job with ``seq > after``, oldest first.
+        """Log rows of a job with ``seq > after``, oldest first: at most ``limit`` rows, and
+        no more rows once ``max_bytes`` of text are read (always at least one row). With
+        ``last``, the last such rows rather than the first.
 
         ``run_id=...`` (the default) means every run and the job's own lines;
-        ``None`` means only lines not tied to a run.
+        ``None`` means only lines not tied to a run. A page ends with the row whose ``seq``
+        is the ``after`` of the next page.
         """
         query = (
             select(_logs.c.seq, _logs.c.ts, _logs.c.run_id, _logs.c.stream, _logs.c.text)
             .where(_logs.c.job_id == job_id, _logs.c.seq > after)
-            .order_by(_logs.c.seq)
+            .order_by(_logs.c.seq.desc() if last else _logs.c.seq)
             .limit(limit)
         )
         if run_id is None:
             query = query.where(_logs.c.run_id.is_(None))
         elif run_id is not ...:
             query = query.where(_logs.c.run_id == run_id)
+        rows = []
+        budget = max_bytes
         with self._read() as conn:
-            return [
-                {
-                    "seq": r.seq,
-                    "ts": _utc(r.ts),
-                    "run_id": r.run_id,
-                    "stream": r.stream,
-                    "text": r.text,
-                }
-                for r in conn.execute(query)
-            ]
+            for r in conn.execute(query):
+                rows.append({"seq": r.seq, "ts": _utc(r.ts), "run_id": r.run_id,
+                             "stream": r.stream, "text": r.text})
+                if budget is not None:
+                    budget -= len(r.text)
+                    if budget <= 0:
+                        break
+        if last:
+            rows.reverse()
+        return rows
+
+    def log_pages(self, job_id: str, *, after: int = 0, page: int = LOG_PAGE_ROWS,
+                  page_bytes: int = LOG_PAGE_BYTES) -> Iterator[list[dict[str, Any]]]:
+        """Every log row of a job with ``seq > after``, oldest first, in pages (lists of
+        rows, as :meth:`get_logs` returns them) so that memory stays bounded whatever the
+        log's size."""
+        while True:
+            rows = self.get_logs(job_id, after=after, limit=page, max_bytes=page_bytes)
+            if not rows:
+                return
+            yield rows
+            after = rows[-1]["seq"]
 
     def log_tail(self, job_id: str, run_id: int, lines: int = 20) -> list[str]:
         """The last ``lines`` log texts of one run, oldest first."""
@@ -661,7 +751,7 @@ class Store(HubMixin):
     def put_file(self, content: bytes, *, name: str | None = None) -> str:
         """Store ``content`` once and return its ``sha256:<hex>`` digest."""
         with self._write() as conn:
-            return insert_file(conn, bytes(content), name)
+            return insert_file(conn, bytes(content), clean_data(name))
 
     def get_file(self, digest: str) -> bytes:
         """The content stored under ``digest``."""

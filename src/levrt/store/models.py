@@ -88,14 +88,33 @@ class Run(Base):
 
 
 class Document(Base):
+    """A result document's header; its top-level fields are rows of ``document_fields``."""
+
     __tablename__ = "documents"
 
     # Key order doubles as the listing order (job, run, coll).
     job_id: Mapped[str] = mapped_column(String(12), primary_key=True)
     run_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     coll: Mapped[str] = mapped_column(String, primary_key=True, index=True)
-    data: Mapped[Any] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class DocumentField(Base):
+    """One top-level key of a document, so that a write costs what it writes, not what the
+    document already holds. ``id`` keeps the order keys were first set in."""
+
+    __tablename__ = "document_fields"
+    __table_args__ = (
+        UniqueConstraint("job_id", "run_id", "coll", "key",
+                         name="uq_document_fields_job_id_run_id_coll_key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(String(12))
+    run_id: Mapped[int] = mapped_column(Integer)
+    coll: Mapped[str] = mapped_column(String)
+    key: Mapped[str] = mapped_column(String)
+    value: Mapped[Any] = mapped_column(JSON, nullable=True)
 
 
 class Log(Base):
