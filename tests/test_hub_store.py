@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import pytest
 from helpers_hub import PASSWORD, hub_counts, make_manifest, make_wheel
+from helpers_pg import store_url
 from sqlalchemy.exc import IntegrityError
 
 from levrt.store import (
@@ -18,10 +19,9 @@ from levrt.store import (
 from levrt.store import _hub as hub_module
 
 
-@pytest.fixture(params=["memory", "file"])
-def store(request, tmp_path):
-    url = "sqlite://" if request.param == "memory" else f"sqlite:///{tmp_path / 'hub.db'}"
-    with Store(url) as s:
+@pytest.fixture(params=["memory", "file", "postgresql"])
+def store(request):
+    with Store(store_url(request, request.param)) as s:
         yield s
 
 

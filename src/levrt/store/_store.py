@@ -26,7 +26,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
 from sqlalchemy.pool import StaticPool
 
@@ -50,6 +50,11 @@ UNFINISHED_STATUSES = ("queued", "running")
 LOG_STREAMS = ("stdout", "stderr", "job")
 MIN_PREFIX = 4
 BUSY_TIMEOUT_MS = 30_000
+CONNECT_TIMEOUT_S = 10
+
+# How to install the driver of a URL whose driver is missing, by driver name.
+_DRIVER_HINTS = {"psycopg": "pip install 'levrt[postgres]' (psycopg 3)"}
+_LIBPQ_DRIVERS = ("psycopg", "psycopg2")
 
 # Connection option read by the SQLite "begin" hook to take the write lock up front.
 _IMMEDIATE = "levrt_begin_immediate"
@@ -191,21 +196,49 @@ def _schema_version(conn: Connection) -> str | None:
     return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
-def _create_engine(url: str) -> Engine:
+def database_url(url: str) -> URL:
+    """``url`` parsed, with psycopg 3 as the driver of a PostgreSQL URL that names none
+    (``postgresql://`` or ``postgres://`` becomes ``postgresql+psycopg://``).
+
+    Raises :class:`StoreError` for text that is not a database URL.
+    """
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
         raise StoreError(
-            f"invalid database URL {url!r}: {exc}; expected e.g. sqlite:///path/to/levrt.db"
+            f"invalid database URL {url!r}: {exc}; expected e.g. sqlite:///path/to/levrt.db "
+            "or postgresql://user:password@host/database"
         ) from exc
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def _create_server_engine(parsed: URL) -> Engine:
+    shown = parsed.render_as_string(hide_password=True)
+    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if parsed.get_driver_name() in _LIBPQ_DRIVERS and "connect_timeout" not in parsed.query:
+        # libpq waits for an unreachable host as long as TCP does (minutes) by default.
+        kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
+    try:
+        return create_engine(parsed, **kwargs)
+    except ImportError as exc:
+        hint = _DRIVER_HINTS.get(parsed.get_driver_name(), "install the driver's package")
+        raise StoreError(
+            f"cannot use the database at {shown!r}: its driver {parsed.get_driver_name()!r} "
+            f"is not installed ({exc}); {hint}"
+        ) from exc
+    except ArgumentError as exc:
+        raise StoreError(
+            f"cannot use database URL {shown!r}: {exc}; check the dialect name and that its "
+            "driver package is installed"
+        ) from exc
+
+
+def _create_engine(url: str) -> Engine:
+    parsed = database_url(url)
     if parsed.get_backend_name() != "sqlite":
-        try:
-            return create_engine(parsed, pool_pre_ping=True)
-        except (ArgumentError, ImportError) as exc:
-            raise StoreError(
-                f"cannot use database URL {parsed.render_as_string(hide_password=True)!r}: "
-                f"{exc}; check the dialect name and that its driver package is installed"
-            ) from exc
+        return _create_server_engine(parsed)
     kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False}}
     if parsed.database in (None, "", ":memory:"):
         # An in-memory database lives and dies with its connection: share one.
@@ -244,7 +277,9 @@ class Store(HubMixin):
             self._upgrade()
         except OperationalError as exc:
             self._engine.dispose()
-            raise StoreError(f"cannot open the store at {self!r}: {exc.orig}") from exc
+            # One line: libpq's messages come on several, with the hint on the last.
+            reason = " ".join(str(exc.orig).split())
+            raise StoreError(f"cannot open the store at {self!r}: {reason}") from exc
         except BaseException:
             self._engine.dispose()
             raise
