@@ -89,7 +89,15 @@ class PgCluster:
         run_as = SERVER_USER if os.geteuid() == 0 else None
         root = Path(tempfile.mkdtemp(prefix="lev-pg-"))
         if run_as is not None:
-            user = pwd.getpwnam(run_as)
+            try:
+                user = pwd.getpwnam(run_as)
+            except KeyError:
+                shutil.rmtree(root)
+                raise RuntimeError(
+                    f"initdb refuses to run as root and there is no user {run_as!r} to run it "
+                    "as: install Debian's postgresql (it adds the user) or run the tests as "
+                    "another user"
+                ) from None
             os.chown(root, user.pw_uid, user.pw_gid)
         cluster = cls(bindir, root, 0, run_as)
         try:
