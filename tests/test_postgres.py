@@ -115,6 +115,41 @@ def test_concurrent_first_opens_migrate_once(pg_url):
             (SCHEMA_HEAD,)]
 
 
+def test_writers_take_turns_and_readers_do_not_wait(pg_store_url):
+    with Store(pg_store_url) as first, Store(pg_store_url) as second:
+        with first._write():
+            writer = threading.Thread(target=second.create_job, args=("waits",))
+            writer.start()
+            writer.join(0.5)
+            assert writer.is_alive()
+            assert second.list_jobs() == []
+        writer.join(10)
+        assert not writer.is_alive()
+        assert [job["name"] for job in second.list_jobs()] == ["waits"]
+
+
+def test_racing_check_then_insert_writes_conflict_cleanly(pg_store_url):
+    # Without the write lock, both see no user alice and one fails on the unique index.
+    stores = [Store(pg_store_url) for _ in range(4)]
+    outcomes = []
+
+    def create(store):
+        try:
+            store.create_user("alice", "correct horse battery")
+            outcomes.append("created")
+        except Exception as exc:  # noqa: BLE001 - collected for the assertion
+            outcomes.append(type(exc).__name__)
+
+    threads = [threading.Thread(target=create, args=(store,)) for store in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for store in stores:
+        store.close()
+    assert sorted(outcomes) == ["HubConflictError"] * 3 + ["created"]
+
+
 # -- end to end ---------------------------------------------------------------------------
 
 

@@ -56,8 +56,10 @@ CONNECT_TIMEOUT_S = 10
 _DRIVER_HINTS = {"psycopg": "pip install 'levrt[postgres]' (psycopg 3)"}
 _LIBPQ_DRIVERS = ("psycopg", "psycopg2")
 
-# Connection option read by the SQLite "begin" hook to take the write lock up front.
+# Connection option read by the "begin" hooks to take the write lock up front.
 _IMMEDIATE = "levrt_begin_immediate"
+# The PostgreSQL advisory lock that write transactions hold (any number: it is per database).
+_WRITE_LOCK_KEY = 7403221
 
 _jobs = Job.__table__
 _runs = Run.__table__
@@ -190,6 +192,15 @@ def _sqlite_on_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+def _postgresql_on_begin(conn: Connection) -> None:
+    # Write transactions take turns, as BEGIN IMMEDIATE makes them on SQLite: the store's
+    # writes check, then insert or update, and count on no other writer in between (two
+    # servers creating the first admin, two uploads of one new package). The lock is the
+    # database's own, so it holds across processes and machines; reads never wait for it.
+    if conn.get_execution_options().get(_IMMEDIATE, False):
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_WRITE_LOCK_KEY})")
+
+
 def _schema_version(conn: Connection) -> str | None:
     if not inspect(conn).has_table("alembic_version"):
         return None
@@ -221,7 +232,7 @@ def _create_server_engine(parsed: URL) -> Engine:
         # libpq waits for an unreachable host as long as TCP does (minutes) by default.
         kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
     try:
-        return create_engine(parsed, **kwargs)
+        engine = create_engine(parsed, **kwargs)
     except ImportError as exc:
         hint = _DRIVER_HINTS.get(parsed.get_driver_name(), "install the driver's package")
         raise StoreError(
@@ -233,6 +244,9 @@ def _create_server_engine(parsed: URL) -> Engine:
             f"cannot use database URL {shown!r}: {exc}; check the dialect name and that its "
             "driver package is installed"
         ) from exc
+    if parsed.get_backend_name() == "postgresql":
+        event.listen(engine, "begin", _postgresql_on_begin)
+    return engine
 
 
 def _create_engine(url: str) -> Engine:
@@ -331,9 +345,6 @@ class Store(HubMixin):
         from alembic.util import CommandError
 
         with self._write() as conn:
-            if conn.dialect.name == "postgresql":
-                # Serializes concurrent first opens, as BEGIN IMMEDIATE does on SQLite.
-                conn.execute(text("SELECT pg_advisory_xact_lock(7403221)"))
             # Another process may have upgraded while we waited for the lock.
             current = _schema_version(conn)
             if current == SCHEMA_HEAD:
