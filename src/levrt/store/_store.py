@@ -227,16 +227,19 @@ def database_url(url: str) -> URL:
 
 def _create_server_engine(parsed: URL) -> Engine:
     shown = parsed.render_as_string(hide_password=True)
+    # As named in the URL: asking the URL for its default driver loads the dialect.
+    driver = parsed.drivername.partition("+")[2]
     kwargs: dict[str, Any] = {"pool_pre_ping": True}
-    if parsed.get_driver_name() in _LIBPQ_DRIVERS and "connect_timeout" not in parsed.query:
+    if driver in _LIBPQ_DRIVERS and "connect_timeout" not in parsed.query:
         # libpq waits for an unreachable host as long as TCP does (minutes) by default.
         kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
     try:
         engine = create_engine(parsed, **kwargs)
     except ImportError as exc:
-        hint = _DRIVER_HINTS.get(parsed.get_driver_name(), "install the driver's package")
+        driver = driver or parsed.get_driver_name()
+        hint = _DRIVER_HINTS.get(driver, "install the driver's package")
         raise StoreError(
-            f"cannot use the database at {shown!r}: its driver {parsed.get_driver_name()!r} "
+            f"cannot use the database at {shown!r}: its driver {driver!r} "
             f"is not installed ({exc}); {hint}"
         ) from exc
     except ArgumentError as exc:
