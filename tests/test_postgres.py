@@ -115,6 +115,21 @@ def test_concurrent_first_opens_migrate_once(pg_url):
             (SCHEMA_HEAD,)]
 
 
+def test_nul_in_text_is_stored_as_the_replacement_character(pg_store_url):
+    # PostgreSQL's text types refuse NUL, which a tool's output may hold; JSON escapes it.
+    with Store(pg_store_url) as store:
+        job_id = store.create_job("a\x00b", target="t\x00")
+        store.append_logs(job_id, None, [("stdout", "binary \x00 output")])
+        store.merge_document("c", job_id, None, {"raw": "a\x00b", "bytes": b"\x00"})
+        store.finish_job(job_id, "failed", error="bad \x00 byte")
+        job = store.get_job(job_id)
+        assert (job["name"], job["target"], job["error"]) == ("a\ufffdb", "t\ufffd",
+                                                              "bad \ufffd byte")
+        assert [row["text"] for row in store.get_logs(job_id)] == ["binary \ufffd output"]
+        assert store.list_documents(job_id)[0]["data"] == {"raw": "a\x00b", "bytes": b"\x00"}
+        assert [job["id"] for job in store.list_jobs(search="a\x00b")] == [job_id]
+
+
 def test_writers_take_turns_and_readers_do_not_wait(pg_store_url):
     with Store(pg_store_url) as first, Store(pg_store_url) as second:
         with first._write():

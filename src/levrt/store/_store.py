@@ -192,6 +192,12 @@ def _sqlite_on_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+def _psycopg_on_connect(dbapi_conn: Any, _record: Any) -> None:
+    from levrt.store._pgtext import register
+
+    register(dbapi_conn)
+
+
 def _postgresql_on_begin(conn: Connection) -> None:
     # Write transactions take turns, as BEGIN IMMEDIATE makes them on SQLite: the store's
     # writes check, then insert or update, and count on no other writer in between (two
@@ -249,6 +255,8 @@ def _create_server_engine(parsed: URL) -> Engine:
         ) from exc
     if parsed.get_backend_name() == "postgresql":
         event.listen(engine, "begin", _postgresql_on_begin)
+        if driver == "psycopg":
+            event.listen(engine, "connect", _psycopg_on_connect)
     return engine
 
 
