@@ -1,5 +1,7 @@
 import importlib.util
 import os
+import statistics
+import time
 
 import helpers_pg
 import pytest
@@ -48,15 +50,31 @@ def pg_databases():
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(message)
         pytest.skip(message)
+    started = time.perf_counter()
     cluster = helpers_pg.PgCluster.start(bindir)
+    _pg_timings["cluster start (s)"] = time.perf_counter() - started
     try:
         databases = helpers_pg.Databases(cluster)
         try:
             yield databases
         finally:
             databases.close()
+            _pg_timings["databases"] = databases.create_seconds
     finally:
         cluster.stop()
+
+
+_pg_timings: dict = {}
+
+
+def pytest_terminal_summary(terminalreporter):
+    """One line on what the PostgreSQL fixtures cost, when a test used them."""
+    created = _pg_timings.get("databases")
+    if created:
+        terminalreporter.write_line(
+            f"PostgreSQL: cluster started in {_pg_timings['cluster start (s)']:.1f} s; "
+            f"{len(created)} test databases, CREATE DATABASE median "
+            f"{statistics.median(created) * 1000:.0f} ms")
 
 
 def _pg_database(databases, migrated: bool):

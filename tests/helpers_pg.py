@@ -102,7 +102,8 @@ class PgCluster:
         cluster = cls(bindir, root, 0, run_as)
         try:
             cluster._run(bindir / "initdb", "-D", cluster.data, "-U", SERVER_USER,
-                         "--auth=trust", "--encoding=UTF8", "--no-sync", "--no-instructions")
+                         "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync",
+                         "--no-instructions")
             cluster._run("mkdir", cluster.sockets)
             for attempt in range(attempts):
                 # Another process may take the port between our probe and the server's
