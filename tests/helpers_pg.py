@@ -168,10 +168,10 @@ class Databases:
             self._migrated = True
         self._count += 1
         name = f"lev_test_{self._count}"
-        # FILE_COPY: copying a small template file by file beats logging it page by page.
-        template = f'"{self.MIGRATED}" STRATEGY FILE_COPY' if migrated else "template0"
+        template = f'"{self.MIGRATED}"' if migrated else "template0"
         started = time.perf_counter()
-        self._admin.execute(f'CREATE DATABASE "{name}" TEMPLATE {template}')
+        # FILE_COPY: copying a small template file by file beats logging it page by page.
+        self._admin.execute(f'CREATE DATABASE "{name}" TEMPLATE {template} STRATEGY FILE_COPY')
         self.create_seconds.append(time.perf_counter() - started)
         return name
 

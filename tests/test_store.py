@@ -525,7 +525,7 @@ def test_schema_head_constant_matches_scripts():
 
 
 def test_migrations_match_models(db_url):
-    engine = create_engine(db_url)
+    engine = create_engine(store_module.database_url(db_url))
     try:
         with engine.begin() as conn:
             command.upgrade(alembic_config(conn), "head")
@@ -540,7 +540,7 @@ def test_migrations_match_models(db_url):
 
 def test_upgrade_from_0002_keeps_jobs_as_started(db_url):
     url = db_url
-    engine = create_engine(url)
+    engine = create_engine(store_module.database_url(url))
     with engine.begin() as conn:
         command.upgrade(alembic_config(conn), "0002")
         conn.execute(text(
@@ -562,7 +562,7 @@ def test_downgrade_removes_everything(db_url):
 def test_unknown_schema_revision_is_a_store_error(db_url):
     url = db_url
     Store(url).close()
-    engine = create_engine(url)
+    engine = create_engine(store_module.database_url(url))
     with engine.begin() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
     engine.dispose()
