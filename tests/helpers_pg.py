@@ -87,7 +87,9 @@ class PgCluster:
     def start(cls, bindir: Path, attempts: int = 3) -> PgCluster:
         """initdb a new cluster in a temporary directory and start it on a free port."""
         run_as = SERVER_USER if os.geteuid() == 0 else None
-        root = Path(tempfile.mkdtemp(prefix="lev-pg-"))
+        # Not pytest's tmp_path: the server's user must reach it (root's is 0700), and the
+        # socket's path must stay within the 107 bytes a Unix socket name may have.
+        root = Path(tempfile.mkdtemp(prefix="lev-pg-", dir="/tmp" if run_as else None))
         if run_as is not None:
             try:
                 user = pwd.getpwnam(run_as)
