@@ -75,6 +75,20 @@ def test_an_unreachable_server_is_one_line(pg_databases):
         Store(pg_databases.cluster.url("nosuch"))
 
 
+def test_a_user_who_may_not_create_tables_is_told(pg_databases, pg_url):
+    # PostgreSQL 15 lets only a database's owner create tables in its schema public.
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE ROLE lev_reader LOGIN")
+    try:
+        with pytest.raises(StoreError, match="cannot open the store.*permission denied"):
+            Store(pg_url.replace("postgres@", "lev_reader@"))
+    finally:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute("DROP ROLE lev_reader")
+
+
 def test_times_come_back_in_utc(pg_store_url):
     import psycopg
 

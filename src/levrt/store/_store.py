@@ -27,7 +27,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
+from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.pool import StaticPool
 
 from levrt.shim.entry import decode, encode
@@ -300,7 +300,9 @@ class Store(HubMixin):
         )
         try:
             self._upgrade()
-        except OperationalError as exc:
+        except (OperationalError, ProgrammingError) as exc:
+            # Cannot connect, or may not create the tables (PostgreSQL 15 lets only the
+            # database's owner create them in schema public).
             self._engine.dispose()
             # One line: libpq's messages come on several, with the hint on the last.
             reason = " ".join(str(exc.orig).split())
