@@ -27,7 +27,13 @@ lev_setup() {
         return 1
     fi
     for pkg in "$@"; do
-        case $pkg in bubblewrap) bin=bwrap ;; *) bin=$pkg ;; esac
+        case $pkg in
+            bubblewrap) bin=bwrap ;;
+            # Debian keeps the server's programs off PATH, in /usr/lib/postgresql/<N>/bin.
+            postgresql) compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null && continue
+                        bin=initdb ;;
+            *) bin=$pkg ;;
+        esac
         command -v "$bin" >/dev/null 2>&1 || missing+=("$pkg")
     done
     if ! "$python" -c 'import ensurepip, venv' 2>/dev/null; then

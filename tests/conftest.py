@@ -1,3 +1,9 @@
+import importlib.util
+import os
+import statistics
+import time
+
+import helpers_pg
 import pytest
 
 from levrt.store import Store, default_url
@@ -22,3 +28,68 @@ def store(lev_home):
     tasks use. (Store tests define their own.)"""
     with Store(default_url()) as opened:
         yield opened
+
+
+# -- PostgreSQL ----------------------------------------------------------------------
+# One private cluster for the session (tests/helpers_pg.py); each test that asks for
+# pg_url or pg_store_url gets a database of its own, dropped afterwards.
+
+
+@pytest.fixture(scope="session")
+def pg_databases():
+    """The session's :class:`helpers_pg.Databases`. Skips where PostgreSQL's server binaries
+    or psycopg are missing, except under CI=true, where that is a failure."""
+    bindir = helpers_pg.find_bindir()
+    missing = None
+    if bindir is None:
+        missing = "PostgreSQL's server binaries (apt-get install postgresql)"
+    elif importlib.util.find_spec("psycopg") is None:
+        missing = "psycopg (pip install 'levrt[postgres]')"
+    if missing is not None:
+        message = f"the PostgreSQL store tests need {missing}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    started = time.perf_counter()
+    cluster = helpers_pg.PgCluster.start(bindir)
+    _pg_timings["cluster start (s)"] = time.perf_counter() - started
+    try:
+        databases = helpers_pg.Databases(cluster)
+        try:
+            yield databases
+        finally:
+            databases.close()
+            _pg_timings["databases"] = databases.create_seconds
+    finally:
+        cluster.stop()
+
+
+_pg_timings: dict = {}
+
+
+def pytest_terminal_summary(terminalreporter):
+    """One line on what the PostgreSQL fixtures cost, when a test used them."""
+    created = _pg_timings.get("databases")
+    if created:
+        terminalreporter.write_line(
+            f"PostgreSQL: cluster started in {_pg_timings['cluster start (s)']:.1f} s; "
+            f"{len(created)} test databases, CREATE DATABASE median "
+            f"{statistics.median(created) * 1000:.0f} ms")
+
+
+def _pg_database(databases, migrated: bool):
+    name = databases.create(migrated=migrated)
+    yield databases.cluster.url(name)
+    databases.drop(name)
+
+
+@pytest.fixture
+def pg_url(pg_databases):
+    """The URL of a new empty database (``postgresql://postgres@127.0.0.1:PORT/NAME``)."""
+    yield from _pg_database(pg_databases, migrated=False)
+
+
+@pytest.fixture
+def pg_store_url(pg_databases):
+    """The URL of a new database whose schema is at head, as a store leaves it."""
+    yield from _pg_database(pg_databases, migrated=True)

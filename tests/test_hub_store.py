@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import pytest
 from helpers_hub import PASSWORD, hub_counts, make_manifest, make_wheel
+from helpers_pg import store_url
 from sqlalchemy.exc import IntegrityError
 
 from levrt.store import (
@@ -18,10 +19,9 @@ from levrt.store import (
 from levrt.store import _hub as hub_module
 
 
-@pytest.fixture(params=["memory", "file"])
-def store(request, tmp_path):
-    url = "sqlite://" if request.param == "memory" else f"sqlite:///{tmp_path / 'hub.db'}"
-    with Store(url) as s:
+@pytest.fixture(params=["memory", "file", "postgresql"])
+def store(request):
+    with Store(store_url(request, request.param)) as s:
         yield s
 
 
@@ -190,15 +190,17 @@ def test_identical_files_are_stored_once(store):
     assert hub_counts(store)["files"] == files_before + 1
 
 
-def test_upgrading_from_the_runtime_only_schema_keeps_jobs(tmp_path):
+@pytest.mark.parametrize("kind", ["file", "postgresql"])
+def test_upgrading_from_the_runtime_only_schema_keeps_jobs(request, tmp_path, kind):
     from alembic import command
     from alembic.config import Config
     from sqlalchemy import create_engine
 
     from levrt.store import _store as store_module
 
-    url = f"sqlite:///{tmp_path / 'old.db'}"
-    engine = create_engine(url)
+    url = f"sqlite:///{tmp_path / 'old.db'}" if kind == "file" else request.getfixturevalue(
+        "pg_url")
+    engine = create_engine(store_module.database_url(url))
     with engine.begin() as conn:
         config = Config()
         config.set_main_option("script_location", str(store_module.MIGRATIONS_DIR))

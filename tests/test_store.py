@@ -12,6 +12,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from helpers_pg import store_url
 from sqlalchemy import create_engine, inspect, text
 
 from levrt.store import Store, StoreError, default_home, default_url
@@ -23,11 +24,16 @@ def file_url(path: Path) -> str:
     return f"sqlite:///{path / 'levrt.db'}"
 
 
-@pytest.fixture(params=["memory", "file"])
-def store(request, tmp_path):
-    s = Store("sqlite://") if request.param == "memory" else Store(file_url(tmp_path))
-    yield s
-    s.close()
+@pytest.fixture(params=["memory", "file", "postgresql"])
+def store(request):
+    with Store(store_url(request, request.param)) as s:
+        yield s
+
+
+@pytest.fixture(params=["file", "postgresql"])
+def db_url(request, tmp_path):
+    """A new empty database that outlives a Store object: a SQLite file or PostgreSQL."""
+    return file_url(tmp_path) if request.param == "file" else request.getfixturevalue("pg_url")
 
 
 @pytest.fixture
@@ -388,9 +394,9 @@ def merge_from_threads(stores, threads=8, per_thread=25):
     assert doc["data"]["t7k24"] == [7, 24]
 
 
-def test_concurrent_merges_lose_nothing_file(tmp_path):
-    # Two Store objects stand in for two processes sharing the file.
-    first, second = Store(file_url(tmp_path)), Store(file_url(tmp_path))
+def test_concurrent_merges_lose_nothing_shared(db_url):
+    # Two Store objects stand in for two processes sharing the database.
+    first, second = Store(db_url), Store(db_url)
     try:
         merge_from_threads([first, second])
     finally:
@@ -473,8 +479,8 @@ def test_files(store):
 # -- opening, persistence, migrations -------------------------------------------
 
 
-def test_file_store_persists_and_reopens_without_migrating(tmp_path, monkeypatch):
-    url = file_url(tmp_path)
+def test_store_persists_and_reopens_without_migrating(db_url, monkeypatch):
+    url = db_url
     with Store(url) as s:
         job_id = s.create_job("persist", params={"k": (1,)})
         s.create_run(job_id, 0, name="n", image=None, schema=None, coll="c")
@@ -520,8 +526,8 @@ def test_schema_head_constant_matches_scripts():
     assert ScriptDirectory.from_config(config).get_heads() == [store_module.SCHEMA_HEAD]
 
 
-def test_migrations_match_models(tmp_path):
-    engine = create_engine(file_url(tmp_path))
+def test_migrations_match_models(db_url):
+    engine = create_engine(store_module.database_url(db_url))
     try:
         with engine.begin() as conn:
             command.upgrade(alembic_config(conn), "head")
@@ -534,9 +540,9 @@ def test_migrations_match_models(tmp_path):
         engine.dispose()
 
 
-def test_upgrade_from_0002_keeps_jobs_as_started(tmp_path):
-    url = file_url(tmp_path)
-    engine = create_engine(url)
+def test_upgrade_from_0002_keeps_jobs_as_started(db_url):
+    url = db_url
+    engine = create_engine(store_module.database_url(url))
     with engine.begin() as conn:
         command.upgrade(alembic_config(conn), "0002")
         conn.execute(text(
@@ -593,17 +599,17 @@ def test_a_document_write_costs_its_own_size(file_store):
     assert big < max(small * 3, 0.01), (big, small)
 
 
-def test_downgrade_removes_everything(file_store):
-    with file_store._engine.connect() as conn, conn.begin():
-        command.downgrade(alembic_config(conn), "base")
-    with file_store._engine.connect() as conn:
+def test_downgrade_removes_everything(db_url):
+    with Store(db_url) as store, store._engine.connect() as conn:
+        with conn.begin():
+            command.downgrade(alembic_config(conn), "base")
         assert set(inspect(conn).get_table_names()) == {"alembic_version"}
 
 
-def test_unknown_schema_revision_is_a_store_error(tmp_path):
-    url = file_url(tmp_path)
+def test_unknown_schema_revision_is_a_store_error(db_url):
+    url = db_url
     Store(url).close()
-    engine = create_engine(url)
+    engine = create_engine(store_module.database_url(url))
     with engine.begin() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
     engine.dispose()

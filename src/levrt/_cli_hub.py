@@ -180,7 +180,7 @@ def _cmd_serve(args: argparse.Namespace, extras: list[str]) -> int:
 
     from .server import create_app
 
-    settings = _server_settings(host=args.host, port=args.port)
+    settings = _server_settings(host=args.host, port=args.port, db_url=args.db)
     store = Store(settings.db_url)
     try:
         if store.count_users() == 0:
@@ -406,6 +406,9 @@ def register(commands: Any) -> None:
     serve.add_argument("--host", help="address to listen on (default: LEV_SERVER_HOST, else "
                        "127.0.0.1; 0.0.0.0 exposes the hub to the network)")
     serve.add_argument("--port", type=int, help="port (default: LEV_SERVER_PORT, else 8765)")
+    serve.add_argument("--db", metavar="URL",
+                       help="the store's database, e.g. postgresql://user:password@host/levrt "
+                       "(default: LEV_SERVER_DB_URL, else LEV_DB_URL, else $LEV_HOME/levrt.db)")
     serve.set_defaults(handler=_cmd_serve)
 
     user = commands.add_parser("user", help="manage the hub's users (on the server's store)")

@@ -18,10 +18,13 @@ def now() -> datetime:
 
 
 def utc(value: datetime | None) -> datetime | None:
-    # SQLite hands back naive datetimes; everything written is UTC.
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=timezone.utc)
+    # SQLite hands back naive datetimes (everything written is UTC); PostgreSQL hands back
+    # the same instant in the session's time zone, which is the server's unless set.
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
 
 
 def file_digest(content: bytes) -> str:

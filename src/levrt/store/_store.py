@@ -27,8 +27,8 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.pool import StaticPool
 
 from levrt._driver import driver_gone
@@ -56,9 +56,16 @@ MIN_PREFIX = 4
 LOG_PAGE_ROWS = 1000
 LOG_PAGE_BYTES = 4 * 1024 * 1024
 BUSY_TIMEOUT_MS = 30_000
+CONNECT_TIMEOUT_S = 10
 
-# Connection option read by the SQLite "begin" hook to take the write lock up front.
+# How to install the driver of a URL whose driver is missing, by driver name.
+_DRIVER_HINTS = {"psycopg": "pip install 'levrt[postgres]' (psycopg 3)"}
+_LIBPQ_DRIVERS = ("psycopg", "psycopg2")
+
+# Connection option read by the "begin" hooks to take the write lock up front.
 _IMMEDIATE = "levrt_begin_immediate"
+# The PostgreSQL advisory lock that write transactions hold (any number: it is per database).
+_WRITE_LOCK_KEY = 7403221
 
 _jobs = Job.__table__
 _runs = Run.__table__
@@ -214,27 +221,78 @@ def _sqlite_on_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+def _psycopg_on_connect(dbapi_conn: Any, _record: Any) -> None:
+    from levrt.store._pgtext import register
+
+    register(dbapi_conn)
+
+
+def _postgresql_on_begin(conn: Connection) -> None:
+    # Write transactions take turns, as BEGIN IMMEDIATE makes them on SQLite: the store's
+    # writes check, then insert or update, and count on no other writer in between (two
+    # servers creating the first admin, two uploads of one new package). The lock is the
+    # database's own, so it holds across processes and machines; reads never wait for it.
+    if conn.get_execution_options().get(_IMMEDIATE, False):
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_WRITE_LOCK_KEY})")
+
+
 def _schema_version(conn: Connection) -> str | None:
     if not inspect(conn).has_table("alembic_version"):
         return None
     return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
-def _create_engine(url: str) -> Engine:
+def database_url(url: str) -> URL:
+    """``url`` parsed, with psycopg 3 as the driver of a PostgreSQL URL that names none
+    (``postgresql://`` or ``postgres://`` becomes ``postgresql+psycopg://``).
+
+    Raises :class:`StoreError` for text that is not a database URL.
+    """
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
         raise StoreError(
-            f"invalid database URL {url!r}: {exc}; expected e.g. sqlite:///path/to/levrt.db"
+            f"invalid database URL {url!r}: {exc}; expected e.g. sqlite:///path/to/levrt.db "
+            "or postgresql://user:password@host/database"
         ) from exc
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def _create_server_engine(parsed: URL) -> Engine:
+    shown = parsed.render_as_string(hide_password=True)
+    # As named in the URL: asking the URL for its default driver loads the dialect.
+    driver = parsed.drivername.partition("+")[2]
+    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if driver in _LIBPQ_DRIVERS and "connect_timeout" not in parsed.query:
+        # libpq waits for an unreachable host as long as TCP does (minutes) by default.
+        kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
+    try:
+        engine = create_engine(parsed, **kwargs)
+    except ImportError as exc:
+        driver = driver or parsed.get_driver_name()
+        hint = _DRIVER_HINTS.get(driver, "install the driver's package")
+        raise StoreError(
+            f"cannot use the database at {shown!r}: its driver {driver!r} "
+            f"is not installed ({exc}); {hint}"
+        ) from exc
+    except ArgumentError as exc:
+        raise StoreError(
+            f"cannot use database URL {shown!r}: {exc}; check the dialect name and that its "
+            "driver package is installed"
+        ) from exc
+    if parsed.get_backend_name() == "postgresql":
+        event.listen(engine, "begin", _postgresql_on_begin)
+        if driver == "psycopg":
+            event.listen(engine, "connect", _psycopg_on_connect)
+    return engine
+
+
+def _create_engine(url: str) -> Engine:
+    parsed = database_url(url)
     if parsed.get_backend_name() != "sqlite":
-        try:
-            return create_engine(parsed, pool_pre_ping=True)
-        except (ArgumentError, ImportError) as exc:
-            raise StoreError(
-                f"cannot use database URL {parsed.render_as_string(hide_password=True)!r}: "
-                f"{exc}; check the dialect name and that its driver package is installed"
-            ) from exc
+        return _create_server_engine(parsed)
     kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False}}
     if parsed.database in (None, "", ":memory:"):
         # An in-memory database lives and dies with its connection: share one.
@@ -271,9 +329,13 @@ class Store(HubMixin):
         )
         try:
             self._upgrade()
-        except OperationalError as exc:
+        except (OperationalError, ProgrammingError) as exc:
+            # Cannot connect, or may not create the tables (PostgreSQL 15 lets only the
+            # database's owner create them in schema public).
             self._engine.dispose()
-            raise StoreError(f"cannot open the store at {self!r}: {exc.orig}") from exc
+            # One line: libpq's messages come on several, with the hint on the last.
+            reason = " ".join(str(exc.orig).split())
+            raise StoreError(f"cannot open the store at {self!r}: {reason}") from exc
         except StoreWriteError as exc:
             self._engine.dispose()
             raise StoreError(f"cannot open the store at {self!r}: {exc}") from exc
@@ -342,9 +404,6 @@ class Store(HubMixin):
         from alembic.util import CommandError
 
         with self._write() as conn:
-            if conn.dialect.name == "postgresql":
-                # Serializes concurrent first opens, as BEGIN IMMEDIATE does on SQLite.
-                conn.execute(text("SELECT pg_advisory_xact_lock(7403221)"))
             # Another process may have upgraded while we waited for the lock.
             current = _schema_version(conn)
             if current == SCHEMA_HEAD:
