@@ -12,11 +12,14 @@ API token or a session (see :mod:`~levrt.server.auth`): the API documentation to
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -40,6 +43,20 @@ def _error(status: int) -> Callable[[Request, Exception], Awaitable[JSONResponse
         return JSONResponse({"detail": str(exc)}, status_code=status)
 
     return handler
+
+
+class _AsciiJSON(JSONResponse):
+    """JSON with every non-ASCII character escaped: a refusal may quote text that is not
+    Unicode (a lone surrogate), which UTF-8 cannot encode but JSON can escape."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, separators=(",", ":")).encode("ascii")
+
+
+async def _invalid_request(request: Request, exc: Exception) -> Response:
+    # FastAPI's own answer, in a body that holds whatever text the request held.
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    return _AsciiJSON({"detail": jsonable_encoder(errors)}, status_code=422)
 
 
 async def _refused(request: Request, exc: Exception) -> Response:
@@ -106,6 +123,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.state.store = app_store
     app.state.runner = runner
     app.state.throttle = LoginThrottle(settings.login_max_failures, settings.login_window)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(UploadRefused, _refused)
     app.add_exception_handler(HubPermissionError, _error(403))
     app.add_exception_handler(HubConflictError, _error(409))

@@ -165,6 +165,7 @@ async def upload(request: Request, user: CurrentUser, store: StoreDep) -> dict[s
             wheel.filename or "",
             manifest,
             max_unpacked=settings.max_unpacked_bytes,
+            max_manifest=settings.max_manifest_bytes,
         )
     finally:
         await wheel.close()

@@ -5,10 +5,22 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+
+from levrt.server.checks import check_json
 
 
-class LoginRequest(BaseModel):
+class Body(BaseModel):
+    """A request body: each field's text must be Unicode and its lists and objects nested
+    at most :data:`~levrt.server.checks.MAX_DEPTH` levels (422 naming the field)."""
+
+    @field_validator("*")
+    @classmethod
+    def _bounded(cls, value: Any) -> Any:
+        return check_json(value)
+
+
+class LoginRequest(Body):
     user: str
     password: str
     token_name: str = Field("lev login", min_length=1, max_length=200)
@@ -21,7 +33,7 @@ class LoginOut(BaseModel):
     token_name: str
 
 
-class TokenRequest(BaseModel):
+class TokenRequest(Body):
     name: str = Field(min_length=1, max_length=200)
 
 

@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(20 * MiB, gt=0)
     # The wheel's members once unpacked: a small zip can hold gigabytes.
     max_unpacked_bytes: int = Field(100 * MiB, gt=0)
+    # A package's manifest: every market page reads the latest ones.
+    max_manifest_bytes: int = Field(1 * MiB, gt=0)
     # The URL clients reach this server at (behind a proxy); else taken from each request.
     public_url: str | None = None
     # What runs the tasks' tools: containers when a Docker API answers (as on the original

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field, field_validator
+from pydantic import Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from levrt._cli import _to_json, job_bundle
@@ -24,6 +24,7 @@ from levrt.server import published
 from levrt.server.auth import CurrentReader, CurrentUser, StoreDep
 from levrt.server.params import ParamsInvalid, check_params
 from levrt.server.runner import TaskRunner
+from levrt.server.schemas import Body
 from levrt.server.upload import keep_file, limited_form
 from levrt.store import Store
 from levrt.store._store import FINAL_STATUSES
@@ -38,7 +39,7 @@ _KEEPALIVE_SECONDS = 15.0
 TaskStatus = Literal["queued", "running", "done", "failed", "cancelled"]
 
 
-class TaskRequest(BaseModel):
+class TaskRequest(Body):
     target: str = Field(min_length=3, max_length=1000, description=(
         "a published tool mode or workflow: lev.<user>.<tool>.<module>:<function> (its "
         "qualname in the manifest) or lev.<user>.<tool>:<function> (an export of the "

@@ -27,6 +27,7 @@ from levrt._params import jsonable
 from levrt.annot.cats import Attck
 from levrt.server import published, sessions
 from levrt.server.auth import verify_login
+from levrt.server.checks import MAX_DEPTH, check_json
 from levrt.server.devices import local_device
 from levrt.server.params import NAMED_KINDS, check_value
 from levrt.server.runner import TaskRunner
@@ -655,8 +656,11 @@ async def run_submit(request: Request, name: str, export: str) -> Response:
         try:
             value = _form_value(field, raw)
             if value is not _OMITTED:
-                params[field["name"]] = await run_in_threadpool(check_value, field, value,
-                                                                store)
+                # Text typed as JSON may nest deeper than the task can take (or parse).
+                params[field["name"]] = check_json(await run_in_threadpool(
+                    check_value, field, value, store))
+        except RecursionError:
+            errors[field["name"]] = f"nested deeper than {MAX_DEPTH} levels"
         except ValueError as exc:
             errors[field["name"]] = str(exc)
     if errors:
