@@ -10,8 +10,9 @@ from fastapi import APIRouter, Request
 
 from levrt.server.auth import CurrentReader
 from levrt.server.runner import TaskRunner
+from levrt.server.schemas import errors
 
-router = APIRouter(prefix="/api/devices", tags=["devices"])
+router = APIRouter(prefix="/api/devices", tags=["devices"], responses=errors(401))
 
 
 def local_device(request: Request) -> dict[str, Any]:

@@ -26,14 +26,16 @@ from levrt.server.schemas import (
     TokenRequest,
     UploadOut,
     VersionDetail,
+    errors,
 )
 from levrt.server.settings import Settings
 from levrt.server.throttle import LoginThrottled
 from levrt.server.upload import check_upload, read_upload
 
-router = APIRouter(prefix="/api")
+router = APIRouter(prefix="/api", responses=errors(401))
 # The routes that only read: pip calls them too (Basic auth), and the web pages' links.
-reader = APIRouter(prefix="/api", dependencies=[Depends(current_reader)])
+reader = APIRouter(prefix="/api", dependencies=[Depends(current_reader)],
+                   responses=errors(401))
 
 # Versions never change once published, so their files may be cached for good; but only by
 # the client: a shared cache would hand them to anyone, without their credentials.
@@ -74,7 +76,7 @@ def _version_or_404(store: StoreDep, name: str, version: str) -> dict[str, Any]:
 
 
 @router.post("/login", response_model=LoginOut, tags=["auth"],
-             responses={429: {"description": "too many failed log-ins; see Retry-After"}})
+             responses=errors(400, 422, 429))
 def login(body: LoginRequest, request: Request, store: StoreDep) -> dict[str, Any]:
     """Trade a user name and password for a new API token (what ``lev login`` does)."""
     try:
@@ -99,7 +101,8 @@ def me(user: CurrentUser, store: StoreDep) -> dict[str, Any]:
     return {**user, "namespaces": store.list_namespaces(user["name"])}
 
 
-@router.post("/tokens", response_model=TokenCreated, status_code=201, tags=["auth"])
+@router.post("/tokens", response_model=TokenCreated, status_code=201, tags=["auth"],
+             responses=errors(400, 422))
 def create_token(body: TokenRequest, user: CurrentUser, store: StoreDep) -> dict[str, Any]:
     """A new API token for the caller; its secret is in this response only."""
     return store.create_token(user["name"], body.name)
@@ -111,7 +114,8 @@ def list_tokens(user: CurrentUser, store: StoreDep) -> list[dict[str, Any]]:
     return store.list_tokens(user["name"])
 
 
-@router.delete("/tokens/{token_id}", status_code=204, tags=["auth"])
+@router.delete("/tokens/{token_id}", status_code=204, tags=["auth"],
+               responses=errors(404, 422))
 def revoke_token(token_id: int, user: CurrentUser, store: StoreDep) -> Response:
     """Revoke one of the caller's tokens (the one in use too)."""
     if not store.revoke_token(user["name"], token_id):
@@ -146,13 +150,7 @@ _UPLOAD_BODY = {
     status_code=201,
     tags=["packages"],
     openapi_extra=_UPLOAD_BODY,
-    responses={
-        400: {"description": "the wheel or the manifest fails a check"},
-        401: {"description": "missing, unknown or revoked token"},
-        403: {"description": "the package's namespace is not the caller's"},
-        409: {"description": "the version exists"},
-        413: {"description": "the upload or its unpacked wheel is too large"},
-    },
+    responses=errors(400, 403, 409, 413, 415),
 )
 async def upload(request: Request, user: CurrentUser, store: StoreDep) -> dict[str, Any]:
     """Publish a version: a wheel and its manifest, checked before anything is stored."""
@@ -188,7 +186,8 @@ async def upload(request: Request, user: CurrentUser, store: StoreDep) -> dict[s
 # -- reading -------------------------------------------------------------------------------
 
 
-@reader.get("/packages", response_model=list[PackageSummary], tags=["packages"])
+@reader.get("/packages", response_model=list[PackageSummary], tags=["packages"],
+            responses=errors(422))
 def list_packages(
     store: StoreDep,
     q: Annotated[str | None, Query(description="words to find in names and descriptions")] = None,
@@ -200,7 +199,8 @@ def list_packages(
     return store.list_packages(q, kind=kind, owner=owner)
 
 
-@reader.get("/packages/{name}", response_model=PackageOut, tags=["packages"])
+@reader.get("/packages/{name}", response_model=PackageOut, tags=["packages"],
+            responses=errors(404))
 def get_package(name: str, request: Request, store: StoreDep) -> dict[str, Any]:
     """A package (any PEP 503 spelling of its name) and its versions, newest first."""
     package = store.get_package(name)
@@ -209,15 +209,15 @@ def get_package(name: str, request: Request, store: StoreDep) -> dict[str, Any]:
     return {**package, "versions": [_version_out(request, v) for v in package["versions"]]}
 
 
-@reader.get("/packages/{name}/{version}", response_model=VersionDetail, tags=["packages"])
+@reader.get("/packages/{name}/{version}", response_model=VersionDetail, tags=["packages"],
+            responses=errors(404))
 def get_version(name: str, version: str, request: Request, store: StoreDep) -> dict[str, Any]:
     """A version and its manifest (``latest`` for the newest release)."""
     return _version_out(request, _version_or_404(store, name, version))
 
 
-@reader.get(
-    "/packages/{name}/{version}/files", response_model=list[FileEntry], tags=["packages"]
-)
+@reader.get("/packages/{name}/{version}/files", response_model=list[FileEntry],
+            tags=["packages"], responses=errors(404))
 def list_files(name: str, version: str, store: StoreDep) -> list[dict[str, Any]]:
     """The files of a version's wheel, for the source browser."""
     found = _version_or_404(store, name, version)
@@ -225,7 +225,8 @@ def list_files(name: str, version: str, store: StoreDep) -> list[dict[str, Any]]
     return [{**f, "sha256": f["digest"].removeprefix("sha256:")} for f in files]
 
 
-@reader.get("/packages/{name}/{version}/files/{path:path}", tags=["packages"])
+@reader.get("/packages/{name}/{version}/files/{path:path}", tags=["packages"],
+            responses=errors(404))
 def read_file(name: str, version: str, path: str, store: StoreDep) -> Response:
     """One file of a version's wheel: UTF-8 text as text/plain, anything else as bytes."""
     found = _version_or_404(store, name, version)
@@ -240,7 +241,7 @@ def read_file(name: str, version: str, path: str, store: StoreDep) -> Response:
     return Response(content, media_type="text/plain; charset=utf-8", headers=headers)
 
 
-@reader.get("/files/{filename}", tags=["packages"])
+@reader.get("/files/{filename}", tags=["packages"], responses=errors(404))
 def download(filename: str, store: StoreDep) -> Response:
     """A published wheel, as pip downloads it through ``/simple/``."""
     wheel = store.get_wheel(filename)

@@ -24,12 +24,12 @@ from levrt.server import published
 from levrt.server.auth import CurrentReader, CurrentUser, StoreDep
 from levrt.server.params import ParamsInvalid, check_params
 from levrt.server.runner import TaskRunner
-from levrt.server.schemas import Body
+from levrt.server.schemas import Body, errors
 from levrt.server.upload import keep_file, limited_form
 from levrt.store import Store
 from levrt.store._store import FINAL_STATUSES
 
-router = APIRouter(prefix="/api/tasks", tags=["tasks"])
+router = APIRouter(prefix="/api/tasks", tags=["tasks"], responses=errors(401))
 
 # How often a live stream looks for new log lines and status changes.
 _EVENT_POLL_SECONDS = 0.3
@@ -86,7 +86,7 @@ def find_job(store: Store, user: dict[str, Any], task_id: str) -> dict[str, Any]
     return job
 
 
-@router.post("", status_code=202)
+@router.post("", status_code=202, responses=errors(400, 413, 422))
 async def submit(body: TaskRequest, request: Request, store: StoreDep,
                  user: CurrentUser) -> dict[str, Any]:
     """Launch ``target`` with ``params`` as a job: it is recorded ``queued`` and starts
@@ -131,7 +131,7 @@ def _checked(store: Store, user: dict[str, Any],
     return found.entry["qualname"], params, found.pin
 
 
-@router.post("/files", status_code=201, responses={413: {"description": "too large"}})
+@router.post("/files", status_code=201, responses=errors(400, 413, 422))
 async def upload_file(request: Request, store: StoreDep, user: CurrentUser) -> dict[str, Any]:
     """Keep a file for a task's ``levrt.File`` parameter: multipart/form-data with one
     ``file`` part, at most ``LEV_SERVER_MAX_UPLOAD_BYTES``. Answers with its ``digest``
@@ -144,7 +144,7 @@ async def upload_file(request: Request, store: StoreDep, user: CurrentUser) -> d
     return kept
 
 
-@router.get("")
+@router.get("", responses=errors(422))
 def list_tasks(
     store: StoreDep, user: CurrentUser,
     status: TaskStatus | None = None,
@@ -158,13 +158,13 @@ def list_tasks(
     return [_summary(job) for job in found]
 
 
-@router.get("/{task_id}")
+@router.get("/{task_id}", responses=errors(404))
 def show(task_id: str, store: StoreDep, user: CurrentUser) -> dict[str, Any]:
     """The task as ``lev run --json`` prints it: job, runs, documents, log, result."""
     return job_bundle(store, find_job(store, user, task_id)["id"])
 
 
-@router.get("/{task_id}/logs")
+@router.get("/{task_id}/logs", responses=errors(404, 422))
 def logs(
     task_id: str, store: StoreDep, user: CurrentReader,
     after: Annotated[int, Query(ge=0)] = 0,
@@ -220,7 +220,8 @@ async def _events(request: Request, store: Store, job_id: str,
 
 @router.get("/{task_id}/events", response_class=StreamingResponse, responses={
     200: {"content": {"text/event-stream": {}},
-          "description": "events status, runs, log (one per line) and end"}})
+          "description": "events status, runs, log (one per line) and end"},
+    **errors(404, 422, 429)})
 def events(
     task_id: str, request: Request, store: StoreDep, user: CurrentReader,
     after: Annotated[int, Query(ge=0)] = 0,
@@ -234,7 +235,7 @@ def events(
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
-@router.post("/{task_id}/cancel", status_code=202)
+@router.post("/{task_id}/cancel", status_code=202, responses=errors(404, 409))
 async def cancel(task_id: str, request: Request, store: StoreDep,
                  user: CurrentUser) -> dict[str, Any]:
     """Cancel a queued or running task: a running one is interrupted (its job ends
