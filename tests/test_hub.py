@@ -652,3 +652,17 @@ def test_every_route_but_the_public_ones_needs_credentials(store):
             else:
                 assert response.status_code == 401, where
                 assert response.headers["www-authenticate"] == "Bearer", where
+
+
+def test_a_manifest_over_the_limit_is_refused(store, alice):
+    settings = Settings(db_url=store.url, max_manifest_bytes=2000)
+    with TestClient(create_app(settings, store=store)) as client:
+        manifest = make_manifest()
+        manifest["description"] = "x" * 2000
+        before = hub_counts(store)
+        response = upload(client, alice, make_wheel(), manifest)
+        assert response.status_code == 413
+        assert response.json()["detail"].startswith("the manifest is 2")
+        assert "at most 2000 (setting LEV_SERVER_MAX_MANIFEST_BYTES)" in response.json()["detail"]
+        assert hub_counts(store) == before
+        assert upload(client, alice, make_wheel(), make_manifest()).status_code == 201

@@ -122,6 +122,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.state.settings = settings
     app.state.store = app_store
     app.state.runner = runner
+    app.state.event_streams = tasks.EventStreams(settings.max_event_streams)
     app.state.throttle = LoginThrottle(settings.login_max_failures, settings.login_window)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(UploadRefused, _refused)

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from levrt.server.auth import CurrentUser, StoreDep, current_reader, verify_login
+from levrt.server.paging import Page
 from levrt.server.schemas import (
     FileEntry,
     LoginOut,
@@ -189,14 +190,23 @@ async def upload(request: Request, user: CurrentUser, store: StoreDep) -> dict[s
 @reader.get("/packages", response_model=list[PackageSummary], tags=["packages"],
             responses=errors(422))
 def list_packages(
+    request: Request,
+    response: Response,
     store: StoreDep,
     q: Annotated[str | None, Query(description="words to find in names and descriptions")] = None,
     kind: Annotated[Literal["tool", "workflow"] | None, Query()] = None,
     owner: Annotated[str | None, Query(description="only this user's packages")] = None,
+    page: Annotated[int, Query(ge=1, le=1_000_000, description="from 1")] = 1,
+    limit: Annotated[int, Query(ge=1, le=1000, description="packages per page")] = 100,
 ) -> list[dict[str, Any]]:
-    """Packages by name with their latest version's exports; ``q`` searches package names,
-    summaries and the names and descriptions of exports and modes."""
-    return store.list_packages(q, kind=kind, owner=owner)
+    """A page of packages by name with their latest version's exports; ``q`` searches
+    package names, summaries and the names and descriptions of exports and modes. The
+    ``X-Total-Count`` header says how many match over all pages, and ``Link`` gives the
+    ``next`` and ``prev`` pages."""
+    found = store.list_packages(q, kind=kind, owner=owner)
+    shown = Page(page, limit, len(found))
+    shown.set_headers(request, response)
+    return found[shown.offset:shown.offset + limit]
 
 
 @reader.get("/packages/{name}", response_model=PackageOut, tags=["packages"],

@@ -77,5 +77,7 @@ class Settings(BaseSettings):
     login_window: float = Field(900.0, gt=0)
     # Each task is a Python process with its tools under it: few at once by default.
     max_running_tasks: int = Field(2, ge=1)
+    # Live task streams (task pages, lev task follow) one user may have open at once.
+    max_event_streams: int = Field(20, ge=1)
     # Time a cancelled lev run has to record the cancellation and stop its runs.
     cancel_grace: float = Field(10.0, gt=0)

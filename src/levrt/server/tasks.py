@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import Field, field_validator
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from levrt._cli import _to_json, job_bundle
 from levrt.server import published
 from levrt.server.auth import CurrentReader, CurrentUser, StoreDep
+from levrt.server.paging import Page
 from levrt.server.params import ParamsInvalid, check_params
 from levrt.server.runner import TaskRunner
 from levrt.server.schemas import Body, errors
@@ -146,15 +149,22 @@ async def upload_file(request: Request, store: StoreDep, user: CurrentUser) -> d
 
 @router.get("", responses=errors(422))
 def list_tasks(
-    store: StoreDep, user: CurrentUser,
+    request: Request, response: Response, store: StoreDep, user: CurrentUser,
     status: TaskStatus | None = None,
     q: Annotated[str | None, Query(max_length=200,
                                    description="text the name or target holds")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    page: Annotated[int, Query(ge=1, le=1_000_000, description="from 1")] = 1,
+    limit: Annotated[int, Query(ge=1, le=1000, description="tasks per page")] = 50,
 ) -> list[dict[str, Any]]:
-    """The caller's tasks (an administrator's: everyone's), newest first."""
+    """A page of the caller's tasks (an administrator's: everyone's), newest first. The
+    ``X-Total-Count`` header says how many match over all pages, and ``Link`` gives the
+    ``next`` and ``prev`` pages."""
     owner = None if user["is_admin"] else user["name"]
-    found = store.list_jobs(limit=limit, status=status, owner=owner, search=q)
+    total = store.count_jobs(status=status, owner=owner, search=q)
+    shown = Page(page, limit, total)
+    shown.set_headers(request, response)
+    found = store.list_jobs(limit=limit, offset=shown.offset, status=status, owner=owner,
+                            search=q)
     return [_summary(job) for job in found]
 
 
@@ -218,6 +228,47 @@ async def _events(request: Request, store: Store, job_id: str,
         await asyncio.sleep(_EVENT_POLL_SECONDS)
 
 
+class EventStreams:
+    """Open event streams per user, at most ``limit`` each: every stream polls the store,
+    so a user opening hundreds would slow the server for everyone."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._open: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def count(self, user: str) -> int:
+        return self._open.get(user, 0)
+
+    def open(self, user: str) -> Callable[[], None] | None:
+        """A new stream's closer (to call once it ends; more calls do nothing), or None
+        when the user has ``limit`` streams open."""
+        with self._lock:
+            if self._open.get(user, 0) >= self.limit:
+                return None
+            self._open[user] = self._open.get(user, 0) + 1
+        closed = False
+
+        def close() -> None:
+            nonlocal closed
+            with self._lock:
+                if not closed:
+                    closed = True
+                    self._open[user] -= 1
+                    if not self._open[user]:
+                        del self._open[user]
+
+        return close
+
+
+async def _closing(stream: AsyncIterator[str], close: Callable[[], None]) -> AsyncIterator[str]:
+    try:
+        async for chunk in stream:
+            yield chunk
+    finally:
+        close()
+
+
 @router.get("/{task_id}/events", response_class=StreamingResponse, responses={
     200: {"content": {"text/event-stream": {}},
           "description": "events status, runs, log (one per line) and end"},
@@ -228,10 +279,18 @@ def events(
 ) -> StreamingResponse:
     """Server-sent events until the job ends: ``status`` ({id, status, progress}) when it
     changes, ``runs`` ({runs, finished}: how many runs, how many ended) when that changes,
-    ``log`` (a log row) for each line after ``after``, then ``end`` ({status, error})."""
+    ``log`` (a log row) for each line after ``after``, then ``end`` ({status, error}).
+    429 when the user has ``LEV_SERVER_MAX_EVENT_STREAMS`` streams open already."""
     job = find_job(store, user, task_id)
-    return StreamingResponse(_events(request, store, job["id"], after),
-                             media_type="text/event-stream",
+    streams: EventStreams = request.app.state.event_streams
+    close = streams.open(user["name"])
+    if close is None:
+        raise HTTPException(429, f"you have {streams.limit} live task streams open (task "
+                            "pages or lev task follow): close some and try again",
+                            headers={"Retry-After": "10"})
+    # Closed when the stream ends, and after the response in case it never started.
+    return StreamingResponse(_closing(_events(request, store, job["id"], after), close),
+                             media_type="text/event-stream", background=BackgroundTask(close),
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 

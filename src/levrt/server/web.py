@@ -29,6 +29,7 @@ from levrt.server import published, sessions
 from levrt.server.auth import verify_login
 from levrt.server.checks import MAX_DEPTH, check_json
 from levrt.server.devices import local_device
+from levrt.server.paging import Page
 from levrt.server.params import NAMED_KINDS, check_value
 from levrt.server.runner import TaskRunner
 from levrt.server.tasks import find_job
@@ -47,6 +48,9 @@ _STATUSES = ("queued", "running", "done", "failed", "cancelled")
 # Log lines rendered with the task page; the live log fetches the rest.
 _PAGE_LOG_LINES = 2000
 _TASK_LIST_LIMIT = 200
+# Cards and rows per page of the market and the task list.
+_MARKET_PAGE = 30
+_TASKS_PAGE = 50
 
 
 def _store(request: Request) -> Store:
@@ -136,6 +140,11 @@ async def logout(request: Request) -> Response:
     return response
 
 
+def _page_number(text: str | None) -> int:
+    """The page a link asks for; the first for anything that is not a page number."""
+    return int(text) if text and text.isdigit() and 0 < int(text) <= 1_000_000 else 1
+
+
 # -- market --------------------------------------------------------------------------------
 
 
@@ -168,7 +177,7 @@ templates.env.tests["http_url"] = _is_http_url
 
 
 def _market(store: Store, q: str | None, kind: str | None, category: str | None,
-            owner: str | None) -> dict[str, Any]:
+            owner: str | None, page: int) -> dict[str, Any]:
     every = store.list_packages()
     cats_of = {}
     for package in every:
@@ -184,18 +193,20 @@ def _market(store: Store, q: str | None, kind: str | None, category: str | None,
         cards.append({**package, "description": description or package["summary"],
                       "kinds": kinds, "categories": cats})
     all_cats = sorted({cat for _, cats in cats_of.values() for cat in cats})
-    return {"cards": cards, "owners": sorted({p["owner"] for p in every}),
-            "all_categories": all_cats}
+    shown = Page(page, _MARKET_PAGE, len(cards))
+    return {"cards": cards[shown.offset:shown.offset + shown.size], "page": shown,
+            "owners": sorted({p["owner"] for p in every}), "all_categories": all_cats}
 
 
 @router.get("/", response_class=HTMLResponse)
 async def market(request: Request, q: str | None = None, kind: str | None = None,
-                 category: str | None = None, owner: str | None = None) -> Response:
+                 category: str | None = None, owner: str | None = None,
+                 page: str | None = None) -> Response:
     user = await _user(request)
     # Empty form fields mean "any".
     kind = kind if kind in ("tool", "workflow") else None
     found = await run_in_threadpool(_market, _store(request), q or None, kind,
-                                    category or None, owner or None)
+                                    category or None, owner or None, _page_number(page))
     return _render(request, "market.html", user=user, q=q or "", kind=kind or "",
                    category=category or "", owner=owner or "", **found)
 
@@ -289,16 +300,23 @@ def _duration(item: dict[str, Any]) -> str:
 templates.env.filters["duration"] = _duration
 
 
+def _tasks(store: Store, page: int, **filters: Any) -> dict[str, Any]:
+    shown = Page(page, _TASKS_PAGE, store.count_jobs(**filters))
+    return {"jobs": store.list_jobs(limit=shown.size, offset=shown.offset, **filters),
+            "page": shown}
+
+
 @router.get("/tasks", response_class=HTMLResponse)
-async def tasks_page(request: Request, status: str | None = None,
-                     q: str | None = None) -> Response:
+async def tasks_page(request: Request, status: str | None = None, q: str | None = None,
+                     page: str | None = None) -> Response:
     user = await _user(request)
     status = status if status in _STATUSES else None
     owner = None if user["is_admin"] else user["name"]
-    shown = await run_in_threadpool(_store(request).list_jobs, limit=_TASK_LIST_LIMIT,
-                                    status=status, owner=owner, search=(q or "")[:200] or None)
-    return _render(request, "tasks.html", user=user, jobs=shown, status=status or "",
-                   q=q or "", statuses=_STATUSES)
+    found = await run_in_threadpool(_tasks, _store(request), _page_number(page),
+                                    status=status, owner=owner,
+                                    search=(q or "")[:200] or None)
+    return _render(request, "tasks.html", user=user, status=status or "", q=q or "",
+                   statuses=_STATUSES, **found)
 
 
 def _cell(value: Any) -> str:
