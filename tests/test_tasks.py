@@ -215,6 +215,28 @@ def test_a_file_parameter_takes_an_uploaded_file(client, tokens, noop, store, mo
     assert answer.status_code == 413 and "at most 100 bytes" in answer.json()["detail"]
 
 
+def test_an_uploaded_file_is_its_uploaders(client, tokens, noop, store):
+    alice, bob = tokens["alice"], tokens["bob"]
+
+    def upload_list(headers):
+        answer = client.post("/api/tasks/files", headers=headers,
+                             files={"file": ("list.txt", b"x\ny\n", "text/plain")})
+        assert answer.status_code == 201, answer.text
+        return answer.json()["digest"]
+
+    digest = upload_list(alice)
+    # Bob knows the digest (it is only a hash of the content) but did not upload the file.
+    errors = refused(client, bob, {"target": "lev.alice.noop:lines",
+                                   "params": {"wordlist": digest}})
+    assert digest[:20] in errors[("body", "params", "wordlist")]
+    assert store.owns_file("alice", digest) and not store.owns_file("bob", digest)
+    # Once he uploads the same bytes, the one stored file is his too.
+    assert upload_list(bob) == digest
+    assert store.owns_file("bob", digest)
+    task = submit(client, bob, "lev.alice.noop:lines", {"wordlist": digest})
+    assert ended(client, bob, task["id"])["status"] == "done"
+
+
 def test_only_an_administrator_runs_what_is_not_published(client, tokens, noop):
     alice, root = tokens["alice"], tokens["root"]
     for target in (f"{noop}:hello", "os:system", "lev.nobody.thing:run"):

@@ -28,7 +28,7 @@ from levrt.server.paging import Page
 from levrt.server.params import ParamsInvalid, check_params
 from levrt.server.runner import TaskRunner
 from levrt.server.schemas import Body, errors
-from levrt.server.upload import keep_file, limited_form
+from levrt.server.upload import OwnFiles, keep_file, limited_form
 from levrt.store import Store
 from levrt.store._store import FINAL_STATUSES
 
@@ -128,7 +128,8 @@ def _checked(store: Store, user: dict[str, Any],
             raise _invalid({("version",): "only a published package's target has versions"})
         return body.target, body.params, None
     try:
-        params = check_params(found.entry, body.params, store)
+        # A File is a digest of the user's own uploads, never another user's.
+        params = check_params(found.entry, body.params, OwnFiles(store, user["name"]))
     except ParamsInvalid as exc:
         raise _invalid({("params", name): msg for name, msg in exc.errors.items()}) from None
     return found.entry["qualname"], params, found.pin
@@ -141,7 +142,7 @@ async def upload_file(request: Request, store: StoreDep, user: CurrentUser) -> d
     (``sha256:<hex>``, the parameter's value), ``name`` and ``size``."""
     settings = request.app.state.settings
     form = await limited_form(request, settings.max_upload_bytes, max_files=1, max_fields=1)
-    kept = await keep_file(store, form.get("file"))
+    kept = await keep_file(store, form.get("file"), user["name"])
     if kept is None:
         raise _invalid({("file",): "send the file as the multipart/form-data part 'file'"})
     return kept

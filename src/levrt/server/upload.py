@@ -101,16 +101,32 @@ async def limited_form(request: Request, limit: int, **limits: int) -> FormData:
     return await limited.form(**limits)
 
 
-async def keep_file(store: Store, upload: Any) -> dict[str, Any] | None:
-    """The form part ``upload`` kept in the store's files (for a ``levrt.File`` parameter):
-    its ``digest``, ``name`` (the file name without folders) and ``size``; None when the part
-    is no file, or an empty file field."""
+async def keep_file(store: Store, upload: Any, user: str) -> dict[str, Any] | None:
+    """The form part ``upload`` kept in the store's files as ``user``'s (for a ``levrt.File``
+    parameter): its ``digest``, ``name`` (the file name without folders) and ``size``; None
+    when the part is no file, or an empty file field."""
     if not isinstance(upload, UploadFile) or not upload.filename:
         return None
     content = await upload.read()
     name = PurePath(upload.filename).name
-    digest = await run_in_threadpool(store.put_file, content, name=name)
+    digest = await run_in_threadpool(store.keep_user_file, content, name=name, user=user)
     return {"digest": digest, "name": name, "size": len(content)}
+
+
+class OwnFiles:
+    """``store`` as the parameter converter sees it for ``user``: of the stored files, only
+    those the user uploaded exist (another user's digest is refused as unknown). The rest of
+    the store is the store's."""
+
+    def __init__(self, store: Store, user: str) -> None:
+        self._store = store
+        self._user = user
+
+    def has_file(self, digest: str) -> bool:
+        return self._store.owns_file(self._user, digest)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
 
 
 async def read_upload(request: Request, limit: int) -> tuple[UploadFile, bytes]:

@@ -34,7 +34,7 @@ from levrt.server.params import NAMED_KINDS, check_value
 from levrt.server.runner import TaskRunner
 from levrt.server.tasks import find_job
 from levrt.server.throttle import LoginThrottled
-from levrt.server.upload import UploadRefused, keep_file
+from levrt.server.upload import OwnFiles, UploadRefused, keep_file
 from levrt.store import Store
 from levrt.store._store import FINAL_STATUSES
 
@@ -591,7 +591,7 @@ def _argv_rows(form: Any) -> list[str]:
     return [str(row) for row in form.getlist("c_argv")]
 
 
-def _check_argv(field: dict[str, Any], rows: list[str], store: Store) -> list[str]:
+def _check_argv(field: dict[str, Any], rows: list[str], store: OwnFiles) -> list[str]:
     """The argv of the Customized form's rows, blank rows skipped; ValueError when nothing
     is left or a row does not match the parameter's pattern."""
     argv = [row for row in rows if row.strip()]
@@ -615,14 +615,14 @@ def _form_page(request: Request, user: dict[str, Any], found: published.Publishe
                    argv=argv, argv_error=argv_error)
 
 
-async def _store_files(store: Store, fields: list[dict[str, Any]],
-                       form: FormData) -> dict[str, str]:
-    """The digest of each file the form's file fields carry, kept in the store's files: a
-    ``File`` parameter takes a stored file's digest."""
+async def _store_files(store: Store, fields: list[dict[str, Any]], form: FormData,
+                       user: str) -> dict[str, str]:
+    """The digest of each file the form's file fields carry, kept in the store's files as
+    ``user``'s: a ``File`` parameter takes the digest of a file its user uploaded."""
     digests = {}
     for field in fields:
         if field["widget"] == "file":
-            kept = await keep_file(store, form.get(f"p_{field['name']}"))
+            kept = await keep_file(store, form.get(f"p_{field['name']}"), user)
             if kept is not None:
                 digests[field["name"]] = kept["digest"]
     return digests
@@ -655,6 +655,7 @@ async def run_submit(request: Request, name: str, export: str) -> Response:
     except LookupError as exc:
         return _not_found(request, user, str(exc))
     fields = _fields(found.entry)
+    own = OwnFiles(store, user["name"])  # a File is a digest of the user's own uploads
     params: dict[str, Any] = {}
     errors: dict[str, str] = {}
     values: dict[str, Any] = {}
@@ -662,12 +663,12 @@ async def run_submit(request: Request, name: str, export: str) -> Response:
         values = {f["name"]: _initial(f) for f in fields}
         typed = _argv_rows(form)
         try:
-            params["argv"] = await run_in_threadpool(_check_argv, fields[0], typed, store)
+            params["argv"] = await run_in_threadpool(_check_argv, fields[0], typed, own)
         except ValueError as exc:
             return _form_page(request, user, found, fields, values, {}, 400,
                               tab="customized", argv=typed, argv_error=str(exc))
         fields = []  # checked: nothing left for the Quick form's loop
-    uploaded = await _store_files(store, fields, form)
+    uploaded = await _store_files(store, fields, form, user["name"])
     for field in fields:
         raw = uploaded.get(field["name"], form.get(f"p_{field['name']}"))
         values[field["name"]] = raw is not None if field["widget"] == "checkbox" else raw or ""
@@ -676,7 +677,7 @@ async def run_submit(request: Request, name: str, export: str) -> Response:
             if value is not _OMITTED:
                 # Text typed as JSON may nest deeper than the task can take (or parse).
                 params[field["name"]] = check_json(await run_in_threadpool(
-                    check_value, field, value, store))
+                    check_value, field, value, own))
         except RecursionError:
             errors[field["name"]] = f"nested deeper than {MAX_DEPTH} levels"
         except ValueError as exc:
