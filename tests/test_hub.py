@@ -134,12 +134,16 @@ def test_password_guessing_is_braked(client, store):
     # Even the right password waits now; it is not even checked.
     held = client.post("/api/login", json={"user": "alice", "password": PASSWORD})
     assert held.status_code == 429
-    assert held.json()["detail"] == ("too many failed log-ins for this user name: try again "
-                                     "in 15 minutes")
+    assert held.json()["detail"] == ("too many failed log-ins for this user name from this "
+                                     "address: try again in 15 minutes")
     assert 890 <= int(held.headers["retry-after"]) <= 900
     # Another user is not held up by alice's guesser (below the address's own limit).
     assert client.post("/api/login", json={"user": "bob", "password": PASSWORD}).status_code \
         == 200
+    # Nor is alice, from her own address: the guesses lock no one out.
+    elsewhere = TestClient(client.app, client=("127.0.0.2", 40000))
+    assert elsewhere.post("/api/login", json={"user": "alice", "password": PASSWORD}) \
+        .status_code == 200
 
 
 def test_passwords_and_tokens_are_stored_hashed(client, store):

@@ -132,7 +132,8 @@ def test_login_page_brakes_password_guessing(client, hub):
     held = client.post("/login", data={"user": "alice", "password": PASSWORD,
                                        "csrf_token": csrf_of(page)})
     assert held.status_code == 429 and "Retry-After" in held.headers
-    assert "too many failed log-ins for this user name: try again in 15 minutes" in held.text
+    assert ("too many failed log-ins for this user name from this address: try again in 15 "
+            "minutes") in held.text
     assert client.get("/").status_code == 303  # not logged in
 
 

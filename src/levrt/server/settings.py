@@ -71,10 +71,11 @@ class Settings(BaseSettings):
     # What runs the tasks' tools: containers when a Docker API answers (as on the original
     # platform), else processes; "process" or "docker" to decide.
     executor: Literal["auto", "process", "docker"] = "auto"
-    # Failed log-ins (web page and API) allowed per user name within the window (four times
-    # as many per client address), before that name or address must wait.
+    # Failed log-ins (web page and API) allowed per user name and client address within the
+    # window, in seconds (four times as many per address), before that name from that
+    # address, or that address, must wait.
     login_max_failures: int = Field(5, ge=1)
-    login_window: float = Field(900.0, gt=0)
+    login_window: float = Field(900.0, ge=1)
     # Each task is a Python process with its tools under it: few at once by default.
     max_running_tasks: int = Field(2, ge=1)
     # Live task streams (task pages, lev task follow) one user may have open at once.
