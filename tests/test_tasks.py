@@ -310,7 +310,31 @@ def test_devices_api_lists_the_local_runner(client, tokens):
     (device,) = client.get("/api/devices", headers=tokens["bob"]).json()
     assert device == {"name": socket.gethostname(), "kind": "local runner", "status": "online",
                       "executor": "process", "running": 0, "queued": 0,
+                      "executor_reason": "chosen by the setting LEV_SERVER_EXECUTOR=process",
                       "max_running_tasks": 2}
+
+
+@pytest.mark.parametrize("allowed", [False, True])
+def test_auto_runs_no_package_code_on_the_host_unless_told(store, tokens, noop, monkeypatch,
+                                                           tmp_path, allowed):
+    monkeypatch.setenv("LEV_SERVER_EXECUTOR", "auto")
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+    settings = Settings(db_url=store.url, allow_host_execution=allowed)
+    with TestClient(create_app(settings, store=store)) as client:
+        (device,) = client.get("/api/devices", headers=tokens["bob"]).json()
+        task = submit(client, tokens["bob"], "lev.alice.noop:hello", {"word": "hi"})
+        job = ended(client, tokens["bob"], task["id"])
+    if allowed:
+        assert device["executor"] == "process"
+        assert "no Docker API answers, so tools run as processes on this host" in \
+            device["executor_reason"]
+        assert job["status"] == "done", job
+    else:
+        assert device["executor"] == "none"
+        assert job["status"] == "failed"
+        assert job["error"].startswith("no executor may run it: auto: no Docker API answers")
+        assert "LEV_SERVER_ALLOW_HOST_EXECUTION=true" in job["error"]
+        assert store.list_runs(job["id"]) == []  # nothing of the package ran
 
 
 def test_a_start_settles_jobs_whose_process_is_gone(store, tokens):

@@ -69,8 +69,11 @@ class Settings(BaseSettings):
     # The URL clients reach this server at (behind a proxy); else taken from each request.
     public_url: str | None = None
     # What runs the tasks' tools: containers when a Docker API answers (as on the original
-    # platform), else processes; "process" or "docker" to decide.
+    # platform); "process" or "docker" to decide.
     executor: Literal["auto", "process", "docker"] = "auto"
+    # Whether "auto" without an engine may run package code as plain processes of the
+    # server's user: a decision, never a fallback (the task fails without it).
+    allow_host_execution: bool = False
     # Failed log-ins (web page and API) allowed per user name and client address within the
     # window, in seconds (four times as many per address), before that name from that
     # address, or that address, must wait.

@@ -515,7 +515,8 @@ async def revoke_token(request: Request, token_id: int) -> Response:
 @router.get("/devices", response_class=HTMLResponse)
 async def devices_page(request: Request) -> Response:
     user = await _user(request)
-    return _render(request, "devices.html", user=user, devices=[local_device(request)])
+    device = await run_in_threadpool(local_device, request)
+    return _render(request, "devices.html", user=user, devices=[device])
 
 
 # -- new task: the Quick form --------------------------------------------------------------
