@@ -5,11 +5,12 @@ really run: the tiny published packages below, from their files in the store."""
 import re
 import socket
 import time
+from types import SimpleNamespace
 
 import pytest
 from helpers_hub import PASSWORD, TestClient, make_manifest, make_wheel, upload
 
-from levrt.server import Settings, create_app
+from levrt.server import Settings, create_app, sessions
 from levrt.server.sessions import COOKIE
 
 HELLO = '''
@@ -143,6 +144,24 @@ def test_a_forged_or_tampered_cookie_is_no_session(client, hub):
     payload, signature = cookie.rsplit(".", 1)
     client.cookies.set(COOKIE, payload + "." + "0" * len(signature))
     assert client.get("/").status_code == 303
+
+
+def test_a_session_lasts_twelve_hours_and_needs_this_servers_secret(client, hub,
+                                                                     monkeypatch):
+    login(client, "alice")
+    assert client.get("/").status_code == 200
+    cookie = client.cookies.get(COOKIE)
+    # The same session signed with another secret is no session.
+    other = sessions.encode(b"another-secret" * 4, sessions.Session("alice", "x"))
+    client.cookies.set(COOKIE, other)
+    assert client.get("/").status_code == 303
+    client.cookies.set(COOKIE, cookie)
+    # Later: the clock itsdangerous reads (its module's time) moves, no one else's.
+    for later, status in ((sessions.MAX_AGE_SECONDS - 60, 200),
+                          (sessions.MAX_AGE_SECONDS + 60, 303)):
+        monkeypatch.setattr("itsdangerous.timed.time",
+                            SimpleNamespace(time=lambda later=later: time.time() + later))
+        assert client.get("/").status_code == status
 
 
 def test_every_form_post_needs_the_sessions_csrf_token(client, hub):
