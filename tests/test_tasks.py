@@ -457,8 +457,8 @@ def test_the_published_examples_on_loopback(store, tokens, capsys):
     CI, with the images of images/), else as processes."""
     assert cli_main(["hub", "load", str(EXAMPLES)]) == 0, capsys.readouterr().err
     alice = tokens["alice"]
-    with TestClient(create_app(Settings(db_url=store.url, executor="auto"),
-                               store=store)) as client:
+    settings = Settings(db_url=store.url, executor="auto", allow_host_execution=True)
+    with TestClient(create_app(settings, store=store)) as client:
         check_examples(client, alice, "docker" if engine_url() else "process")
 
 
