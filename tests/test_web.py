@@ -767,3 +767,20 @@ def test_live_streams_are_capped_per_user(store, hub):
             assert time.monotonic() < deadline, "the closed stream was never counted out"
             time.sleep(0.2)
         opened.pop()[0].close()
+
+
+@pytest.mark.parametrize("depth", [65, 900, 5000])
+def test_the_quick_form_refuses_values_nested_too_deep(client, hub, depth):
+    manifest = {**HELLO_MANIFEST, "version": "1.1"}
+    manifest["exports"] = [{**HELLO_MANIFEST["exports"][0], "params": [
+        *HELLO_MANIFEST["exports"][0]["params"], param("opts", "dict | None", required=False)]}]
+    answer = upload(client, hub["alice"], make_wheel(
+        "lev.alice.hello", "1.1", members={"lev/alice/hello/__init__.py": HELLO.encode()}),
+        manifest, package="lev.alice.hello", version="1.1")
+    assert answer.status_code == 201, answer.text
+    csrf = login(client, "alice")
+    page = client.post("/packages/lev.alice.hello/run/lev.alice.hello:hello", data={
+        "csrf_token": csrf, "p_word": "hi",
+        "p_opts": '{"a": ' * depth + "1" + "}" * depth})
+    assert page.status_code == 400
+    assert "nested deeper than 64 levels" in page.text
