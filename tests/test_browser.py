@@ -132,7 +132,8 @@ def lev_server(folder: Path, *, load: bool = False) -> Iterator[Served]:
     """``lev serve`` on a free 127.0.0.1 port in ``folder``/server-home, with the example
     packages published: by the user szczecin through the hub's API (``lev publish``), or
     with ``load`` straight into the store (``lev hub load``), as a new user would."""
-    env = clean_env(folder / "server-home")
+    # Without an engine, the tools may run as processes here (containers where one answers).
+    env = clean_env(folder / "server-home", LEV_SERVER_ALLOW_HOST_EXECUTION="true")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = folder / "server.log"

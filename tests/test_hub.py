@@ -134,12 +134,16 @@ def test_password_guessing_is_braked(client, store):
     # Even the right password waits now; it is not even checked.
     held = client.post("/api/login", json={"user": "alice", "password": PASSWORD})
     assert held.status_code == 429
-    assert held.json()["detail"] == ("too many failed log-ins for this user name: try again "
-                                     "in 15 minutes")
+    assert held.json()["detail"] == ("too many failed log-ins for this user name from this "
+                                     "address: try again in 15 minutes")
     assert 890 <= int(held.headers["retry-after"]) <= 900
     # Another user is not held up by alice's guesser (below the address's own limit).
     assert client.post("/api/login", json={"user": "bob", "password": PASSWORD}).status_code \
         == 200
+    # Nor is alice, from her own address: the guesses lock no one out.
+    elsewhere = TestClient(client.app, client=("127.0.0.2", 40000))
+    assert elsewhere.post("/api/login", json={"user": "alice", "password": PASSWORD}) \
+        .status_code == 200
 
 
 def test_passwords_and_tokens_are_stored_hashed(client, store):
@@ -652,3 +656,17 @@ def test_every_route_but_the_public_ones_needs_credentials(store):
             else:
                 assert response.status_code == 401, where
                 assert response.headers["www-authenticate"] == "Bearer", where
+
+
+def test_a_manifest_over_the_limit_is_refused(store, alice):
+    settings = Settings(db_url=store.url, max_manifest_bytes=2000)
+    with TestClient(create_app(settings, store=store)) as client:
+        manifest = make_manifest()
+        manifest["description"] = "x" * 2000
+        before = hub_counts(store)
+        response = upload(client, alice, make_wheel(), manifest)
+        assert response.status_code == 413
+        assert response.json()["detail"].startswith("the manifest is 2")
+        assert "at most 2000 (setting LEV_SERVER_MAX_MANIFEST_BYTES)" in response.json()["detail"]
+        assert hub_counts(store) == before
+        assert upload(client, alice, make_wheel(), make_manifest()).status_code == 201

@@ -236,6 +236,28 @@ def test_a_file_parameter_takes_an_uploaded_file(client, tokens, noop, store, mo
     assert answer.status_code == 413 and "at most 100 bytes" in answer.json()["detail"]
 
 
+def test_an_uploaded_file_is_its_uploaders(client, tokens, noop, store):
+    alice, bob = tokens["alice"], tokens["bob"]
+
+    def upload_list(headers):
+        answer = client.post("/api/tasks/files", headers=headers,
+                             files={"file": ("list.txt", b"x\ny\n", "text/plain")})
+        assert answer.status_code == 201, answer.text
+        return answer.json()["digest"]
+
+    digest = upload_list(alice)
+    # Bob knows the digest (it is only a hash of the content) but did not upload the file.
+    errors = refused(client, bob, {"target": "lev.alice.noop:lines",
+                                   "params": {"wordlist": digest}})
+    assert digest[:20] in errors[("body", "params", "wordlist")]
+    assert store.owns_file("alice", digest) and not store.owns_file("bob", digest)
+    # Once he uploads the same bytes, the one stored file is his too.
+    assert upload_list(bob) == digest
+    assert store.owns_file("bob", digest)
+    task = submit(client, bob, "lev.alice.noop:lines", {"wordlist": digest})
+    assert ended(client, bob, task["id"])["status"] == "done"
+
+
 def test_only_an_administrator_runs_what_is_not_published(client, tokens, noop):
     alice, root = tokens["alice"], tokens["root"]
     for target in (f"{noop}:hello", "os:system", "lev.nobody.thing:run"):
@@ -309,7 +331,31 @@ def test_devices_api_lists_the_local_runner(client, tokens):
     (device,) = client.get("/api/devices", headers=tokens["bob"]).json()
     assert device == {"name": socket.gethostname(), "kind": "local runner", "status": "online",
                       "executor": "process", "running": 0, "queued": 0,
+                      "executor_reason": "chosen by the setting LEV_SERVER_EXECUTOR=process",
                       "max_running_tasks": 2}
+
+
+@pytest.mark.parametrize("allowed", [False, True])
+def test_auto_runs_no_package_code_on_the_host_unless_told(store, tokens, noop, monkeypatch,
+                                                           tmp_path, allowed):
+    monkeypatch.setenv("LEV_SERVER_EXECUTOR", "auto")
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+    settings = Settings(db_url=store.url, allow_host_execution=allowed)
+    with TestClient(create_app(settings, store=store)) as client:
+        (device,) = client.get("/api/devices", headers=tokens["bob"]).json()
+        task = submit(client, tokens["bob"], "lev.alice.noop:hello", {"word": "hi"})
+        job = ended(client, tokens["bob"], task["id"])
+    if allowed:
+        assert device["executor"] == "process"
+        assert "no Docker API answers, so tools run as processes on this host" in \
+            device["executor_reason"]
+        assert job["status"] == "done", job
+    else:
+        assert device["executor"] == "none"
+        assert job["status"] == "failed"
+        assert job["error"].startswith("no executor may run it: auto: no Docker API answers")
+        assert "LEV_SERVER_ALLOW_HOST_EXECUTION=true" in job["error"]
+        assert store.list_runs(job["id"]) == []  # nothing of the package ran
 
 
 def test_a_start_settles_jobs_whose_process_is_gone(store, tokens):
@@ -432,8 +478,8 @@ def test_the_published_examples_on_loopback(store, tokens, capsys):
     CI, with the images of images/), else as processes."""
     assert cli_main(["hub", "load", str(EXAMPLES)]) == 0, capsys.readouterr().err
     alice = tokens["alice"]
-    with TestClient(create_app(Settings(db_url=store.url, executor="auto"),
-                               store=store)) as client:
+    settings = Settings(db_url=store.url, executor="auto", allow_host_execution=True)
+    with TestClient(create_app(settings, store=store)) as client:
         check_examples(client, alice, "docker" if engine_url() else "process")
 
 

@@ -5,11 +5,12 @@ really run: the tiny published packages below, from their files in the store."""
 import re
 import socket
 import time
+from types import SimpleNamespace
 
 import pytest
 from helpers_hub import PASSWORD, TestClient, make_manifest, make_wheel, upload
 
-from levrt.server import Settings, create_app
+from levrt.server import Settings, create_app, sessions
 from levrt.server.sessions import COOKIE
 
 HELLO = '''
@@ -132,7 +133,8 @@ def test_login_page_brakes_password_guessing(client, hub):
     held = client.post("/login", data={"user": "alice", "password": PASSWORD,
                                        "csrf_token": csrf_of(page)})
     assert held.status_code == 429 and "Retry-After" in held.headers
-    assert "too many failed log-ins for this user name: try again in 15 minutes" in held.text
+    assert ("too many failed log-ins for this user name from this address: try again in 15 "
+            "minutes") in held.text
     assert client.get("/").status_code == 303  # not logged in
 
 
@@ -142,6 +144,24 @@ def test_a_forged_or_tampered_cookie_is_no_session(client, hub):
     payload, signature = cookie.rsplit(".", 1)
     client.cookies.set(COOKIE, payload + "." + "0" * len(signature))
     assert client.get("/").status_code == 303
+
+
+def test_a_session_lasts_twelve_hours_and_needs_this_servers_secret(client, hub,
+                                                                     monkeypatch):
+    login(client, "alice")
+    assert client.get("/").status_code == 200
+    cookie = client.cookies.get(COOKIE)
+    # The same session signed with another secret is no session.
+    other = sessions.encode(b"another-secret" * 4, sessions.Session("alice", "x"))
+    client.cookies.set(COOKIE, other)
+    assert client.get("/").status_code == 303
+    client.cookies.set(COOKIE, cookie)
+    # Later: the clock itsdangerous reads (its module's time) moves, no one else's.
+    for later, status in ((sessions.MAX_AGE_SECONDS - 60, 200),
+                          (sessions.MAX_AGE_SECONDS + 60, 303)):
+        monkeypatch.setattr("itsdangerous.timed.time",
+                            SimpleNamespace(time=lambda later=later: time.time() + later))
+        assert client.get("/").status_code == status
 
 
 def test_every_form_post_needs_the_sessions_csrf_token(client, hub):
@@ -636,6 +656,8 @@ def test_devices_page_shows_the_local_runner(client, hub, store, napping):
     assert cells(page, "devices") == [socket.gethostname(), "local runner", "online",
                                       "process", "0", "0", "2"]
     assert "later" in page.text and "Remote agents" in page.text
+    assert re.search(r"<strong>process</strong>, chosen by the setting "
+                     r"LEV_SERVER_EXECUTOR=process", page.text)
     # Two tasks take the two slots (max_running_tasks 2), a third waits.
     ids = []
     for word in ("aa", "bb", "cc"):
@@ -655,3 +677,110 @@ def test_devices_page_shows_the_local_runner(client, hub, store, napping):
     while (shown := cells(client.get("/devices"), "devices"))[4:6] != ["0", "0"]:
         assert time.monotonic() < deadline, shown
         time.sleep(0.1)
+
+
+# -- limits and pages (issue 11) -----------------------------------------------------------
+
+
+def test_the_task_lists_are_paged(client, store, hub):
+    ids = [store.create_job(f"job{index}", target="lev.alice.hello:hello", owner="alice",
+                            queued=True) for index in range(7)]
+    store.create_job("bobs", owner="bob", queued=True)
+    headers = {"Authorization": f"Bearer {hub['alice']}"}
+    first = client.get("/api/tasks?limit=3&q=job", headers=headers)
+    assert [task["id"] for task in first.json()] == ids[::-1][:3]
+    assert first.headers["x-total-count"] == "7"
+    assert first.headers["link"] == '</api/tasks?limit=3&q=job&page=2>; rel="next"'
+    last = client.get("/api/tasks?limit=3&q=job&page=3", headers=headers)
+    assert [task["id"] for task in last.json()] == [ids[0]]
+    assert last.headers["link"] == '</api/tasks?limit=3&q=job&page=2>; rel="prev"'
+    assert client.get("/api/tasks?page=0", headers=headers).status_code == 422
+
+    login(client, "alice")
+    import levrt.server.web as web_module
+    web_module._TASKS_PAGE, saved = 3, web_module._TASKS_PAGE
+    try:
+        page = client.get("/tasks?page=2")
+        assert "page 2 of 3 (7 in all)" in page.text
+        assert 'href="/tasks?page=3" rel="next"' in page.text.replace(
+            'rel="next" href="/tasks?page=3"', 'href="/tasks?page=3" rel="next"')
+        assert 'href="/tasks?page=1"' in page.text
+        assert ids[3] in page.text and ids[6] not in page.text and "bobs" not in page.text
+        # Anything but a page number is the first page.
+        assert ids[6] in client.get("/tasks?page=x").text
+    finally:
+        web_module._TASKS_PAGE = saved
+
+
+def test_the_market_is_paged(client, hub, monkeypatch):
+    monkeypatch.setattr("levrt.server.web._MARKET_PAGE", 2)
+    login(client, "alice")
+    first = client.get("/")
+    assert "page 1 of 2 (3 in all)" in first.text
+    assert "lev.alice.hello" in first.text and "lev.bob.fuzz" not in first.text
+    second = client.get("/?q=&page=2")
+    assert "lev.bob.fuzz" in second.text and "lev.alice.hello" not in second.text
+    assert "&larr; previous" in second.text and "next &rarr;" not in second.text
+    # The API's list is paged the same way.
+    answer = client.get("/api/packages?limit=1&page=2",
+                        headers={"Authorization": f"Bearer {hub['bob']}"})
+    assert [p["name"] for p in answer.json()] == ["lev.alice.tool"]
+    assert answer.headers["x-total-count"] == "3"
+    assert 'rel="prev"' in answer.headers["link"] and 'rel="next"' in answer.headers["link"]
+
+
+def test_live_streams_are_capped_per_user(store, hub):
+    import httpx
+    from helpers_hub import serve_in_thread
+
+    alice = {"Authorization": f"Bearer {hub['alice']}"}
+    with serve_in_thread(store, max_event_streams=2) as url, httpx.Client(
+            base_url=url, headers=alice, timeout=10) as http:
+        # Running, in no runner (made after the server settled the ones it found): its
+        # streams stay open until the client closes them.
+        job = store.create_job("waits", target="lev.alice.hello:hello", owner="alice")
+        def stream():
+            response = http.send(http.build_request("GET", f"/api/tasks/{job}/events"),
+                                 stream=True)
+            assert response.status_code == 200
+            lines = response.iter_lines()
+            next(lines)  # the first event: the stream is open (while lines is kept)
+            return response, lines
+
+        opened = [stream(), stream()]
+        refused = http.get(f"/api/tasks/{job}/events")
+        assert refused.status_code == 429 and "2 live task streams open" in refused.text
+        assert refused.headers["retry-after"] == "10"
+        # Another user's streams are counted apart.
+        root = {"Authorization": f"Bearer {hub['root']}"}
+        with http.stream("GET", f"/api/tasks/{job}/events", headers=root) as other:
+            assert other.status_code == 200
+        opened.pop()[0].close()
+        # The server counts the closed stream out at its next poll.
+        deadline = time.monotonic() + 10
+        while True:
+            probe = http.send(http.build_request("GET", f"/api/tasks/{job}/events"),
+                              stream=True)
+            probe.close()
+            if probe.status_code == 200:
+                break
+            assert time.monotonic() < deadline, "the closed stream was never counted out"
+            time.sleep(0.2)
+        opened.pop()[0].close()
+
+
+@pytest.mark.parametrize("depth", [65, 900, 5000])
+def test_the_quick_form_refuses_values_nested_too_deep(client, hub, depth):
+    manifest = {**HELLO_MANIFEST, "version": "1.1"}
+    manifest["exports"] = [{**HELLO_MANIFEST["exports"][0], "params": [
+        *HELLO_MANIFEST["exports"][0]["params"], param("opts", "dict | None", required=False)]}]
+    answer = upload(client, hub["alice"], make_wheel(
+        "lev.alice.hello", "1.1", members={"lev/alice/hello/__init__.py": HELLO.encode()}),
+        manifest, package="lev.alice.hello", version="1.1")
+    assert answer.status_code == 201, answer.text
+    csrf = login(client, "alice")
+    page = client.post("/packages/lev.alice.hello/run/lev.alice.hello:hello", data={
+        "csrf_token": csrf, "p_word": "hi",
+        "p_opts": '{"a": ' * depth + "1" + "}" * depth})
+    assert page.status_code == 400
+    assert "nested deeper than 64 levels" in page.text

@@ -350,7 +350,8 @@ def _load_one(store: Store, settings: Settings, folder: Path, user: str | None) 
             wheel = build_wheel(folder, Path(out))
             with wheel.open("rb") as file:
                 checked = check_upload(file, wheel.name, json.dumps(manifest).encode(),
-                                       max_unpacked=settings.max_unpacked_bytes)
+                                       max_unpacked=settings.max_unpacked_bytes,
+                                       max_manifest=settings.max_manifest_bytes)
     except (PackageError, UploadRefused) as exc:
         raise CliError(f"{info.name} {info.version}: {exc}", EXIT_FAILED) from None
     try:

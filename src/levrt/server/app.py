@@ -12,6 +12,7 @@ API token or a session (see :mod:`~levrt.server.auth`): the API documentation to
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -43,6 +44,20 @@ def _error(status: int) -> Callable[[Request, Exception], Awaitable[JSONResponse
         return JSONResponse({"detail": str(exc)}, status_code=status)
 
     return handler
+
+
+class _AsciiJSON(JSONResponse):
+    """JSON with every non-ASCII character escaped: a refusal may quote text that is not
+    Unicode (a lone surrogate), which UTF-8 cannot encode but JSON can escape."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, separators=(",", ":")).encode("ascii")
+
+
+async def _invalid_request(request: Request, exc: Exception) -> Response:
+    # FastAPI's own answer, in a body that holds whatever text the request held.
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    return _AsciiJSON({"detail": jsonable_encoder(errors)}, status_code=422)
 
 
 async def _refused(request: Request, exc: Exception) -> Response:
@@ -115,7 +130,9 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.state.settings = settings
     app.state.store = app_store
     app.state.runner = runner
+    app.state.event_streams = tasks.EventStreams(settings.max_event_streams)
     app.state.throttle = LoginThrottle(settings.login_max_failures, settings.login_window)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(UploadRefused, _refused)
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(HubPermissionError, _error(403))

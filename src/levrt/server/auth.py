@@ -74,7 +74,7 @@ def verify_login(request: Request, store: Store, name: str,
     if user is None:
         throttle.failed(name, address)
     else:
-        throttle.succeeded(name)
+        throttle.succeeded(name, address)
     return user
 
 

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from levrt.server.auth import CurrentUser, StoreDep, current_reader, verify_login
+from levrt.server.paging import Page
 from levrt.server.schemas import (
     FileEntry,
     LoginOut,
@@ -26,14 +27,16 @@ from levrt.server.schemas import (
     TokenRequest,
     UploadOut,
     VersionDetail,
+    errors,
 )
 from levrt.server.settings import Settings
 from levrt.server.throttle import LoginThrottled
 from levrt.server.upload import check_upload, read_upload
 
-router = APIRouter(prefix="/api")
+router = APIRouter(prefix="/api", responses=errors(401))
 # The routes that only read: pip calls them too (Basic auth), and the web pages' links.
-reader = APIRouter(prefix="/api", dependencies=[Depends(current_reader)])
+reader = APIRouter(prefix="/api", dependencies=[Depends(current_reader)],
+                   responses=errors(401))
 
 # Versions never change once published, so their files may be cached for good; but only by
 # the client: a shared cache would hand them to anyone, without their credentials.
@@ -74,7 +77,7 @@ def _version_or_404(store: StoreDep, name: str, version: str) -> dict[str, Any]:
 
 
 @router.post("/login", response_model=LoginOut, tags=["auth"],
-             responses={429: {"description": "too many failed log-ins; see Retry-After"}})
+             responses=errors(400, 422, 429))
 def login(body: LoginRequest, request: Request, store: StoreDep) -> dict[str, Any]:
     """Trade a user name and password for a new API token (what ``lev login`` does)."""
     try:
@@ -99,7 +102,8 @@ def me(user: CurrentUser, store: StoreDep) -> dict[str, Any]:
     return {**user, "namespaces": store.list_namespaces(user["name"])}
 
 
-@router.post("/tokens", response_model=TokenCreated, status_code=201, tags=["auth"])
+@router.post("/tokens", response_model=TokenCreated, status_code=201, tags=["auth"],
+             responses=errors(400, 422))
 def create_token(body: TokenRequest, user: CurrentUser, store: StoreDep) -> dict[str, Any]:
     """A new API token for the caller; its secret is in this response only."""
     return store.create_token(user["name"], body.name)
@@ -111,7 +115,8 @@ def list_tokens(user: CurrentUser, store: StoreDep) -> list[dict[str, Any]]:
     return store.list_tokens(user["name"])
 
 
-@router.delete("/tokens/{token_id}", status_code=204, tags=["auth"])
+@router.delete("/tokens/{token_id}", status_code=204, tags=["auth"],
+               responses=errors(404, 422))
 def revoke_token(token_id: int, user: CurrentUser, store: StoreDep) -> Response:
     """Revoke one of the caller's tokens (the one in use too)."""
     if not store.revoke_token(user["name"], token_id):
@@ -146,13 +151,7 @@ _UPLOAD_BODY = {
     status_code=201,
     tags=["packages"],
     openapi_extra=_UPLOAD_BODY,
-    responses={
-        400: {"description": "the wheel or the manifest fails a check"},
-        401: {"description": "missing, unknown or revoked token"},
-        403: {"description": "the package's namespace is not the caller's"},
-        409: {"description": "the version exists"},
-        413: {"description": "the upload or its unpacked wheel is too large"},
-    },
+    responses=errors(400, 403, 409, 413, 415),
 )
 async def upload(request: Request, user: CurrentUser, store: StoreDep) -> dict[str, Any]:
     """Publish a version: a wheel and its manifest, checked before anything is stored."""
@@ -165,6 +164,7 @@ async def upload(request: Request, user: CurrentUser, store: StoreDep) -> dict[s
             wheel.filename or "",
             manifest,
             max_unpacked=settings.max_unpacked_bytes,
+            max_manifest=settings.max_manifest_bytes,
         )
     finally:
         await wheel.close()
@@ -187,19 +187,30 @@ async def upload(request: Request, user: CurrentUser, store: StoreDep) -> dict[s
 # -- reading -------------------------------------------------------------------------------
 
 
-@reader.get("/packages", response_model=list[PackageSummary], tags=["packages"])
+@reader.get("/packages", response_model=list[PackageSummary], tags=["packages"],
+            responses=errors(422))
 def list_packages(
+    request: Request,
+    response: Response,
     store: StoreDep,
     q: Annotated[str | None, Query(description="words to find in names and descriptions")] = None,
     kind: Annotated[Literal["tool", "workflow"] | None, Query()] = None,
     owner: Annotated[str | None, Query(description="only this user's packages")] = None,
+    page: Annotated[int, Query(ge=1, le=1_000_000, description="from 1")] = 1,
+    limit: Annotated[int, Query(ge=1, le=1000, description="packages per page")] = 100,
 ) -> list[dict[str, Any]]:
-    """Packages by name with their latest version's exports; ``q`` searches package names,
-    summaries and the names and descriptions of exports and modes."""
-    return store.list_packages(q, kind=kind, owner=owner)
+    """A page of packages by name with their latest version's exports; ``q`` searches
+    package names, summaries and the names and descriptions of exports and modes. The
+    ``X-Total-Count`` header says how many match over all pages, and ``Link`` gives the
+    ``next`` and ``prev`` pages."""
+    found = store.list_packages(q, kind=kind, owner=owner)
+    shown = Page(page, limit, len(found))
+    shown.set_headers(request, response)
+    return found[shown.offset:shown.offset + limit]
 
 
-@reader.get("/packages/{name}", response_model=PackageOut, tags=["packages"])
+@reader.get("/packages/{name}", response_model=PackageOut, tags=["packages"],
+            responses=errors(404))
 def get_package(name: str, request: Request, store: StoreDep) -> dict[str, Any]:
     """A package (any PEP 503 spelling of its name) and its versions, newest first."""
     package = store.get_package(name)
@@ -208,15 +219,15 @@ def get_package(name: str, request: Request, store: StoreDep) -> dict[str, Any]:
     return {**package, "versions": [_version_out(request, v) for v in package["versions"]]}
 
 
-@reader.get("/packages/{name}/{version}", response_model=VersionDetail, tags=["packages"])
+@reader.get("/packages/{name}/{version}", response_model=VersionDetail, tags=["packages"],
+            responses=errors(404))
 def get_version(name: str, version: str, request: Request, store: StoreDep) -> dict[str, Any]:
     """A version and its manifest (``latest`` for the newest release)."""
     return _version_out(request, _version_or_404(store, name, version))
 
 
-@reader.get(
-    "/packages/{name}/{version}/files", response_model=list[FileEntry], tags=["packages"]
-)
+@reader.get("/packages/{name}/{version}/files", response_model=list[FileEntry],
+            tags=["packages"], responses=errors(404))
 def list_files(name: str, version: str, store: StoreDep) -> list[dict[str, Any]]:
     """The files of a version's wheel, for the source browser."""
     found = _version_or_404(store, name, version)
@@ -224,7 +235,8 @@ def list_files(name: str, version: str, store: StoreDep) -> list[dict[str, Any]]
     return [{**f, "sha256": f["digest"].removeprefix("sha256:")} for f in files]
 
 
-@reader.get("/packages/{name}/{version}/files/{path:path}", tags=["packages"])
+@reader.get("/packages/{name}/{version}/files/{path:path}", tags=["packages"],
+            responses=errors(404))
 def read_file(name: str, version: str, path: str, store: StoreDep) -> Response:
     """One file of a version's wheel: UTF-8 text as text/plain, anything else as bytes."""
     found = _version_or_404(store, name, version)
@@ -239,7 +251,7 @@ def read_file(name: str, version: str, path: str, store: StoreDep) -> Response:
     return Response(content, media_type="text/plain; charset=utf-8", headers=headers)
 
 
-@reader.get("/files/{filename}", tags=["packages"])
+@reader.get("/files/{filename}", tags=["packages"], responses=errors(404))
 def download(filename: str, store: StoreDep) -> Response:
     """A published wheel, as pip downloads it through ``/simple/``."""
     wheel = store.get_wheel(filename)

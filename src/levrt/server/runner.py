@@ -35,6 +35,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from levrt._driver import driver_gone
+from levrt.executors.docker import engine_url
 from levrt.store import Store
 from levrt.store._store import UNFINISHED_STATUSES
 
@@ -55,6 +56,37 @@ class Task:
     package: str | None = None  # "name==version" when the target is a published package's
     cancel_requested: asyncio.Event = field(default_factory=asyncio.Event)
     process: asyncio.subprocess.Process | None = None
+
+
+@dataclass(frozen=True)
+class ExecutorChoice:
+    """What runs the tasks' tools now: ``name`` (``docker``, ``process``, or None when
+    nothing may), why (``reason``), and the Docker API's ``url`` that answered."""
+
+    name: str | None
+    reason: str
+    url: str | None = None
+
+
+def choose_executor(settings: Settings) -> ExecutorChoice:
+    """The executor for the next task. ``auto`` takes the container engine when a Docker API
+    answers; without one, package code would run as plain processes of the server's user,
+    outside any sandbox, which this server does only when told (``allow_host_execution``,
+    or ``executor`` set to ``process``)."""
+    if settings.executor != "auto":
+        return ExecutorChoice(settings.executor,
+                              f"chosen by the setting LEV_SERVER_EXECUTOR={settings.executor}")
+    url = engine_url()
+    if url is not None:
+        return ExecutorChoice("docker", f"auto: a Docker API answers at {url}", url)
+    if settings.allow_host_execution:
+        return ExecutorChoice("process", "auto: no Docker API answers, so tools run as "
+                              "processes on this host (LEV_SERVER_ALLOW_HOST_EXECUTION)")
+    return ExecutorChoice(None, "auto: no Docker API answers (DOCKER_HOST or a usual "
+                          "socket), and this server runs no package code outside a container "
+                          "unless told: start a container engine, or set "
+                          "LEV_SERVER_ALLOW_HOST_EXECUTION=true (or LEV_SERVER_EXECUTOR="
+                          "process) to run tools as processes on the server")
 
 
 def _error_line(stderr: bytes, code: int | None) -> str:
@@ -165,11 +197,18 @@ class TaskRunner:
             self._tasks.pop(task.job_id, None)
 
     async def _execute(self, task: Task) -> None:
+        executor = await run_in_threadpool(choose_executor, self._settings)
+        if executor.name is None:
+            await run_in_threadpool(self._store.end_unfinished_job, task.job_id, "failed",
+                                    error=f"no executor may run it: {executor.reason}")
+            return
         # lev run's options before TARGET: after it, a parameter named like one (job, json,
         # ...) would take it over.
         argv = [sys.executable, "-m", "levrt", "run", "--job", task.job_id,
-                "--executor", self._settings.executor, "--quiet", "--json", task.target]
+                "--executor", executor.name, "--quiet", "--json", task.target]
         env = {**os.environ, "LEV_DB_URL": self._store.url}
+        if executor.url is not None:  # the engine that answered, not another one lev run finds
+            env["DOCKER_HOST"] = executor.url
         if task.package:
             path = await run_in_threadpool(published.search_path, self._store, task.package)
             env["PYTHONPATH"] = os.pathsep.join([*path, env.get("PYTHONPATH", "")]).rstrip(

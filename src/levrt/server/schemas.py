@@ -5,10 +5,40 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+
+from levrt.server.checks import check_json
+
+_ERRORS = {
+    400: "the body cannot be read, or an upload fails a check (detail says which)",
+    401: "missing, unknown or revoked API token (or wrong user name or password)",
+    403: "the caller may not do this (a namespace that is not theirs)",
+    404: "no such object, or one the caller may not see",
+    409: "it exists already, or its state does not allow this",
+    413: "the request, or a value in it, is larger than the server takes",
+    415: "the body is not of the media type the route takes",
+    422: "a field is missing or does not fit (detail names it)",
+    429: "too many requests of this kind for now: see Retry-After, or close some",
+}
 
 
-class LoginRequest(BaseModel):
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI ``responses`` of these error status codes, for a route or a router: each
+    answers ``{"detail": message}`` (422: FastAPI's list of fields)."""
+    return {code: {"description": _ERRORS[code]} for code in codes}
+
+
+class Body(BaseModel):
+    """A request body: each field's text must be Unicode and its lists and objects nested
+    at most :data:`~levrt.server.checks.MAX_DEPTH` levels (422 naming the field)."""
+
+    @field_validator("*")
+    @classmethod
+    def _bounded(cls, value: Any) -> Any:
+        return check_json(value)
+
+
+class LoginRequest(Body):
     user: str
     password: str
     token_name: str = Field("lev login", min_length=1, max_length=200)
@@ -21,7 +51,7 @@ class LoginOut(BaseModel):
     token_name: str
 
 
-class TokenRequest(BaseModel):
+class TokenRequest(Body):
     name: str = Field(min_length=1, max_length=200)
 
 

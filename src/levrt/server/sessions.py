@@ -1,10 +1,12 @@
 """Cookie sessions and CSRF tokens for the web pages.
 
-A session is a signed cookie, no server-side row: ``base64url(JSON) "." hex(HMAC-SHA256)``
-over ``{"user", "csrf", "exp"}``. The HMAC key is a random secret generated once and kept in
-``$LEV_HOME/web-secret`` (mode 0600): it survives restarts, and deleting the file logs every
-browser out. A visitor who is not logged in gets an anonymous session (``user`` None) too, so
-that the login form carries a CSRF token like every other form.
+A session is a signed cookie, no server-side row: itsdangerous' ``URLSafeTimedSerializer``
+signs ``{"user", "csrf"}`` with the time it was made (HMAC-SHA256), and a cookie older than
+:data:`MAX_AGE_SECONDS` or whose signature does not hold is no session. The secret is
+random, generated once and kept in ``$LEV_HOME/web-secret`` (mode 0600): it survives
+restarts, and deleting the file logs every browser out. A visitor who is not logged in gets
+an anonymous session (``user`` None) too, so that the login form carries a CSRF token like
+every other form.
 
 The CSRF token lives inside the signed cookie and goes in each form as a hidden field; a
 POST whose field does not equal its cookie's token is refused. A cross-site page can make a
@@ -14,17 +16,15 @@ the token.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
-import json
 import os
 import secrets
-import time
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import HTTPException, Request, Response
+from itsdangerous import BadData, URLSafeTimedSerializer
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
@@ -42,7 +42,6 @@ _SECRET_FILE = "web-secret"
 class Session:
     user: str | None
     csrf: str
-    expires: int
 
 
 def load_secret() -> bytes:
@@ -75,28 +74,28 @@ def _app_secret(request: Request) -> bytes:
     return secret
 
 
-def _sign(secret: bytes, payload: bytes) -> str:
-    return hmac.new(secret, payload, hashlib.sha256).hexdigest()
+def _serializer(secret: bytes) -> URLSafeTimedSerializer:
+    # The salt keeps these signatures apart from any other use of the same secret.
+    return URLSafeTimedSerializer(secret, salt="lev-session",
+                                  signer_kwargs={"digest_method": hashlib.sha256})
 
 
 def encode(secret: bytes, session: Session) -> str:
-    data = json.dumps({"user": session.user, "csrf": session.csrf, "exp": session.expires},
-                      separators=(",", ":")).encode()
-    payload = base64.urlsafe_b64encode(data).rstrip(b"=")
-    return f"{payload.decode()}.{_sign(secret, payload)}"
+    """The cookie value of ``session``, signed now."""
+    return _serializer(secret).dumps({"user": session.user, "csrf": session.csrf})
 
 
 def decode(secret: bytes, cookie: str) -> Session | None:
-    """The session in ``cookie`` when its signature holds and it has not expired."""
-    payload, _, signature = cookie.encode().rpartition(b".")
-    if not payload or not hmac.compare_digest(_sign(secret, payload), signature.decode()):
-        return None
+    """The session in ``cookie`` when its signature holds and it is at most
+    :data:`MAX_AGE_SECONDS` old."""
     try:
-        data = json.loads(base64.urlsafe_b64decode(payload + b"=" * (-len(payload) % 4)))
-        session = Session(data["user"], str(data["csrf"]), int(data["exp"]))
-    except (ValueError, KeyError, TypeError):
+        data = _serializer(secret).loads(cookie, max_age=MAX_AGE_SECONDS)
+        user, csrf = data["user"], data["csrf"]
+    except (BadData, KeyError, TypeError):
         return None
-    return session if session.expires > time.time() else None
+    if not isinstance(csrf, str) or not (user is None or isinstance(user, str)):
+        return None
+    return Session(user, csrf)
 
 
 def read(request: Request) -> Session | None:
@@ -106,7 +105,7 @@ def read(request: Request) -> Session | None:
 
 def new_session(user: str | None) -> Session:
     # A fresh CSRF token at each login: a token seen before logging in is worth nothing after.
-    return Session(user, secrets.token_urlsafe(32), int(time.time()) + MAX_AGE_SECONDS)
+    return Session(user, secrets.token_urlsafe(32))
 
 
 def set_cookie(request: Request, response: Response, session: Session) -> None:

@@ -64,18 +64,26 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(20 * MiB, gt=0)
     # The wheel's members once unpacked: a small zip can hold gigabytes.
     max_unpacked_bytes: int = Field(100 * MiB, gt=0)
+    # A package's manifest: every market page reads the latest ones.
+    max_manifest_bytes: int = Field(1 * MiB, gt=0)
     # The URL clients reach this server at (behind a proxy); else taken from each request.
     public_url: str | None = None
     # What runs the tasks' tools: containers when a Docker API answers (as on the original
-    # platform), else processes; "process" or "docker" to decide.
+    # platform); "process" or "docker" to decide.
     executor: Literal["auto", "process", "docker"] = "auto"
-    # Failed log-ins (web page and API) allowed per user name within the window (four times
-    # as many per client address), before that name or address must wait.
+    # Whether "auto" without an engine may run package code as plain processes of the
+    # server's user: a decision, never a fallback (the task fails without it).
+    allow_host_execution: bool = False
+    # Failed log-ins (web page and API) allowed per user name and client address within the
+    # window, in seconds (four times as many per address), before that name from that
+    # address, or that address, must wait.
     login_max_failures: int = Field(5, ge=1)
-    login_window: float = Field(900.0, gt=0)
+    login_window: float = Field(900.0, ge=1)
     # A task's parameters in all, as JSON: they sit in its job's record, read by every listing.
     max_params_bytes: int = Field(1 * MiB, gt=0)
     # Each task is a Python process with its tools under it: few at once by default.
     max_running_tasks: int = Field(2, ge=1)
+    # Live task streams (task pages, lev task follow) one user may have open at once.
+    max_event_streams: int = Field(20, ge=1)
     # Time a cancelled lev run has to record the cancellation and stop its runs.
     cancel_grace: float = Field(10.0, gt=0)

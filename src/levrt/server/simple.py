@@ -16,8 +16,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from packaging.utils import canonicalize_name
 
 from levrt.server.auth import StoreDep, current_reader
+from levrt.server.schemas import errors
 
-router = APIRouter(prefix="/simple", tags=["index"], dependencies=[Depends(current_reader)])
+router = APIRouter(prefix="/simple", tags=["index"], dependencies=[Depends(current_reader)],
+                   responses=errors(401, 404))
 
 # PEP 629: the API version of the pages, so pip knows what it reads.
 _HEAD = '<meta name="pypi:repository-version" content="1.0">'

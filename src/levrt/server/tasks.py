@@ -11,25 +11,29 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field, field_validator
+from pydantic import Field, field_validator
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from levrt._cli import _to_json, job_bundle
 from levrt._text import clean_data
 from levrt.server import published
 from levrt.server.auth import CurrentReader, CurrentUser, StoreDep
+from levrt.server.paging import Page
 from levrt.server.params import ParamsInvalid, check_params
 from levrt.server.runner import TaskRunner
-from levrt.server.upload import keep_file, limited_form
+from levrt.server.schemas import Body, errors
+from levrt.server.upload import OwnFiles, keep_file, limited_form
 from levrt.store import Store
 from levrt.store._store import FINAL_STATUSES, LOG_PAGE_BYTES, LOG_PAGE_ROWS
 
-router = APIRouter(prefix="/api/tasks", tags=["tasks"])
+router = APIRouter(prefix="/api/tasks", tags=["tasks"], responses=errors(401))
 
 # How often a live stream looks for new log lines and status changes.
 _EVENT_POLL_SECONDS = 0.3
@@ -39,7 +43,7 @@ _KEEPALIVE_SECONDS = 15.0
 TaskStatus = Literal["queued", "running", "done", "failed", "cancelled"]
 
 
-class TaskRequest(BaseModel):
+class TaskRequest(Body):
     target: str = Field(min_length=3, max_length=1000, description=(
         "a published tool mode or workflow: lev.<user>.<tool>.<module>:<function> (its "
         "qualname in the manifest) or lev.<user>.<tool>:<function> (an export of the "
@@ -86,8 +90,7 @@ def find_job(store: Store, user: dict[str, Any], task_id: str) -> dict[str, Any]
     return job
 
 
-@router.post("", status_code=202, responses={
-    413: {"description": "the parameters are larger than a task takes"}})
+@router.post("", status_code=202, responses=errors(400, 413, 422))
 async def submit(body: TaskRequest, request: Request, store: StoreDep,
                  user: CurrentUser) -> dict[str, Any]:
     """Launch ``target`` with ``params`` as a job: it is recorded ``queued`` and starts
@@ -134,40 +137,48 @@ def _checked(store: Store, user: dict[str, Any],
             raise _invalid({("version",): "only a published package's target has versions"})
         return body.target, body.params, None
     try:
-        params = check_params(found.entry, body.params, store)
+        # A File is a digest of the user's own uploads, never another user's.
+        params = check_params(found.entry, body.params, OwnFiles(store, user["name"]))
     except ParamsInvalid as exc:
         raise _invalid({("params", name): msg for name, msg in exc.errors.items()}) from None
     return found.entry["qualname"], params, found.pin
 
 
-@router.post("/files", status_code=201, responses={413: {"description": "too large"}})
+@router.post("/files", status_code=201, responses=errors(400, 413, 422))
 async def upload_file(request: Request, store: StoreDep, user: CurrentUser) -> dict[str, Any]:
     """Keep a file for a task's ``levrt.File`` parameter: multipart/form-data with one
     ``file`` part, at most ``LEV_SERVER_MAX_UPLOAD_BYTES``. Answers with its ``digest``
     (``sha256:<hex>``, the parameter's value), ``name`` and ``size``."""
     settings = request.app.state.settings
     form = await limited_form(request, settings.max_upload_bytes, max_files=1, max_fields=1)
-    kept = await keep_file(store, form.get("file"))
+    kept = await keep_file(store, form.get("file"), user["name"])
     if kept is None:
         raise _invalid({("file",): "send the file as the multipart/form-data part 'file'"})
     return kept
 
 
-@router.get("")
+@router.get("", responses=errors(422))
 def list_tasks(
-    store: StoreDep, user: CurrentUser,
+    request: Request, response: Response, store: StoreDep, user: CurrentUser,
     status: TaskStatus | None = None,
     q: Annotated[str | None, Query(max_length=200,
                                    description="text the name or target holds")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    page: Annotated[int, Query(ge=1, le=1_000_000, description="from 1")] = 1,
+    limit: Annotated[int, Query(ge=1, le=1000, description="tasks per page")] = 50,
 ) -> list[dict[str, Any]]:
-    """The caller's tasks (an administrator's: everyone's), newest first."""
+    """A page of the caller's tasks (an administrator's: everyone's), newest first. The
+    ``X-Total-Count`` header says how many match over all pages, and ``Link`` gives the
+    ``next`` and ``prev`` pages."""
     owner = None if user["is_admin"] else user["name"]
-    found = store.list_jobs(limit=limit, status=status, owner=owner, search=q)
+    total = store.count_jobs(status=status, owner=owner, search=q)
+    shown = Page(page, limit, total)
+    shown.set_headers(request, response)
+    found = store.list_jobs(limit=limit, offset=shown.offset, status=status, owner=owner,
+                            search=q)
     return [_summary(job) for job in found]
 
 
-@router.get("/{task_id}")
+@router.get("/{task_id}", responses=errors(404))
 def show(task_id: str, store: StoreDep, user: CurrentUser) -> dict[str, Any]:
     """The task as ``lev run --json`` prints it: job, runs, documents, the log's tail (the
     last rows, up to about 1 MiB; ``log_more`` is true when earlier rows exist: read them
@@ -175,7 +186,7 @@ def show(task_id: str, store: StoreDep, user: CurrentUser) -> dict[str, Any]:
     return job_bundle(store, find_job(store, user, task_id)["id"])
 
 
-@router.get("/{task_id}/logs")
+@router.get("/{task_id}/logs", responses=errors(404, 422))
 def logs(
     task_id: str, store: StoreDep, user: CurrentReader,
     after: Annotated[int, Query(ge=0)] = 0,
@@ -235,23 +246,73 @@ async def _events(request: Request, store: Store, job_id: str,
         await asyncio.sleep(_EVENT_POLL_SECONDS)
 
 
+class EventStreams:
+    """Open event streams per user, at most ``limit`` each: every stream polls the store,
+    so a user opening hundreds would slow the server for everyone."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._open: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def count(self, user: str) -> int:
+        return self._open.get(user, 0)
+
+    def open(self, user: str) -> Callable[[], None] | None:
+        """A new stream's closer (to call once it ends; more calls do nothing), or None
+        when the user has ``limit`` streams open."""
+        with self._lock:
+            if self._open.get(user, 0) >= self.limit:
+                return None
+            self._open[user] = self._open.get(user, 0) + 1
+        closed = False
+
+        def close() -> None:
+            nonlocal closed
+            with self._lock:
+                if not closed:
+                    closed = True
+                    self._open[user] -= 1
+                    if not self._open[user]:
+                        del self._open[user]
+
+        return close
+
+
+async def _closing(stream: AsyncIterator[str], close: Callable[[], None]) -> AsyncIterator[str]:
+    try:
+        async for chunk in stream:
+            yield chunk
+    finally:
+        close()
+
+
 @router.get("/{task_id}/events", response_class=StreamingResponse, responses={
     200: {"content": {"text/event-stream": {}},
-          "description": "events status, runs, log (one per line) and end"}})
+          "description": "events status, runs, log (one per line) and end"},
+    **errors(404, 422, 429)})
 def events(
     task_id: str, request: Request, store: StoreDep, user: CurrentReader,
     after: Annotated[int, Query(ge=0)] = 0,
 ) -> StreamingResponse:
     """Server-sent events until the job ends: ``status`` ({id, status, progress}) when it
     changes, ``runs`` ({runs, finished}: how many runs, how many ended) when that changes,
-    ``log`` (a log row) for each line after ``after``, then ``end`` ({status, error})."""
+    ``log`` (a log row) for each line after ``after``, then ``end`` ({status, error}).
+    429 when the user has ``LEV_SERVER_MAX_EVENT_STREAMS`` streams open already."""
     job = find_job(store, user, task_id)
-    return StreamingResponse(_events(request, store, job["id"], after),
-                             media_type="text/event-stream",
+    streams: EventStreams = request.app.state.event_streams
+    close = streams.open(user["name"])
+    if close is None:
+        raise HTTPException(429, f"you have {streams.limit} live task streams open (task "
+                            "pages or lev task follow): close some and try again",
+                            headers={"Retry-After": "10"})
+    # Closed when the stream ends, and after the response in case it never started.
+    return StreamingResponse(_closing(_events(request, store, job["id"], after), close),
+                             media_type="text/event-stream", background=BackgroundTask(close),
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
-@router.post("/{task_id}/cancel", status_code=202)
+@router.post("/{task_id}/cancel", status_code=202, responses=errors(404, 409))
 async def cancel(task_id: str, request: Request, store: StoreDep,
                  user: CurrentUser) -> dict[str, Any]:
     """Cancel a queued or running task: a running one is interrupted (its job ends

@@ -12,6 +12,7 @@ import json
 import re
 import stat
 import zipfile
+import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.parser import HeaderParser
@@ -28,6 +29,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 
+from levrt.server.checks import MAX_DEPTH, json_problem
 from levrt.store import Store, split_package_name
 
 # A wheel of a tool package holds a handful of files; this bounds the rows one upload writes.
@@ -99,16 +101,32 @@ async def limited_form(request: Request, limit: int, **limits: int) -> FormData:
     return await limited.form(**limits)
 
 
-async def keep_file(store: Store, upload: Any) -> dict[str, Any] | None:
-    """The form part ``upload`` kept in the store's files (for a ``levrt.File`` parameter):
-    its ``digest``, ``name`` (the file name without folders) and ``size``; None when the part
-    is no file, or an empty file field."""
+async def keep_file(store: Store, upload: Any, user: str) -> dict[str, Any] | None:
+    """The form part ``upload`` kept in the store's files as ``user``'s (for a ``levrt.File``
+    parameter): its ``digest``, ``name`` (the file name without folders) and ``size``; None
+    when the part is no file, or an empty file field."""
     if not isinstance(upload, UploadFile) or not upload.filename:
         return None
     content = await upload.read()
     name = PurePath(upload.filename).name
-    digest = await run_in_threadpool(store.put_file, content, name=name)
+    digest = await run_in_threadpool(store.keep_user_file, content, name=name, user=user)
     return {"digest": digest, "name": name, "size": len(content)}
+
+
+class OwnFiles:
+    """``store`` as the parameter converter sees it for ``user``: of the stored files, only
+    those the user uploaded exist (another user's digest is refused as unknown). The rest of
+    the store is the store's."""
+
+    def __init__(self, store: Store, user: str) -> None:
+        self._store = store
+        self._user = user
+
+    def has_file(self, digest: str) -> bool:
+        return self._store.owns_file(self._user, digest)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
 
 
 async def read_upload(request: Request, limit: int) -> tuple[UploadFile, bytes]:
@@ -145,11 +163,22 @@ async def read_upload(request: Request, limit: int) -> tuple[UploadFile, bytes]:
 # -- checking the upload -------------------------------------------------------------------
 
 
-def _load_manifest(data: bytes) -> dict[str, Any]:
+def _load_manifest(data: bytes, limit: int) -> dict[str, Any]:
+    # Every market page reads the manifests: their size is bounded like the upload's.
+    if len(data) > limit:
+        raise UploadRefused(
+            f"the manifest is {len(data)} bytes; the server takes at most {limit} "
+            "(setting LEV_SERVER_MAX_MANIFEST_BYTES)", 413)
     try:
         manifest = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UploadRefused(f"the manifest is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise UploadRefused(f"the manifest is refused: nested deeper than {MAX_DEPTH} "
+                            "levels") from None
+    problem = json_problem(manifest)
+    if problem is not None:
+        raise UploadRefused(f"the manifest is refused: {problem}")
     if not isinstance(manifest, dict):
         raise UploadRefused("the manifest must be a JSON object")
     for key in ("package", "version"):
@@ -228,7 +257,7 @@ def _read_metadata(archive: zipfile.ZipFile, names: set[str]) -> tuple[str, dict
     if path not in names:
         raise UploadRefused(f"the wheel has no {path}")
     try:
-        text = archive.read(path).decode("utf-8")
+        text = _read_member(archive, archive.getinfo(path)).decode("utf-8")
     except UnicodeDecodeError:
         raise UploadRefused(f"{path} is not UTF-8 text") from None
     headers = HeaderParser().parsestr(text)
@@ -237,6 +266,16 @@ def _read_metadata(archive: zipfile.ZipFile, names: set[str]) -> tuple[str, dict
         if not fields[key]:
             raise UploadRefused(f"{path} has no {key} field")
     return dist_infos[0], {key: value.strip() for key, value in fields.items() if value}
+
+
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    """A member's bytes; :class:`UploadRefused` when they cannot be unpacked (a corrupted or
+    truncated member, an unknown compression)."""
+    try:
+        return archive.read(info)
+    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, zlib.error) as exc:
+        raise UploadRefused(f"wheel member {info.filename!r} cannot be unpacked: {exc}") \
+            from None
 
 
 def _same_version(a: str, b: str) -> bool:
@@ -273,10 +312,13 @@ def _check_exports(manifest: dict[str, Any], package: str, names: set[str]) -> N
 
 
 def check_upload(
-    wheel: IO[bytes], filename: str, manifest_data: bytes, *, max_unpacked: int
+    wheel: IO[bytes], filename: str, manifest_data: bytes, *, max_unpacked: int,
+    max_manifest: int,
 ) -> CheckedUpload:
-    """Check a wheel and its manifest (see the module doc); :class:`UploadRefused` if not."""
-    manifest = _load_manifest(manifest_data)
+    """Check a wheel and its manifest (see the module doc); :class:`UploadRefused` if not.
+    ``max_unpacked`` bounds the wheel's members once unpacked, ``max_manifest`` the manifest,
+    in bytes (413 past either)."""
+    manifest = _load_manifest(manifest_data, max_manifest)
     package, version = manifest["package"], manifest["version"]
     try:
         user, tool = split_package_name(package)
@@ -311,12 +353,8 @@ def check_upload(
         if init not in names:
             raise UploadRefused(f"the wheel does not hold {init}, the package {package} itself")
         _check_exports(manifest, package, names)
-        try:
-            files = [
-                (info.filename, archive.read(info)) for info in infos if not info.is_dir()
-            ]
-        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
-            raise UploadRefused(f"{filename} cannot be unpacked: {exc}") from None
+        files = [(info.filename, _read_member(archive, info))
+                 for info in infos if not info.is_dir()]
     wheel.seek(0)
     return CheckedUpload(
         package=package,

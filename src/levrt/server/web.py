@@ -28,12 +28,14 @@ from levrt._params import jsonable
 from levrt.annot.cats import Attck
 from levrt.server import published, sessions
 from levrt.server.auth import verify_login
+from levrt.server.checks import MAX_DEPTH, check_json
 from levrt.server.devices import local_device
+from levrt.server.paging import Page
 from levrt.server.params import NAMED_KINDS, ParamsInvalid, check_value
 from levrt.server.runner import TaskRunner
 from levrt.server.tasks import find_job
 from levrt.server.throttle import LoginThrottled
-from levrt.server.upload import UploadRefused, keep_file
+from levrt.server.upload import OwnFiles, UploadRefused, keep_file
 from levrt.store import Store
 from levrt.store._store import FINAL_STATUSES
 
@@ -47,6 +49,9 @@ _STATUSES = ("queued", "running", "done", "failed", "cancelled")
 # Log lines rendered with the task page; the live log fetches the rest.
 _PAGE_LOG_LINES = 2000
 _TASK_LIST_LIMIT = 200
+# Cards and rows per page of the market and the task list.
+_MARKET_PAGE = 30
+_TASKS_PAGE = 50
 
 
 def _store(request: Request) -> Store:
@@ -136,6 +141,11 @@ async def logout(request: Request) -> Response:
     return response
 
 
+def _page_number(text: str | None) -> int:
+    """The page a link asks for; the first for anything that is not a page number."""
+    return int(text) if text and text.isdigit() and 0 < int(text) <= 1_000_000 else 1
+
+
 # -- market --------------------------------------------------------------------------------
 
 
@@ -168,7 +178,7 @@ templates.env.tests["http_url"] = _is_http_url
 
 
 def _market(store: Store, q: str | None, kind: str | None, category: str | None,
-            owner: str | None) -> dict[str, Any]:
+            owner: str | None, page: int) -> dict[str, Any]:
     every = store.list_packages()
     cats_of = {}
     for package in every:
@@ -184,18 +194,20 @@ def _market(store: Store, q: str | None, kind: str | None, category: str | None,
         cards.append({**package, "description": description or package["summary"],
                       "kinds": kinds, "categories": cats})
     all_cats = sorted({cat for _, cats in cats_of.values() for cat in cats})
-    return {"cards": cards, "owners": sorted({p["owner"] for p in every}),
-            "all_categories": all_cats}
+    shown = Page(page, _MARKET_PAGE, len(cards))
+    return {"cards": cards[shown.offset:shown.offset + shown.size], "page": shown,
+            "owners": sorted({p["owner"] for p in every}), "all_categories": all_cats}
 
 
 @router.get("/", response_class=HTMLResponse)
 async def market(request: Request, q: str | None = None, kind: str | None = None,
-                 category: str | None = None, owner: str | None = None) -> Response:
+                 category: str | None = None, owner: str | None = None,
+                 page: str | None = None) -> Response:
     user = await _user(request)
     # Empty form fields mean "any".
     kind = kind if kind in ("tool", "workflow") else None
     found = await run_in_threadpool(_market, _store(request), q or None, kind,
-                                    category or None, owner or None)
+                                    category or None, owner or None, _page_number(page))
     return _render(request, "market.html", user=user, q=q or "", kind=kind or "",
                    category=category or "", owner=owner or "", **found)
 
@@ -299,16 +311,23 @@ def _params_json(params: Any) -> str:
 templates.env.filters["params_json"] = _params_json
 
 
+def _tasks(store: Store, page: int, **filters: Any) -> dict[str, Any]:
+    shown = Page(page, _TASKS_PAGE, store.count_jobs(**filters))
+    return {"jobs": store.list_jobs(limit=shown.size, offset=shown.offset, **filters),
+            "page": shown}
+
+
 @router.get("/tasks", response_class=HTMLResponse)
-async def tasks_page(request: Request, status: str | None = None,
-                     q: str | None = None) -> Response:
+async def tasks_page(request: Request, status: str | None = None, q: str | None = None,
+                     page: str | None = None) -> Response:
     user = await _user(request)
     status = status if status in _STATUSES else None
     owner = None if user["is_admin"] else user["name"]
-    shown = await run_in_threadpool(_store(request).list_jobs, limit=_TASK_LIST_LIMIT,
-                                    status=status, owner=owner, search=(q or "")[:200] or None)
-    return _render(request, "tasks.html", user=user, jobs=shown, status=status or "",
-                   q=q or "", statuses=_STATUSES)
+    found = await run_in_threadpool(_tasks, _store(request), _page_number(page),
+                                    status=status, owner=owner,
+                                    search=(q or "")[:200] or None)
+    return _render(request, "tasks.html", user=user, status=status or "", q=q or "",
+                   statuses=_STATUSES, **found)
 
 
 def _cell(value: Any) -> str:
@@ -507,7 +526,8 @@ async def revoke_token(request: Request, token_id: int) -> Response:
 @router.get("/devices", response_class=HTMLResponse)
 async def devices_page(request: Request) -> Response:
     user = await _user(request)
-    return _render(request, "devices.html", user=user, devices=[local_device(request)])
+    device = await run_in_threadpool(local_device, request)
+    return _render(request, "devices.html", user=user, devices=[device])
 
 
 # -- new task: the Quick form --------------------------------------------------------------
@@ -585,7 +605,7 @@ def _argv_rows(form: Any) -> list[str]:
     return [str(row) for row in form.getlist("c_argv")]
 
 
-def _check_argv(field: dict[str, Any], rows: list[str], store: Store) -> list[str]:
+def _check_argv(field: dict[str, Any], rows: list[str], store: OwnFiles) -> list[str]:
     """The argv of the Customized form's rows, blank rows skipped; ValueError when nothing
     is left or a row does not match the parameter's pattern."""
     argv = [row for row in rows if row.strip()]
@@ -609,10 +629,11 @@ def _form_page(request: Request, user: dict[str, Any], found: published.Publishe
                    argv=argv, argv_error=argv_error)
 
 
-async def _store_files(store: Store, fields: list[dict[str, Any]],
-                       form: FormData) -> dict[str, str | bytes]:
+async def _store_files(store: Store, fields: list[dict[str, Any]], form: FormData,
+                       user: str) -> dict[str, str | bytes]:
     """What the form's file fields carry: for a ``File`` parameter, the digest of the file
-    kept in the store's files; for a ``bytes`` one, the file's content."""
+    kept in the store's files as ``user``'s (a ``File`` takes only its user's uploads); for a
+    ``bytes`` one, the file's content."""
     uploaded: dict[str, str | bytes] = {}
     for field in fields:
         if field["widget"] != "file":
@@ -622,7 +643,7 @@ async def _store_files(store: Store, fields: list[dict[str, Any]],
             if isinstance(part, UploadFile) and part.filename:
                 uploaded[field["name"]] = await part.read()
             continue
-        kept = await keep_file(store, part)
+        kept = await keep_file(store, part, user)
         if kept is not None:
             uploaded[field["name"]] = kept["digest"]
     return uploaded
@@ -655,6 +676,7 @@ async def run_submit(request: Request, name: str, export: str) -> Response:
     except LookupError as exc:
         return _not_found(request, user, str(exc))
     fields = _fields(found.entry)
+    own = OwnFiles(store, user["name"])  # a File is a digest of the user's own uploads
     params: dict[str, Any] = {}
     errors: dict[str, str] = {}
     values: dict[str, Any] = {}
@@ -662,12 +684,12 @@ async def run_submit(request: Request, name: str, export: str) -> Response:
         values = {f["name"]: _initial(f) for f in fields}
         typed = _argv_rows(form)
         try:
-            params["argv"] = await run_in_threadpool(_check_argv, fields[0], typed, store)
+            params["argv"] = await run_in_threadpool(_check_argv, fields[0], typed, own)
         except ValueError as exc:
             return _form_page(request, user, found, fields, values, {}, 400,
                               tab="customized", argv=typed, argv_error=str(exc))
         fields = []  # checked: nothing left for the Quick form's loop
-    uploaded = await _store_files(store, fields, form)
+    uploaded = await _store_files(store, fields, form, user["name"])
     for field in fields:
         raw = uploaded.get(field["name"], form.get(f"p_{field['name']}"))
         values[field["name"]] = (raw is not None if field["widget"] == "checkbox" else
@@ -675,8 +697,11 @@ async def run_submit(request: Request, name: str, export: str) -> Response:
         try:
             value = _form_value(field, raw)
             if value is not _OMITTED:
-                params[field["name"]] = await run_in_threadpool(check_value, field, value,
-                                                                store)
+                # Text typed as JSON may nest deeper than the task can take (or parse).
+                params[field["name"]] = check_json(await run_in_threadpool(
+                    check_value, field, value, own))
+        except RecursionError:
+            errors[field["name"]] = f"nested deeper than {MAX_DEPTH} levels"
         except ValueError as exc:
             errors[field["name"]] = str(exc)
     if errors:

@@ -24,7 +24,16 @@ from sqlalchemy import Connection, Row, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from levrt.store._common import insert_file, now, utc
-from levrt.store.models import File, Namespace, Package, PackageVersion, Token, User, VersionFile
+from levrt.store.models import (
+    File,
+    FileOwner,
+    Namespace,
+    Package,
+    PackageVersion,
+    Token,
+    User,
+    VersionFile,
+)
 
 # User and namespace names are the <user> of the import path lev.<user>.<tool>: lower case
 # only, so that two of them never fold into one PEP 503 project name.
@@ -47,6 +56,7 @@ _packages = Package.__table__
 _versions = PackageVersion.__table__
 _version_files = VersionFile.__table__
 _files = File.__table__
+_file_owners = FileOwner.__table__
 
 
 class HubError(Exception):
@@ -269,6 +279,31 @@ class HubMixin:
             password_matches(password, _decoy_hash())
             return None
         return _user_dict(row) if password_matches(password, row.password_hash) else None
+
+    # -- uploaded files ----------------------------------------------------------------
+
+    def keep_user_file(self, content: bytes, *, name: str | None, user: str) -> str:
+        """Store ``content`` (once, whoever else uploads the same bytes) as a file ``user``
+        owns, and return its digest (``sha256:<hex>``); KeyError for an unknown user."""
+        with self._write() as conn:
+            user_id = conn.execute(select(_users.c.id).where(_users.c.name == user)).scalar()
+            if user_id is None:
+                raise KeyError(f"no user {user!r}")
+            digest = insert_file(conn, content, name)
+            owned = conn.execute(select(_file_owners.c.digest).where(
+                _file_owners.c.digest == digest, _file_owners.c.user_id == user_id)).first()
+            if owned is None:
+                conn.execute(insert(_file_owners).values(digest=digest, user_id=user_id,
+                                                         created_at=now()))
+        return digest
+
+    def owns_file(self, user: str, digest: str) -> bool:
+        """Whether ``user`` uploaded the file ``digest`` (:meth:`keep_user_file`)."""
+        query = (select(_file_owners.c.digest)
+                 .join(_users, _users.c.id == _file_owners.c.user_id)
+                 .where(_users.c.name == user, _file_owners.c.digest == digest))
+        with self._read() as conn:
+            return conn.execute(query).first() is not None
 
     # -- tokens ------------------------------------------------------------------------
 

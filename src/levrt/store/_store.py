@@ -30,6 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.sql import ColumnElement
 
 from levrt._driver import driver_gone
 from levrt._text import clean_data, clean_text
@@ -44,7 +45,7 @@ from levrt.store.models import NO_RUN, Document, DocumentField, File, Job, Log, 
 # The newest revision in migrations/versions. Kept here so opening an
 # up-to-date store needs neither Alembic nor a scan of the scripts; a test
 # checks it against the scripts.
-SCHEMA_HEAD = "0004"
+SCHEMA_HEAD = "0005"
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -147,6 +148,18 @@ def _job_dict(row: Row[Any]) -> dict[str, Any]:
         "started_at": _utc(row.started_at),
         "finished_at": _utc(row.finished_at),
     }
+
+
+def _job_filters(status: str | None, owner: str | None,
+                 search: str | None) -> list[ColumnElement[bool]]:
+    """The conditions of list_jobs and count_jobs."""
+    found: list[ColumnElement[bool]] = [
+        column == value for column, value in ((_jobs.c.status, status), (_jobs.c.owner, owner))
+        if value is not None]
+    if search:
+        found.append(_jobs.c.name.icontains(search, autoescape=True)
+                     | _jobs.c.target.icontains(search, autoescape=True))
+    return found
 
 
 def _run_dict(row: Row[Any]) -> dict[str, Any]:
@@ -552,21 +565,26 @@ class Store(HubMixin):
         owner: str | None = None,
         search: str | None = None,
         oldest_first: bool = False,
+        offset: int = 0,
     ) -> list[dict[str, Any]]:
         """Up to ``limit`` jobs, newest first (or oldest), optionally only those with
-        ``status`` and ``owner`` and whose name or target holds ``search`` (any case)."""
+        ``status`` and ``owner`` and whose name or target holds ``search`` (any case);
+        ``offset`` skips that many first."""
         created = _jobs.c.created_at if oldest_first else _jobs.c.created_at.desc()
-        query = select(_jobs).order_by(created, _jobs.c.id).limit(limit)
-        for column, value in ((_jobs.c.status, status), (_jobs.c.owner, owner)):
-            if value is not None:
-                query = query.where(column == value)
-        if search:
-            query = query.where(_jobs.c.name.icontains(search, autoescape=True)
-                                | _jobs.c.target.icontains(search, autoescape=True))
+        query = (select(_jobs).where(*_job_filters(status, owner, search))
+                 .order_by(created, _jobs.c.id).limit(limit).offset(offset))
         with self._read() as conn:
             jobs = [_job_dict(row) for row in conn.execute(query)]
         settled = [self._settled(job) for job in jobs]
         return [job for job in settled if status is None or job["status"] == status]
+
+    def count_jobs(self, *, status: str | None = None, owner: str | None = None,
+                   search: str | None = None) -> int:
+        """How many jobs :meth:`list_jobs` finds with these filters, without a limit."""
+        query = select(func.count()).select_from(_jobs).where(
+            *_job_filters(status, owner, search))
+        with self._read() as conn:
+            return int(conn.execute(query).scalar_one())
 
     def resolve_job(self, prefix: str) -> str:
         """The full id of the one job whose id starts with ``prefix``."""

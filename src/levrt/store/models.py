@@ -145,6 +145,17 @@ class File(Base):
 # -- the hub ---------------------------------------------------------------------
 
 
+class FileOwner(Base):
+    """A user who uploaded a file (for a task's ``File`` parameter): only they may use its
+    digest. Two users uploading the same bytes each own the one stored file."""
+
+    __tablename__ = "file_owners"
+
+    digest: Mapped[str] = mapped_column(ForeignKey("files.digest"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class User(Base):
     __tablename__ = "users"
 
