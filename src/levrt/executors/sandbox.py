@@ -87,6 +87,14 @@ def kept_paths(paths: Iterable[str]) -> list[str]:
     return kept
 
 
+def _empty(path: str) -> bool:
+    try:
+        with os.scandir(path) as entries:
+            return next(entries, None) is None
+    except OSError:
+        return False
+
+
 def _splice(host_dir: str | None, dest: str, needed: _Tree, argv: list[str]) -> None:
     """Make ``dest`` a tmpfs holding binds of ``host_dir``'s entries, then add ``needed``."""
     if dest != "/":
@@ -102,6 +110,8 @@ def _splice(host_dir: str | None, dest: str, needed: _Tree, argv: list[str]) -> 
                 continue
             elif entry.is_symlink():
                 argv += ["--symlink", os.readlink(entry.path), target]
+            elif entry.is_dir() and _empty(entry.path):
+                argv += ["--dir", target]  # the same to the run, and a mount less per run
             else:
                 argv += ["--ro-bind", entry.path, target]
     for name, sub in sorted(needed.items()):
