@@ -62,6 +62,7 @@ class ProcessExecutor(Executor):
     def describe(self) -> str:
         return "process" if self.settings.sandbox else "process (unsandboxed: sandbox = false)"
 
+    @functools.cached_property
     def _keep(self) -> list[str]:
         """Host paths a run needs to start, wherever they are installed."""
         prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
@@ -86,11 +87,12 @@ class ProcessExecutor(Executor):
             raise ExecutorError(f"run {spec.name!r}: " + NO_BWRAP)
         if not spec.files:
             if self._sandbox_argv is None:
-                self._sandbox_argv = bwrap_argv({}, self._keep(), binary=self.bwrap)
+                self._sandbox_argv = bwrap_argv({}, self._keep, binary=self.bwrap)
             return self._sandbox_argv
         assert scratch is not None
         try:
-            return bwrap_argv(_write_files(spec.files, scratch), self._keep(), binary=self.bwrap)
+            return bwrap_argv(_write_files(spec.files, scratch), self._keep,
+                              binary=self.bwrap)
         except SandboxError as exc:
             raise ExecutorError(f"run {spec.name!r}: {exc}") from None
 
