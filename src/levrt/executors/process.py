@@ -66,7 +66,9 @@ class ProcessExecutor(Executor):
     def _keep(self) -> list[str]:
         """Host paths a run needs to start, wherever they are installed."""
         prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
-        python = (self.python, os.path.realpath(self.python))
+        # Another interpreter's prefix: the directory above its bin/, as a link and resolved.
+        python = [os.path.dirname(os.path.dirname(p))
+                  for p in (os.path.abspath(self.python), os.path.realpath(self.python))]
         return kept_paths([*prefixes, *python, *sys.path, str(SHIM_PATH), self.shim])
 
     def _prefix(self, spec: RunSpec, scratch: Path | None) -> list[str]:
