@@ -76,9 +76,9 @@ class ProcessExecutor(Executor):
         if not spec.files and not self.settings.sandbox:
             if not self._warned:
                 self._warned = True
-                logger.warning("runs are NOT sandboxed (sandbox = false): they see and can "
-                               "write the host's files, and processes they leave behind "
-                               "outlive them")
+                logger.warning("runs are NOT sandboxed (sandbox = false, LEV_SANDBOX=0): they "
+                               "see and can write the host's files, and processes they leave "
+                               "behind outlive them")
             return []
         if self.bwrap is None and not self.settings.sandbox:
             raise ExecutorError(
