@@ -9,6 +9,9 @@
     host), which splits our overhead into the child's part and the host's.
 (b) fan-out: F no-op runs in ``Concurrent(limit=L)`` in one job, against F raw
     subprocesses bounded by ``asyncio.Semaphore(L)``.
+(c) the sandbox's cost: the same no-op entry, and ``cmd=["true"]``, started N
+    times in a row through the process executor with the sandbox on and off,
+    interleaved run by run.
 
 A benchmark, not a test: it exits 0 whether the targets are met or not. See
 bench/README.md for what the figures mean.
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import dataclasses
 import json
 import os
 import platform
@@ -43,6 +47,8 @@ if TYPE_CHECKING:
 TARGET_ADDED_MS = 10.0
 #: ours at most this many times the raw wall time in (b)
 TARGET_FANOUT_RATIO = 2.0
+#: the sandbox adds at most this many ms per run, median of (c)
+TARGET_SANDBOX_MS = 10.0
 #: runs in the cProfile pass and entries shown from it
 PROFILE_RUNS = 20
 PROFILE_TOP = 15
@@ -149,7 +155,7 @@ def summarize(samples: list[Sample]) -> dict[str, float]:
     }
 
 
-def bench_sequential(store: Store, runs: int) -> dict[str, Any]:
+def bench_sequential(store: Store, runs: int, sandbox: bool) -> dict[str, Any]:
     import noop_tool
 
     import levrt
@@ -159,7 +165,7 @@ def bench_sequential(store: Store, runs: int) -> dict[str, Any]:
     payload = dumps(pack(noop_tool.entry())).encode()
     log(f"(a) {runs} sequential runs per side (ours, raw, shim), after one warm-up each ...")
     samples = asyncio.run(levrt.arun(sequential_job(runs, payload), "bench-sequential",
-                                     store=store, executor="process"))
+                                     store=store, executor=process_executor(sandbox)))
     stats = {name: summarize(ms) for name, ms in samples.items()}
     ours, raw, shim = stats["ours"], stats["raw"], stats["shim"]
     added = {
@@ -222,12 +228,13 @@ async def fanout_job(count: int, limit: int, rounds: int) -> dict[str, list[Samp
     return samples
 
 
-def bench_fanout(store: Store, count: int, limit: int, rounds: int) -> dict[str, Any]:
+def bench_fanout(store: Store, count: int, limit: int, rounds: int,
+                 sandbox: bool) -> dict[str, Any]:
     import levrt
 
     log(f"(b) fan-out of {count} runs per side, limit {limit}, {rounds} round(s) per side ...")
     samples = asyncio.run(levrt.arun(fanout_job(count, limit, rounds), "bench-fanout",
-                                     store=store, executor="process"))
+                                     store=store, executor=process_executor(sandbox)))
     result: dict[str, Any] = {"runs": count, "limit": limit, "rounds": rounds}
     for name, side in samples.items():
         wall = statistics.fmean(s.wall for s in side) / 1000.0
@@ -249,6 +256,71 @@ def bench_fanout(store: Store, count: int, limit: int, rounds: int) -> dict[str,
         "target_ratio": TARGET_FANOUT_RATIO,
         "pass": ratio <= TARGET_FANOUT_RATIO,
     })
+    return result
+
+
+# -- (c) the sandbox's cost ------------------------------------------------------
+
+
+def process_executor(sandbox: bool) -> Any:
+    from levrt._config import load_settings
+    from levrt.executors.process import ProcessExecutor
+
+    return ProcessExecutor(settings=dataclasses.replace(load_settings(), sandbox=sandbox))
+
+
+class _Discard:
+    """An observer that drops what a run reports: (c) measures the executor alone."""
+
+    def on_log(self, stream: str, lines: list[str]) -> None:
+        pass
+
+    def on_ctx(self, data: dict[str, Any]) -> None:
+        pass
+
+    def on_error(self, kind: str, message: str) -> None:
+        raise RuntimeError(f"a no-op run failed: {kind}: {message}")
+
+
+async def sandbox_job(runs: int) -> dict[str, dict[str, list[Sample]]]:
+    import noop_tool
+
+    from levrt._remote import pack
+    from levrt.executors import RunSpec
+
+    executors = {"on": process_executor(True), "off": process_executor(False)}
+    specs = {
+        "entry": RunSpec("bench", 0, "noop", "bench", payload=pack(noop_tool.entry())),
+        "cmd": RunSpec("bench", 0, "true", "bench", cmd=["true"]),
+    }
+
+    async def once(side: str, spec: RunSpec) -> None:
+        handle = await executors[side].start(spec, _Discard())
+        code = await handle.wait()
+        if code != 0:
+            raise RuntimeError(f"a no-op {spec.name} run exited with {code} (sandbox {side})")
+
+    samples: dict[str, dict[str, list[Sample]]] = {}
+    for kind, spec in specs.items():
+        for side in executors:  # warm-up: the sandbox's argv is built once per executor
+            await once(side, spec)
+        samples[kind] = {side: [] for side in executors}
+        for i in range(runs):
+            for side in (["on", "off"] if i % 2 == 0 else ["off", "on"]):
+                samples[kind][side].append(await Sample().measure(once(side, spec)))
+    return samples
+
+
+def bench_sandbox(runs: int) -> dict[str, Any]:
+    log(f"(c) the sandbox: {runs} sequential runs per side (on, off), entry and cmd ...")
+    result: dict[str, Any] = {"runs": runs, "target_added_ms": TARGET_SANDBOX_MS}
+    for kind, sides in asyncio.run(sandbox_job(runs)).items():
+        on, off = summarize(sides["on"]), summarize(sides["off"])
+        added = on["median_ms"] - off["median_ms"]
+        result[kind] = {"on": on, "off": off, "added_median_ms": added,
+                        "ratio_median": on["median_ms"] / off["median_ms"]}
+    result["pass"] = all(result[k]["added_median_ms"] <= TARGET_SANDBOX_MS
+                         for k in ("entry", "cmd"))
     return result
 
 
@@ -339,17 +411,57 @@ def _row(label: str, ours: float, raw: float, fmt: str, added: bool = True) -> s
 
 
 def render(result: dict[str, Any]) -> str:
-    a, b, env = result["sequential"], result["fanout"], result["environment"]
-    header = f"    {'':<20}{'ours':>9}{'raw':>9}{'ratio':>8}{'added':>9}   target"
-    ours_a, raw_a, shim = a["ours"], a["raw"], a["shim"]
-    split = a["split_median_ms"]
+    env = result["environment"]
     lines = [
         f"levrt runtime benchmark - {env['date']} - {env['cpus']} CPUs, Python "
         f"{env['python']}, {env['platform']}",
         _load_line(env),
+    ]
+    if "sequential" in result:
+        lines += _render_ab(result["sequential"], result["fanout"], env)
+    c = result["sandbox"]
+    lines += [
+        "",
+        f"(c) the sandbox: {c['runs']} sequential runs per side through the process "
+        "executor, on and off interleaved",
+        f"    {'':<20}{'on':>9}{'off':>9}{'ratio':>8}{'added':>9}   target",
+    ]
+    for kind in ("entry", "cmd"):
+        on, off = c[kind]["on"], c[kind]["off"]
+        lines += [
+            _row(f"{kind} mean ms/run", on["mean_ms"], off["mean_ms"], ".1f"),
+            _row(f"{kind} median ms/run", on["median_ms"], off["median_ms"], ".1f")
+            + f"   <= {c['target_added_ms']:.0f} ms added  "
+            f"{verdict(c[kind]['added_median_ms'] <= c['target_added_ms'])}",
+            _row(f"{kind} child cpu ms", on["child_cpu_ms"], off["child_cpu_ms"], ".1f"),
+        ]
+    profile = result.get("profile")
+    if profile:
+        lines += [
+            "",
+            f"profile hint (a target was missed): ours alone, {profile['runs']} sequential runs "
+            "under cProfile, parent process only (the profiler inflates host times)",
+            f"    {profile['wall_ms_per_run']:.1f} ms/run wall = "
+            f"{profile['idle_ms_per_run']:.1f} ms blocked in epoll (waiting for the child) + "
+            f"{profile['busy_ms_per_run']:.1f} ms busy on the host",
+            f"    top {PROFILE_TOP} by cumulative time (a coroutine's ncalls counts resumptions):",
+            *_profile_rows(profile["top_cumulative"]),
+            "    the same, src/levrt functions only:",
+            *_profile_rows(profile["top_levrt"][:PROFILE_SHORT]),
+            "    by own time, waiting in epoll left out:",
+            *_profile_rows(profile["top_own"][:PROFILE_SHORT]),
+        ]
+    return "\n".join(lines)
+
+
+def _render_ab(a: dict[str, Any], b: dict[str, Any], env: dict[str, Any]) -> list[str]:
+    header = f"    {'':<20}{'ours':>9}{'raw':>9}{'ratio':>8}{'added':>9}   target"
+    ours_a, raw_a, shim = a["ours"], a["raw"], a["shim"]
+    split = a["split_median_ms"]
+    return [
         "",
         f"(a) per-run overhead: {a['runs']} sequential no-op runs per side in one job, "
-        "sides rotated",
+        f"sides rotated, sandbox {env['sandbox']}",
         header,
         _row("mean ms/run", ours_a["mean_ms"], raw_a["mean_ms"], ".1f"),
         _row("median ms/run", ours_a["median_ms"], raw_a["median_ms"], ".1f")
@@ -374,23 +486,6 @@ def render(result: dict[str, Any]) -> str:
         f"    rounds s: ours {_list(b['ours']['rounds_s'])}, raw {_list(b['raw']['rounds_s'])}; "
         f"cpu ratio {b['cpu_ratio']:.2f}x",
     ]
-    profile = result.get("profile")
-    if profile:
-        lines += [
-            "",
-            f"profile hint (a target was missed): ours alone, {profile['runs']} sequential runs "
-            "under cProfile, parent process only (the profiler inflates host times)",
-            f"    {profile['wall_ms_per_run']:.1f} ms/run wall = "
-            f"{profile['idle_ms_per_run']:.1f} ms blocked in epoll (waiting for the child) + "
-            f"{profile['busy_ms_per_run']:.1f} ms busy on the host",
-            f"    top {PROFILE_TOP} by cumulative time (a coroutine's ncalls counts resumptions):",
-            *_profile_rows(profile["top_cumulative"]),
-            "    the same, src/levrt functions only:",
-            *_profile_rows(profile["top_levrt"][:PROFILE_SHORT]),
-            "    by own time, waiting in epoll left out:",
-            *_profile_rows(profile["top_own"][:PROFILE_SHORT]),
-        ]
-    return "\n".join(lines)
 
 
 def _load_line(env: dict[str, Any]) -> str:
@@ -436,6 +531,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--profile", choices=("auto", "always", "never"), default="auto",
                         help="cProfile pass of ours: when a target is missed (default), "
                         "always or never")
+    parser.add_argument("--sandbox", choices=("on", "off"), default="on",
+                        help="the process executor's sandbox in (a) and (b) (default on)")
+    parser.add_argument("--only", choices=("all", "sandbox"), default="all",
+                        help="all sections (default) or only (c), the sandbox's cost")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     return parser.parse_args(argv)
 
@@ -462,6 +561,7 @@ def main(argv: list[str] | None = None) -> int:
 
         store = Store(f"sqlite:///{home}/bench.db")
         try:
+            sandbox = args.sandbox == "on"
             result: dict[str, Any] = {
                 "environment": {
                     "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -469,14 +569,19 @@ def main(argv: list[str] | None = None) -> int:
                     "python": platform.python_version(),
                     "platform": platform.platform(terse=True),
                     "executor": "process",
+                    "sandbox": args.sandbox,
                     # Other load skews wall times (our CPU figures much less): show how busy
                     # the box was before we began; (b) itself drives the load up to ~limit.
                     "loadavg_1m": os.getloadavg()[0],
                 },
-                "sequential": bench_sequential(store, args.runs),
-                "fanout": bench_fanout(store, args.fanout, args.limit, args.rounds),
             }
-            missed = not (result["sequential"]["pass"] and result["fanout"]["pass"])
+            if args.only == "all":
+                result["sequential"] = bench_sequential(store, args.runs, sandbox)
+                result["fanout"] = bench_fanout(store, args.fanout, args.limit, args.rounds,
+                                                sandbox)
+            result["sandbox"] = bench_sandbox(args.runs)
+            missed = args.only == "all" and not (result["sequential"]["pass"]
+                                                 and result["fanout"]["pass"])
             if args.profile == "always" or (args.profile == "auto" and missed):
                 result["profile"] = profile_ours(store, PROFILE_RUNS)
         finally:

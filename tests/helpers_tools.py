@@ -1,5 +1,6 @@
 """Module-level tools for the runtime tests: entries must live in a real file."""
 
+import os
 import subprocess
 import sys
 import time
@@ -48,15 +49,12 @@ def tagged(name: str, schema: str | None = "test/tag@1.0") -> Cr:
     return Cr("localhost/test:latest", schema, entry=entry())
 
 
-def sleeper(seconds: float, marker: str = "") -> Cr:
+def sleeper(seconds: float) -> Cr:
     @remote
     def entry():
-        if marker:
-            open(marker, "a").write("start\n")
+        start = time.time()
         time.sleep(seconds)
-        if marker:
-            open(marker, "a").write("end\n")
-        ctx.set(slept=seconds)
+        ctx.set(slept=seconds, span=[start, time.time()])
     return Cr("localhost/test:latest", "test/sleep@1.0", entry=entry())
 
 
@@ -93,10 +91,28 @@ def reader(paths: list, files: dict) -> Cr:
     return Cr("localhost/test:latest", entry=entry(), files=files)
 
 
-def spawner(pidfile: str) -> Cr:
+def spawner(seconds: str) -> Cr:
     @remote
     def entry():
-        child = subprocess.Popen(["sleep", "60"])
-        open(pidfile, "a").write(f"{child.pid}\n")
-        child.wait()
+        subprocess.Popen(["sleep", seconds]).wait()
     return Cr("localhost/test:latest", entry=entry())
+
+
+def processes(*argv: str) -> list:
+    """Host pids of live processes whose command line is ``argv``: how a test finds what a
+    sandboxed run started (its own pids are those of its PID namespace)."""
+    found = []
+    wanted = "\0".join(argv).encode() + b"\0"
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/cmdline", "rb") as f:
+                if f.read() != wanted:
+                    continue
+            with open(f"/proc/{entry.name}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] != "Z":
+                    found.append(int(entry.name))
+        except OSError:
+            continue
+    return found

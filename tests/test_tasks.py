@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import helpers_tools as tools
 import pytest
 from helpers_hub import PASSWORD, TestClient, serve_in_thread
 
@@ -39,12 +40,12 @@ def hello(word: str = "hi") -> Cr:
 
 
 def nap(marker: str) -> Cr:
+    """Sleeps ``marker`` seconds in a ``sleep`` process: a duration a test finds it by."""
     @remote
     def entry():
-        with open(marker, "w") as file:
-            file.write(f"{os.getpid()} {os.getppid()}")
+        import subprocess
         print("napping", flush=True)
-        time.sleep(120)
+        subprocess.run(["sleep", marker])
     return Cr("localhost/test:latest", entry=entry())
 
 
@@ -273,10 +274,9 @@ def test_only_an_administrator_runs_what_is_not_published(client, tokens, noop):
 
 def test_cancel_stops_the_task_and_its_processes(client, tokens, noop, tmp_path):
     alice = tokens["alice"]
-    marker = tmp_path / "pids"
-    task_id = submit(client, alice, "lev.alice.noop:nap", {"marker": str(marker)})["id"]
-    wait_for(marker.exists)
-    pids = [int(pid) for pid in wait_for(lambda: marker.read_text().split())]
+    marker = f"120.{os.getpid()}"
+    task_id = submit(client, alice, "lev.alice.noop:nap", {"marker": marker})["id"]
+    pids = wait_for(lambda: tools.processes("sleep", marker))
     assert all(alive(pid) for pid in pids)
     answer = client.post(f"/api/tasks/{task_id}/cancel", headers=alice)
     assert answer.status_code == 202, answer.text
@@ -292,9 +292,9 @@ def test_queued_task_waits_for_a_slot_and_can_be_cancelled(store, tokens, noop, 
     monkeypatch.setenv("LEV_SERVER_MAX_RUNNING_TASKS", "1")
     alice = tokens["alice"]
     with TestClient(create_app(Settings(db_url=store.url), store=store)) as client:
-        marker = tmp_path / "pids"
-        first = submit(client, alice, "lev.alice.noop:nap", {"marker": str(marker)})
-        wait_for(marker.exists)
+        marker = f"120.{os.getpid()}"
+        first = submit(client, alice, "lev.alice.noop:nap", {"marker": marker})
+        wait_for(lambda: tools.processes("sleep", marker))
         second = submit(client, alice, "lev.alice.noop:hello")
         assert second["status"] == "queued"
         listed = client.get("/api/tasks?status=queued", headers=alice).json()
@@ -312,10 +312,10 @@ def test_queued_task_waits_for_a_slot_and_can_be_cancelled(store, tokens, noop, 
 def test_queued_tasks_survive_a_restart(store, tokens, noop, tmp_path, monkeypatch):
     monkeypatch.setenv("LEV_SERVER_MAX_RUNNING_TASKS", "1")
     alice = tokens["alice"]
-    marker = tmp_path / "pids"
+    marker = f"120.{os.getpid()}"
     with TestClient(create_app(Settings(db_url=store.url), store=store)) as client:
-        first = submit(client, alice, "lev.alice.noop:nap", {"marker": str(marker)})
-        wait_for(marker.exists)
+        first = submit(client, alice, "lev.alice.noop:nap", {"marker": marker})
+        wait_for(lambda: tools.processes("sleep", marker))
         second = submit(client, alice, "lev.alice.noop:hello", {"word": "later"})
     # The server stopped: its running task was cancelled, the queued one waits in the store.
     assert store.get_job(first["id"])["status"] == "cancelled"

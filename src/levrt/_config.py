@@ -5,10 +5,11 @@
     # $LEV_HOME/config.toml
     executor = "auto"                  # process | docker | auto
     image_prefix = "registry.local/"   # what ".user.tool:tag" expands with
-    run_timeout = 3600                 # seconds a container run may take (0: no limit)
-    memory = "2g"                      # memory limit per container
+    run_timeout = 3600                 # seconds a run may take (0: no limit)
+    memory = "2g"                      # memory limit per run
     cpus = 1.5                         # CPU limit per container
     log_max_bytes = 16777216           # log bytes kept per run: first and last half (0: all)
+    sandbox = true                     # process executor: bubblewrap per run (false: opt out)
 
     [image_aliases]                    # rewrite image references (mirrors, test images)
     "localhost/lev-nmap:latest" = "localhost/lev-nmap:test"
@@ -46,6 +47,7 @@ class Settings:
     memory: str | None = None
     cpus: float | None = None
     log_max_bytes: int = 16 * 1024 * 1024
+    sandbox: bool = True
 
     def image(self, reference: str) -> str:
         """The reference to run: ``".user.tool:tag"`` expanded, then the alias map applied."""
@@ -85,9 +87,44 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             if number < 0:
                 raise ValueError("must not be negative")
             return number
+        if name == "sandbox":
+            return _boolean(value)
+        if name == "memory" and value is not None:
+            memory_bytes(str(value))
         return str(value) if value is not None else None
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{source}: {name} = {value!r}: {exc}") from None
+
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+def _boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE or text in _FALSE:
+        return text in _TRUE
+    raise ValueError(f"expected true or false ({'/'.join(_TRUE)} or {'/'.join(_FALSE)})")
+
+
+def memory_bytes(text: str) -> int:
+    """Bytes in a memory size as Docker writes it: ``"512m"``, ``"2g"``, ``"1048576"``
+    (units b, k, m, g, t of 1024; an optional trailing ``b`` as in ``"2gb"``).
+    Raises ValueError for anything else."""
+    size = text.strip().lower()
+    if size.endswith("b") and size[-2:-1] in _UNITS and size[-2:-1]:
+        size = size[:-1]
+    number, unit = (size[:-1], size[-1]) if size[-1:] in _UNITS else (size, "")
+    try:
+        value = float(number) * _UNITS[unit]
+    except ValueError:
+        raise ValueError("expected a size such as 512m or 2g") from None
+    if value < 1:
+        raise ValueError("must be positive")
+    return int(value)
 
 
 def config_path() -> Path:

@@ -38,7 +38,7 @@ def create_named(name: str, settings: Settings | None = None, url: str | None = 
     if name == "process":
         from .process import ProcessExecutor
 
-        return ProcessExecutor()
+        return ProcessExecutor(settings=settings)
     if name == "docker":
         from .docker import DockerExecutor
 

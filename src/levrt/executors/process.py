@@ -1,9 +1,10 @@
-"""The embedded default: each run is a fresh host process.
+"""The embedded default: each run is a fresh host process, in a sandbox of its own.
 
 Entries run in a new ``python3`` through the shim; ``cmd`` runs as a plain
-subprocess; tools come from ``PATH`` and the image is only recorded. A run
-with ``files`` gets its own mount namespace from bubblewrap, so the files
-appear at their absolute paths for that run alone.
+subprocess; tools come from ``PATH`` and the image is only recorded. Every run
+goes through bubblewrap (:mod:`.sandbox`): its own PID namespace, a private
+``/tmp``, an empty working directory, a read-only view of the host, and its
+``files`` at their absolute paths. ``sandbox = false`` opts out, with a warning.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
+import logging
 import os
 import py_compile
 import shutil
@@ -19,7 +21,9 @@ import sys
 import tempfile
 from asyncio.subprocess import DEVNULL, PIPE
 from pathlib import Path
+from typing import Any
 
+from .._config import Settings, load_settings, memory_bytes
 from ..shim import SHIM_PATH
 from ..shim.entry import dumps
 from .base import (
@@ -32,15 +36,67 @@ from .base import (
     stdout_reader,
     wait_for_ports,
 )
-from .sandbox import bwrap_argv
+from .sandbox import WORKDIR, SandboxError, bwrap, bwrap_argv, kept_paths
+
+logger = logging.getLogger("lev")
+
+NO_BWRAP = ("the process executor runs every run in a bubblewrap sandbox, and bwrap is not "
+            "installed: install it (apt-get install bubblewrap), run in containers "
+            "(LEV_EXECUTOR=docker), or run unsandboxed on purpose (LEV_SANDBOX=0, or "
+            "sandbox = false in config.toml)")
 
 
 class ProcessExecutor(Executor):
     name = "process"
 
-    def __init__(self, python: str | None = None) -> None:
+    def __init__(self, python: str | None = None, settings: Settings | None = None) -> None:
+        self.settings = settings or load_settings()
         self.python = python or sys.executable
         self.shim = _compiled_shim() if self.python == sys.executable else str(SHIM_PATH)
+        self.bwrap = bwrap()
+        self.limit = ([] if not self.settings.memory else
+                      [_prlimit(), f"--as={memory_bytes(self.settings.memory)}", "--"])
+        self._sandbox_argv: list[str] | None = None
+        self._warned = False
+
+    def describe(self) -> str:
+        return "process" if self.settings.sandbox else "process (unsandboxed: sandbox = false)"
+
+    @functools.cached_property
+    def _keep(self) -> list[str]:
+        """Host paths a run needs to start, wherever they are installed."""
+        prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+        # Another interpreter's prefix: the directory above its bin/, as a link and resolved.
+        python = [os.path.dirname(os.path.dirname(p))
+                  for p in (os.path.abspath(self.python), os.path.realpath(self.python))]
+        return kept_paths([*prefixes, *python, *sys.path, str(SHIM_PATH), self.shim])
+
+    def _prefix(self, spec: RunSpec, scratch: Path | None) -> list[str]:
+        """The bubblewrap argv of a run (empty when it runs unsandboxed)."""
+        if not spec.files and not self.settings.sandbox:
+            if not self._warned:
+                self._warned = True
+                logger.warning("runs are NOT sandboxed (sandbox = false, LEV_SANDBOX=0): they "
+                               "see and can write the host's files, and processes they leave "
+                               "behind outlive them")
+            return []
+        if self.bwrap is None and not self.settings.sandbox:
+            raise ExecutorError(
+                f"run {spec.name!r} places files at absolute paths, which the process executor "
+                "does with bubblewrap: install it (apt-get install bubblewrap) or use "
+                "LEV_EXECUTOR=docker")
+        if self.bwrap is None:
+            raise ExecutorError(f"run {spec.name!r}: " + NO_BWRAP)
+        if not spec.files:
+            if self._sandbox_argv is None:
+                self._sandbox_argv = bwrap_argv({}, self._keep, binary=self.bwrap)
+            return self._sandbox_argv
+        assert scratch is not None
+        try:
+            return bwrap_argv(_write_files(spec.files, scratch), self._keep,
+                              binary=self.bwrap)
+        except SandboxError as exc:
+            raise ExecutorError(f"run {spec.name!r}: {exc}") from None
 
     async def start(self, spec: RunSpec, observer: RunObserver) -> RunHandle:
         if spec.services or spec.links:
@@ -48,40 +104,42 @@ class ProcessExecutor(Executor):
                 f"run {spec.name!r} uses services/links, which need a container executor: "
                 "run with LEV_EXECUTOR=docker (or `lev run --executor docker`)"
             )
-        # The compiled shim sits in the host's /tmp, which a bubblewrap sandbox replaces.
-        shim = str(SHIM_PATH) if spec.files else self.shim
-        argv = [self.python, "-u", shim] if spec.payload is not None else spec.cmd
+        argv = [self.python, "-u", self.shim] if spec.payload is not None else spec.cmd
         if not argv:
             raise ExecutorError(
                 f"run {spec.name!r} has neither entry nor cmd; the process executor runs no "
                 f"image ({spec.image}) by itself"
             )
-        workdir: str | None = None
-        if spec.files:
-            if shutil.which("bwrap") is None:
-                raise ExecutorError(
-                    f"run {spec.name!r} places files at absolute paths, which the process "
-                    "executor does with bubblewrap: install it (apt-get install bubblewrap) "
-                    "or use LEV_EXECUTOR=docker"
-                )
-            workdir = tempfile.mkdtemp(prefix=f"lev-{spec.job_id}-{spec.run_id}-")
-            argv = bwrap_argv(_write_files(spec.files, Path(workdir))) + list(argv)
         env = {**os.environ, **spec.env}
+        if spec.payload is None and shutil.which(argv[0], path=env.get("PATH")) is None:
+            # Inside the sandbox a missing command is only bwrap's exit code 1: say it here.
+            raise ExecutorError(f"run {spec.name!r}: command {argv[0]!r} not found on PATH"
+                                + missing_tool_hint(spec, argv[0]))
+        scratch = Path(tempfile.mkdtemp(prefix=f"lev-{spec.job_id}-{spec.run_id}-")) \
+            if spec.files else None
+        try:
+            prefix = self._prefix(spec, scratch)
+        except BaseException:
+            _remove(scratch)
+            raise
+        if prefix:
+            env = {**os.environ, "PWD": WORKDIR, **spec.env}
         try:
             proc = await asyncio.create_subprocess_exec(
-                *argv,
+                *prefix, *self.limit, *argv,
                 stdin=PIPE if spec.payload is not None else DEVNULL,
                 stdout=PIPE,
                 stderr=PIPE,
                 env=env,
-                start_new_session=True,  # one process group: a kill reaches the tool's children
+                start_new_session=True,  # one process group: a kill reaches all of the run
             )
         except FileNotFoundError:
-            _remove(workdir)
+            _remove(scratch)
             raise ExecutorError(
-                f"run {spec.name!r}: command {argv[0]!r} not found on PATH"
+                f"run {spec.name!r}: command {(prefix or self.limit or argv)[0]!r} not found"
             ) from None
-        handle = ProcessHandle(proc, spec, observer, workdir)
+        handle = ProcessHandle(proc, spec, _Hints(observer, spec), scratch,
+                               sandboxed=bool(prefix), timeout=self.settings.run_timeout)
         try:
             if spec.payload is not None:
                 await handle.send_payload(spec.payload)
@@ -97,10 +155,13 @@ class ProcessHandle(RunHandle):
     host = "localhost"
 
     def __init__(self, proc: asyncio.subprocess.Process, spec: RunSpec, observer: RunObserver,
-                 workdir: str | None) -> None:
+                 scratch: Path | None, *, sandboxed: bool, timeout: float) -> None:
         self._proc = proc
         self._spec = spec
-        self._workdir = workdir
+        self._observer = observer
+        self._scratch = scratch
+        self._sandboxed = sandboxed
+        self._timeout = timeout or None
         assert proc.stdout is not None and proc.stderr is not None
         self._pumps = [
             asyncio.ensure_future(_pump(proc.stdout, stdout_reader(spec, observer))),
@@ -126,17 +187,34 @@ class ProcessHandle(RunHandle):
 
     async def wait(self) -> int:
         try:
-            code = await self._proc.wait()
+            try:
+                code = await asyncio.wait_for(self._proc.wait(), self._timeout)
+            except asyncio.TimeoutError:
+                self._observer.on_error("Timeout", f"run took longer than {self._timeout:.0f}s "
+                                                   "(run_timeout) and was killed")
+                self._signal_group(signals.SIGKILL)
+                code = await self._proc.wait()
             # The run ends with its main process, as a container does: stop what it left behind
-            # so that nothing holds the output pipes open.
+            # (in the sandbox its PID namespace is gone already) so that nothing holds the pipes.
             self._signal_group(signals.SIGKILL)
             await asyncio.gather(*self._pumps)
+            if self._sandboxed and 128 < code <= 128 + 64:
+                code = -(code - 128)  # bubblewrap reports a signal's death as a shell does
             return code
         finally:
             await self.kill()
 
     async def signal(self, sig: str) -> None:
-        self._signal_group(_signal_number(sig))
+        number = _signal_number(sig)
+        main = _sandboxed_main(self._proc.pid) if self._sandboxed else None
+        if main is None:
+            self._signal_group(number)
+            return
+        try:
+            # Only the tool: bubblewrap dies of most signals, and takes the run with it.
+            os.kill(main, number)
+        except ProcessLookupError:
+            pass
 
     def _signal_group(self, number: int) -> None:
         try:
@@ -151,15 +229,89 @@ class ProcessHandle(RunHandle):
         for pump in self._pumps:
             if not pump.done():
                 pump.cancel()
-        _remove(self._workdir)
-        self._workdir = None
+        _remove(self._scratch)
+        self._scratch = None
+
+
+class _Hints:
+    """Passes a run's output on, adding what to do when an entry misses a tool by path."""
+
+    def __init__(self, observer: RunObserver, spec: RunSpec) -> None:
+        self._observer = observer
+        self._spec = spec
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._observer, name)
+
+    def on_log(self, stream: str, lines: list[str]) -> None:
+        self._observer.on_log(stream, lines)
+
+    def on_ctx(self, data: dict[str, Any]) -> None:
+        self._observer.on_ctx(data)
+
+    def on_error(self, kind: str, message: str) -> None:
+        if kind == "FileNotFoundError":
+            path = _missing_path(message)
+            if path:
+                message += missing_tool_hint(self._spec, path)
+        self._observer.on_error(kind, message)
+
+
+def _missing_path(message: str) -> str | None:
+    """The tool in ``[Errno 2] No such file or directory: '/usr/bin/x'``: an absolute path
+    missing on this host, in a ``bin`` directory or in a directory this host lacks too
+    (a file the run itself failed to open in a private ``/tmp`` is none of these)."""
+    _, sep, quoted = message.rpartition(": ")
+    path = quoted.strip("'\"")
+    if not sep or not path.startswith("/") or os.path.exists(path):
+        return None
+    parent = os.path.dirname(path)
+    if os.path.basename(parent) in ("bin", "sbin") or not os.path.exists(parent):
+        return path
+    return None
+
+
+def missing_tool_hint(spec: RunSpec, command: str) -> str:
+    """The hint for a tool this host lacks: the image has it, the docker executor runs it."""
+    where = f"{command} is not on this host" if command.startswith("/") else \
+        f"{command} is not installed on this host"
+    return (f" ({where}: the process executor runs tools from the host, not from the image "
+            f"{spec.image}; run in that image with the docker executor: "
+            "`lev run --executor docker` or LEV_EXECUTOR=docker)")
+
+
+def _sandboxed_main(bwrap_pid: int) -> int | None:
+    """The run's main process: the child of the PID namespace's init, bubblewrap's child."""
+    pid = bwrap_pid
+    for _ in range(2):
+        try:
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:
+            return None
+        if not children:
+            return None
+        pid = int(children[0])
+    return pid
+
+
+def _prlimit() -> str:
+    found = shutil.which("prlimit")
+    if found is None:
+        raise ExecutorError("the memory setting needs prlimit (util-linux) on the host: "
+                            "install it, or unset memory")
+    return found
 
 
 @functools.cache
 def _compiled_shim() -> str:
-    """The shim compiled once for this interpreter, which saves every run its compile."""
+    """The shim compiled once for this interpreter, which saves every run its compile.
+
+    The cache key holds the shim's path: a traceback through the shim names this
+    install's file, never another checkout's with the same source.
+    """
     source = SHIM_PATH.read_bytes()
-    tag = hashlib.sha256(source + sys.version.encode()).hexdigest()[:16]
+    key = source + sys.version.encode() + str(SHIM_PATH).encode()
+    tag = hashlib.sha256(key).hexdigest()[:16]
     target = Path(tempfile.gettempdir()) / f"levrt-shim-{os.getuid()}-{tag}.pyc"
     if not target.exists():
         try:
@@ -191,16 +343,15 @@ async def _pump(stream: asyncio.StreamReader, reader: LineSplitter) -> None:
     reader.close()
 
 
-def _write_files(files: dict[str, bytes], workdir: Path) -> dict[str, str]:
+def _write_files(files: dict[str, bytes], scratch: Path) -> dict[str, str]:
     placed: dict[str, str] = {}
     for i, (path, content) in enumerate(sorted(files.items())):
-        host_file = workdir / f"{i}-{os.path.basename(path)}"
+        host_file = scratch / f"{i}-{os.path.basename(path)}"
         host_file.write_bytes(content)
         placed[path] = str(host_file)
     return placed
 
 
-def _remove(workdir: str | None) -> None:
-    if workdir:
-        shutil.rmtree(workdir, ignore_errors=True)
-
+def _remove(scratch: Path | None) -> None:
+    if scratch:
+        shutil.rmtree(scratch, ignore_errors=True)

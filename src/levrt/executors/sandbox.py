@@ -1,40 +1,98 @@
-"""Per-run mount namespaces with bubblewrap, for the process executor's ``files``.
+"""The process executor's sandbox: one bubblewrap namespace per run.
 
-The sandbox sees the host's filesystem read-only, a private ``/tmp``, its own
-``/proc`` and ``/dev``, and each run file at its absolute path. A read-only
-bind cannot take new mount points, so every directory on the way to a run
-file is rebuilt as a tmpfs holding binds of the host's entries beside it.
+What a run sees: the host's filesystem read-only (each top-level directory
+bound read-only onto a writable tmpfs root, so new names such as
+``/marker.txt`` can be made and vanish with the run), its own ``/proc``,
+``/dev`` (with ``/dev/shm``), an empty ``/tmp``, an empty working directory
+:data:`WORKDIR`, each run file at its absolute path, and the host paths the
+run needs to start (the interpreter, its prefix and ``sys.path``, the shim)
+at their own paths even where the sandbox hides the host's (a checkout and
+its ``.venv`` under ``/tmp``). It has its own PID namespace whose init is
+bubblewrap: when the run's main process exits, or bubblewrap or the driver
+dies, everything the run started is killed.
+
+Debian 12's bubblewrap (0.8.0) has no overlays, and a read-only bind cannot
+take new mount points, so every directory on the way to a run file or a kept
+path is rebuilt as a tmpfs holding binds of the host's entries beside it.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Iterable
 from pathlib import PurePosixPath
 
-# Top-level directories bubblewrap provides itself.
+#: the run's working directory: fresh and empty, on the sandbox's own root
+WORKDIR = "/lev-work"
+
+# Top-level directories the sandbox provides itself, and how.
 _SPECIAL = {"proc": "--proc", "dev": "--dev", "tmp": "--tmpfs"}
 
-_Tree = dict[str, "_Tree | str"]
+# A leaf is (bubblewrap option, host path): a run file bound writable, or a kept host path.
+_Leaf = tuple[str, str]
+_Tree = dict[str, "_Tree | _Leaf"]
 
 
-def _tree(placed: dict[str, str]) -> _Tree:
-    root: _Tree = {}
-    for path, host_file in placed.items():
-        parts = PurePosixPath(path).parts
-        if not PurePosixPath(path).is_absolute() or len(parts) < 2 or ".." in parts:
-            raise ValueError(f"files: {path!r} is not an absolute file path")
-        if parts[1] in ("proc", "dev"):
-            raise ValueError(f"files: {path!r} lies in /{parts[1]}, which the sandbox provides")
-        node = root
-        for part in parts[1:-1]:
-            child = node.setdefault(part, {})
-            if isinstance(child, str):
-                raise ValueError(f"files: {path!r} lies below another run file")
-            node = child
-        if parts[-1] in node:
-            raise ValueError(f"files: {path!r} is also a directory of another run file")
-        node[parts[-1]] = host_file
-    return root
+class SandboxError(ValueError):
+    """A run's files cannot be placed in the sandbox; the message names the path."""
+
+
+def bwrap() -> str | None:
+    """The bubblewrap binary, or None when it is not installed."""
+    return shutil.which("bwrap")
+
+
+def _add(root: _Tree, path: str, leaf: _Leaf) -> None:
+    parts = PurePosixPath(path).parts
+    node = root
+    for part in parts[1:-1]:
+        child = node.setdefault(part, {})
+        if isinstance(child, tuple):
+            raise SandboxError(f"files: {path!r} lies below {child[1]!r}, which the run needs")
+        node = child
+    if parts[-1] in node:
+        raise SandboxError(f"files: {path!r} is also a directory of another run file")
+    node[parts[-1]] = leaf
+
+
+def _check(path: str) -> None:
+    parts = PurePosixPath(path).parts
+    if not PurePosixPath(path).is_absolute() or len(parts) < 2 or ".." in parts:
+        raise SandboxError(f"files: {path!r} is not an absolute file path")
+    if parts[1] in ("proc", "dev") or path == WORKDIR or path.startswith(WORKDIR + "/"):
+        raise SandboxError(f"files: {path!r} lies in /{parts[1]}, which the sandbox provides")
+
+
+def _hidden(path: str) -> bool:
+    """Whether the sandbox shows something else than the host at ``path``."""
+    parts = PurePosixPath(path).parts
+    return len(parts) > 1 and (parts[1] in _SPECIAL or parts[1] == WORKDIR[1:])
+
+
+def kept_paths(paths: Iterable[str]) -> list[str]:
+    """Of the host paths a run needs, those the sandbox would hide, outermost only.
+
+    A hidden directory itself (``/tmp`` in ``sys.path`` when a script ran from there) is
+    left out: showing it would undo the private ``/tmp``.
+    """
+    found = sorted({os.path.abspath(p) for p in paths
+                    if p and _hidden(os.path.abspath(p)) and os.path.exists(p)})
+    kept: list[str] = []
+    for path in found:
+        if os.path.dirname(path) == "/":
+            continue
+        if not any(path.startswith(k + "/") for k in kept):
+            kept.append(path)
+    return kept
+
+
+def _empty(path: str) -> bool:
+    try:
+        with os.scandir(path) as entries:
+            return next(entries, None) is None
+    except OSError:
+        return False
 
 
 def _splice(host_dir: str | None, dest: str, needed: _Tree, argv: list[str]) -> None:
@@ -48,20 +106,23 @@ def _splice(host_dir: str | None, dest: str, needed: _Tree, argv: list[str]) -> 
             target = os.path.join(dest, entry.name)
             if dest == "/" and entry.name in _SPECIAL:
                 argv += [_SPECIAL[entry.name], target]
+            elif dest == "/" and target == WORKDIR:
+                continue
             elif entry.is_symlink():
                 argv += ["--symlink", os.readlink(entry.path), target]
+            elif entry.is_dir() and _empty(entry.path):
+                argv += ["--dir", target]  # the same to the run, and a mount less per run
             else:
                 argv += ["--ro-bind", entry.path, target]
     for name, sub in sorted(needed.items()):
         target = os.path.join(dest, name)
         host_path = os.path.join(host_dir, name) if host_dir is not None else None
-        if isinstance(sub, str):
-            argv += ["--bind", sub, target]
+        if isinstance(sub, tuple):
+            argv += [sub[0], sub[1], target]
         elif dest == "/" and name == "tmp":
-            argv += ["--tmpfs", target]
             _splice(None, target, sub, argv)
         elif host_path is not None and os.path.islink(host_path):
-            raise ValueError(
+            raise SandboxError(
                 f"files: {target} is a symbolic link on this host; give the path it points to "
                 f"({os.path.realpath(host_path)})"
             )
@@ -71,18 +132,23 @@ def _splice(host_dir: str | None, dest: str, needed: _Tree, argv: list[str]) -> 
             _splice(None, target, sub, argv)
 
 
-def bwrap_argv(placed: dict[str, str]) -> list[str]:
-    """The bubblewrap prefix that shows ``placed`` (sandbox path → host file) to the run."""
-    argv = ["bwrap", "--die-with-parent", "--unshare-pid", "--tmpfs", "/"]
-    _splice("/", "/", _tree(placed), argv)
-    if "tmp" not in os.listdir("/"):
+def bwrap_argv(placed: dict[str, str], keep: Iterable[str] = (), *,
+               binary: str = "bwrap") -> list[str]:
+    """The bubblewrap prefix of one run, ending with ``--``.
+
+    ``placed`` maps sandbox paths to host files (bound writable: copies the caller
+    removes after the run); ``keep`` are host paths from :func:`kept_paths`, shown
+    read-only at their own paths. Raises :class:`SandboxError` for a path that cannot
+    be placed.
+    """
+    tree: _Tree = {}
+    for path, host_file in sorted(placed.items()):
+        _check(path)
+        _add(tree, path, ("--bind", host_file))
+    for path in keep:
+        _add(tree, path, ("--ro-bind", path))
+    argv = [binary, "--die-with-parent", "--unshare-pid", "--tmpfs", "/"]
+    _splice("/", "/", tree, argv)
+    if "tmp" not in tree and not os.path.isdir("/tmp"):
         argv += ["--tmpfs", "/tmp"]
-    return argv + ["--chdir", _workdir(), "--"]
-
-
-def _workdir() -> str:
-    # The host's working directory is visible read-only, unless it lies where the sandbox
-    # has its own fresh filesystems.
-    cwd = os.getcwd()
-    top = PurePosixPath(cwd).parts[1:2]
-    return "/" if not top or top[0] in _SPECIAL else cwd
+    return argv + ["--dir", WORKDIR, "--chdir", WORKDIR, "--"]
