@@ -23,7 +23,7 @@ lev_engine_sock=${LEV_ENGINE_SOCK:-/run/podman.sock}
 lev_engine_host=unix://$lev_engine_sock
 lev_engine_log=/tmp/levrt-podman-service.log
 lev_engine_images=(lev-nopython:bookworm lev-base:bookworm lev-nmap:latest lev-nmap:test
-                   lev-py39:bullseye)
+                   lev-py39:bullseye lev-busybox:static)
 lev_engine_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 lev_engine_say() { printf 'levrt engine: %s\n' "$*" >&2; }
