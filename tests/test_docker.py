@@ -26,6 +26,7 @@ from levrt.store import Store
 NMAP = "localhost/lev-nmap:test"
 PY39 = "localhost/lev-py39:bullseye"
 NOPY = "localhost/lev-nopython:bookworm"
+BUSYBOX = "localhost/lev-busybox:static"  # a static busybox alone: no libc, no python3
 HUB = Path(__file__).resolve().parent.parent / "examples" / "lev-hub"
 
 
@@ -42,8 +43,9 @@ def engine():
     # The engine is shared: only containers of drivers that are gone (earlier test sessions
     # killed midway) go, never another process's live runs.
     for leftover in levrt_containers(client):
-        if driver_gone(leftover.labels.get(f"{LABEL}.driver")):
-            leftover.remove(force=True)
+        if driver_gone((leftover.attrs.get("Labels") or {}).get(f"{LABEL}.driver")):
+            with contextlib.suppress(docker.errors.NotFound):
+                leftover.remove(force=True)
     yield client
     client.close()
 
@@ -55,7 +57,9 @@ def docker_env(engine, monkeypatch):
 
 def levrt_containers(engine, driver=None):
     labels = [f"{LABEL}.managed=1"] + ([f"{LABEL}.driver={driver}"] if driver else [])
-    return engine.containers.list(all=True, filters={"label": labels})
+    # Sparse: the listing alone, with no inspection of each container, which may be gone
+    # by then (another run's, removed as it ends).
+    return engine.containers.list(all=True, sparse=True, filters={"label": labels})
 
 
 def ours(engine, driver=None):
@@ -210,11 +214,23 @@ def test_driver_killed_mid_run_leaves_containers_the_next_start_removes(engine, 
     assert ours(engine, theirs) == []
 
 
-def test_image_without_python3_is_a_clear_error(engine):
+@pytest.mark.parametrize("image", [NOPY, BUSYBOX])
+def test_entry_runs_in_an_image_without_python3(engine, image):
+    async def main():
+        return [await (await tools.version(image)).get() for _ in range(2)]
+
+    first, second = run(main())  # the second starts with the bundled Python at once
+    assert first["py"] == second["py"] == [3, 11] and first["raw"] == b"\x00"
+    assert ours(engine) == []
+
+
+def test_image_without_python3_and_no_python_to_bring_is_a_clear_error(engine, monkeypatch):
+    monkeypatch.setenv("LEV_PYTHON_IMAGE", "localhost/lev-no-such-image:1")
+
     async def main():
         await tools.version(NOPY)
 
-    with pytest.raises((ExecutorError, TaskFailed), match="has no python3"):
+    with pytest.raises(ExecutorError, match="LEV_PYTHON_IMAGE"):
         run(main())
     assert ours(engine) == []
 

@@ -16,6 +16,7 @@ import calendar
 import contextlib
 import datetime
 import functools
+import hashlib
 import io
 import os
 import re
@@ -31,7 +32,7 @@ from typing import Any, TypeVar
 
 from .._config import Settings, load_settings, tomllib
 from .._driver import driver_gone, driver_id
-from ..shim import SHIM_PATH
+from ..shim import BUNDLE_PATH, SHIM_PATH
 from ..shim.entry import dumps
 from .base import (
     ChannelReader,
@@ -54,6 +55,10 @@ POLL_MAX = 2.0
 ENGINE_PATIENCE = 30.0
 #: the Docker API version asked for (Docker 20.10 and Podman 4 speak it)
 API_VERSION = "1.41"
+#: where levrt's own Python is mounted in images that have none, and the image it is taken from
+PYTHON_MOUNT = "/lev-py"
+PYTHON_IMAGE = "localhost/lev-base:bookworm"
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #: payloads up to this size travel in an environment variable (Linux allows 128 KiB per string)
 INLINE_PAYLOAD = 100_000
 _T = TypeVar("_T")
@@ -176,6 +181,8 @@ class DockerExecutor(Executor):
         # wide fan-outs, so that runs never queue behind each other's waits.
         self._pool = ThreadPoolExecutor(max_workers=256, thread_name_prefix="lev-docker")
         self._images: set[str] = set()  # found in the engine already
+        self._python: dict[str, bool] = {}  # whether an image has python3 on its PATH
+        self._bundle: asyncio.Future[str] | None = None
         self._deferred: set[asyncio.Future[None]] = set()
         self._reaped = False
         self._jobs: set[str] = set()
@@ -248,17 +255,25 @@ class DockerExecutor(Executor):
         files = dict(spec.files)
         command = spec.cmd
         environment = spec.env
+        python = ["python3"]
+        volumes: dict[str, dict[str, str]] = {}
+        if spec.payload is not None and not await self._has_python(image):
+            volume, version = await self._bundled_python()
+            home = f"{PYTHON_MOUNT}/{version}"
+            python = [f"{home}/ld.so", "--library-path", f"{home}/so", f"{home}/bin/python3"]
+            volumes[volume] = {"bind": PYTHON_MOUNT, "mode": "ro"}
+            environment = {**environment, "PYTHONHOME": home, "PYTHONDONTWRITEBYTECODE": "1"}
         if spec.payload is not None:
             payload = dumps(spec.payload)
             if files or len(payload) > INLINE_PAYLOAD:
                 files[f"{SHIM_DIR}/shim.py"] = SHIM_PATH.read_bytes()
                 files[f"{SHIM_DIR}/payload"] = payload.encode()
-                command = ["python3", "-u", f"{SHIM_DIR}/shim.py", f"{SHIM_DIR}/payload"]
+                command = [*python, "-u", f"{SHIM_DIR}/shim.py", f"{SHIM_DIR}/payload"]
             else:
                 # Small and with no files to copy: shim and payload ride in the command and
                 # the environment, which saves the engine an archive upload per run.
-                command = ["python3", "-u", "-c", _shim_source()]
-                environment = {**spec.env, "LEV_PAYLOAD": payload}
+                command = [*python, "-u", "-c", _shim_source()]
+                environment = {**environment, "LEV_PAYLOAD": payload}
         options: dict[str, Any] = {
             "name": name,
             "command": command,
@@ -277,6 +292,8 @@ class DockerExecutor(Executor):
             options["hostname"] = name
         if extra_hosts:
             options["extra_hosts"] = extra_hosts
+        if volumes:
+            options["volumes"] = volumes
         if self.settings.memory:
             options["mem_limit"] = self.settings.memory
         if self.settings.cpus:
@@ -303,6 +320,64 @@ class DockerExecutor(Executor):
             await handle.kill()
             raise
         return handle
+
+    async def _has_python(self, image: str) -> bool:
+        """Whether ``image`` has python3 on its PATH: looked up once per image, in a
+        container created for the purpose and never started."""
+        if image not in self._python:
+            self._python[image] = await self.call(self._find_python, image)
+        return self._python[image]
+
+    def _find_python(self, image: str) -> bool:
+        env = self.client.images.get(image).attrs.get("Config", {}).get("Env") or []
+        path = next((e[5:] for e in env if e.startswith("PATH=")), DEFAULT_PATH)
+        container = self.client.containers.create(
+            image, ["python3"], labels={f"{LABEL}.managed": "1", f"{LABEL}.driver": driver_id()},
+            network_mode="none")
+        try:
+            url = self.client.api._url("/containers/{0}/archive", container.id)
+            return any(self.client.api.head(url, params={"path": f"{d}/python3"}).ok
+                       for d in path.split(":") if d.startswith("/"))
+        finally:
+            _quietly(container.remove, force=True)
+
+    async def _bundled_python(self) -> tuple[str, str]:
+        """The volume holding levrt's own Python and the version directory in it: filled
+        once per engine from :data:`PYTHON_IMAGE` (checked once per executor)."""
+        if self._bundle is None:
+            self._bundle = asyncio.ensure_future(self.call(self._fill_bundle))
+        try:
+            return await asyncio.shield(self._bundle)
+        except ExecutorError:
+            self._bundle = None  # the next run tries again (an image built meanwhile)
+            raise
+
+    def _fill_bundle(self) -> tuple[str, str]:
+        source = os.environ.get("LEV_PYTHON_IMAGE") or PYTHON_IMAGE
+        try:
+            image_id = self.client.images.get(source).id
+        except _docker().errors.ImageNotFound:
+            raise ExecutorError(
+                f"this image has no python3, and the Python levrt brings in comes from "
+                f"{source}, which is not in the engine: build it (images/build-all.sh) or "
+                "set LEV_PYTHON_IMAGE to an image with python3") from None
+        script = BUNDLE_PATH.read_bytes()
+        version = hashlib.sha256(image_id.encode() + script).hexdigest()[:16]
+        volume = f"levrt-python-{version}"
+        labels = {f"{LABEL}.python": "1"}
+        container = self.client.containers.create(
+            source, ["python3", "-c", script.decode(), PYTHON_MOUNT, version],
+            volumes={volume: {"bind": PYTHON_MOUNT, "mode": "rw"}}, network_mode="none",
+            labels={**labels, f"{LABEL}.managed": "1", f"{LABEL}.driver": driver_id()})
+        try:
+            container.start()
+            code = container.wait().get("StatusCode")
+            if code != 0:
+                tail = container.logs(tail=5).decode(errors="replace").strip()
+                raise ExecutorError(f"copying python3 out of {source} failed ({code}): {tail}")
+        finally:
+            _quietly(container.remove, force=True)
+        return volume, version
 
     def defer(self, cleanup: Awaitable[None]) -> None:
         """Run ``cleanup`` in the background; :meth:`aclose` waits for it."""
@@ -511,7 +586,7 @@ class DockerHandle(RunHandle):
         self._container = container
         self._spec = spec
         self._observer = _Watched(observer)
-        self._image = image
+        self.image = image
         self._channel = stdout_reader(spec, self._observer)
         self._output = _Output(executor.client.api, container.id,
                                {1: self._channel, 2: LineSplitter("stderr", self._observer)})
@@ -532,8 +607,9 @@ class DockerHandle(RunHandle):
         self._poller = asyncio.ensure_future(self._poll())
 
     def _no_python(self) -> str:
-        return (f"image {self._image} has no python3, which @remote entries need: add python3 "
-                "to the image (apt-get install python3) or run the tool with cmd=[...]")
+        return (f"image {self.image}: python3 did not start, neither its own nor the one "
+                "levrt brings in; add python3 to the image (apt-get install python3) or run "
+                "the tool with cmd=[...]")
 
     async def _poll(self) -> None:
         """Bring the log and ``ctx`` writes in while the run goes: often while there is

@@ -9,6 +9,8 @@ with ``PYTHONHOME=/lev-py/NAME``. Built in a scratch directory and renamed into 
 so a reader sees the whole copy or none. Standard library only, Python 3.7 syntax.
 """
 
+from __future__ import annotations
+
 import glob
 import os
 import re
@@ -22,13 +24,13 @@ SKIP = {"test", "tests", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2t
         "site-packages", "dist-packages"}
 
 
-def shared_libraries(files):
+def shared_libraries(files: list[str]) -> tuple[dict[str, str], str | None]:
     """Path of every library the files load, and the loader's."""
     found = {}
     loader = None
     for path in files:
         out = subprocess.run(["ldd", path], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                             universal_newlines=True).stdout
+                             text=True).stdout
         for line in out.splitlines():
             match = re.search(r"=>\s+(/\S+)", line)
             if match:
@@ -38,13 +40,13 @@ def shared_libraries(files):
     return found, loader
 
 
-def main(root, name):
+def main(root: str, name: str) -> int:
     target = os.path.join(root, name)
     if os.path.isdir(target):
         return 0
     scratch = tempfile.mkdtemp(prefix=".fill-", dir=root)
     stdlib = sysconfig.get_paths()["stdlib"]
-    version = "python%d.%d" % sys.version_info[:2]
+    version = "python{}.{}".format(*sys.version_info[:2])
     shutil.copytree(stdlib, os.path.join(scratch, "lib", version), symlinks=False,
                     ignore=lambda directory, names: [n for n in names if n in SKIP])
     os.makedirs(os.path.join(scratch, "bin"))
@@ -52,7 +54,7 @@ def main(root, name):
     dynload = glob.glob(os.path.join(stdlib, "lib-dynload", "*.so"))
     libraries, loader = shared_libraries([sys.executable] + dynload)
     if loader is None:
-        sys.exit("bundle: no dynamic loader found for %s" % sys.executable)
+        sys.exit(f"bundle: no dynamic loader found for {sys.executable}")
     os.makedirs(os.path.join(scratch, "so"))
     for base, path in libraries.items():
         shutil.copy2(path, os.path.join(scratch, "so", base))
