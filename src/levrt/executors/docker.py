@@ -107,7 +107,7 @@ def probe_engines(patience: float = ENGINE_PATIENCE) -> tuple[str | None, list[s
                 return url, tried
             except Exception as exc:  # noqa: BLE001 - any failure means "not now"
                 waited = time.monotonic() - began
-                if _refused(exc) or waited + timeout > patience:
+                if _refused(exc) or patience - waited < 1:
                     why = "refused the connection" if _refused(exc) else \
                         f"no answer ({type(exc).__name__})"
                     tried.append(f"{url}: {why}, {attempts} attempt"
@@ -118,7 +118,9 @@ def probe_engines(patience: float = ENGINE_PATIENCE) -> tuple[str | None, list[s
                     print(f"levrt: the container engine at {url} is slow to answer; waiting "
                           f"up to {patience:.0f}s", file=sys.stderr, flush=True)
                 time.sleep(min(1.0, 0.2 * attempts))
-                timeout = min(timeout * 1.5, 10.0)
+                # The last attempt gets what is left of the patience, at least a second.
+                left = patience - (time.monotonic() - began)
+                timeout = max(1.0, min(timeout * 1.5, 10.0, left))
     return None, tried
 
 
@@ -126,7 +128,8 @@ def _ping(url: str, timeout: float) -> None:
     # A fixed API version: "auto" would cost another round trip to the engine.
     client = _docker().DockerClient(base_url=url, timeout=timeout, version=API_VERSION)
     try:
-        client.ping()
+        if not client.ping():
+            raise ConnectionError(f"{url} answered the ping with something else than OK")
     finally:
         client.close()
 
