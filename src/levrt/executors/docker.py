@@ -393,7 +393,7 @@ class DockerExecutor(Executor):
             await asyncio.wait(self._deferred)
         # Whatever a cancellation left between two engine calls goes with its job.
         for job_id in self._jobs:
-            leftovers = await self.call(self.client.containers.list, all=True,
+            leftovers = await self.call(self.client.containers.list, all=True, sparse=True,
                                         filters={"label": [f"{LABEL}.job={job_id}"]})
             for container in leftovers:
                 await self.call(_quietly, container.remove, force=True)
@@ -420,8 +420,10 @@ def reap_leftovers(client: Any) -> int:
             return 0
         _reaped.add(client.api.base_url)
     managed = {"label": [f"{LABEL}.managed=1"]}
-    containers = [c for c in client.containers.list(all=True, filters=managed)
-                  if _orphan(c.attrs.get("Config", {}).get("Labels"))]
+    # Sparse: the listing's own labels, with no inspection of each container (one that
+    # another driver removes meanwhile would fail it).
+    containers = [c for c in client.containers.list(all=True, sparse=True, filters=managed)
+                  if _orphan(c.attrs.get("Labels"))]
     for container in containers:
         _quietly(container.remove, force=True)
     return len(containers)
