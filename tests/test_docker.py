@@ -438,3 +438,16 @@ def test_channel_reader_counts_lost_and_repeated_messages():
     reader.feed(b"{'op': 'set', 'data': {'b': 2}, 'n': 2}\n{'op': 'end', 'n': 3}\n")
     assert seen == [("ctx", {"a": 1}), ("ctx", {"b": 2})]
     assert reader.unverified() == "1 of the run's 4 result messages never arrived"
+
+
+def test_long_lines_and_a_last_line_without_newline_come_whole(engine):
+    """The engine splits lines over 8 KiB into several log entries: they are joined again."""
+    async def main():
+        await tools.shell(NMAP, "printf '%20000s' '' | tr ' ' y; echo; "
+                                "echo err >&2; printf tail")
+        return levrt.lev.job_id
+
+    rows = Store.open().get_logs(run(main()), run_id=0)
+    # Across the two streams the order is the engine's: it reads two pipes.
+    assert [r["text"] for r in rows if r["stream"] == "stdout"] == ["y" * 20000, "tail"]
+    assert [r["text"] for r in rows if r["stream"] == "stderr"] == ["err"]
