@@ -180,8 +180,8 @@ class DockerExecutor(Executor):
             )
         self.client = _docker().DockerClient(base_url=self.base_url, timeout=120,
                                               version=API_VERSION)
-        # Every run blocks threads on its wait and its two log streams: a pool sized for
-        # wide fan-outs, so that runs never queue behind each other's waits.
+        # Every run blocks a thread on its wait, and one more while its output is read: a
+        # pool sized for wide fan-outs, so that runs never queue behind each other's waits.
         self._pool = ThreadPoolExecutor(max_workers=256, thread_name_prefix="lev-docker")
         self._images: set[str] = set()  # found in the engine already
         self._python: dict[str, bool] = {}  # whether an image has python3 on its PATH
