@@ -4,6 +4,7 @@
 #   localhost/lev-base:bookworm       + python3 (base of the example Dockerfiles)
 #   localhost/lev-nmap:latest, :test  + python3 + nmap (the nmap example's modes)
 #   localhost/lev-py39:bullseye       Debian 11, python3 3.9 (shim on an older Python)
+#   localhost/lev-busybox:static      a static busybox alone (entries on an image with no libc)
 # Images that already exist are kept; --force rebuilds them all. Needs root.
 # Usage: images/build-all.sh [--force]
 set -eo pipefail
@@ -92,6 +93,11 @@ if ! exists localhost/lev-nmap:test; then
     built+=(lev-nmap:test)
 fi
 remove_rootfs
+
+if ! exists localhost/lev-busybox:static; then
+    bash "$here/build-busybox.sh" --force
+    built+=(lev-busybox:static)
+fi
 
 if [ -n "$py39_pid" ]; then
     py39_status=0

@@ -52,3 +52,34 @@ def noop(image: str, n: int) -> Cr:
     def entry():
         ctx.set(n=n)
     return Cr(image, entry=entry())
+
+
+def chatty(image: str, sets: int, lines: int) -> Cr:
+    """``sets`` single-key ctx.set calls while a thread writes ``lines`` numbered log lines."""
+    @remote
+    def entry():
+        import threading
+
+        def noise():
+            for i in range(lines):
+                print("line", i, file=sys.stderr)
+
+        thread = threading.Thread(target=noise)
+        thread.start()
+        for i in range(sets):
+            ctx.set({f"k{i}": i, "last": i})
+        thread.join()
+    return Cr(image, entry=entry())
+
+
+def shell(image: str, script: str) -> Cr:
+    return Cr(image, cmd=["sh", "-c", script])
+
+
+def vanishing(image: str) -> Cr:
+    """Sets a value, then leaves without the shim's end mark (as a crash would)."""
+    @remote
+    def entry():
+        ctx.set(a=1)
+        os._exit(0)
+    return Cr(image, entry=entry())

@@ -18,7 +18,8 @@ BASE = "localhost/lev-base:bookworm"
 NMAP = "localhost/lev-nmap:latest"
 NMAP_TEST = "localhost/lev-nmap:test"
 PY39 = "localhost/lev-py39:bullseye"
-IMAGES = [NOPYTHON, BASE, NMAP, NMAP_TEST, PY39]
+BUSYBOX = "localhost/lev-busybox:static"
+IMAGES = [NOPYTHON, BASE, NMAP, NMAP_TEST, PY39, BUSYBOX]
 
 HOW = "run 'bash scripts/engine.sh' as root (it starts podman's API service and builds the images)"
 
@@ -97,6 +98,12 @@ def test_nopython_image_has_no_python3(engine):
     out = run(engine, NOPYTHON, "sh", "-c",
               "command -v python3 python3.11 python; ls /usr/bin | grep -c '^python' || true")
     assert out.strip() == "0"
+
+
+def test_busybox_image_has_only_a_static_busybox(engine):
+    out = run(engine, BUSYBOX, "sh", "-c",
+              "ls /lib /lib64 /usr 2>&1; command -v python3 || echo none")
+    assert out.count("No such file or directory") == 3 and out.strip().endswith("none")
 
 
 def test_nmap_scans_loopback_with_host_network(engine):

@@ -747,9 +747,9 @@ def _cmd_run(args: argparse.Namespace, extras: list[str]) -> int:
 def _run_job(args: argparse.Namespace, func: Callable[..., Any], values: dict[str, Any],
              store: Store) -> int:
     try:
-        executor = executors.create(args.executor)
+        executor = executors.create(args.executor, "--executor")
     except ExecutorError as exc:
-        raise CliError(f"--executor: {exc}") from None
+        raise CliError(str(exc)) from None
     body = _JobBody(func, values)
     listeners, display = _display(args)
     result: Any = _NO_RESULT

@@ -196,11 +196,17 @@ class LineSplitter:
 
 
 class ChannelReader(LineSplitter):
-    """Reads the shim's result channel: one JSON object per line."""
+    """Reads the shim's result channel: one literal per line, numbered from 0.
+
+    Numbers let the host tell a complete channel from one that lost or repeated messages
+    on the way: :meth:`unverified` says what is wrong once the input has ended.
+    """
 
     def __init__(self, observer: RunObserver) -> None:
         # A message is one line however long: a big ctx.set must arrive whole.
         super().__init__("stdout", observer, limit=None)
+        self.received = 0  # the number the next message should carry
+        self.missing = 0
 
     def emit(self, lines: list[bytes]) -> None:
         for line in lines:
@@ -211,16 +217,32 @@ class ChannelReader(LineSplitter):
         try:
             message = ast.literal_eval(line.decode("utf-8"))
             op = message["op"]
-        except (ValueError, KeyError, TypeError, SyntaxError, MemoryError, RecursionError):
+            number = int(message.get("n", self.received))
+        except (ValueError, KeyError, TypeError, AttributeError, SyntaxError, MemoryError,
+                RecursionError):
             # Not ours: something wrote to the channel behind the shim's back; keep it as log.
             super().emit([line])
             return
+        if number < self.received:
+            return  # a repeat: applied once already
+        self.missing += number - self.received
+        self.received = number + 1
         if op == "set":
             self._observer.on_ctx(decode(message["data"]))
         elif op == "error":
             self._observer.on_error(str(message.get("type")), str(message.get("message")))
         elif op == "end":
             self.ended = True
+
+    def unverified(self) -> str | None:
+        """Why the messages read cannot be the entry's complete results; None when they are."""
+        if self.missing:
+            return (f"{self.missing} of the run's {self.received} result messages never "
+                    "arrived")
+        if not self.ended:
+            return (f"the result channel ended without the shim's end mark after "
+                    f"{self.received} messages")
+        return None
 
 
 def _text(line: bytes) -> str:

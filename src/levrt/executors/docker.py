@@ -2,31 +2,40 @@
 
 Each run is one container labelled with its job and run; the shim and the
 payload are copied in before it starts, together with the run's ``files``.
-Stdout (the result channel) and stderr (the log) are followed on two streams
-while it runs. The container is removed however the run ends; containers left
-by a driver that died are removed when the next executor starts.
+Stdout (the result channel) and stderr (the log) are read from the engine's log
+while it runs and wholly after it exits (:class:`_Output`), and the channel's
+numbered messages are checked at the end. The container is removed however the
+run ends; containers left by a driver that died are removed when the next
+executor starts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import calendar
 import contextlib
+import datetime
 import functools
+import hashlib
 import io
 import os
+import re
+import struct
+import sys
 import tarfile
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
 from .._config import Settings, load_settings, tomllib
 from .._driver import driver_gone, driver_id
-from ..shim import SHIM_PATH
+from ..shim import BUNDLE_PATH, SHIM_PATH
 from ..shim.entry import dumps
 from .base import (
+    ChannelReader,
     Executor,
     ExecutorError,
     LineSplitter,
@@ -39,8 +48,17 @@ from .base import (
 
 LABEL = "io.levrt"
 SHIM_DIR = "/.lev"
-#: seconds a log stream may stay open after its container exited
-STREAM_GRACE = 5.0
+#: seconds between reads of a running container's output: at first, and at most
+POLL_FIRST = 0.25
+POLL_MAX = 2.0
+#: seconds the engine check waits for an engine that is there but busy
+ENGINE_PATIENCE = 30.0
+#: the Docker API version asked for (Docker 20.10 and Podman 4 speak it)
+API_VERSION = "1.41"
+#: where levrt's own Python is mounted in images that have none, and the image it is taken from
+PYTHON_MOUNT = "/lev-py"
+PYTHON_IMAGE = "localhost/lev-base:bookworm"
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #: payloads up to this size travel in an environment variable (Linux allows 128 KiB per string)
 INLINE_PAYLOAD = 100_000
 _T = TypeVar("_T")
@@ -60,24 +78,70 @@ def _shim_source() -> str:
     return SHIM_PATH.read_text(encoding="utf-8")
 
 
-def engine_url() -> str | None:
+def engine_url(patience: float = ENGINE_PATIENCE) -> str | None:
     """The Docker API endpoint that answers here: ``DOCKER_HOST`` or a usual socket."""
+    return probe_engines(patience)[0]
+
+
+def probe_engines(patience: float = ENGINE_PATIENCE) -> tuple[str | None, list[str]]:
+    """The first endpoint that answers a ping, and what was tried on the way.
+
+    A socket that is missing or refuses connections is passed over at once; one that
+    accepts but does not answer (an engine busy building images) is asked again, with
+    growing timeouts, for up to ``patience`` seconds, saying so on stderr after a few.
+    """
     candidates = [os.environ["DOCKER_HOST"]] if os.environ.get("DOCKER_HOST") else [
         "unix:///var/run/docker.sock", "unix:///run/podman/podman.sock",
         "unix:///run/podman.sock"]
+    tried: list[str] = []
     for url in candidates:
         if url.startswith("unix://") and not os.path.exists(url[len("unix://"):]):
+            tried.append(f"{url}: no such socket")
             continue
-        try:
-            client = _docker().DockerClient(base_url=url, timeout=3)
+        began = time.monotonic()
+        attempts, timeout, said = 0, 3.0, False
+        while True:
+            attempts += 1
             try:
-                client.ping()
-            finally:
-                client.close()
-        except Exception:  # noqa: BLE001 - any failure means "not this one"
-            continue
-        return url
-    return None
+                _ping(url, timeout)
+                return url, tried
+            except Exception as exc:  # noqa: BLE001 - any failure means "not now"
+                waited = time.monotonic() - began
+                if _refused(exc) or patience - waited < 1:
+                    why = "refused the connection" if _refused(exc) else \
+                        f"no answer ({type(exc).__name__})"
+                    tried.append(f"{url}: {why}, {attempts} attempt"
+                                 f"{'s' if attempts > 1 else ''} in {waited:.0f}s")
+                    break
+                if not said and waited >= 3:
+                    said = True
+                    print(f"levrt: the container engine at {url} is slow to answer; waiting "
+                          f"up to {patience:.0f}s", file=sys.stderr, flush=True)
+                time.sleep(min(1.0, 0.2 * attempts))
+                # The last attempt gets what is left of the patience, at least a second.
+                left = patience - (time.monotonic() - began)
+                timeout = max(1.0, min(timeout * 1.5, 10.0, left))
+    return None, tried
+
+
+def _ping(url: str, timeout: float) -> None:
+    # A fixed API version: "auto" would cost another round trip to the engine.
+    client = _docker().DockerClient(base_url=url, timeout=timeout, version=API_VERSION)
+    try:
+        if not client.ping():
+            raise ConnectionError(f"{url} answered the ping with something else than OK")
+    finally:
+        client.close()
+
+
+def _refused(exc: BaseException) -> bool:
+    """Nothing listens there: waiting would not help."""
+    while exc is not None:
+        if isinstance(exc, (ConnectionRefusedError, FileNotFoundError)):
+            return True
+        exc = exc.__cause__ or exc.__context__ or (exc.args[0] if exc.args and isinstance(
+            exc.args[0], BaseException) else None)
+    return False
 
 
 def _tar(files: dict[str, bytes]) -> bytes:
@@ -104,18 +168,24 @@ class DockerExecutor(Executor):
 
     def __init__(self, base_url: str | None = None, settings: Settings | None = None) -> None:
         self.settings = settings or load_settings()
-        self.base_url = base_url or engine_url()
+        tried: list[str] = []
+        self.base_url = base_url
+        if base_url is None:
+            self.base_url, tried = probe_engines()
         if self.base_url is None:
             raise ExecutorError(
-                "no Docker API answers here (DOCKER_HOST, /var/run/docker.sock, "
-                "/run/podman.sock): start Docker or `podman system service --time=0 "
-                "unix:///run/podman.sock`, or use LEV_EXECUTOR=process"
+                f"no Docker API answers here (tried {'; '.join(tried)}): start Docker or "
+                "`podman system service --time=0 unix:///run/podman.sock`, or use the "
+                "process executor"
             )
-        self.client = _docker().DockerClient(base_url=self.base_url, timeout=120)
-        # Every run blocks threads on its wait and its two log streams: a pool sized for
-        # wide fan-outs, so that runs never queue behind each other's waits.
+        self.client = _docker().DockerClient(base_url=self.base_url, timeout=120,
+                                              version=API_VERSION)
+        # Every run blocks a thread on its wait, and one more while its output is read: a
+        # pool sized for wide fan-outs, so that runs never queue behind each other's waits.
         self._pool = ThreadPoolExecutor(max_workers=256, thread_name_prefix="lev-docker")
         self._images: set[str] = set()  # found in the engine already
+        self._python: dict[str, bool] = {}  # whether an image has python3 on its PATH
+        self._bundle: asyncio.Future[str] | None = None
         self._deferred: set[asyncio.Future[None]] = set()
         self._reaped = False
         self._jobs: set[str] = set()
@@ -188,17 +258,25 @@ class DockerExecutor(Executor):
         files = dict(spec.files)
         command = spec.cmd
         environment = spec.env
+        python = ["python3"]
+        volumes: dict[str, dict[str, str]] = {}
+        if spec.payload is not None and not await self._has_python(image):
+            volume, version = await self._bundled_python()
+            home = f"{PYTHON_MOUNT}/{version}"
+            python = [f"{home}/ld.so", "--library-path", f"{home}/so", f"{home}/bin/python3"]
+            volumes[volume] = {"bind": PYTHON_MOUNT, "mode": "ro"}
+            environment = {**environment, "PYTHONHOME": home, "PYTHONDONTWRITEBYTECODE": "1"}
         if spec.payload is not None:
             payload = dumps(spec.payload)
             if files or len(payload) > INLINE_PAYLOAD:
                 files[f"{SHIM_DIR}/shim.py"] = SHIM_PATH.read_bytes()
                 files[f"{SHIM_DIR}/payload"] = payload.encode()
-                command = ["python3", "-u", f"{SHIM_DIR}/shim.py", f"{SHIM_DIR}/payload"]
+                command = [*python, "-u", f"{SHIM_DIR}/shim.py", f"{SHIM_DIR}/payload"]
             else:
                 # Small and with no files to copy: shim and payload ride in the command and
                 # the environment, which saves the engine an archive upload per run.
-                command = ["python3", "-u", "-c", _shim_source()]
-                environment = {**spec.env, "LEV_PAYLOAD": payload}
+                command = [*python, "-u", "-c", _shim_source()]
+                environment = {**environment, "LEV_PAYLOAD": payload}
         options: dict[str, Any] = {
             "name": name,
             "command": command,
@@ -217,6 +295,8 @@ class DockerExecutor(Executor):
             options["hostname"] = name
         if extra_hosts:
             options["extra_hosts"] = extra_hosts
+        if volumes:
+            options["volumes"] = volumes
         if self.settings.memory:
             options["mem_limit"] = self.settings.memory
         if self.settings.cpus:
@@ -244,6 +324,64 @@ class DockerExecutor(Executor):
             raise
         return handle
 
+    async def _has_python(self, image: str) -> bool:
+        """Whether ``image`` has python3 on its PATH: looked up once per image, in a
+        container created for the purpose and never started."""
+        if image not in self._python:
+            self._python[image] = await self.call(self._find_python, image)
+        return self._python[image]
+
+    def _find_python(self, image: str) -> bool:
+        env = self.client.images.get(image).attrs.get("Config", {}).get("Env") or []
+        path = next((e[5:] for e in env if e.startswith("PATH=")), DEFAULT_PATH)
+        container = self.client.containers.create(
+            image, ["python3"], labels={f"{LABEL}.managed": "1", f"{LABEL}.driver": driver_id()},
+            network_mode="none")
+        try:
+            url = self.client.api._url("/containers/{0}/archive", container.id)
+            return any(self.client.api.head(url, params={"path": f"{d}/python3"}).ok
+                       for d in path.split(":") if d.startswith("/"))
+        finally:
+            _quietly(container.remove, force=True)
+
+    async def _bundled_python(self) -> tuple[str, str]:
+        """The volume holding levrt's own Python and the version directory in it: filled
+        once per engine from :data:`PYTHON_IMAGE` (checked once per executor)."""
+        if self._bundle is None:
+            self._bundle = asyncio.ensure_future(self.call(self._fill_bundle))
+        try:
+            return await asyncio.shield(self._bundle)
+        except ExecutorError:
+            self._bundle = None  # the next run tries again (an image built meanwhile)
+            raise
+
+    def _fill_bundle(self) -> tuple[str, str]:
+        source = os.environ.get("LEV_PYTHON_IMAGE") or PYTHON_IMAGE
+        try:
+            image_id = self.client.images.get(source).id
+        except _docker().errors.ImageNotFound:
+            raise ExecutorError(
+                f"this image has no python3, and the Python levrt brings in comes from "
+                f"{source}, which is not in the engine: build it (images/build-all.sh) or "
+                "set LEV_PYTHON_IMAGE to an image with python3") from None
+        script = BUNDLE_PATH.read_bytes()
+        version = hashlib.sha256(image_id.encode() + script).hexdigest()[:16]
+        volume = f"levrt-python-{version}"
+        labels = {f"{LABEL}.python": "1"}
+        container = self.client.containers.create(
+            source, ["python3", "-c", script.decode(), PYTHON_MOUNT, version],
+            volumes={volume: {"bind": PYTHON_MOUNT, "mode": "rw"}}, network_mode="none",
+            labels={**labels, f"{LABEL}.managed": "1", f"{LABEL}.driver": driver_id()})
+        try:
+            container.start()
+            code = container.wait().get("StatusCode")
+            if code != 0:
+                tail = container.logs(tail=5).decode(errors="replace").strip()
+                raise ExecutorError(f"copying python3 out of {source} failed ({code}): {tail}")
+        finally:
+            _quietly(container.remove, force=True)
+        return volume, version
+
     def defer(self, cleanup: Awaitable[None]) -> None:
         """Run ``cleanup`` in the background; :meth:`aclose` waits for it."""
         future = asyncio.ensure_future(cleanup)
@@ -255,7 +393,7 @@ class DockerExecutor(Executor):
             await asyncio.wait(self._deferred)
         # Whatever a cancellation left between two engine calls goes with its job.
         for job_id in self._jobs:
-            leftovers = await self.call(self.client.containers.list, all=True,
+            leftovers = await self.call(self.client.containers.list, all=True, sparse=True,
                                         filters={"label": [f"{LABEL}.job={job_id}"]})
             for container in leftovers:
                 await self.call(_quietly, container.remove, force=True)
@@ -282,8 +420,10 @@ def reap_leftovers(client: Any) -> int:
             return 0
         _reaped.add(client.api.base_url)
     managed = {"label": [f"{LABEL}.managed=1"]}
-    containers = [c for c in client.containers.list(all=True, filters=managed)
-                  if _orphan(c.attrs.get("Config", {}).get("Labels"))]
+    # Sparse: the listing's own labels, with no inspection of each container (one that
+    # another driver removes meanwhile would fail it).
+    containers = [c for c in client.containers.list(all=True, sparse=True, filters=managed)
+                  if _orphan(c.attrs.get("Labels"))]
     for container in containers:
         _quietly(container.remove, force=True)
     return len(containers)
@@ -336,49 +476,110 @@ class _Watched:
         self._observer.on_error(kind, message)
 
 
-class _Stream:
-    """One followed output stream, counting what it consumed."""
+def _frames(response: Any) -> Iterator[tuple[int, bytes]]:
+    """The entries of a multiplexed log response: (1 stdout / 2 stderr, bytes)."""
+    buffer = b""
+    at = 0
+    for block in response.iter_content(1 << 16):
+        buffer = buffer[at:] + block
+        at = 0
+        while len(buffer) - at >= 8:
+            stream, length = struct.unpack_from(">BxxxL", buffer, at)
+            if len(buffer) - at - 8 < length:
+                break
+            yield stream, buffer[at + 8:at + 8 + length]
+            at += 8 + length
 
-    def __init__(self, name: str, reader: LineSplitter) -> None:
-        self.which = {"stdout": name == "stdout", "stderr": name == "stderr"}
-        self.reader = reader
-        self.consumed = 0
-        self.done = False
-        self.live: Any = None  # the engine's follow stream, while it is read
+
+@functools.lru_cache(maxsize=64)
+def _second(stamp: bytes) -> int:
+    """Unix second of an RFC 3339 log timestamp (Podman gives seconds, Docker nanoseconds)."""
+    text = stamp.decode("ascii")
+    moment = datetime.datetime.strptime(text[:19], "%Y-%m-%dT%H:%M:%S")
+    offset = re.search(r"([+-])(\d\d):(\d\d)$", text)
+    shift = 0 if offset is None else (int(offset[2]) * 3600 + int(offset[3]) * 60) * (
+        1 if offset[1] == "+" else -1)
+    return calendar.timegm(moment.timetuple()) - shift
+
+
+class _Output:
+    """A container's output, read exactly from the engine's log.
+
+    Podman's follow stream drops, repeats and reorders chunks, so it is not used: the log
+    is read whole (not followed), in pieces by time: each read asks for the entries from
+    the second of the last one taken (``since`` counts whole seconds and includes that
+    second) and skips the ones of that second already taken. An entry is taken when a
+    later one follows it or when two reads in a row end with it unchanged: the last line
+    of a file being written may be incomplete. After the container exits, one last read
+    takes everything.
+    """
+
+    def __init__(self, api: Any, container_id: str, readers: dict[int, LineSplitter]) -> None:
+        self._api = api
+        self._url = api._url("/containers/{0}/logs", container_id)
+        self._readers = readers
+        self._second = 0  # the second of the last entry taken
+        self._taken = 0  # entries of that second taken
+        self._held: tuple[int, int, bytes] | None = None
+        self._stream = 1
+        self._pending: list[bytes] = []
         self._lock = threading.Lock()
+        self.closed = False
 
-    def feed(self, chunk: bytes) -> None:
+    def read(self, final: bool = False) -> bool:
+        """Take what is new; returns whether there was anything. Engine errors propagate."""
         with self._lock:
-            if not self.done:
-                self.consumed += len(chunk)
-                self.reader.feed(chunk)
+            params = {"stdout": 1, "stderr": 1, "follow": 0, "timestamps": 1, "tail": "all"}
+            if self._second:
+                params["since"] = self._second
+            response = self._api._get(self._url, params=params, stream=True)
+            try:
+                self._api._raise_for_status(response)
+                return self._take_all(_frames(response), final)
+            finally:
+                response.close()
 
-    @property
-    def complete(self) -> bool:
-        """The shim marks the end of both its streams: then nothing was lost."""
-        return self.reader.ended
+    def _take_all(self, frames: Iterator[tuple[int, bytes]], final: bool) -> bool:
+        skip = self._taken
+        last: tuple[int, int, bytes] | None = None
+        fresh = False
+        for stream, entry in frames:
+            if self.closed:
+                break
+            stamp, _, data = entry.partition(b" ")
+            second = _second(stamp)
+            if skip and second == self._second:
+                skip -= 1
+                continue
+            if last is not None:
+                self._take(*last)
+                fresh = True
+            last = (stream, second, data)
+        if last is not None and (final or last == self._held):
+            self._take(*last)
+            last = None
+            fresh = True
+        self._held = last
+        self._flush()
+        if final:
+            for reader in self._readers.values():
+                reader.close()
+        return fresh
 
-    def feed_rest(self, everything: bytes) -> None:
-        with self._lock:
-            rest = everything[self.consumed:]
-            self.consumed = len(everything)
-            if rest:
-                self.reader.feed(rest)
+    def _take(self, stream: int, second: int, data: bytes) -> None:
+        if second != self._second:
+            self._second, self._taken = second, 0
+        self._taken += 1
+        if stream != self._stream:
+            self._flush()
+            self._stream = stream
+        self._pending.append(data)
 
-    def finish(self) -> None:
-        """No more input: a follow stream still open is closed."""
-        with self._lock:
-            self.done = True
-            self.reader.close()
-        self.stop_following()
-
-    def stop_following(self) -> None:
-        """Close the follow stream if it is open, which frees the thread that reads it:
-        Podman may never end one, and a blocked reader would also hold up the interpreter's
-        exit, which joins the pool's threads."""
-        if self.live is not None:
-            with contextlib.suppress(Exception):
-                self.live.close()
+    def _flush(self) -> None:
+        """Hand on what one stream wrote in a row at once: one store write, not one a line."""
+        if self._pending and not self.closed:
+            self._readers[self._stream].feed(b"".join(self._pending))
+        self._pending.clear()
 
 
 class DockerHandle(RunHandle):
@@ -390,15 +591,17 @@ class DockerHandle(RunHandle):
         self._container = container
         self._spec = spec
         self._observer = _Watched(observer)
-        self._image = image
-        self._streams: list[asyncio.Future[None]] = []
-        self._readers: list[_Stream] = []
+        self.image = image
+        self._channel = stdout_reader(spec, self._observer)
+        self._output = _Output(executor.client.api, container.id,
+                               {1: self._channel, 2: LineSplitter("stderr", self._observer)})
+        self._exited = asyncio.Event()
+        self._poller: asyncio.Future[None] | None = None
         self._removed = False
 
     async def begin(self) -> None:
-        call = self._executor.call
         try:
-            await call(self._container.start)
+            await self._executor.call(self._container.start)
         except _docker().errors.APIError as exc:
             await self.kill()
             text = str(exc.explanation or exc)
@@ -406,33 +609,44 @@ class DockerHandle(RunHandle):
                 raise ExecutorError(self._no_python()) from None
             raise ExecutorError(f"run {self._spec.name!r}: container did not start: {text}") \
                 from None
-        self._readers = [_Stream("stdout", stdout_reader(self._spec, self._observer)),
-                         _Stream("stderr", LineSplitter("stderr", self._observer))]
-        self._streams = [asyncio.ensure_future(call(self._follow, stream))
-                         for stream in self._readers]
+        self._poller = asyncio.ensure_future(self._poll())
 
     def _no_python(self) -> str:
-        return (f"image {self._image} has no python3, which @remote entries need: add python3 "
-                "to the image (apt-get install python3) or run the tool with cmd=[...]")
+        return (f"image {self.image}: python3 did not start, neither its own nor the one "
+                "levrt brings in; add python3 to the image (apt-get install python3) or run "
+                "the tool with cmd=[...]")
 
-    def _follow(self, stream: _Stream) -> None:
-        try:
-            stream.live = self._container.logs(stream=True, follow=True, **stream.which)
-            if stream.done:  # finished while the stream was being opened
-                stream.stop_following()
-            for chunk in stream.live:
-                stream.feed(chunk)
-        except Exception:  # noqa: BLE001 - the container went away or the stream was closed
-            pass
-
-    def _catch_up(self, stream: _Stream) -> None:
-        """Read what a live stream missed: with Podman it may close before the last bytes."""
-        if not stream.complete:
+    async def _poll(self) -> None:
+        """Bring the log and ``ctx`` writes in while the run goes: often while there is
+        output, less often while there is none, and never costing the engine more than a
+        fifth of the time."""
+        delay = POLL_FIRST
+        while True:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._exited.wait(), delay)
+            if self._exited.is_set():
+                return
+            began = time.monotonic()
             try:
-                stream.feed_rest(self._container.logs(stream=False, **stream.which))
-            except Exception:  # noqa: BLE001 - removed already: nothing more to read
-                pass
-        stream.finish()
+                fresh = await self._executor.call(self._output.read)
+            except Exception:  # noqa: BLE001 - the last read after the exit reports errors
+                fresh = False
+            delay = max(POLL_FIRST if fresh else min(delay * 2, POLL_MAX),
+                        4 * (time.monotonic() - began))
+
+    async def _read_rest(self) -> str | None:
+        """Take the rest of the output after the exit; says why the results cannot be
+        trusted, if they cannot."""
+        self._exited.set()
+        if self._poller is not None:
+            await self._poller
+        try:
+            await self._executor.call(self._output.read, True)
+        except Exception as exc:  # noqa: BLE001 - any failure leaves the output unknown
+            return f"the engine did not give the run's whole output ({exc})"
+        if isinstance(self._channel, ChannelReader):
+            return self._channel.unverified()
+        return None
 
     async def wait_for_ports(self, ports: list[int]) -> None:
         try:
@@ -458,14 +672,14 @@ class DockerHandle(RunHandle):
                 await self._executor.call(self._container.kill)
                 result = await self._executor.call(self._container.wait)
             code = int(result.get("StatusCode", -1))
-            # A follow stream normally ends with the container, but an engine may keep one
-            # open: past a grace period the re-read below has everything anyway.
-            await asyncio.wait(self._streams, timeout=STREAM_GRACE)
-            await asyncio.gather(*(self._executor.call(self._catch_up, stream)
-                                   for stream in self._readers))
+            problem = await self._read_rest()
             if code > 0 and self._spec.payload is not None and not self._observer.heard:
                 # The shim never spoke: python3 did not start in this image.
                 self._observer.on_error("ExecutorError", self._no_python())
+            elif code == 0 and problem:
+                # Never done with data missing: the run fails and says why.
+                self._observer.on_error("ResultsUnverified", problem)
+                code = 1
             return code if code < 128 or code > 128 + 64 else -(code - 128)
         except BaseException:
             await self.kill()
@@ -482,19 +696,17 @@ class DockerHandle(RunHandle):
                 from None
 
     async def kill(self) -> None:
+        self._output.closed = True  # a read still going feeds the run nothing more
+        if self._poller is not None:
+            self._poller.cancel()
         if not self._removed:
             self._removed = True
             try:
                 await self._executor.call(self._container.remove, force=True)
             except _docker().errors.APIError:
                 pass  # already gone
-            if self._streams:  # they end with the container, or are ended here
-                await asyncio.wait(self._streams, timeout=STREAM_GRACE)
-                for stream in self._readers:
-                    stream.stop_following()
         for side in self.sidecars:
             await side.kill()
-
 
 
 def package_image_tag(package_dir: Path, settings: Settings) -> str:

@@ -9,7 +9,8 @@ Protocol: ``python3 -u entry.py [PAYLOAD_FILE]``; the payload comes from the
 messages are tagged data (:func:`encode`) written as Python literals, so reading
 them needs no import in the sandbox. The process's
 original stdout becomes the result channel: one literal per line (``{"op":
-"set", "data": ...}``, ``{"op": "error", ...}``). Everything the entry prints,
+"set", "data": ..., "n": 0}``, ``{"op": "error", ...}``, last ``{"op": "end"}``), each
+numbered. Everything the entry prints,
 and every subprocess it starts, writes to stderr, which is the run's log.
 """
 
@@ -97,13 +98,17 @@ def _hashable(key: Any) -> Any:
 
 
 class Channel:
-    """Line-delimited JSON written to the process's original stdout."""
+    """One literal per line on the process's original stdout, numbered from 0: the host
+    checks that it read every number up to the final ``end``."""
 
     def __init__(self, fd: int) -> None:
         self._file = os.fdopen(fd, "w", encoding="utf-8", closefd=True)
+        self._sent = 0
 
     def send(self, op: str, **fields: Any) -> None:
         fields["op"] = op
+        fields["n"] = self._sent
+        self._sent += 1
         self._file.write(dumps(fields) + "\n")
         self._file.flush()
 
