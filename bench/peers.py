@@ -59,24 +59,80 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def median_of(rounds: list[float]) -> dict[str, Any]:
-    return {"wall_s": statistics.median(rounds), "rounds_s": rounds}
+def cpu_ms() -> tuple[float, float]:
+    """CPU ms used so far by this process (all threads) and by its reaped children."""
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ((own.ru_utime + own.ru_stime) * 1000.0, (kids.ru_utime + kids.ru_stime) * 1000.0)
 
 
-async def timed_rounds(sides: dict[str, Fanout], count: int, limit: int,
-                       rounds: int) -> dict[str, list[float]]:
+class StoreClock:
+    """Wall ms spent in a store's per-run writes, by method (they run on the event loop)."""
+
+    WRITES = ("create_run", "finish_run", "set_job_progress", "append_logs", "merge_document")
+
+    def __init__(self, store: Any) -> None:
+        self.spent: dict[str, float] = {}
+        for name in self.WRITES:
+            setattr(store, name, self._timed(name, getattr(store, name)))
+
+    def _timed(self, name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                self.spent[name] = self.spent.get(name, 0.0) + (time.perf_counter() - start) * 1e3
+
+        return timed
+
+
+class Rounds:
+    """What each timed fan-out of one side cost: wall s, and per run CPU and store ms."""
+
+    def __init__(self) -> None:
+        self.wall: list[float] = []
+        self.host_cpu: list[float] = []
+        self.child_cpu: list[float] = []
+        self.store: list[dict[str, float]] = []
+
+    def summary(self, count: int) -> dict[str, Any]:
+        out: dict[str, Any] = {"wall_s": statistics.median(self.wall), "rounds_s": self.wall}
+        if self.host_cpu:
+            out["host_cpu_ms_per_run"] = statistics.median(self.host_cpu) / count
+            out["child_cpu_ms_per_run"] = statistics.median(self.child_cpu) / count
+        if any(self.store):
+            out["store_ms_per_run"] = {
+                name: statistics.median(r.get(name, 0.0) for r in self.store) / count
+                for name in StoreClock.WRITES if any(name in r for r in self.store)}
+        return out
+
+
+async def timed_rounds(sides: dict[str, Fanout], count: int, limit: int, rounds: int,
+                       clock: StoreClock | None = None) -> dict[str, Rounds]:
     """Warm each side up once, then time ``rounds`` fan-outs of each, alternating who leads."""
     for fanout in sides.values():
         await fanout(min(count, limit), limit)
-    walls: dict[str, list[float]] = {name: [] for name in sides}
+    measured = {name: Rounds() for name in sides}
     names = list(sides)
     for r in range(rounds):
         for name in names if r % 2 == 0 else names[::-1]:
+            if clock is not None:
+                clock.spent = {}
+            host, child = cpu_ms()
             start = time.perf_counter()
             await sides[name](count, limit)
-            walls[name].append(time.perf_counter() - start)
-            log(f"    round {r + 1}/{rounds}: {name} {walls[name][-1]:.2f} s")
-    return walls
+            wall = time.perf_counter() - start
+            host_after, child_after = cpu_ms()
+            side = measured[name]
+            side.wall.append(wall)
+            side.host_cpu.append(host_after - host)
+            side.child_cpu.append(child_after - child)
+            side.store.append(dict(clock.spent) if clock is not None else {})
+            log(f"    round {r + 1}/{rounds}: {name} {wall:.2f} s")
+    return measured
 
 
 # -- raw asyncio -----------------------------------------------------------------
@@ -127,12 +183,12 @@ def bench_levrt(executor_name: str, image: str, args: argparse.Namespace,
         f"then {args.rounds} round(s) of {args.runs} runs ...")
     store = Store(f"sqlite:///{os.environ['LEV_HOME']}/bench-{executor_name}.db")
     try:
-        walls = asyncio.run(levrt.arun(timed_rounds(sides, args.runs, args.limit, args.rounds),
-                                       f"bench-peers-{executor_name}", store=store,
-                                       executor=executor))
+        measured = asyncio.run(levrt.arun(
+            timed_rounds(sides, args.runs, args.limit, args.rounds, StoreClock(store)),
+            f"bench-peers-{executor_name}", store=store, executor=executor))
     finally:
         store.close()
-    result = {name: median_of(rounds) for name, rounds in walls.items()}
+    result = {name: rounds.summary(args.runs) for name, rounds in measured.items()}
     result[executor_name]["label"] = f"levrt {executor.describe()}"
     return result
 
@@ -215,10 +271,11 @@ def bench_prefect(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         shutil.rmtree(home, ignore_errors=True)
     measured = json.loads(proc.stdout)
+    rounds = Rounds()
     for r, wall in enumerate(measured["rounds_s"]):
         log(f"    round {r + 1}/{args.rounds}: prefect {wall:.2f} s")
-    return {"prefect": {**median_of(measured["rounds_s"]),
-                        "label": f"Prefect {measured['version']}",
+        rounds.wall.append(wall)
+    return {"prefect": {**rounds.summary(args.runs), "label": f"Prefect {measured['version']}",
                         "startup_s": measured["startup_s"]}}
 
 
@@ -296,6 +353,17 @@ def render(result: dict[str, Any]) -> str:
                      f"{x_raw}   {rounds}")
     for name, why in result["skipped"].items():
         lines.append(f"    {name:<40}skipped: {why}")
+    cpu = [side for side in result["sides"].values() if "host_cpu_ms_per_run" in side]
+    if cpu:
+        lines += ["per run, median round: host and child = CPU ms of this process and of what it "
+                  "started; store = wall ms in levrt's store writes (on the event loop's thread)",
+                  f"    {'side':<40}{'host':>8}{'child':>8}{'store':>8}   store writes"]
+        for side in cpu:
+            store = side.get("store_ms_per_run", {})
+            parts = ", ".join(f"{name} {ms:.2f}" for name, ms in store.items())
+            total = f"{sum(store.values()):8.2f}" if store else " " * 8
+            lines.append(f"    {side['label']:<40}{side['host_cpu_ms_per_run']:8.2f}"
+                         f"{side['child_cpu_ms_per_run']:8.2f}{total}   {parts}")
     target = result.get("target_raw")
     if target:
         lines.append(f"levrt process / raw asyncio: {target['ratio']:.2f}x "
@@ -367,9 +435,9 @@ def main(argv: list[str] | None = None) -> int:
             measured = bench_levrt("process", args.image, args, with_raw="raw" in args.sides)
             sides.update({name: measured[name] for name in ("raw", "process") if name in measured})
         elif "raw" in args.sides:
-            walls = asyncio.run(timed_rounds({"raw": raw_fanout}, args.runs, args.limit,
-                                             args.rounds))
-            sides["raw"] = median_of(walls["raw"])
+            measured = asyncio.run(timed_rounds({"raw": raw_fanout}, args.runs, args.limit,
+                                                args.rounds))
+            sides["raw"] = measured["raw"].summary(args.runs)
         if "raw" in sides:
             sides["raw"]["label"] = "raw asyncio (Semaphore)"
         if "docker" in args.sides:
