@@ -341,13 +341,17 @@ def test_alive_mode_ipv6(hub):
 
 
 @nmap_test
-def test_alive_mode_mixed_families_takes_two_nmap_calls(hub):
+def test_alive_mode_mixed_families(hub):
     from lev.szczecin.nmap_python import nmap_python
 
+    # One run, two nmap calls (IPv4 first, then -6), one list.
     assert run_doc(nmap_python.alive(f"{TARGET6} {TARGET}")) == {"alive": [TARGET, TARGET6]}
     with Store.open() as store:
-        (run,) = store.list_runs(only_job(store)["id"])
+        job = only_job(store)
+        (run,) = store.list_runs(job["id"])
         assert run["status"] == "done"
+        log = [row["text"] for row in store.get_logs(job["id"], run_id=run["run_id"])]
+        assert f"2 host(s) up: {TARGET} {TARGET6}" in log
 
 
 @nmap_test
