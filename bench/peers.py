@@ -260,8 +260,8 @@ def bench_prefect(args: argparse.Namespace) -> dict[str, Any]:
     try:
         with open(Path(home) / "stderr.txt", "w+") as errors:
             proc = subprocess.run(
-                [str(python), __file__, "--prefect-side", "--runs", str(args.runs),
-                 "--limit", str(args.limit), "--rounds", str(args.rounds)],
+                [str(python), str(BENCH_DIR / "peers.py"), "--prefect-side", "--runs",
+                 str(args.runs), "--limit", str(args.limit), "--rounds", str(args.rounds)],
                 stdout=PIPE, stderr=errors, text=True, env=prefect_env(home), cwd=home,
             )
             if proc.returncode != 0:
@@ -270,7 +270,7 @@ def bench_prefect(args: argparse.Namespace) -> dict[str, Any]:
                 raise RuntimeError(f"the Prefect side exited with {proc.returncode}:\n{tail}")
     finally:
         shutil.rmtree(home, ignore_errors=True)
-    measured = json.loads(proc.stdout)
+    measured = json.loads(proc.stdout.splitlines()[-1])  # after anything Prefect printed
     rounds = Rounds()
     for r, wall in enumerate(measured["rounds_s"]):
         log(f"    round {r + 1}/{args.rounds}: prefect {wall:.2f} s")
