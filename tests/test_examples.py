@@ -1,7 +1,8 @@
 """The example hub packages under examples/lev-hub, run for real with the process executor.
 
-Every scan here targets 127.0.0.1 and nothing else. A listener started by the tests on a port
-of nmap's default top-1000 list gives the scans something to find.
+Every scan here targets 127.0.0.1 or ::1 and nothing else. A listener started by the tests on a
+port of nmap's default top-1000 list gives the scans something to find; one on ::1 (any free
+port, scanned by number) the IPv6 scans.
 """
 
 import json
@@ -21,6 +22,9 @@ from levrt.store import Store
 HUB = Path(__file__).resolve().parent.parent / "examples" / "lev-hub"
 PACKAGES = ("szczecin.nmap_python", "szczecin.lan_audit", "szczecin.alive")
 TARGET = "127.0.0.1"
+TARGET6 = "::1"
+# A name under the reserved .invalid domain (RFC 6761): it never resolves.
+UNRESOLVABLE = "no-such-host.invalid"
 
 # Ports of nmap's default top-1000 list, so that a scan with default arguments finds the listener.
 CANDIDATE_PORTS = (8080, 8888, 8000, 9090, 8443, 3000, 5000, 8081)
@@ -77,7 +81,7 @@ def hub(monkeypatch, tmp_path):
 
 
 class BannerListener:
-    """A TCP server on 127.0.0.1 that greets every connection with BANNER."""
+    """A TCP server on a loopback address that greets every connection with BANNER."""
 
     def __init__(self, sock: socket.socket):
         self.sock = sock
@@ -112,22 +116,44 @@ class BannerListener:
         self._thread.join(timeout=2)
 
 
-@pytest.fixture(scope="module")
-def listener():
-    for port in CANDIDATE_PORTS:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+def banner_listener(family: socket.AddressFamily, address: str,
+                    ports: tuple[int, ...]) -> BannerListener | None:
+    """A BannerListener on the first of ``ports`` free on ``address``, or None."""
+    for port in ports:
+        sock = socket.socket(family, socket.SOCK_STREAM)
         try:
-            sock.bind((TARGET, port))
+            sock.bind((address, port))
         except OSError:
             sock.close()
             continue
         sock.listen(32)
         sock.settimeout(0.2)
-        server = BannerListener(sock)
-        yield server
-        server.close()
-        return
-    pytest.skip(f"none of the ports {CANDIDATE_PORTS} is free on {TARGET}")
+        return BannerListener(sock)
+    return None
+
+
+@pytest.fixture(scope="module")
+def listener():
+    server = banner_listener(socket.AF_INET, TARGET, CANDIDATE_PORTS)
+    if server is None:
+        pytest.skip(f"none of the ports {CANDIDATE_PORTS} is free on {TARGET}")
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def listener6():
+    """A BannerListener on ::1, on a port the kernel picks (IPv6 scans name their ports)."""
+    if not socket.has_ipv6:
+        pytest.skip("this Python has no IPv6 support")
+    try:
+        server = banner_listener(socket.AF_INET6, TARGET6, (0,))
+    except OSError as exc:  # the address family itself is missing
+        pytest.skip(f"no IPv6 socket: {exc}")
+    if server is None:
+        pytest.skip(f"{TARGET6} is not configured on this machine")
+    yield server
+    server.close()
 
 
 def free_port() -> int:
@@ -304,6 +330,143 @@ def test_port_os_mode(hub, listener):
     assert all(isinstance(name, str) and name for name in data["os"])
 
 
+# -- IPv6 targets, and targets nmap cannot scan ---------------------------------------------
+
+
+@nmap_test
+def test_alive_mode_ipv6(hub):
+    from lev.szczecin.nmap_python import nmap_python
+
+    assert run_doc(nmap_python.alive(TARGET6)) == {"alive": [TARGET6]}
+
+
+@nmap_test
+def test_alive_mode_mixed_families(hub):
+    from lev.szczecin.nmap_python import nmap_python
+
+    # One run, two nmap calls (IPv4 first, then -6), one list.
+    assert run_doc(nmap_python.alive(f"{TARGET6} {TARGET}")) == {"alive": [TARGET, TARGET6]}
+    with Store.open() as store:
+        job = only_job(store)
+        (run,) = store.list_runs(job["id"])
+        assert run["status"] == "done"
+        log = [row["text"] for row in store.get_logs(job["id"], run_id=run["run_id"])]
+        assert f"2 host(s) up: {TARGET} {TARGET6}" in log
+
+
+@nmap_test
+def test_port_os_mode_ipv6(hub, listener6):
+    from lev.szczecin.nmap_python import nmap_python
+
+    data = run_doc(nmap_python.port_os(TARGET6, str(listener6.port)))
+
+    assert data["host"] == TARGET6
+    (port,) = data["ports"]
+    assert_listener_port(port, listener6)
+
+
+@nmap_test
+def test_server_port_ipv6_and_ipv4(hub, listener, listener6):
+    from lev.szczecin.nmap_python import server_port
+
+    ports = f"{listener.port},{listener6.port}"
+    hosts = levrt.run(server_port(f"{TARGET} {TARGET6}", ports=ports))
+
+    assert [host["host"] for host in hosts] == [TARGET, TARGET6]
+    assert_listener_port(port_entry(hosts[0]["ports"], listener.port), listener)
+    assert_listener_port(port_entry(hosts[1]["ports"], listener6.port), listener6)
+    with Store.open() as store:
+        job = only_job(store)
+        assert job["status"] == "done"
+        assert [r["status"] for r in store.list_runs(job["id"])] == ["done"] * 3
+
+
+@nmap_test
+def test_lan_audit_ipv6(hub, listener6):
+    from lev.szczecin.lan_audit import open_services, quick_check
+
+    port = str(listener6.port)
+    assert levrt.run(open_services(TARGET6, port)) == [f"[{TARGET6}]:{port}/ssh"]
+    assert levrt.run(quick_check(TARGET6, port)) == {f"{port}/tcp": "open"}
+
+
+@nmap_test
+def test_modeless_alive_tool_ipv6_and_ipv4(hub):
+    from lev.szczecin.alive import alive
+
+    assert run_doc(alive(f"{TARGET} {TARGET6}")) == {"alive": [TARGET, TARGET6]}
+
+
+def assert_nothing_scanned(failed: levrt.TaskFailed, nmap_says: str):
+    """The run failed with nmap's own message, and the job with it: no empty success."""
+    assert failed.exit_code == 1
+    assert failed.error.startswith("RuntimeError: nmap scanned no target: ")
+    assert nmap_says in failed.error
+    assert "0 hosts scanned" in failed.error
+    with Store.open() as store:
+        job = only_job(store)
+        assert job["status"] == "failed"
+        (run,) = store.list_runs(job["id"])
+        assert (run["status"], run["exit_code"]) == ("failed", 1)
+        assert store.list_documents(job["id"]) == []  # no empty `alive` stored
+        log = "\n".join(row["text"] for row in store.get_logs(job["id"], run_id=run["run_id"]))
+        assert nmap_says in log  # nmap's stderr stays in the run's log
+
+
+@nmap_test
+def test_alive_mode_fails_when_the_name_does_not_resolve(hub):
+    from lev.szczecin.nmap_python import nmap_python
+
+    with pytest.raises(levrt.TaskFailed) as failed:
+        run_doc(nmap_python.alive(UNRESOLVABLE))
+    assert_nothing_scanned(failed.value, f'Failed to resolve "{UNRESOLVABLE}"')
+
+
+@nmap_test
+def test_server_port_fails_when_the_name_does_not_resolve(hub):
+    from lev.szczecin.nmap_python import server_port
+
+    with pytest.raises(levrt.TaskFailed) as failed:
+        levrt.run(server_port(UNRESOLVABLE))
+    assert_nothing_scanned(failed.value, f'Failed to resolve "{UNRESOLVABLE}"')
+
+
+@nmap_test
+def test_raw_mode_fails_when_nmap_scanned_nothing(hub):
+    from lev.szczecin.nmap_python import nmap_python
+
+    # Raw is raw: an IPv6 target without -6 is nmap's own error, and the run fails with it.
+    with pytest.raises(levrt.TaskFailed) as failed:
+        run_doc(nmap_python.raw(["-sn", TARGET6]))
+    assert_nothing_scanned(failed.value, "you have to use the -6 option")
+    assert run_doc(nmap_python.raw(["-6", "-sn", TARGET6]))["returncode"] == 0
+
+
+@nmap_test
+def test_modeless_alive_tool_fails_when_the_name_does_not_resolve(hub):
+    from lev.szczecin.alive import alive
+
+    with pytest.raises(levrt.TaskFailed) as failed:
+        run_doc(alive(UNRESOLVABLE))
+    assert_nothing_scanned(failed.value, f'Failed to resolve "{UNRESOLVABLE}"')
+
+
+def test_empty_targets_are_refused_before_any_run(hub):
+    from lev.szczecin.alive import alive
+    from lev.szczecin.nmap_python import nmap_python, server_port
+
+    for make in (nmap_python.alive, alive):
+        with pytest.raises(ValueError, match="no target given"):
+            make("  ")
+    with pytest.raises(ValueError, match="give one host to scan"):
+        nmap_python.port_os(f"{TARGET} {TARGET6}")
+    with pytest.raises(ValueError, match="no target given"):
+        levrt.run(server_port(""))
+    with Store.open() as store:
+        job = only_job(store)
+        assert (job["status"], store.list_runs(job["id"])) == ("failed", [])
+
+
 # -- the nmap_python package: what travels into the sandbox, and the helpers ------------------
 
 
@@ -320,6 +483,23 @@ def test_port_os_argv_depends_on_root(hub):
     assert "-p" not in as_user  # nmap's default top-1000 ports
     assert as_user[-2:] == ["--", TARGET]
 
+    assert nmap_python.port_os_argv(TARGET6, "22")[-5:] == ["-p", "22", "-6", "--", TARGET6]
+
+
+def test_targets_are_grouped_by_address_family(hub):
+    from lev.szczecin.nmap_python import nmap_python
+
+    groups = nmap_python.target_groups(f" {TARGET}  fe80::/64\t127.0.0.2-3 localhost {TARGET6}\n")
+    assert groups == [["--", TARGET, "127.0.0.2-3", "localhost"],
+                      ["-6", "--", "fe80::/64", TARGET6]]
+    assert nmap_python.target_groups(TARGET6) == [["-6", "--", TARGET6]]
+    assert nmap_python.one_target("10.0.0.0/24") == ["--", "10.0.0.0/24"]
+    for nothing in ("", " \n"):
+        with pytest.raises(ValueError, match="no target given"):
+            nmap_python.target_groups(nothing)
+    with pytest.raises(ValueError, match="give one host to scan"):
+        nmap_python.one_target(f"{TARGET} {TARGET6}")
+
 
 def test_entries_carry_their_helpers_and_constants(hub):
     from lev.szczecin.nmap_python import nmap_python
@@ -330,8 +510,8 @@ def test_entries_carry_their_helpers_and_constants(hub):
     assert payload["entry"]["closure"] == {"ip": TARGET, "ports": "8080"}
     module = payload["modules"]["lev.szczecin.nmap_python.nmap_python"]
     shipped = {fn["source"].split("(")[0].removeprefix("def ") for fn in module["functions"]}
-    assert {"scan_xml", "run_nmap", "port_os_argv", "parse_ports", "parse_os",
-            "up_hosts"} <= shipped
+    assert {"scan_xml", "run_nmap", "port_os_argv", "one_target", "target_groups",
+            "parse_ports", "parse_os", "up_hosts"} <= shipped
     # Only what port_os's entry reaches travels, not every helper of the module.
     assert not {"parse_alive", "host_address"} & shipped
     values = module["values"]
@@ -450,7 +630,7 @@ def test_nmap_python_manifest(hub):
     assert [(p["name"], p["type"], p["required"], p["default"])
             for p in modes["port_os"]["params"]] == [
         ("ip", "str", True, None), ("ports", "str | None", False, None)]
-    assert modes["alive"]["example"] == f'await nmap_python.alive("{TARGET}")'
+    assert modes["alive"]["example"] == f'await nmap_python.alive("{TARGET} {TARGET6}")'
     for mode in modes.values():
         assert mode["kind"] == "mode"
         assert mode["desc"] and mode["doc"] and mode["example"]
@@ -493,7 +673,7 @@ def test_modeless_package_manifest(hub):
     assert tool["images"] == ["localhost/lev-nmap:latest"]
     assert tool["schemas"] == ["szczecin/alive@1.0"]
     assert [(p["name"], p["type"], p["placeholder"]) for p in tool["params"]] == [
-        ("ip", "str", "127.0.0.1/32")]
+        ("ip", "str", "127.0.0.1/32 ::1")]
     assert [mode["name"] for mode in tool["modes"]] == ["alive"]
 
 

@@ -5,6 +5,10 @@ siblings; its exception is re-raised where its task is awaited, and noted in
 the job log. Leaving the block waits for every child. If the block itself is
 left by an exception or a cancellation, every child still going is cancelled
 (its runs killed) before the exception goes on, so nothing is left running.
+
+Progress (the finished children's share of the weights) reaches the job at most
+every ``PROGRESS_INTERVAL`` seconds, and its last value when the block is left:
+a store write per finished child cost a fan-out of short runs ~0.5 ms a run.
 """
 
 from __future__ import annotations
@@ -13,7 +17,10 @@ import asyncio
 from collections.abc import Awaitable
 from typing import Any
 
-from ._job import current_job
+from ._job import Job, current_job
+
+#: seconds between two progress writes of one Concurrent
+PROGRESS_INTERVAL = 0.2
 
 
 class Concurrent:
@@ -26,6 +33,8 @@ class Concurrent:
         self._weights: list[float] = []
         self._finished = 0.0
         self._total = 0.0
+        self._pending: asyncio.TimerHandle | None = None
+        self._job: Job | None = None
 
     def __call__(self, *weights: float) -> Concurrent:
         """Set progress weights of the children, in the order they are started."""
@@ -61,24 +70,36 @@ class Concurrent:
             self._report()
 
     def _report(self) -> None:
+        if self._pending is not None or not self._total:
+            return  # a write is due already, and it takes the value of its time
         try:
-            job = current_job()
+            self._job = current_job()
         except LookupError:
             return
-        if self._total:
-            job.set_progress(self._finished / self._total)
+        loop = asyncio.get_running_loop()
+        self._pending = loop.call_later(PROGRESS_INTERVAL, self._flush_progress)
+
+    def _flush_progress(self) -> None:
+        if self._pending is None or self._job is None:
+            return
+        self._pending.cancel()  # when the block is left before the timer fires
+        self._pending = None
+        self._job.set_progress(self._finished / self._total)
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: Any) -> None:
         try:
-            if exc is None and self._tasks:
-                await asyncio.wait(self._tasks)
-        except BaseException:
-            await self._cancel_all()
-            raise
-        if exc is not None:
-            await self._cancel_all()
-            return
+            try:
+                if exc is None and self._tasks:
+                    await asyncio.wait(self._tasks)
+            except BaseException:
+                await self._cancel_all()
+                raise
+            if exc is not None:
+                await self._cancel_all()
+                return
+        finally:
+            self._flush_progress()
         self._note_failures()
 
     async def _cancel_all(self) -> None:

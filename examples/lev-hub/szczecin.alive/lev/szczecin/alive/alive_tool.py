@@ -31,24 +31,44 @@ def up_addresses(xml_text):
 
 @annot.meta(
     desc="Find the live hosts of a network",
-    params=[annot.Param("ip", "Targets: an address, a range or a CIDR block",
-                        holder="127.0.0.1/32")],
+    params=[annot.Param("ip", "Targets separated by blanks: addresses, ranges or CIDR blocks, "
+                        "IPv4 or IPv6", holder="127.0.0.1/32 ::1")],
     cats=[Attck.Reconnaissance, Attck.Discovery, BlackArch.Scanner, BlackArch.Recon],
 )
 def alive(ip: str) -> Cr:
     """Find live hosts (``nmap -sn``); stores ``alive``: the addresses that answered.
+
+    Raises ValueError when ``ip`` holds no target; the run fails when nmap scanned none
+    (a name that does not resolve).
     ```
-    await alive("127.0.0.1")
+    await alive("127.0.0.1 ::1")
     ```
     """
+    targets = ip.split()
+    if not targets:
+        raise ValueError("no target given: an address, a range or a CIDR block is needed")
+    # nmap scans IPv6 targets only with -6, and then nothing else: one call per address family.
+    ipv4 = [t for t in targets if ":" not in t]
+    ipv6 = [t for t in targets if ":" in t]
+    calls = []
+    if ipv4:
+        calls.append(["--"] + ipv4)
+    if ipv6:
+        calls.append(["-6", "--"] + ipv6)
 
     @remote
     def entry():
-        proc = subprocess.run(["nmap", "-sn", "-T4", "-oX", "-", "--", ip],
-                              stdout=subprocess.PIPE, text=True)
-        if proc.returncode != 0:
-            sys.exit(proc.returncode)  # nmap's message is already in the log (its stderr)
-        hosts = up_addresses(proc.stdout)
+        hosts = []
+        for argv in calls:
+            proc = subprocess.run(["nmap", "-sn", "-T4", "-oX", "-", *argv],
+                                  capture_output=True, text=True)
+            sys.stderr.write(proc.stderr)  # nmap's messages stay in the run's log
+            if proc.returncode != 0:
+                sys.exit(proc.returncode)
+            # nmap exits 0 when no target resolved: an empty result would read as "none is up"
+            if "0 hosts scanned" in proc.stderr:
+                raise RuntimeError("nmap scanned no target: " + " ".join(proc.stderr.split()))
+            hosts += up_addresses(proc.stdout)
         print(f"{len(hosts)} host(s) up: {' '.join(hosts)}")
         ctx.set(alive=hosts)
 

@@ -7,7 +7,8 @@ from levrt.annot.cats import Attck, BlackArch
 
 from . import nmap_python as nmap
 
-IP = annot.Param("ip", "Targets: an address, a range or a CIDR block", holder="127.0.0.1/32")
+IP = annot.Param("ip", "Targets separated by blanks: addresses, ranges or CIDR blocks, "
+                 "IPv4 or IPv6", holder="127.0.0.1/32 ::1")
 PORTS = annot.Param("ports", "Ports to scan on each host, nmap syntax (default: top 1000)",
                     regex=r"^[0-9TUSP:,\-]+$", holder="22,80,443,8000-8100")
 
@@ -75,7 +76,7 @@ async def alive_nmap_python(ip: str) -> list[str]:
 
 @annot.meta(
     desc="Scan one host's ports, services and OS",
-    params=[annot.Param("ip", "The host to scan", holder="127.0.0.1"), PORTS],
+    params=[annot.Param("ip", "The host to scan, IPv4 or IPv6", holder="127.0.0.1"), PORTS],
     cats=[Attck.Reconnaissance, Attck.Discovery, BlackArch.Scanner, BlackArch.Fingerprint],
 )
 async def port_os_nmap_python(ip: str, ports: str | None = None) -> list[dict]:

@@ -33,11 +33,24 @@ OS_DETECTION = ["-O", "--max-os-tries", "1"]
 CONNECT_SCAN = ["-sT", "--unprivileged"]
 
 
+#: what nmap prints on stderr when it scanned no address at all, whatever the output format
+NOTHING_SCANNED = "0 hosts scanned"
+
+
 def run_nmap(argv):
-    """Run nmap with ``argv``: its stdout is returned, its stderr goes to the run's log."""
+    """Run nmap with ``argv``: its stdout is returned, its stderr goes to the run's log.
+
+    When nmap scanned no target at all (a name that does not resolve, an IPv6 address without
+    -6, an empty list) it still exits 0; the run fails instead, with nmap's own words, since an
+    empty result would read as "no host is up".
+    """
     if shutil.which(NMAP) is None:
         sys.exit(f"{NMAP} is not on PATH in this image; install it (apt-get install nmap)")
-    return subprocess.run([NMAP, *argv], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.run([NMAP, *argv], capture_output=True, text=True)
+    sys.stderr.write(proc.stderr)
+    if NOTHING_SCANNED in proc.stderr:
+        raise RuntimeError("nmap scanned no target: " + " ".join(proc.stderr.split()))
+    return proc
 
 
 def scan_xml(argv):
@@ -46,6 +59,29 @@ def scan_xml(argv):
     if proc.returncode != 0:
         sys.exit(proc.returncode)  # nmap's own message is already in the log (its stderr)
     return proc.stdout
+
+
+def target_groups(ip):
+    """The nmap argv tails that scan the targets in ``ip`` (separated by blanks), one per call.
+
+    nmap scans IPv6 targets only with -6, and then nothing else, so a list holding both takes
+    two calls: IPv4 addresses, ranges and host names in one, IPv6 addresses and CIDR blocks
+    (anything with a ":") in the other. Raises ValueError when ``ip`` holds no target.
+    """
+    targets = ip.split()
+    if not targets:
+        raise ValueError("no target given: an address, a range or a CIDR block is needed")
+    ipv4 = [t for t in targets if ":" not in t]
+    ipv6 = [t for t in targets if ":" in t]
+    # "--" ends the options: a target beginning with "-" cannot turn into an nmap flag.
+    return ([["--"] + ipv4] if ipv4 else []) + ([["-6", "--"] + ipv6] if ipv6 else [])
+
+
+def one_target(ip):
+    """The nmap argv tail that scans the one target ``ip``; ValueError for none or several."""
+    if len(ip.split()) != 1:
+        raise ValueError(f"give one host to scan (an IPv4 or IPv6 address or name), not {ip!r}")
+    return target_groups(ip)[0]
 
 
 def raw_sockets():
@@ -64,8 +100,7 @@ def port_os_argv(ip, ports=None, root=False):
     argv = ["-sV"] + FAST + (OS_DETECTION if root else CONNECT_SCAN)
     if ports:
         argv += ["-p", ports]
-    # "--" ends the options: a target beginning with "-" cannot turn into an nmap flag.
-    return argv + ["--", ip]
+    return argv + one_target(ip)
 
 
 def host_address(host):
@@ -129,7 +164,8 @@ def parse_os(xml_text):
 def raw(argv: list[str]) -> Cr:
     """Run nmap with the given arguments; stores its stdout text and exit code.
 
-    The run fails (``levrt.TaskFailed``) when nmap exits non-zero.
+    The run fails (``levrt.TaskFailed``) when nmap exits non-zero or scanned no target.
+    IPv6 targets need ``-6`` here, as on nmap's command line.
     ```
     await nmap_python.raw(["-sn", "127.0.0.1"])
     ```
@@ -151,21 +187,27 @@ def raw(argv: list[str]) -> Cr:
 
 @annot.meta(
     desc="Find the live hosts of a network with an nmap ping sweep",
-    params=[annot.Param("ip", "Targets: an address, a range or a CIDR block",
-                        holder="127.0.0.1/32")],
+    params=[annot.Param("ip", "Targets separated by blanks: addresses, ranges or CIDR blocks, "
+                        "IPv4 or IPv6", holder="127.0.0.1/32 ::1")],
     cats=[Attck.Reconnaissance, Attck.Discovery, BlackArch.Scanner, BlackArch.Recon],
 )
 def alive(ip: str) -> Cr:
     """Find live hosts (``nmap -sn``); stores ``alive``: the addresses that answered.
+
+    ``ip`` may list several targets separated by blanks, IPv4 and IPv6 mixed (one nmap call
+    per address family). Raises ValueError when it lists none; the run fails when nmap
+    scanned no target (a name that does not resolve).
     ```
-    await nmap_python.alive("127.0.0.1")
+    await nmap_python.alive("127.0.0.1 ::1")
     ```
     """
+    groups = target_groups(ip)
 
     @remote
     def entry():
-        xml_text = scan_xml(["-sn", "--", ip])
-        hosts = parse_alive(xml_text)
+        hosts = []
+        for targets in groups:
+            hosts += parse_alive(scan_xml(["-sn"] + targets))
         print(f"{len(hosts)} host(s) up: {' '.join(hosts)}")
         ctx.set(alive=hosts)
 
@@ -175,7 +217,7 @@ def alive(ip: str) -> Cr:
 @annot.meta(
     desc="Scan one host's ports, identify their services and versions, and guess its OS",
     params=[
-        annot.Param("ip", "The host to scan", holder="127.0.0.1"),
+        annot.Param("ip", "The host to scan, IPv4 or IPv6", holder="127.0.0.1"),
         annot.Param("ports", "Ports to scan, nmap syntax (default: nmap's top 1000)",
                     regex=r"^[0-9TUSP:,\-]+$", holder="22,80,443,8000-8100"),
     ],
@@ -185,11 +227,13 @@ def port_os(ip: str, ports: str | None = None) -> Cr:
     """Scan ports with service detection (``nmap -sV``), plus OS detection when run as root.
 
     Stores ``host``, ``ports`` (port, protocol, state, service, product, version) and
-    ``os`` (OS match names, best first; empty without root).
+    ``os`` (OS match names, best first; empty without root). ``ip`` is one target (IPv4 or
+    IPv6); ValueError otherwise.
     ```
     await nmap_python.port_os("127.0.0.1", "22,80,8080")
     ```
     """
+    one_target(ip)  # a bad target fails here, before any run
 
     @remote
     def entry():
