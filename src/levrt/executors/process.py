@@ -20,6 +20,7 @@ import tempfile
 from asyncio.subprocess import DEVNULL, PIPE
 from pathlib import Path
 
+from .._debug import SOCKET_NAME
 from ..shim import SHIM_PATH
 from ..shim.entry import dumps
 from .base import (
@@ -67,6 +68,8 @@ class ProcessExecutor(Executor):
             workdir = tempfile.mkdtemp(prefix=f"lev-{spec.job_id}-{spec.run_id}-")
             argv = bwrap_argv(_write_files(spec.files, Path(workdir))) + list(argv)
         env = {**os.environ, **spec.env}
+        if self.debug_dir is not None:
+            env["LEV_DEBUG"] = os.path.join(self.debug_dir, SOCKET_NAME)
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv,
