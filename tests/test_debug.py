@@ -137,3 +137,25 @@ def test_breakpoints_are_skipped_without_a_terminal(tool):
     job, documents, log = _last_job()
     assert job["status"] == "done" and documents == [{"msg": "hey pal"}]
     assert log.count("breakpoint at") == 2 and "dbg.py:10 skipped" in log
+
+
+WORKFLOW = '''
+async def flow(who: str = "there"):
+    breakpoint()
+    return who
+'''
+
+
+def test_workflow_breakpoint_takes_the_same_terminal(tmp_path):
+    path = tmp_path / "flow.py"
+    path.write_text(WORKFLOW)
+    term = Terminal([*_lev(), "run", f"{path}:flow", "--who", "pal", "--debug"])
+    term.expect("lev: breakpoint at")
+    term.expect("(Pdb) ")
+    term.type("p who")
+    term.expect("'pal'")
+    term.expect("(Pdb) ")
+    term.type("c")
+    assert term.wait() == 0
+    job, _, _ = _last_job()
+    assert job["status"] == "done"

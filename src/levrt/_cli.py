@@ -566,10 +566,13 @@ def _debugging(args: argparse.Namespace,
         print("lev: --debug needs a terminal on stdin and stdout: breakpoints are skipped",
               file=sys.stderr)
         return contextlib.nullcontext()
-    from ._debug import DebugRelay
+    from ._debug import SOCKET_NAME, DebugRelay
+    from .shim.entry import install_breakpoints
 
     relay = DebugRelay()
     executor.debug_dir = relay.directory
+    # The relay reads the terminal now: the workflow's own breakpoints must go through it too.
+    install_breakpoints(os.path.join(relay.directory, SOCKET_NAME))
     return relay
 
 

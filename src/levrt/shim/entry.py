@@ -169,30 +169,30 @@ def _print_traceback() -> None:
     traceback.print_exc()
 
 
-_DEBUG_FILE = None  # type: Any
+_DEBUG = {"path": None, "file": None}  # type: Dict[str, Any]
 
 
 def _breakpoint(frame: Any) -> None:
     """``breakpoint()`` or ``pdb.set_trace()`` in an entry. Under ``lev run --debug`` pdb
-    talks to the user's terminal through the relay's socket (``LEV_DEBUG``); elsewhere nobody
-    could answer it, so the run goes on and its log says where it would have stopped."""
-    global _DEBUG_FILE
+    talks to the user's terminal through the relay's socket; elsewhere nobody could answer
+    it, so the run goes on and its log says where it would have stopped."""
     where = "%s:%d" % (frame.f_code.co_filename, frame.f_lineno)
-    path = os.environ.get("LEV_DEBUG")
+    path = _DEBUG["path"]
     if not path:
         sys.stderr.write("lev: breakpoint at %s skipped: it stops only under `lev run --debug` "
                          "in a terminal\n" % where)
         return
-    if _DEBUG_FILE is None:
+    if _DEBUG["file"] is None:
         import socket
 
         conn = socket.socket(socket.AF_UNIX)
         conn.connect(path)  # the relay serves one run at a time: this run waits its turn here
-        _DEBUG_FILE = conn.makefile("rw", encoding="utf-8", errors="replace")
-    _DEBUG_FILE.write("\nlev: breakpoint at %s\n" % where)
+        _DEBUG["file"] = conn.makefile("rw", encoding="utf-8", errors="replace")
+    terminal = _DEBUG["file"]
+    terminal.write("\nlev: breakpoint at %s\n" % where)
     import pdb
 
-    pdb.Pdb(stdin=_DEBUG_FILE, stdout=_DEBUG_FILE).set_trace(frame)
+    pdb.Pdb(stdin=terminal, stdout=terminal).set_trace(frame)
 
 
 def _set_trace(*args: Any, **kwargs: Any) -> None:
@@ -220,7 +220,10 @@ class _PdbFinder(object):
         return spec
 
 
-def _install_breakpoints() -> None:
+def install_breakpoints(path: Optional[str]) -> None:
+    """Route this process's breakpoints to the debug relay listening at ``path`` (the
+    ``LEV_DEBUG`` socket), or, with no path, skip them with a log line."""
+    _DEBUG["path"] = path
     sys.breakpointhook = lambda *args, **kwargs: _breakpoint(sys._getframe(1))
     if "pdb" in sys.modules:
         sys.modules["pdb"].set_trace = _set_trace
@@ -286,7 +289,7 @@ def main(argv: List[str]) -> int:
         else:
             payload = loads(sys.stdin.read())
         context = Context(channel)
-        _install_breakpoints()
+        install_breakpoints(os.environ.get("LEV_DEBUG"))
         func, args, kwargs = load(payload, _stub_levrt(context))
         result = func(*args, **kwargs)
         if isinstance(result, types.CoroutineType):
