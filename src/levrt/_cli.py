@@ -594,11 +594,31 @@ class LiveDisplay:
         return Group(table, bar, logs)
 
 
+def _debugging(args: argparse.Namespace,
+               executor: executors.Executor) -> contextlib.AbstractContextManager[Any]:
+    """``--debug``: the relay that gives breakpoints in entries this terminal."""
+    if not args.debug:
+        return contextlib.nullcontext()
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        print("lev: --debug needs a terminal on stdin and stdout: breakpoints are skipped",
+              file=sys.stderr)
+        return contextlib.nullcontext()
+    from ._debug import SOCKET_NAME, DebugRelay
+    from .shim.entry import install_breakpoints
+
+    relay = DebugRelay()
+    executor.debug_dir = relay.directory
+    # The relay reads the terminal now: the workflow's own breakpoints must go through it too.
+    install_breakpoints(os.path.join(relay.directory, SOCKET_NAME))
+    return relay
+
+
 def _display(args: argparse.Namespace) -> tuple[list[JobListener],
                                                 contextlib.AbstractContextManager[Any]]:
     if args.quiet:
         return [], contextlib.nullcontext()
-    if sys.stderr.isatty() and not args.json:
+    # A live display would redraw over a debugger's prompt.
+    if sys.stderr.isatty() and not args.json and not args.debug:
         live = LiveDisplay(Console(stderr=True))
         return [live], live.live
     return [PlainDisplay(sys.stderr)], contextlib.nullcontext()
@@ -670,6 +690,9 @@ _RUN_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     (("--json",), {"action": "store_true", "help": "print the job, runs, documents, the log's tail "
                    "and result as one JSON object"}),
     (("-q", "--quiet"), {"action": "store_true", "help": "do not follow the job live"}),
+    (("--debug",), {"action": "store_true", "help": "stop at breakpoint() / pdb.set_trace() in "
+                    "entries, with pdb on this terminal (one run at a time); without it they "
+                    "are skipped with a log line"}),
     (("-h", "--help"), {"action": "store_true", "help": "show this help and exit"}),
 ]
 
@@ -755,7 +778,7 @@ def _run_job(args: argparse.Namespace, func: Callable[..., Any], values: dict[st
     result: Any = _NO_RESULT
     failure: BaseException | None = None
     try:
-        with display:
+        with display, _debugging(args, executor):
             result = asyncio.run(arun(
                 body(), args.name or _params.name_of(func), store=store, executor=executor,
                 listeners=listeners, echo=False, target=args.target,

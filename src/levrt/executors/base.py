@@ -113,6 +113,9 @@ class Executor(abc.ABC):
     name: str = ""
     #: why this executor was picked, when it was not named explicitly
     chosen_by: str = ""
+    #: the folder of a `levrt._debug.DebugRelay` (``lev run --debug``): runs mount it at
+    #: ``levrt._debug.SANDBOX_DIR`` and their breakpoints talk to the user's terminal
+    debug_dir: str | None = None
 
     def describe(self) -> str:
         """A line for the job log: which executor, and where it runs things."""

@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .._config import Settings, load_settings, tomllib
+from .._debug import SANDBOX_DIR as DEBUG_DIR
+from .._debug import SOCKET_NAME as DEBUG_SOCKET
 from .._driver import driver_gone, driver_id
 from ..shim import BUNDLE_PATH, SHIM_PATH
 from ..shim.entry import dumps
@@ -295,6 +297,10 @@ class DockerExecutor(Executor):
             options["hostname"] = name
         if extra_hosts:
             options["extra_hosts"] = extra_hosts
+        if self.debug_dir is not None and spec.payload is not None:
+            volumes[self.debug_dir] = {"bind": DEBUG_DIR, "mode": "rw"}
+            options["environment"] = {**options["environment"],
+                                      "LEV_DEBUG": f"{DEBUG_DIR}/{DEBUG_SOCKET}"}
         if volumes:
             options["volumes"] = volumes
         if self.settings.memory:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .._config import Settings, load_settings, memory_bytes
+from .._debug import SOCKET_NAME
 from ..shim import SHIM_PATH
 from ..shim.entry import dumps
 from .base import (
@@ -69,7 +70,9 @@ class ProcessExecutor(Executor):
         # Another interpreter's prefix: the directory above its bin/, as a link and resolved.
         python = [os.path.dirname(os.path.dirname(p))
                   for p in (os.path.abspath(self.python), os.path.realpath(self.python))]
-        return kept_paths([*prefixes, *python, *sys.path, str(SHIM_PATH), self.shim])
+        # lev run --debug's relay: set before the job's first run, so before this is read.
+        debug = [self.debug_dir] if self.debug_dir else []
+        return kept_paths([*prefixes, *python, *sys.path, str(SHIM_PATH), self.shim, *debug])
 
     def _prefix(self, spec: RunSpec, scratch: Path | None) -> list[str]:
         """The bubblewrap argv of a run (empty when it runs unsandboxed)."""
@@ -124,6 +127,9 @@ class ProcessExecutor(Executor):
             raise
         if prefix:
             env = {**os.environ, "PWD": WORKDIR, **spec.env}
+        if self.debug_dir is not None:
+            # The relay's folder is kept at its own path in the sandbox (see _keep).
+            env["LEV_DEBUG"] = os.path.join(self.debug_dir, SOCKET_NAME)
         try:
             proc = await asyncio.create_subprocess_exec(
                 *prefix, *self.limit, *argv,
