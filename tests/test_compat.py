@@ -5,9 +5,6 @@ The fixture packages under fixtures_packages/compat.* are written the way those 
 write theirs. Each is imported and checked (lev check shows only its true findings), its
 manifest is compared, and each of its exports runs through `lev run` on the process
 executor and on the docker executor (image localhost/lev-base:bookworm).
-
-Tests of forms whose code another part owns are marked ``xfail(strict=True)`` with
-"OWNED ELSEWHERE" in the reason: they pass once that part is fixed, and then the mark must go.
 """
 
 import asyncio
@@ -353,12 +350,9 @@ def test_services_written_as_a_set_get_a_clear_error():
         Cr(IMAGE, services={"redis", Cr("redis:latest")})
 
 
-# -- forms whose code another part owns --------------------------------------------------------
+# -- forms the CLI and the image builder take -------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="OWNED ELSEWHERE: levrt.executors.docker.build_image "
-                   "(lev image build) reads only Dockerfile; issue 9 item 9 asks for "
-                   "dockerfile and Containerfile too")
 @pytest.mark.parametrize("recipe", ["dockerfile", "Containerfile"])
 def test_image_build_takes_other_recipe_names(tmp_path, recipe):
     from levrt.executors import ExecutorError
@@ -390,9 +384,6 @@ def test_image_build_takes_other_recipe_names(tmp_path, recipe):
         client.close()
 
 
-@pytest.mark.xfail(strict=True, reason="OWNED ELSEWHERE: _cli.py (lev run) takes --name as the "
-                   "job's name; issue 9 item 7 makes it reach a parameter called name, as the "
-                   "hello-world tutorials' modes have")
 def test_the_tutorials_name_parameter_is_settable(tmp_path):
     package = tmp_path / "compat.named"
     (package / "lev/compat/named").mkdir(parents=True)

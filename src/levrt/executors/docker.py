@@ -730,12 +730,18 @@ def package_image_tag(package_dir: Path, settings: Settings) -> str:
     return settings.image(f".{parts[1]}.{parts[2]}:{version}")
 
 
+#: the names an image recipe goes by in a package folder, in the order they are looked for
+RECIPES = ("Dockerfile", "dockerfile", "Containerfile")
+
+
 def build_image(package_dir: Path, tags: list[str] | None = None,
                 progress: Callable[[str], None] = lambda line: None,
                 base_url: str | None = None) -> list[str]:
-    """Build ``package_dir``'s Dockerfile through the API; returns the tags it was given."""
-    if not (package_dir / "Dockerfile").is_file():
-        raise ExecutorError(f"{package_dir}: no Dockerfile to build")
+    """Build ``package_dir``'s recipe (:data:`RECIPES`, the first found) through the API;
+    returns the tags it was given."""
+    recipe = next((name for name in RECIPES if (package_dir / name).is_file()), None)
+    if recipe is None:
+        raise ExecutorError(f"{package_dir}: no {', '.join(RECIPES)} to build")
     settings = load_settings()
     tags = [package_image_tag(package_dir, settings), *(tags or [])]
     url = base_url or engine_url()
@@ -744,7 +750,8 @@ def build_image(package_dir: Path, tags: list[str] | None = None,
                             "`podman system service --time=0 unix:///run/podman.sock`")
     client = _docker().DockerClient(base_url=url, timeout=600)
     try:
-        for event in client.api.build(path=str(package_dir), tag=tags[0], rm=True,
+        for event in client.api.build(path=str(package_dir), dockerfile=recipe, tag=tags[0],
+                                      rm=True,
                                       forcerm=True, decode=True):
             if "error" in event:
                 raise ExecutorError(f"building {package_dir} failed: {event['error'].strip()}")
