@@ -88,6 +88,18 @@ def writer(name: str) -> Cr:
     return Cr(IMAGE, entry=entry())
 
 
+def engine_view() -> Cr:
+    """What a run sees of the container engines' sockets and mounts."""
+    @remote
+    def entry():
+        ctx.set(sockets=[p for p in ("/run/podman.sock", "/run/docker.sock")
+                         if os.path.exists(p)],
+                netns=os.listdir("/run/netns") if os.path.isdir("/run/netns") else [],
+                storage=(os.listdir("/var/lib/containers")
+                         if os.path.isdir("/var/lib/containers") else []))
+    return Cr(IMAGE, entry=entry())
+
+
 def wpscan() -> Cr:
     @remote
     def entry():
@@ -246,6 +258,16 @@ def test_writes_stay_in_the_sandbox(project):
     assert kept == {name, project.parts[2]}
     for path in ("/" + name, "/tmp/" + name, "/dev/shm/" + name, "/etc/" + name):
         assert not Path(path).exists()
+
+
+def test_runs_see_no_engine_socket_nor_other_containers(project):
+    import sbx_tools
+
+    async def main():
+        return await (await sbx_tools.engine_view()).get()
+
+    # Empty: nor can a netns or a container's root, unmounted while the run starts, fail it.
+    assert run(main()) == {"sockets": [], "netns": [], "storage": []}
 
 
 def test_sigkill_of_the_driver_leaves_no_tool_process(project):

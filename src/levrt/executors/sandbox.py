@@ -29,9 +29,23 @@ WORKDIR = "/lev-work"
 # Top-level directories the sandbox provides itself, and how.
 _SPECIAL = {"proc": "--proc", "dev": "--dev", "tmp": "--tmpfs"}
 
-# A leaf is (bubblewrap option, host path): a run file bound writable, or a kept host path.
+# Where container engines and `ip netns` mount and unmount all the time. A read-only bind of
+# /run or /var takes their mounts along one by one, and fails the run when one goes away
+# meanwhile (seen in 1-2 of 200 runs beside a busy engine); runs see empty folders there,
+# which also keeps other containers' files out of their view.
+_VOLATILE = ("/run/netns", "/run/containers", "/run/libpod", "/run/docker", "/run/user",
+             "/var/lib/containers", "/var/lib/docker")
+# Container engines' API sockets: a run that reached one could start a container of its
+# choosing with the engine's (root's) rights, so runs do not see them.
+_ENGINE_SOCKETS = ("/run/podman.sock", "/run/docker.sock", "/run/podman/podman.sock",
+                   "/run/containerd/containerd.sock")
+
+# A leaf is (bubblewrap option, host path): a run file bound writable, or a kept host path;
+# ("--dir", "") is an empty folder and ("", "") nothing at all.
 _Leaf = tuple[str, str]
 _Tree = dict[str, "_Tree | _Leaf"]
+_EMPTY: _Leaf = ("--dir", "")
+_ABSENT: _Leaf = ("", "")
 
 
 class SandboxError(ValueError):
@@ -118,7 +132,10 @@ def _splice(host_dir: str | None, dest: str, needed: _Tree, argv: list[str]) -> 
         target = os.path.join(dest, name)
         host_path = os.path.join(host_dir, name) if host_dir is not None else None
         if isinstance(sub, tuple):
-            argv += [sub[0], sub[1], target]
+            if sub == _EMPTY:
+                argv += [sub[0], target]
+            elif sub != _ABSENT:
+                argv += [sub[0], sub[1], target]
         elif dest == "/" and name == "tmp":
             _splice(None, target, sub, argv)
         elif host_path is not None and os.path.islink(host_path):
@@ -130,6 +147,16 @@ def _splice(host_dir: str | None, dest: str, needed: _Tree, argv: list[str]) -> 
             _splice(host_path, target, sub, argv)
         else:
             _splice(None, target, sub, argv)
+
+
+def _kept_below(tree: _Tree, path: str) -> bool:
+    """Whether ``tree`` already has something at or below ``path``."""
+    node: _Tree | _Leaf = tree
+    for part in PurePosixPath(path).parts[1:]:
+        if not isinstance(node, dict) or part not in node:
+            return isinstance(node, tuple)
+        node = node[part]
+    return True
 
 
 def bwrap_argv(placed: dict[str, str], keep: Iterable[str] = (), *,
@@ -147,6 +174,12 @@ def bwrap_argv(placed: dict[str, str], keep: Iterable[str] = (), *,
         _add(tree, path, ("--bind", host_file))
     for path in keep:
         _add(tree, path, ("--ro-bind", path))
+    for path in _VOLATILE:
+        if os.path.isdir(path) and not os.path.islink(path) and not _kept_below(tree, path):
+            _add(tree, path, _EMPTY)
+    for path in _ENGINE_SOCKETS:
+        if os.path.exists(path) and not _kept_below(tree, path):
+            _add(tree, path, _ABSENT)
     argv = [binary, "--die-with-parent", "--unshare-pid", "--tmpfs", "/"]
     _splice("/", "/", tree, argv)
     if "tmp" not in tree and not os.path.isdir("/tmp"):
