@@ -181,15 +181,19 @@ def test_driver_killed_mid_run_leaves_containers_the_next_start_removes(engine, 
         import sys
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         import levrt, helpers_docker as tools
+        from levrt._driver import driver_id
+        open({str(tmp_path / "driver-id")!r}, "w").write(driver_id())
         async def main():
             await tools.sleeper({NMAP!r}, 120)
         levrt.run(main(), executor="docker")
     """))
     driver = subprocess.Popen([sys.executable, str(script)], env=os.environ.copy())
-    theirs = f"{driver_id().rpartition(':')[0]}:{driver.pid}"
+    theirs = ""
     try:
         for _ in range(300):
-            if [c for c in ours(engine, theirs) if c.status == "running"]:
+            named = tmp_path / "driver-id"
+            theirs = theirs or (named.read_text() if named.exists() else "")
+            if theirs and [c for c in ours(engine, theirs) if c.status == "running"]:
                 break
             time.sleep(0.1)
         else:
@@ -200,9 +204,6 @@ def test_driver_killed_mid_run_leaves_containers_the_next_start_removes(engine, 
     assert len(ours(engine, theirs)) == 1
 
     # A new executor in a new process removes what the dead driver left.
-    async def main():
-        return await (await tools.noop(NMAP, 1)).get()
-
     subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {str(Path(__file__).parent)!r})

@@ -167,7 +167,7 @@ def test_example_multi_mode_tool_and_workflows():
         "ip", "str", True, "127.0.0.1")
     assert (ports["type"], ports["required"], ports["default"]) == ("str | None", False, None)
     assert ports["regex"] == r"^[0-9TUSP:,\-]+$"
-    assert modes["alive"]["example"] == 'await nmap_python.alive("127.0.0.1")'
+    assert modes["alive"]["example"] == 'await nmap_python.alive("127.0.0.1 ::1")'
     assert modes["alive"]["cats"] == {"attck": ["TA0007", "TA0043"],
                                       "blackarch": ["recon", "scanner"]}
     server_port = manifest["exports"][3]
@@ -199,7 +199,7 @@ def test_example_modeless_tool():
     assert [mode["name"] for mode in tool["modes"]] == ["alive"]
     assert tool["modes"][0]["line"] == tool["line"]
     assert tool["images"] == ["localhost/lev-nmap:latest"]
-    assert tool["example"] == 'await alive("127.0.0.1")'
+    assert tool["example"] == 'await alive("127.0.0.1 ::1")'
 
 
 @pytest.mark.parametrize("package", ["szczecin.nmap_python", "szczecin.lan_audit",

@@ -123,7 +123,8 @@ def test_shim_reports_errors_with_the_authors_file_and_line():
 
     code, messages, stderr = run_payload(pack(entry("k")))
     assert code == 1
-    assert messages == [{"op": "error", "type": "KeyError", "message": "'k'"}, {"op": "end"}]
+    assert messages == [{"op": "error", "type": "KeyError", "message": "'k'", "n": 0},
+                        {"op": "end", "n": 1}]
     line = entry.__wrapped__.__code__.co_firstlineno + 2  # after @remote and def
     assert f'{__file__}", line {line}' in stderr
     assert "raise KeyError(x)" in stderr
@@ -141,7 +142,7 @@ def test_shim_runs_async_entries_and_redirects_print_to_log():
 
     code, messages, stderr = run_payload(pack(entry()))
     assert code == 0
-    assert messages == [{"op": "set", "data": {"done": True}}, {"op": "end"}]
+    assert messages == [{"op": "set", "data": {"done": True}, "n": 0}, {"op": "end", "n": 1}]
     assert "to the log" in stderr
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from ._config import load_settings
+from ._document import Document
 from ._driver import driver_id
 from ._text import LOG_ROW_BYTES
 
@@ -213,8 +214,9 @@ def _discard(coro: Awaitable[Any]) -> None:
 
 async def settle(outcome: Any) -> Any:
     """``outcome`` awaited while it is awaitable: a coroutine that returns a ``Cr`` gives
-    that run's document, as if the caller had awaited the ``Cr`` too."""
-    while inspect.isawaitable(outcome):
+    that run's document, as if the caller had awaited the ``Cr`` too. A document, awaitable
+    itself for the original's ``await doc``, is the result and is not read."""
+    while inspect.isawaitable(outcome) and not isinstance(outcome, Document):
         outcome = await outcome
     return outcome
 

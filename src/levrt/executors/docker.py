@@ -529,21 +529,28 @@ class _Output:
         self._held: tuple[int, int, bytes] | None = None
         self._stream = 1
         self._pending: list[bytes] = []
-        self._lock = threading.Lock()
+        self._lock = asyncio.Lock()
         self.closed = False
 
-    def read(self, final: bool = False) -> bool:
-        """Take what is new; returns whether there was anything. Engine errors propagate."""
-        with self._lock:
-            params = {"stdout": 1, "stderr": 1, "follow": 0, "timestamps": 1, "tail": "all"}
-            if self._second:
-                params["since"] = self._second
-            response = self._api._get(self._url, params=params, stream=True)
-            try:
-                self._api._raise_for_status(response)
-                return self._take_all(_frames(response), final)
-            finally:
-                response.close()
+    async def read(self, call: Callable[..., Any], final: bool = False) -> bool:
+        """Take what is new; returns whether there was anything. Engine errors propagate.
+
+        ``call`` runs the blocking request off the event loop; what it brings is handed on
+        to the run's observer on the loop, whose writes are not thread-safe."""
+        async with self._lock:
+            frames = await call(self._fetch)
+            return self._take_all(iter(frames), final)
+
+    def _fetch(self) -> list[tuple[int, bytes]]:
+        params = {"stdout": 1, "stderr": 1, "follow": 0, "timestamps": 1, "tail": "all"}
+        if self._second:
+            params["since"] = self._second
+        response = self._api._get(self._url, params=params, stream=True)
+        try:
+            self._api._raise_for_status(response)
+            return list(_frames(response))
+        finally:
+            response.close()
 
     def _take_all(self, frames: Iterator[tuple[int, bytes]], final: bool) -> bool:
         skip = self._taken
@@ -634,7 +641,7 @@ class DockerHandle(RunHandle):
                 return
             began = time.monotonic()
             try:
-                fresh = await self._executor.call(self._output.read)
+                fresh = await self._output.read(self._executor.call)
             except Exception:  # noqa: BLE001 - the last read after the exit reports errors
                 fresh = False
             delay = max(POLL_FIRST if fresh else min(delay * 2, POLL_MAX),
@@ -647,7 +654,7 @@ class DockerHandle(RunHandle):
         if self._poller is not None:
             await self._poller
         try:
-            await self._executor.call(self._output.read, True)
+            await self._output.read(self._executor.call, True)
         except Exception as exc:  # noqa: BLE001 - any failure leaves the output unknown
             return f"the engine did not give the run's whole output ({exc})"
         if isinstance(self._channel, ChannelReader):

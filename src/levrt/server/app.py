@@ -26,7 +26,6 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from levrt import __version__
-from levrt._text import clean_data
 from levrt.server import devices, hub, simple, tasks, web
 from levrt.server.auth import StoreDep, current_reader
 from levrt.server.runner import TaskRunner
@@ -66,13 +65,6 @@ async def _refused(request: Request, exc: Exception) -> Response:
         return await web.refused_page(request, exc)
     status = exc.status if isinstance(exc, UploadRefused) else 400
     return JSONResponse({"detail": str(exc)}, status_code=status)
-
-
-async def _invalid(request: Request, exc: Exception) -> JSONResponse:
-    # FastAPI's own answer, with text that is not valid Unicode (a lone surrogate the body
-    # sent, echoed as the "input") made valid: else the 422 itself fails to encode, a 500.
-    errors = exc.errors() if isinstance(exc, RequestValidationError) else [str(exc)]
-    return JSONResponse({"detail": clean_data(jsonable_encoder(errors))}, status_code=422)
 
 
 def _add_docs(app: FastAPI) -> None:
@@ -134,7 +126,6 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.state.throttle = LoginThrottle(settings.login_max_failures, settings.login_window)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(UploadRefused, _refused)
-    app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(HubPermissionError, _error(403))
     app.add_exception_handler(HubConflictError, _error(409))
     app.add_exception_handler(CsrfRefused, web.refused_page)

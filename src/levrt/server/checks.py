@@ -23,15 +23,15 @@ def _has_surrogate(text: str) -> bool:
     return False
 
 
-def json_problem(value: Any, max_depth: int = MAX_DEPTH) -> str | None:
+def json_problem(value: Any, max_depth: int = MAX_DEPTH, *, text: bool = True) -> str | None:
     """What makes ``value`` (parsed JSON) unacceptable, with where it was found (``[0]
     ["a"]``, empty for the value itself), or None: nesting deeper than ``max_depth`` lists
-    and objects, or text (a string or a key) that is not Unicode."""
+    and objects, or (with ``text``) text, a string or a key, that is not Unicode."""
     stack: list[tuple[Any, str, int]] = [(value, "", 0)]
     while stack:
         item, where, depth = stack.pop()
         if isinstance(item, str):
-            if _has_surrogate(item):
+            if text and _has_surrogate(item):
                 at = f" at {where}" if where else ""
                 return f"the text{at} is not Unicode (a lone surrogate)"
             continue
@@ -41,7 +41,7 @@ def json_problem(value: Any, max_depth: int = MAX_DEPTH) -> str | None:
             return f"nested deeper than {max_depth} levels (at {where})"
         if isinstance(item, dict):
             for key, child in item.items():
-                if isinstance(key, str) and _has_surrogate(key):
+                if text and isinstance(key, str) and _has_surrogate(key):
                     return (f"the key {key.encode('utf-8', 'replace').decode()!r}"
                             f"{' at ' + where if where else ''} is not Unicode (a lone surrogate)")
                 stack.append((child, f"{where}[{key!r}]", depth + 1))
@@ -51,10 +51,10 @@ def json_problem(value: Any, max_depth: int = MAX_DEPTH) -> str | None:
     return None
 
 
-def check_json(value: Any) -> Any:
+def check_json(value: Any, *, text: bool = True) -> Any:
     """``value`` when :func:`json_problem` finds nothing; ValueError saying what it found
     (a pydantic validator: FastAPI answers 422 naming the field)."""
-    problem = json_problem(value)
+    problem = json_problem(value, text=text)
     if problem is not None:
         raise ValueError(problem)
     return value

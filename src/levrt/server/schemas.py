@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
+from levrt._text import clean_data
 from levrt.server.checks import check_json
 
 _ERRORS = {
@@ -29,12 +30,18 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 class Body(BaseModel):
-    """A request body: each field's text must be Unicode and its lists and objects nested
-    at most :data:`~levrt.server.checks.MAX_DEPTH` levels (422 naming the field)."""
+    """A request body: each field's lists and objects nested at most
+    :data:`~levrt.server.checks.MAX_DEPTH` levels and its text Unicode (422 naming the
+    field), but in the fields of ``free_form``, whose text that is not Unicode becomes
+    U+FFFD, the store's rule for free-form values (``levrt._text``)."""
+
+    free_form: ClassVar[frozenset[str]] = frozenset()
 
     @field_validator("*")
     @classmethod
-    def _bounded(cls, value: Any) -> Any:
+    def _bounded(cls, value: Any, info: ValidationInfo) -> Any:
+        if info.field_name in cls.free_form:
+            return clean_data(check_json(value, text=False))
         return check_json(value)
 
 

@@ -13,7 +13,7 @@ import asyncio
 import json
 import threading
 from collections.abc import AsyncIterator, Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import StreamingResponse
@@ -22,7 +22,6 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from levrt._cli import _to_json, job_bundle
-from levrt._text import clean_data
 from levrt.server import published
 from levrt.server.auth import CurrentReader, CurrentUser, StoreDep
 from levrt.server.paging import Page
@@ -49,6 +48,8 @@ class TaskRequest(Body):
         "qualname in the manifest) or lev.<user>.<tool>:<function> (an export of the "
         "package); an administrator may also give any target lev run takes (module:function, "
         "PACKAGE_DIR:function) on the server"))
+    free_form: ClassVar[frozenset[str]] = frozenset({"params"})
+
     params: dict[str, Any] = Field(default_factory=dict, description="the function's arguments")
     name: str | None = Field(None, min_length=1, max_length=200,
                              description="job name (default: the function's)")
@@ -99,10 +100,6 @@ async def submit(body: TaskRequest, request: Request, store: StoreDep,
     A published package's target is checked against its manifest first: 422 names each
     parameter that is unknown, missing or does not fit its type or pattern (``loc``
     ``["body", "params", NAME]``), and the task runs that version's published files."""
-    # Text that is not valid Unicode (lone surrogates, as "\ud800" in JSON) becomes U+FFFD
-    # here, once, as everywhere data enters (levrt._text): the job runs what is stored.
-    body = body.model_copy(update={"params": clean_data(body.params),
-                                   "name": clean_data(body.name)})
     target, params, package = await run_in_threadpool(_checked, store, user, body)
     name = body.name or target.rpartition(":")[2]
     try:
