@@ -19,6 +19,7 @@ import shutil
 import signal as signals
 import sys
 import tempfile
+import time
 from asyncio.subprocess import DEVNULL, PIPE
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,10 @@ from .base import (
 from .sandbox import WORKDIR, SandboxError, bwrap, bwrap_argv, kept_paths
 
 logger = logging.getLogger("lev")
+
+# How long a signal waits for bubblewrap to start the tool (seconds): setting the sandbox up
+# takes 10-50 ms idle, much longer on a loaded machine.
+_SETUP_WAIT = 10.0
 
 NO_BWRAP = ("the process executor runs every run in a bubblewrap sandbox, and bwrap is not "
             "installed: install it (apt-get install bubblewrap), run in containers "
@@ -212,7 +217,7 @@ class ProcessHandle(RunHandle):
 
     async def signal(self, sig: str) -> None:
         number = _signal_number(sig)
-        main = _sandboxed_main(self._proc.pid) if self._sandboxed else None
+        main = await self._sandboxed_main() if self._sandboxed else None
         if main is None:
             self._signal_group(number)
             return
@@ -221,6 +226,18 @@ class ProcessHandle(RunHandle):
             os.kill(main, number)
         except ProcessLookupError:
             pass
+
+    async def _sandboxed_main(self) -> int | None:
+        """The tool's pid once bubblewrap has started it (None if the run ended first). A
+        signal sent while bubblewrap still sets the sandbox up reaches bubblewrap, which holds
+        it until the run ends: a SIGTERM then took the whole run's length to act."""
+        deadline = time.monotonic() + _SETUP_WAIT
+        while self._proc.returncode is None and time.monotonic() < deadline:
+            main = _sandboxed_main(self._proc.pid)
+            if main is not None:
+                return main
+            await asyncio.sleep(0.01)
+        return None
 
     def _signal_group(self, number: int) -> None:
         try:
