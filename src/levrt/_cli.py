@@ -45,6 +45,7 @@ from ._cr import Cr, TaskFailed
 from ._job import JobListener, RunInfo, arun, current_job, exit_failure
 from ._remote import TransportError
 from ._text import visible
+from .client import ApiError, ApiUnreachable, CredentialsError, LoginRequired
 from .executors import ExecutorError
 from .shim.entry import encode
 from .store import Store, StoreError
@@ -934,6 +935,15 @@ def cli_main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         print(f"lev: error: {exc}", file=sys.stderr)
         return exc.code
+    except LoginRequired as exc:
+        print(f"lev: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ApiUnreachable as exc:
+        print(f"lev: error: cannot reach the hub at {exc.url}: {exc.reason}", file=sys.stderr)
+        return EXIT_FAILED
+    except (ApiError, CredentialsError) as exc:
+        print(f"lev: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except StoreError as exc:
         print(f"lev: error: {_first_line(exc)}", file=sys.stderr)
         return EXIT_FAILED
