@@ -3,10 +3,22 @@ answers to errors is tested on a mock transport; everything else against a real 
 127.0.0.1 (in a thread, and a ``lev serve`` process)."""
 
 import json
+import os
+import subprocess
+import sys
+import time
 
 import httpx
 import pytest
-from helpers_hub import PASSWORD, free_port, serve_in_thread
+from helpers_hub import (
+    PASSWORD,
+    free_port,
+    make_manifest,
+    make_wheel,
+    serve_in_thread,
+    wheel_filename,
+)
+from test_tasks import NOOP
 
 from levrt.client import ApiError, ApiUnreachable, Client, CredentialsError, LoginRequired
 
@@ -115,3 +127,137 @@ def test_from_config_reads_what_lev_login_saved(store, hub, lev_home):
     path.write_text("{oops")
     with pytest.raises(CredentialsError, match="delete it and run lev login again"):
         Client.from_config()
+
+
+# -- typed methods -----------------------------------------------------------------------
+
+
+def test_tokens_packages_and_devices(store, hub, tmp_path):
+    store.create_user("alice", PASSWORD)
+    with Client(hub) as anonymous:
+        login = anonymous.login("alice", PASSWORD, "client test")
+    assert (login["user"], login["token_name"]) == ("alice", "client test")
+    with Client(hub, login["token"]) as client:
+        assert client.me()["name"] == "alice" and client.namespaces() == ["alice"]
+        spare = client.create_token("spare")
+        assert {t["name"] for t in client.list_tokens()} == {"client test", "spare"}
+        client.revoke_token(spare["id"])
+        with pytest.raises(ApiError) as caught:
+            Client(hub, spare["token"]).me()
+        assert caught.value.status == 401
+        with pytest.raises(ApiError) as caught:
+            client.revoke_token(999_999)
+        assert caught.value.status == 404 and str(caught.value) == "you have no token 999999"
+
+        wheel = tmp_path / wheel_filename("lev.alice.tool", "1.0.0")
+        wheel.write_bytes(make_wheel())
+        published = client.upload_package(wheel, make_manifest())
+        assert published["url"] == f"{hub}/api/packages/lev.alice.tool/1.0.0"
+        with pytest.raises(ApiError) as caught:
+            client.upload_package(wheel, make_manifest())
+        assert caught.value.status == 409 and "exists already" in str(caught.value)
+
+        assert [p["name"] for p in client.list_packages("scanner")] == ["lev.alice.tool"]
+        assert client.list_packages("nothing like it") == []
+        assert [v["version"] for v in client.get_package("lev.alice.tool")["versions"]] == [
+            "1.0.0"]
+        assert client.get_version("lev.alice.tool")["manifest"] == make_manifest()
+        paths = [f["path"] for f in client.list_package_files("lev.alice.tool", "1.0.0")]
+        assert "lev/alice/tool/scanner.py" in paths
+        assert client.read_package_file("lev.alice.tool", "1.0.0", "lev/alice/tool/flows.py") \
+            == b"async def audit(ip): ...\n"
+        with pytest.raises(ApiError, match="no package 'lev.alice.other'"):
+            client.get_package("lev.alice.other")
+
+        devices = client.list_devices()
+        assert len(devices) == 1 and devices[0]["status"] == "online"
+
+
+def lev(*argv, env, stdin=None):
+    result = subprocess.run([sys.executable, "-m", "levrt", *map(str, argv)], env=env,
+                            input=stdin, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@pytest.fixture
+def lev_serve(tmp_path):
+    """A real ``lev serve`` process in its own LEV_HOME on a free port, with alice's no-op
+    tools of tests/test_tasks.py published; yields its URL."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("LEV_")}
+    env.update(LEV_HOME=str(tmp_path / "server-home"), LEV_SERVER_EXECUTOR="process")
+    folder = tmp_path / "hub" / "alice.noop"
+    (folder / "lev" / "alice" / "noop").mkdir(parents=True)
+    (folder / "pyproject.toml").write_text(
+        '[project]\nname = "lev.alice.noop"\nversion = "1.0"\ndependencies = ["levrt"]\n'
+        '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n'
+        '[tool.hatch.build.targets.wheel]\npackages = ["lev"]\n')
+    (folder / "lev" / "alice" / "noop" / "__init__.py").write_text(NOOP)
+    lev("user", "add", "alice", "--password-stdin", env=env, stdin=PASSWORD + "\n")
+    lev("hub", "load", folder.parent, env=env)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = (tmp_path / "server.log").open("w")
+    server = subprocess.Popen([sys.executable, "-m", "levrt", "serve", "--port", str(port)],
+                              env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        with Client(url, timeout=5) as probe:
+            while True:
+                try:
+                    probe.request("GET", "/health")
+                    break
+                except ApiUnreachable:
+                    if server.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError((tmp_path / "server.log").read_text()) from None
+                    time.sleep(0.1)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(10)
+        log.close()
+
+
+def test_tasks_through_a_real_lev_serve(lev_serve, tmp_path):
+    with Client(lev_serve) as anonymous:
+        token = anonymous.login("alice", PASSWORD)["token"]
+    with Client(lev_serve, token) as client:
+        with pytest.raises(ApiError) as caught:
+            client.submit_task("lev.alice.noop:hello", {"word": 3, "nope": 1})
+        assert caught.value.status == 422
+        assert str(caught.value).startswith("params.word: expected a string, got 3; params.nope:")
+
+        words = tmp_path / "words.txt"
+        words.write_text("a\nb\nc\n")
+        kept = client.upload_file(words)
+        assert kept["name"] == "words.txt" and kept["digest"].startswith("sha256:")
+        lines = client.submit_task("lev.alice.noop:lines", {"wordlist": kept["digest"]})
+
+        task = client.submit_task("lev.alice.noop:hello", {"word": "ahoy"}, name="greeting")
+        assert task["status"] == "queued"
+        events = list(client.task_events(task["id"]))
+        assert events[0][0] == "status" and events[-1] == ("end", {"status": "done",
+                                                                   "error": None})
+        assert "saying ahoy" in [data["text"] for kind, data in events if kind == "log"]
+
+        bundle = client.get_task(task["id"])
+        assert bundle["job"]["name"] == "greeting"
+        assert [doc["data"] for doc in bundle["documents"]] == [{"word": "ahoy"}]
+        rows = list(client.iter_task_logs(task["id"]))
+        assert "saying ahoy" in [row["text"] for row in rows]
+        assert client.task_logs(task["id"], after=rows[-1]["seq"]) == []
+        assert [t["id"] for t in client.list_tasks(q="greet")] == [task["id"]]
+
+        assert list(client.task_events(lines["id"]))[-1][1]["status"] == "done"
+        assert client.get_task(lines["id"])["documents"][0]["data"] == {"lines": 3}
+
+        nap = client.submit_task("lev.alice.noop:nap", {"marker": "60"})
+        assert client.cancel_task(nap["id"])["id"] == nap["id"]
+        assert list(client.task_events(nap["id"]))[-1][1]["status"] == "cancelled"
+        assert [t["id"] for t in client.list_tasks(status="cancelled")] == [nap["id"]]
+        with pytest.raises(ApiError) as caught:
+            client.cancel_task(nap["id"])
+        assert caught.value.status == 409 and "has already ended (cancelled)" in str(caught.value)
+        with pytest.raises(ApiError) as caught:
+            client.get_task("ffffffffffff")
+        assert caught.value.status == 404 and str(caught.value) == "no task 'ffffffffffff'"
