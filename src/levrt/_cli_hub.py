@@ -21,7 +21,7 @@ import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._cli import EXIT_FAILED, EXIT_OK, CliError
+from ._cli_base import EXIT_FAILED, EXIT_OK, CliError
 from .client import ApiError, ApiUnreachable, Client
 from .client._client import CONFIG_TIMEOUT
 from .client._credentials import save_login, server_url

@@ -13,15 +13,14 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ._cli import EXIT_FAILED, EXIT_OK, CliError, _json_params, _prefixed, _status
+from ._cli_base import EXIT_FAILED, EXIT_OK, CliError, json_params, prefixed, status_text
 from ._cli_hub import hub_client
+from ._status import JOB_STATUSES
 from .client import Client
-
-_STATUSES = ("queued", "running", "done", "failed", "cancelled")
 
 
 def _print_log(row: dict[str, Any]) -> None:
-    print("\n".join(_prefixed(row["run_id"], [row["text"]], terminal=sys.stdout.isatty())),
+    print("\n".join(prefixed(row["run_id"], [row["text"]], terminal=sys.stdout.isatty())),
           flush=True)
 
 
@@ -39,7 +38,7 @@ def _follow(client: Client, task_id: str) -> int:
 
 
 def _params(args: argparse.Namespace) -> dict[str, Any]:
-    params = _json_params(args.params)
+    params = json_params(args.params)
     for item in args.param or []:
         key, equals, value = item.partition("=")
         if not equals or not key:
@@ -89,7 +88,7 @@ def _cmd_list(args: argparse.Namespace, extras: list[str]) -> int:
     for column in ("id", "name", "status", "progress", "owner", "created"):
         table.add_column(column, justify="right" if column == "progress" else "left")
     for task in tasks:
-        table.add_row(task["id"], Text(task["name"]), _status(task["status"]),
+        table.add_row(task["id"], Text(task["name"]), status_text(task["status"]),
                       f"{int(task['progress'] * 100)}%", task["owner"] or "",
                       (task["created"] or "")[:19].replace("T", " "))
     console.print(table)
@@ -159,7 +158,7 @@ def register(commands: Any) -> None:
     submit.set_defaults(handler=_cmd_submit)
 
     listing = actions.add_parser("list", help="list your tasks (an admin's: all), newest first")
-    listing.add_argument("--status", choices=_STATUSES,
+    listing.add_argument("--status", choices=JOB_STATUSES,
                          help="only tasks with this status")
     listing.add_argument("--search", metavar="TEXT",
                          help="only tasks whose name or target holds TEXT (any case)")

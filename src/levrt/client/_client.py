@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 import httpx
 
+from .._status import JobStatus
 from ._credentials import saved_login, server_url
 from ._errors import ApiError, ApiUnreachable
 
@@ -184,10 +185,10 @@ class Client:
         answer: dict[str, Any] = self._json("POST", "/api/tasks/files", files=files)
         return answer
 
-    def list_tasks(self, *, status: str | None = None, q: str | None = None, page: int = 1,
+    def list_tasks(self, *, status: JobStatus | None = None, q: str | None = None, page: int = 1,
                    limit: int = 50) -> list[dict[str, Any]]:
         """One page (from 1) of the caller's tasks (an administrator's: everyone's), newest
-        first; ``status`` one of :data:`levrt.JOB_STATUSES`, ``q`` text in name or target."""
+        first; ``status`` one of :data:`JOB_STATUSES`, ``q`` text in name or target."""
         params = _present(status=status, q=q, page=page, limit=limit)
         answer: list[dict[str, Any]] = self._json("GET", "/api/tasks", params=params)
         return answer

@@ -8,14 +8,18 @@ import os
 from pathlib import Path
 from typing import Any
 
-from levrt.store import default_home
-
 from ._errors import CredentialsError, LoginRequired
+
+__all__ = ["CREDENTIALS", "credentials_path", "load_credentials", "save_login", "saved_login",
+           "server_url"]
 
 CREDENTIALS = "credentials.json"
 
 
 def credentials_path() -> Path:
+    # Imported here: a client given its URL and token never loads the store's libraries.
+    from levrt.store import default_home
+
     return default_home() / CREDENTIALS
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+__all__ = ["ApiError", "ApiUnreachable", "CredentialsError", "LoginRequired", "one_line"]
+
 
 def one_line(detail: Any) -> str:
     """A refusal's ``detail`` on one line: a validation error's items as ``field: why``.

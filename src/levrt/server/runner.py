@@ -35,9 +35,9 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from levrt._driver import driver_gone
+from levrt._status import UNFINISHED_STATUSES
 from levrt.executors.docker import engine_url
 from levrt.store import Store
-from levrt.store._store import UNFINISHED_STATUSES
 
 from . import published
 from .params import check_size
