@@ -1,4 +1,4 @@
-"""Logs whose cost stays linear (DESIGN §5): split in linear time, rows capped, carriage
+"""Logs whose cost stays linear (docs/runtime.md#logs): split in linear time, rows capped, carriage
 returns drawn over, per-run retention capped, and pages instead of whole logs."""
 
 import sys
