@@ -41,7 +41,6 @@ _EVENT_POLL_SECONDS = 0.3
 _KEEPALIVE_SECONDS = 15.0
 
 
-
 class TaskRequest(Body):
     target: str = Field(min_length=3, max_length=1000, description=(
         "a published tool mode or workflow: lev.<user>.<tool>.<module>:<function> (its "
