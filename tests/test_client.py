@@ -73,6 +73,21 @@ def test_the_token_goes_as_a_bearer_header():
     assert str(seen[0].url) == "http://hub.test/api/tasks?limit=5"
 
 
+def test_event_streams_are_parsed_and_refused_like_any_answer():
+    stream = (b"event: status\ndata: {\"status\": \"running\"}\n\n: keepalive\n\n"
+              b"event: log\ndata: {\"seq\": 1,\ndata:  \"text\": \"hi\"}\n\n"
+              b"event: end\ndata: {\"status\": \"done\", \"error\": null}\n\n")
+    with answering(200, content=stream,
+                   headers={"content-type": "text/event-stream"}) as client:
+        assert list(client.task_events("abc")) == [
+            ("status", {"status": "running"}), ("log", {"seq": 1, "text": "hi"}),
+            ("end", {"status": "done", "error": None})]
+    with answering(429, json={"detail": "you have 20 live task streams open"}) as client, \
+            pytest.raises(ApiError) as caught:
+        next(client.task_events("abc"))
+    assert caught.value.status == 429 and str(caught.value) == "you have 20 live task streams open"
+
+
 def test_no_answer_is_unreachable_with_status_0():
     url = f"http://127.0.0.1:{free_port()}"
     with Client(url, timeout=5) as client, pytest.raises(ApiUnreachable) as caught:
