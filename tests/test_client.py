@@ -4,6 +4,7 @@ answers to errors is tested on a mock transport; everything else against a real 
 
 import json
 import os
+import stat
 import subprocess
 import sys
 import time
@@ -20,7 +21,14 @@ from helpers_hub import (
 )
 from test_tasks import NOOP
 
-from levrt.client import ApiError, ApiUnreachable, Client, CredentialsError, LoginRequired
+from levrt.client import (
+    ApiError,
+    ApiUnreachable,
+    Client,
+    CredentialsError,
+    LoginRequired,
+    save_login,
+)
 
 
 @pytest.fixture
@@ -139,6 +147,12 @@ def test_from_config_reads_what_lev_login_saved(store, hub, lev_home):
         assert client.token == token
     with pytest.raises(LoginRequired, match="not logged in to http://other.test"):
         Client.from_config("http://other.test")
+    assert save_login("http://other.test/", "bob", "t0k") == path
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    with Client.from_config() as client:
+        assert (client.base_url, client.token) == ("http://other.test", "t0k")
+    assert Client.from_config("http://other.test").token == "t0k"
+    assert Client.from_config(hub).token == token
     path.write_text("{oops")
     with pytest.raises(CredentialsError, match="delete it and run lev login again"):
         Client.from_config()

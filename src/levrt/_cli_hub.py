@@ -22,9 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._cli_base import EXIT_FAILED, EXIT_OK, CliError
-from .client import ApiError, ApiUnreachable, Client
-from .client._client import CONFIG_TIMEOUT
-from .client._credentials import save_login, server_url
+from .client import ApiError, ApiUnreachable, Client, save_login, server_url
 from .store import HubConflictError, Store, default_home
 
 if TYPE_CHECKING:
@@ -142,7 +140,7 @@ def _cmd_login(args: argparse.Namespace, extras: list[str]) -> int:
         password = getpass.getpass(f"password for {user} at {url}: ")
     else:
         raise CliError("no terminal to ask the password on: pipe it in with --password-stdin")
-    with Client(url, timeout=CONFIG_TIMEOUT) as client:
+    with Client(url) as client:
         try:
             answer = client.login(user, password, f"lev login on {socket.gethostname()}")
         except ApiUnreachable:

@@ -3,11 +3,11 @@ and job drivers use it (docs/client.md)."""
 
 from .._status import JOB_STATUSES, JobStatus
 from ._client import Client
-from ._credentials import CREDENTIALS
+from ._credentials import CREDENTIALS, save_login, server_url
 from ._errors import ApiError, ApiUnreachable, CredentialsError, LoginRequired
 
 __all__ = ["CREDENTIALS", "JOB_STATUSES", "ApiError", "ApiUnreachable", "Client",
-           "CredentialsError", "JobStatus", "LoginRequired"]
+           "CredentialsError", "JobStatus", "LoginRequired", "save_login", "server_url"]
 
 # Reprs and docs name the public module, not the private one each class is defined in.
 for _name in ("ApiError", "ApiUnreachable", "Client", "CredentialsError", "LoginRequired"):

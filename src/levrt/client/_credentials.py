@@ -48,7 +48,10 @@ def load_credentials() -> dict[str, Any]:
 
 
 def save_login(url: str, user: str, token: str) -> Path:
-    """Keep ``token`` for ``url`` and make ``url`` the default; the file's path."""
+    """Keep ``token`` for ``url`` (in :func:`server_url` form) and make ``url`` the default;
+    the file's path. CredentialsError when the file there cannot be read, ValueError for a
+    ``url`` that is not http(s)."""
+    url = server_url(url)
     data = load_credentials()
     data["servers"][url] = {"user": user, "token": token}
     data["default"] = url
