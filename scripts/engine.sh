@@ -11,7 +11,7 @@
 # Steps, each skipped when already done (when all is done, the script takes well under a second):
 #   1. apt-get install podman runc debootstrap (and iptables, aardvark-dns for networks)
 #   2. /etc/containers/containers.conf: runc, cgroupfs, ulimits within the sandbox's limits
-#      (see DESIGN.md section 9); an existing file is backed up first
+#      (crun fails on hybrid cgroups); an existing file is backed up first
 #   3. `podman system service` answering on /run/podman.sock (log: /tmp/levrt-podman-service.log)
 #   4. export DOCKER_HOST=unix:///run/podman.sock
 #   5. images/build-all.sh: the localhost/lev-* test images (no registry needed; 1.5 min)
@@ -105,7 +105,7 @@ lev_engine_config() {
     # crun fails on these machines' hybrid cgroups; the default ulimits exceed the hard limits.
     lev_engine_root mkdir -p /etc/containers &&
     printf '%s\n' \
-        '# Written by levrt scripts/engine.sh (see DESIGN.md section 9).' \
+        '# Written by levrt scripts/engine.sh: runc (crun fails on hybrid cgroups), lowered ulimits.' \
         '[containers]' \
         'default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]' \
         '' \

@@ -492,6 +492,17 @@ def test_jobs_and_show(project, capsys):
     assert report["documents"][0]["data"]["alive"] == ["a.0", "a.1"]
 
 
+def test_jobs_filter_by_every_status(project, capsys):
+    with Store.open() as store:
+        queued = store.create_job("waiting", target="tools:alive", queued=True)
+    code, out, err = lev(capsys, "jobs", "--json", "--status", "queued")
+    assert code == 0, err
+    assert [job["id"] for job in json.loads(out)] == [queued]
+    code, out, _ = lev(capsys, "jobs", "--status", "queued")
+    assert code == 0 and queued in out and "queued" in out
+    assert json.loads(lev(capsys, "jobs", "--json", "--status", "cancelled")[1]) == []
+
+
 def test_show_unknown_job(project, capsys):
     assert lev(capsys, "show", "ffffff") == (1, "", "lev: error: no job matches 'ffffff'\n")
 

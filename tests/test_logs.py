@@ -1,4 +1,4 @@
-"""Logs whose cost stays linear (DESIGN §5): split in linear time, rows capped, carriage
+"""Logs whose cost stays linear (docs/runtime.md#logs): split in linear time, rows capped, carriage
 returns drawn over, per-run retention capped, and pages instead of whole logs."""
 
 import sys
@@ -216,7 +216,7 @@ def test_control_characters_are_kept_in_the_store_and_escaped_on_terminals(store
     import pty
     import subprocess
 
-    from levrt._cli import job_bundle
+    from levrt._job_json import job_bundle
 
     async def main() -> None:
         code = f"import sys; sys.stdout.buffer.write({UNCLEAN!r})"
@@ -269,9 +269,9 @@ def test_ctx_writes_that_are_not_unicode_are_stored_with_replacement_characters(
 
 
 def test_visible_escapes_controls_but_tabs_and_newlines():
-    from levrt._cli import _prefixed
+    from levrt._cli_base import prefixed
     from levrt._text import visible
 
     assert visible("a\tb\nc\x1b[1m\r\x00\x7f\x9b") == "a\tb\nc\\x1b[1m\\x0d\\x00\\x7f\\x9b"
-    assert _prefixed(0, ["\x1b[31mx\x1b[0m"], terminal=True) == ["[run 0] \\x1b[31mx\\x1b[0m"]
-    assert _prefixed(0, ["\x1b[31mx\x1b[0m"], terminal=False) == ["[run 0] \x1b[31mx\x1b[0m"]
+    assert prefixed(0, ["\x1b[31mx\x1b[0m"], terminal=True) == ["[run 0] \\x1b[31mx\\x1b[0m"]
+    assert prefixed(0, ["\x1b[31mx\x1b[0m"], terminal=False) == ["[run 0] \x1b[31mx\x1b[0m"]

@@ -235,7 +235,7 @@ def test_checking_writes_no_bytecode_into_the_package():
 FIXTURES = Path(__file__).resolve().parent / "fixtures_packages"
 SEED_ASSET = (FIXTURES / "seed_asset.py.txt").read_text()
 SEED_INIT = (FIXTURES / "seed_init.py.txt").read_text()
-# The tool module the seed's chapter builds before (DESIGN §2.1 style).
+# The tool module the seed's chapter builds before: a tool function returning a Cr.
 SEED_NMAP = '''
     """Nmap, the network scanner.
     Homepage: https://nmap.org

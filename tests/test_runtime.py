@@ -1,4 +1,4 @@
-"""The SDK's semantics through the real process executor (DESIGN §2)."""
+"""The SDK's semantics (docs/sdk.md) through the real process executor."""
 
 import asyncio
 import os

@@ -1,4 +1,5 @@
-"""The process executor's sandbox, with real bubblewrap (DESIGN §5, issue 10 item 1).
+"""The process executor's sandbox, with real bubblewrap
+(docs/runtime.md#the-sandbox-every-run-in-bubblewrap).
 
 Sandboxed processes have pids of their own namespace, so the tests find what a run
 started by its command line (a sleep of a duration no one else uses) in the host's /proc.

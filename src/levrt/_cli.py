@@ -39,29 +39,31 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from . import __version__, _params, executors
+from . import __version__, _cli_hub, _cli_packages, _cli_tasks, _params, executors
+from ._cli_base import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    CliError,
+    json_params,
+    prefixed,
+    status_text,
+)
 from ._config import EXECUTORS, ConfigError
 from ._cr import Cr, TaskFailed
 from ._job import JobListener, RunInfo, arun, current_job, exit_failure
+from ._job_json import job_bundle, to_json
 from ._remote import TransportError
-from ._text import visible
+from ._status import JOB_STATUSES
+from .client import ApiError, ApiUnreachable, CredentialsError, LoginRequired
 from .executors import ExecutorError
-from .shim.entry import encode
 from .store import Store, StoreError
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
-
-STATUS_STYLES = {"running": "yellow", "done": "green", "failed": "red", "cancelled": "magenta"}
 LOG_LINES = 15
 LIVE_RUNS = 10
 
 _BOOL_WORDS = _params.TRUE_WORDS | _params.FALSE_WORDS
-# How much of a job's log its bundle carries: the rest is read page by page.
-BUNDLE_LOG_ROWS = 200
-BUNDLE_LOG_BYTES = 1024 * 1024
 _LOG_SLOT = "\0log\0"
 # levrt's own errors explain themselves; their type name would only be noise.
 _SELF_EXPLAINED = (TaskFailed, ExecutorError, TransportError, StoreError)
@@ -77,14 +79,6 @@ _NO_RESULT = object()
 # Error messages quote the offending value; keep a huge one from flooding them.
 _short = reprlib.Repr()
 _short.maxstring = _short.maxother = 60
-
-
-class CliError(Exception):
-    """Ends the command with one ``lev: error:`` line and ``code``."""
-
-    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 # -- errors ------------------------------------------------------------------------------
@@ -298,18 +292,6 @@ def option_values(tokens: Sequence[str], names: set[str], flags: set[str]) -> di
     return values
 
 
-def _json_params(text: str | None) -> dict[str, Any]:
-    if text is None:
-        return {}
-    try:
-        given = json.loads(text)
-    except ValueError as exc:
-        raise CliError(f"--params: not valid JSON: {exc}") from None
-    if not isinstance(given, dict):
-        raise CliError(f"--params: expected a JSON object, got {type(given).__name__}")
-    return given
-
-
 # -- formatting --------------------------------------------------------------------------
 
 
@@ -335,31 +317,13 @@ def _when(moment: datetime | None) -> str:
     return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
 
 
-def _status(status: str) -> Text:
-    return Text(status, style=STATUS_STYLES.get(status, ""))
-
-
-def _log_prefix(run_id: int | None) -> str:
-    return "[job]" if run_id is None else f"[run {run_id}]"
-
-
-def _prefixed(run_id: int | None, lines: list[str], *, terminal: bool) -> list[str]:
-    """Log lines as shown, each with its run's prefix. On a ``terminal``, control characters
-    (colours, titles, clear-screen) show as escapes: a tool's output must not drive the
-    user's terminal. Elsewhere (a pipe, a file) the text stays as the tool wrote it."""
-    prefix = _log_prefix(run_id)
-    # A log entry may hold several lines (a job's error with its run's log tail).
-    return [f"{prefix} {part}" for line in lines
-            for part in (visible(line) if terminal else line).splitlines() or [""]]
-
-
 def _runs_table(rows: list[tuple[int, str, str, int | None, float | None]]) -> Table:
     table = Table(title_justify="left", expand=False)
     for column in ("run", "name", "status", "exit", "time"):
         table.add_column(column, justify="right" if column in ("run", "exit", "time") else "left")
     for run_id, name, status, exit_code, seconds in rows:
         code = "-" if exit_code is None else str(exit_code)
-        table.add_row(str(run_id), Text(name), _status(status), code, _seconds(seconds))
+        table.add_row(str(run_id), Text(name), status_text(status), code, _seconds(seconds))
     return table
 
 
@@ -383,40 +347,6 @@ def _shown(value: Any) -> Any:
     return value
 
 
-def _json_hook(value: Any, path: str) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"{path}: {type(value).__name__} is not JSON data")
-
-
-def _to_json(value: Any) -> Any:
-    return encode(value, _json_hook, "output")
-
-
-def _result_json(result: Any) -> Any:
-    try:
-        return _to_json(result)
-    except TypeError:
-        return repr(result)
-
-
-def job_bundle(store: Store, job_id: str, result: Any = None) -> dict[str, Any]:
-    """A job as the JSON data ``lev run --json`` and ``lev show --json`` print: its record,
-    runs, documents, the tail of its log (at most ``BUNDLE_LOG_ROWS`` rows and about
-    ``BUNDLE_LOG_BYTES`` of text; ``log_more`` tells whether earlier rows exist, to be read
-    page by page) and the workflow's result."""
-    tail = store.get_logs(job_id, limit=BUNDLE_LOG_ROWS, max_bytes=BUNDLE_LOG_BYTES, last=True)
-    more = bool(tail) and bool(store.get_logs(job_id, limit=1)[0]["seq"] < tail[0]["seq"])
-    return {
-        "job": _to_json(store.get_job(job_id)),
-        "runs": _to_json(store.list_runs(job_id)),
-        "documents": _to_json(store.list_documents(job_id)),
-        "log": _to_json(tail),
-        "log_more": more,
-        "result": _result_json(result),
-    }
-
-
 def print_bundle(store: Store, job_id: str, *, full_log: bool) -> None:
     """Print :func:`job_bundle` as JSON; with ``full_log`` its ``log`` holds every row,
     written page by page as it is read."""
@@ -431,7 +361,7 @@ def print_bundle(store: Store, job_id: str, *, full_log: bool) -> None:
     separator = "\n    "
     for rows in store.log_pages(job_id):
         for row in rows:
-            sys.stdout.write(separator + json.dumps(_to_json(row), ensure_ascii=False))
+            sys.stdout.write(separator + json.dumps(to_json(row), ensure_ascii=False))
             separator = ",\n    "
     sys.stdout.write("\n  ]" + tail + "\n")
 
@@ -444,7 +374,8 @@ def print_job(console: Console, store: Store, job_id: str, *, details: bool, log
     if job is None:
         raise CliError(f"no job {job_id!r} in the store", EXIT_FAILED)
     console.print(Text.assemble(
-        ("job ", "bold"), (job["id"], "bold cyan"), f"  {job['name']}  ", _status(job["status"]),
+        ("job ", "bold"), (job["id"], "bold cyan"), f"  {job['name']}  ",
+        status_text(job["status"]),
         f"  {_seconds(_elapsed(job['created_at'], job['finished_at']))}",
     ))
     if details:
@@ -472,7 +403,7 @@ def print_job(console: Console, store: Store, job_id: str, *, details: bool, log
     if log:
         console.print(Text("log", style="bold"))
         for rows in store.log_pages(job_id):
-            lines = [line for row in rows for line in _prefixed(
+            lines = [line for row in rows for line in prefixed(
                 row["run_id"], [row["text"]], terminal=console.is_terminal)]
             console.print(Text("\n".join(lines)), soft_wrap=True)
     if result is not _NO_RESULT and result is not None:
@@ -533,7 +464,7 @@ class PlainDisplay:
         self._write([line])
 
     def log(self, run_id: int | None, stream: str, lines: list[str]) -> None:
-        self._write(_prefixed(run_id, lines, terminal=self._terminal))
+        self._write(prefixed(run_id, lines, terminal=self._terminal))
 
     def progress(self, value: float) -> None:
         percent = int(value * 100)
@@ -564,7 +495,7 @@ class LiveDisplay:
 
     def log(self, run_id: int | None, stream: str, lines: list[str]) -> None:
         with self._lock:
-            self._logs.extend(_prefixed(run_id, lines, terminal=True))
+            self._logs.extend(prefixed(run_id, lines, terminal=True))
 
     def progress(self, value: float) -> None:
         with self._lock:
@@ -732,7 +663,7 @@ def _values(args: argparse.Namespace, extras: list[str], func: Callable[..., Any
     try:
         if args.job is None:
             names = set(inspect.signature(func).parameters)
-            raw = {**_json_params(args.params),
+            raw = {**json_params(args.params),
                    **option_values(extras, names, _params.flags(func))}
             return _params.convert(func, raw, store=store)
         if args.params is not None or extras:
@@ -815,7 +746,7 @@ def _cmd_jobs(args: argparse.Namespace, extras: list[str]) -> int:
     with Store.open() as store:
         jobs = store.list_jobs(limit=args.limit, status=args.status)
     if args.json:
-        print(json.dumps(_to_json(jobs), indent=2, ensure_ascii=False))
+        print(json.dumps(to_json(jobs), indent=2, ensure_ascii=False))
         return EXIT_OK
     console = Console()
     if not jobs:
@@ -825,7 +756,7 @@ def _cmd_jobs(args: argparse.Namespace, extras: list[str]) -> int:
     for column in ("id", "name", "status", "progress", "started", "time"):
         table.add_column(column, justify="right" if column in ("progress", "time") else "left")
     for job in jobs:
-        table.add_row(job["id"], Text(job["name"]), _status(job["status"]),
+        table.add_row(job["id"], Text(job["name"]), status_text(job["status"]),
                       f"{int(job['progress'] * 100)}%", _when(job["created_at"]),
                       _seconds(_elapsed(job["created_at"], job["finished_at"])))
     console.print(table)
@@ -886,7 +817,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     jobs = commands.add_parser("jobs", help="list jobs, newest first")
     jobs.add_argument("--limit", type=int, default=20, metavar="N", help="at most N (default 20)")
-    jobs.add_argument("--status", choices=list(STATUS_STYLES), help="only jobs with this status")
+    jobs.add_argument("--status", choices=JOB_STATUSES, help="only jobs with this status")
     jobs.add_argument("--json", action="store_true", help="print the jobs as a JSON list")
     jobs.set_defaults(handler=_cmd_jobs)
 
@@ -907,8 +838,6 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--tag", action="append", metavar="REF",
                        help="another tag to give the image (repeatable)")
     build.set_defaults(handler=_cmd_image_build)
-
-    from . import _cli_hub, _cli_packages, _cli_tasks
 
     _cli_packages.register(commands)
     _cli_hub.register(commands)
@@ -934,6 +863,15 @@ def cli_main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         print(f"lev: error: {exc}", file=sys.stderr)
         return exc.code
+    except LoginRequired as exc:
+        print(f"lev: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ApiUnreachable as exc:
+        print(f"lev: error: cannot reach the hub at {exc.url}: {exc.reason}", file=sys.stderr)
+        return EXIT_FAILED
+    except (ApiError, CredentialsError) as exc:
+        print(f"lev: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except StoreError as exc:
         print(f"lev: error: {_first_line(exc)}", file=sys.stderr)
         return EXIT_FAILED

@@ -17,21 +17,16 @@ import socket
 import subprocess
 import sys
 import tempfile
-import urllib.error
 import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._cli import EXIT_FAILED, EXIT_OK, CliError
+from ._cli_base import EXIT_FAILED, EXIT_OK, CliError
+from .client import ApiError, ApiUnreachable, Client, save_login, server_url
 from .store import HubConflictError, Store, default_home
 
 if TYPE_CHECKING:
     from .server.settings import Settings
-
-CREDENTIALS = "credentials.json"
-# Long enough for a 20 MiB upload on a slow link; a hung server still ends the command.
-HTTP_TIMEOUT = 300
 
 
 # -- settings, credentials ---------------------------------------------------------------
@@ -53,116 +48,17 @@ def _server_settings(**overrides: Any) -> Settings:
         ) from None
 
 
-def _credentials_path() -> Path:
-    return default_home() / CREDENTIALS
-
-
-def _load_credentials() -> dict[str, Any]:
-    path = _credentials_path()
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {"default": None, "servers": {}}
-    except (OSError, ValueError) as exc:
-        raise CliError(f"cannot read {path}: {exc}; delete it and run lev login again",
-                       EXIT_FAILED) from None
-    if not isinstance(data, dict) or not isinstance(data.get("servers"), dict):
-        raise CliError(f"{path} is not a lev credentials file; delete it and run lev login again",
-                       EXIT_FAILED)
-    return data
-
-
-def _save_credentials(data: dict[str, Any]) -> Path:
-    path = _credentials_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{CREDENTIALS}.{os.getpid()}")
-    # Created 0600 from the start (not chmod-ed after): the token is never readable by others.
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as file:
-        json.dump(data, file, indent=2)
-        file.write("\n")
-    os.replace(partial, path)
-    return path
-
-
 def _hub_url(url: str) -> str:
-    url = url.strip().rstrip("/")
-    if not url.startswith(("http://", "https://")):
-        raise CliError(f"hub URL {url!r} must start with http:// or https://")
-    return url
-
-
-def _chosen_hub(server: str | None) -> tuple[str, str]:
-    """The hub URL (``--server`` or the last one logged in to) and the token kept for it."""
-    credentials = _load_credentials()
-    url = _hub_url(server) if server else credentials.get("default")
-    if not url:
-        raise CliError("no hub given: pass --server URL, or log in first with lev login URL")
-    login = credentials["servers"].get(url)
-    if login is None:
-        raise CliError(f"not logged in to {url}: run lev login {url}")
-    token: str = login["token"]
-    return url, token
-
-
-# -- HTTP ------------------------------------------------------------------------------------
-
-
-class HubRefused(Exception):
-    """The hub answered with an HTTP error; the message is its ``detail``."""
-
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-
-
-def _one_line(detail: Any) -> str:
-    """A refusal's ``detail`` on one line: a validation error's fields as ``where: why``."""
-    if isinstance(detail, list) and all(isinstance(item, dict) for item in detail):
-        return "; ".join(
-            f"{'.'.join(str(part) for part in item.get('loc', [])[1:]) or 'request'}: "
-            f"{item.get('msg', '')}" for item in detail)
-    return str(detail)
-
-
-def _request(url: str, *, token: str | None = None, data: bytes | None = None,
-             content_type: str | None = None) -> Any:
-    """The JSON answer of a GET (or a POST when ``data`` is given) to ``url``."""
-    headers = {"Accept": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    if content_type:
-        headers["Content-Type"] = content_type
-    request = urllib.request.Request(url, data=data, headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT) as response:
-            return json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        body = exc.read()
-        try:
-            detail = json.loads(body)["detail"]
-        except (ValueError, KeyError, TypeError):
-            detail = body.decode("utf-8", "replace").strip()[:200] or exc.reason
-        raise HubRefused(exc.code, _one_line(detail)) from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise CliError(f"cannot reach the hub at {url}: {reason}", EXIT_FAILED) from None
-    except ValueError:
-        raise CliError(f"{url} did not answer with JSON: is it a levrt hub?", EXIT_FAILED) from None
+        return server_url(url)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
 
 
-def _multipart(parts: list[tuple[str, str, str, bytes]]) -> tuple[bytes, str]:
-    """A multipart/form-data body of ``(field, filename, content type, content)`` parts."""
-    boundary = f"levrt-{secrets.token_hex(16)}"
-    body = bytearray()
-    for field, filename, content_type, content in parts:
-        body += (
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; "
-            f"filename=\"{filename}\"\r\nContent-Type: {content_type}\r\n\r\n"
-        ).encode()
-        body += content + b"\r\n"
-    body += f"--{boundary}--\r\n".encode()
-    return bytes(body), f"multipart/form-data; boundary={boundary}"
+def hub_client(server: str | None) -> Client:
+    """A client for the hub ``--server`` names (default: the last one logged in to), with
+    the token ``lev login`` kept for it."""
+    return Client.from_config(_hub_url(server) if server else None)
 
 
 # -- commands --------------------------------------------------------------------------------
@@ -244,17 +140,14 @@ def _cmd_login(args: argparse.Namespace, extras: list[str]) -> int:
         password = getpass.getpass(f"password for {user} at {url}: ")
     else:
         raise CliError("no terminal to ask the password on: pipe it in with --password-stdin")
-    body = {"user": user, "password": password,
-            "token_name": f"lev login on {socket.gethostname()}"}
-    try:
-        answer = _request(f"{url}/api/login", data=json.dumps(body).encode(),
-                          content_type="application/json")
-    except HubRefused as exc:
-        raise CliError(f"{url} refused the login: {exc}", EXIT_FAILED) from None
-    credentials = _load_credentials()
-    credentials["servers"][url] = {"user": answer["user"], "token": answer["token"]}
-    credentials["default"] = url
-    path = _save_credentials(credentials)
+    with Client(url) as client:
+        try:
+            answer = client.login(user, password, f"lev login on {socket.gethostname()}")
+        except ApiUnreachable:
+            raise
+        except ApiError as exc:
+            raise CliError(f"{url} refused the login: {exc}", EXIT_FAILED) from None
+    path = save_login(url, answer["user"], answer["token"])
     print(f"logged in to {url} as {answer['user']} (token saved in {path})")
     return EXIT_OK
 
@@ -262,24 +155,22 @@ def _cmd_login(args: argparse.Namespace, extras: list[str]) -> int:
 def _cmd_publish(args: argparse.Namespace, extras: list[str]) -> int:
     from .packages import PackageError, build_wheel, package_manifest, read_package
 
-    url, token = _chosen_hub(args.server)
     folder = Path(args.dir)
-    try:
-        info = read_package(folder)
-        manifest = package_manifest(folder)
-        with tempfile.TemporaryDirectory(prefix="lev-publish-") as out:
+    with hub_client(args.server) as client, \
+            tempfile.TemporaryDirectory(prefix="lev-publish-") as out:
+        try:
+            info = read_package(folder)
+            manifest = package_manifest(folder)
             wheel = build_wheel(folder, Path(out))
-            body, content_type = _multipart([
-                ("wheel", wheel.name, "application/octet-stream", wheel.read_bytes()),
-                ("manifest", "manifest.json", "application/json", json.dumps(manifest).encode()),
-            ])
-    except PackageError as exc:
-        raise CliError(str(exc), EXIT_FAILED) from None
-    try:
-        answer = _request(f"{url}/api/packages/upload", token=token, data=body,
-                          content_type=content_type)
-    except HubRefused as exc:
-        raise CliError(f"{url} refused {info.name} {info.version}: {exc}", EXIT_FAILED) from None
+        except PackageError as exc:
+            raise CliError(str(exc), EXIT_FAILED) from None
+        try:
+            answer = client.upload_package(wheel, manifest)
+        except ApiUnreachable:
+            raise
+        except ApiError as exc:
+            raise CliError(f"{client.base_url} refused {info.name} {info.version}: {exc}",
+                           EXIT_FAILED) from None
     print(f"published {answer['package']}@{answer['version']}: {answer['url']}")
     return EXIT_OK
 
@@ -293,7 +184,8 @@ def _with_token(url: str, token: str) -> str:
 
 
 def _cmd_install(args: argparse.Namespace, extras: list[str]) -> int:
-    url, token = _chosen_hub(args.server)
+    with hub_client(args.server) as client:
+        url, token = client.base_url, client.token or ""
     index = f"{url}/simple/"
     # The hub is an extra index: pip keeps its main one (PyPI or a mirror), and requirements
     # already met, levrt itself included, are left as they are. The URL carries the token, so

@@ -8,7 +8,7 @@ import json
 import os
 from typing import Any
 
-from ._cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError
+from ._cli_base import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError
 from .annot.cats import Attck
 from .packages import PackageError, Problem, check_package, scaffold
 from .packages.scaffold import new_name

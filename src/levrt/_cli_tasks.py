@@ -1,19 +1,11 @@
-"""The ``lev task`` subcommands: launch tasks on a server and follow them, over its JSON API.
-
-They use the token ``lev login`` stored and the HTTP helpers of :mod:`levrt._cli_hub`
-(``_chosen_hub``, ``_request``): private there, shared here on purpose so both halves of the
-client speak to the server the same way.
-"""
+"""The ``lev task`` subcommands: launch tasks on a server and follow them, through
+:mod:`levrt.client` with the token ``lev login`` stored."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-import urllib.error
-import urllib.parse
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,83 +13,20 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ._cli import EXIT_FAILED, EXIT_OK, CliError, _json_params, _prefixed, _status
-from ._cli_hub import HTTP_TIMEOUT, HubRefused, _chosen_hub, _multipart, _request
-
-_STATUSES = ("queued", "running", "done", "failed", "cancelled")
-
-
-class _Server:
-    """A server and the caller's token for it."""
-
-    def __init__(self, server: str | None) -> None:
-        self.url, self.token = _chosen_hub(server)
-
-    def call(self, path: str, body: dict[str, Any] | None = None) -> Any:
-        """The JSON answer of a GET (a POST with ``body``) to ``path``; a refusal ends the
-        command with the server's reason."""
-        data = None if body is None else json.dumps(body).encode()
-        return self._send(path, data, "application/json" if data is not None else None)
-
-    def upload(self, path: Path) -> str:
-        """Keep the local file ``path`` on the server for a ``File`` parameter; its digest."""
-        try:
-            content = path.read_bytes()
-        except OSError as exc:
-            raise CliError(f"--file: cannot read {path}: {exc.strerror or exc}") from None
-        body, content_type = _multipart([("file", path.name, "application/octet-stream",
-                                          content)])
-        digest: str = self._send("/api/tasks/files", body, content_type)["digest"]
-        return digest
-
-    def _send(self, path: str, data: bytes | None, content_type: str | None) -> Any:
-        try:
-            return _request(f"{self.url}{path}", token=self.token, data=data,
-                            content_type=content_type)
-        except HubRefused as exc:
-            raise CliError(str(exc), EXIT_FAILED) from None
-
-    def events(self, task_id: str) -> Iterator[tuple[str, Any]]:
-        """The task's server-sent events as ``(event, data)``, until ``end``."""
-        url = f"{self.url}/api/tasks/{urllib.parse.quote(task_id)}/events"
-        request = urllib.request.Request(url, headers={
-            "Accept": "text/event-stream", "Authorization": f"Bearer {self.token}"})
-        try:
-            # The server sends a keepalive comment every 15 s, well within the timeout.
-            with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT) as stream:
-                kind, data = "message", ""
-                for raw in stream:
-                    line = raw.decode("utf-8").rstrip("\r\n")
-                    if line.startswith("event:"):
-                        kind = line[6:].strip()
-                    elif line.startswith("data:"):
-                        data += line[5:].strip()
-                    elif not line and data:
-                        yield kind, json.loads(data)
-                        kind, data = "message", ""
-        except urllib.error.HTTPError as exc:
-            try:
-                detail = json.loads(exc.read())["detail"]
-            except (ValueError, KeyError, TypeError):
-                detail = exc.reason
-            raise CliError(str(detail), EXIT_FAILED) from None
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise CliError(f"lost the server at {self.url}: {reason}", EXIT_FAILED) from None
+from ._cli_base import EXIT_FAILED, EXIT_OK, CliError, json_params, prefixed, status_text
+from ._cli_hub import hub_client
+from ._status import JOB_STATUSES
+from .client import Client
 
 
 def _print_log(row: dict[str, Any]) -> None:
-    print("\n".join(_prefixed(row["run_id"], [row["text"]], terminal=sys.stdout.isatty())),
+    print("\n".join(prefixed(row["run_id"], [row["text"]], terminal=sys.stdout.isatty())),
           flush=True)
 
 
-def _task_path(task_id: str, rest: str = "") -> str:
-    return f"/api/tasks/{urllib.parse.quote(task_id)}{rest}"
-
-
-def _follow(server: _Server, task_id: str) -> int:
+def _follow(client: Client, task_id: str) -> int:
     """Print the task's log lines as they come; the exit code tells how it ended."""
-    for kind, data in server.events(task_id):
+    for kind, data in client.task_events(task_id):
         if kind == "log":
             _print_log(data)
         elif kind == "end":
@@ -109,7 +38,7 @@ def _follow(server: _Server, task_id: str) -> int:
 
 
 def _params(args: argparse.Namespace) -> dict[str, Any]:
-    params = _json_params(args.params)
+    params = json_params(args.params)
     for item in args.param or []:
         key, equals, value = item.partition("=")
         if not equals or not key:
@@ -117,6 +46,15 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
         # A string, as on lev run's command line: the task converts it by the type hints.
         params[key.replace("-", "_")] = value
     return params
+
+
+def _upload(client: Client, path: Path) -> str:
+    """Keep the local file ``path`` on the server for a ``File`` parameter; its digest."""
+    try:
+        digest: str = client.upload_file(path)["digest"]
+    except OSError as exc:
+        raise CliError(f"--file: cannot read {path}: {exc.strerror or exc}") from None
+    return digest
 
 
 def _cmd_submit(args: argparse.Namespace, extras: list[str]) -> int:
@@ -127,23 +65,18 @@ def _cmd_submit(args: argparse.Namespace, extras: list[str]) -> int:
         if not equals or not key or not value:
             raise CliError(f"--file {item!r}: expected NAME=PATH")
         files[key.replace("-", "_")] = Path(value).expanduser()
-    server = _Server(args.server)
-    # Each file goes up first: the parameter's value is its digest on the server.
-    params.update({name: server.upload(path) for name, path in files.items()})
-    body: dict[str, Any] = {"target": args.target, "params": params}
-    for key, value in (("name", args.name), ("version", args.version)):
-        if value:
-            body[key] = value
-    answer = server.call("/api/tasks", body)
-    print(f"task {answer['id']} submitted ({answer['status']})", flush=True)
-    return _follow(server, answer["id"]) if args.follow else EXIT_OK
+    with hub_client(args.server) as client:
+        # Each file goes up first: the parameter's value is its digest on the server.
+        params.update({name: _upload(client, path) for name, path in files.items()})
+        answer = client.submit_task(args.target, params, name=args.name or None,
+                                    version=args.version or None)
+        print(f"task {answer['id']} submitted ({answer['status']})", flush=True)
+        return _follow(client, answer["id"]) if args.follow else EXIT_OK
 
 
 def _cmd_list(args: argparse.Namespace, extras: list[str]) -> int:
-    filters = {"status": args.status, "q": args.search}
-    query = urllib.parse.urlencode(
-        {"limit": args.limit, **{key: value for key, value in filters.items() if value}})
-    tasks = _Server(args.server).call(f"/api/tasks?{query}")
+    with hub_client(args.server) as client:
+        tasks = client.list_tasks(status=args.status, q=args.search or None, limit=args.limit)
     if args.json:
         print(json.dumps(tasks, indent=2, ensure_ascii=False))
         return EXIT_OK
@@ -155,7 +88,7 @@ def _cmd_list(args: argparse.Namespace, extras: list[str]) -> int:
     for column in ("id", "name", "status", "progress", "owner", "created"):
         table.add_column(column, justify="right" if column == "progress" else "left")
     for task in tasks:
-        table.add_row(task["id"], Text(task["name"]), _status(task["status"]),
+        table.add_row(task["id"], Text(task["name"]), status_text(task["status"]),
                       f"{int(task['progress'] * 100)}%", task["owner"] or "",
                       (task["created"] or "")[:19].replace("T", " "))
     console.print(table)
@@ -163,7 +96,8 @@ def _cmd_list(args: argparse.Namespace, extras: list[str]) -> int:
 
 
 def _cmd_show(args: argparse.Namespace, extras: list[str]) -> int:
-    bundle = _Server(args.server).call(_task_path(args.id))
+    with hub_client(args.server) as client:
+        bundle = client.get_task(args.id)
     if args.json:
         print(json.dumps(bundle, indent=2, ensure_ascii=False))
         return EXIT_OK
@@ -179,22 +113,17 @@ def _cmd_show(args: argparse.Namespace, extras: list[str]) -> int:
 
 
 def _cmd_logs(args: argparse.Namespace, extras: list[str]) -> int:
-    server = _Server(args.server)
-    if args.follow:
-        # The stream starts with every line so far, then the new ones as they come.
-        for kind, data in server.events(args.id):
-            if kind == "log":
-                _print_log(data)
-        return EXIT_OK
-    after = 0
-    while True:
-        # Page by page, printed as they come: a huge log never sits in memory whole.
-        rows = server.call(_task_path(args.id, f"/logs?after={after}"))
-        if not rows:
+    with hub_client(args.server) as client:
+        if args.follow:
+            # The stream starts with every line so far, then the new ones as they come.
+            for kind, data in client.task_events(args.id):
+                if kind == "log":
+                    _print_log(data)
             return EXIT_OK
-        for row in rows:
+        # Page by page, printed as they come: a huge log never sits in memory whole.
+        for row in client.iter_task_logs(args.id):
             _print_log(row)
-        after = rows[-1]["seq"]
+    return EXIT_OK
 
 
 def register(commands: Any) -> None:
@@ -229,7 +158,7 @@ def register(commands: Any) -> None:
     submit.set_defaults(handler=_cmd_submit)
 
     listing = actions.add_parser("list", help="list your tasks (an admin's: all), newest first")
-    listing.add_argument("--status", choices=_STATUSES,
+    listing.add_argument("--status", choices=JOB_STATUSES,
                          help="only tasks with this status")
     listing.add_argument("--search", metavar="TEXT",
                          help="only tasks whose name or target holds TEXT (any case)")

@@ -1,6 +1,6 @@
 """A hub package folder: its name rules and `read_package`.
 
-The layout (DESIGN §3)::
+The layout (docs/packages.md#layout)::
 
     <user>.<tool>/pyproject.toml           name "lev.<user>.<tool>", version, dependencies
     <user>.<tool>/lev/<user>/<tool>/       the package: __init__.py (__lev__), modules

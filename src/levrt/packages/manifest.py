@@ -1,4 +1,5 @@
-"""The package manifest (DESIGN §3): built by importing the package in a subprocess.
+"""The package manifest, built by importing the package in a subprocess
+(docs/packages.md#the-manifest).
 
 Package code is only ever imported in a throwaway ``python -m levrt.packages._probe DIR``
 process, on the author's or agent's machine: ``lev check`` and ``lev publish`` stay safe

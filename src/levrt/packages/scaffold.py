@@ -1,5 +1,5 @@
-"""``lev new USER.TOOL``: a package folder in the DESIGN §3 layout that passes ``lev check``
-and its own tests as it is, for the author to change into their tool."""
+"""``lev new USER.TOOL``: a package folder in the layout of docs/packages.md that passes
+``lev check`` and its own tests as it is, for the author to change into their tool."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """The platform server (FastAPI): the hub's API, the PEP 503 index, later the web UI.
 
-It never imports or runs package code (DESIGN §3): uploads are read as zip archives and JSON.
+It never imports or runs package code, which is its publishers' and may do anything: uploads
+are read as zip archives and JSON, and tasks run in processes of their own (docs/hub.md).
 """
 
 from levrt.server.app import create_app

@@ -1,4 +1,5 @@
-"""The server's in-process task dispatcher (the embedded default of DESIGN §4).
+"""The server's in-process task dispatcher: the default, needing nothing beyond the server
+(docs/tasks.md#the-runner).
 
 A submitted task is a job recorded ``queued`` in the store, so it survives a restart of the
 server: :meth:`TaskRunner.start` takes up every queued job again. It waits for one of
@@ -8,7 +9,7 @@ server: :meth:`TaskRunner.start` takes up every queued job again. It waits for o
 
 with the server's store (``LEV_DB_URL``) and, for a published package's target, that
 version's files on ``PYTHONPATH`` (:mod:`~levrt.server.published`), because the server never
-imports or executes package code (DESIGN §3): ``lev run`` loads the target, marks the queued
+imports or executes package code (docs/hub.md): ``lev run`` loads the target, marks the queued
 job running (only one process can), takes the parameters from the job's record — as the
 server converted them, never as text to convert again, and never through argv, whose size is
 limited (``max_params_bytes`` bounds them instead) — and records its runs, documents and
@@ -35,9 +36,9 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from levrt._driver import driver_gone
+from levrt._status import UNFINISHED_STATUSES
 from levrt.executors.docker import engine_url
 from levrt.store import Store
-from levrt.store._store import UNFINISHED_STATUSES
 
 from . import published
 from .params import check_size

@@ -13,7 +13,7 @@ import asyncio
 import json
 import threading
 from collections.abc import AsyncIterator, Callable
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import StreamingResponse
@@ -21,7 +21,8 @@ from pydantic import Field, field_validator
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
-from levrt._cli import _to_json, job_bundle
+from levrt._job_json import job_bundle, to_json
+from levrt._status import FINAL_STATUSES, JobStatus
 from levrt.server import published
 from levrt.server.auth import CurrentReader, CurrentUser, StoreDep
 from levrt.server.paging import Page
@@ -30,7 +31,7 @@ from levrt.server.runner import TaskRunner
 from levrt.server.schemas import Body, errors
 from levrt.server.upload import OwnFiles, keep_file, limited_form
 from levrt.store import Store
-from levrt.store._store import FINAL_STATUSES, LOG_PAGE_BYTES, LOG_PAGE_ROWS
+from levrt.store._store import LOG_PAGE_BYTES, LOG_PAGE_ROWS
 
 router = APIRouter(prefix="/api/tasks", tags=["tasks"], responses=errors(401))
 
@@ -38,8 +39,6 @@ router = APIRouter(prefix="/api/tasks", tags=["tasks"], responses=errors(401))
 _EVENT_POLL_SECONDS = 0.3
 # A comment line after this much silence, so proxies and clients keep the stream open.
 _KEEPALIVE_SECONDS = 15.0
-
-TaskStatus = Literal["queued", "running", "done", "failed", "cancelled"]
 
 
 class TaskRequest(Body):
@@ -72,7 +71,7 @@ def _runner(request: Request) -> TaskRunner:
 
 
 def _summary(job: dict[str, Any]) -> dict[str, Any]:
-    return _to_json({
+    return to_json({
         "id": job["id"], "name": job["name"], "target": job["target"], "status": job["status"],
         "progress": job["progress"], "created": job["created_at"],
         "finished": job["finished_at"], "owner": job["owner"], "error": job["error"],
@@ -157,7 +156,7 @@ async def upload_file(request: Request, store: StoreDep, user: CurrentUser) -> d
 @router.get("", responses=errors(422))
 def list_tasks(
     request: Request, response: Response, store: StoreDep, user: CurrentUser,
-    status: TaskStatus | None = None,
+    status: JobStatus | None = None,
     q: Annotated[str | None, Query(max_length=200,
                                    description="text the name or target holds")] = None,
     page: Annotated[int, Query(ge=1, le=1_000_000, description="from 1")] = 1,
@@ -193,7 +192,7 @@ def logs(
     ``run_id``, ``stream``, ``text``): at most ``limit`` rows and about 4 MiB of text. The
     next page is ``after`` = the last row's ``seq``; an empty page is the end so far."""
     job = find_job(store, user, task_id)
-    rows: list[dict[str, Any]] = _to_json(store.get_logs(
+    rows: list[dict[str, Any]] = to_json(store.get_logs(
         job["id"], after=after, limit=limit, max_bytes=LOG_PAGE_BYTES))
     return rows
 
@@ -229,7 +228,7 @@ async def _events(request: Request, store: Store, job_id: str,
                                        limit=LOG_PAGE_ROWS, max_bytes=LOG_PAGE_BYTES)
         for row in rows:
             after = row["seq"]
-            yield _event("log", _to_json(row))
+            yield _event("log", to_json(row))
             sent = True
         if rows:
             continue  # more may be waiting: no pause until the log is caught up

@@ -1,7 +1,7 @@
 """What an upload must pass before anything of it is stored.
 
 The checks read the wheel as a zip archive and the manifest as JSON: package code is never
-imported or run on the server (DESIGN §3). A refusal is an :class:`UploadRefused` carrying the
+imported or run on the server (docs/hub.md). A refusal is an :class:`UploadRefused` carrying the
 HTTP status and a message naming the problem; only an upload that passes every check reaches
 :meth:`levrt.store.Store.publish_version`, which stores it in one transaction.
 """

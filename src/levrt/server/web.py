@@ -23,8 +23,9 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
-from levrt._cli import _to_json, job_bundle
+from levrt._job_json import job_bundle, to_json
 from levrt._params import jsonable
+from levrt._status import FINAL_STATUSES, JOB_STATUSES
 from levrt.annot.cats import Attck
 from levrt.server import published, sessions
 from levrt.server.auth import verify_login
@@ -37,7 +38,6 @@ from levrt.server.tasks import find_job
 from levrt.server.throttle import LoginThrottled
 from levrt.server.upload import OwnFiles, UploadRefused, keep_file
 from levrt.store import Store
-from levrt.store._store import FINAL_STATUSES
 
 router = APIRouter(include_in_schema=False)
 
@@ -45,7 +45,6 @@ STATIC_DIR = Path(__file__).with_name("static")
 templates = Jinja2Templates(directory=Path(__file__).with_name("templates"))
 
 _ATTCK_TITLES = {member.value: member.title for member in Attck}
-_STATUSES = ("queued", "running", "done", "failed", "cancelled")
 # Log lines rendered with the task page; the live log fetches the rest.
 _PAGE_LOG_LINES = 2000
 _TASK_LIST_LIMIT = 200
@@ -321,20 +320,20 @@ def _tasks(store: Store, page: int, **filters: Any) -> dict[str, Any]:
 async def tasks_page(request: Request, status: str | None = None, q: str | None = None,
                      page: str | None = None) -> Response:
     user = await _user(request)
-    status = status if status in _STATUSES else None
+    status = status if status in JOB_STATUSES else None
     owner = None if user["is_admin"] else user["name"]
     found = await run_in_threadpool(_tasks, _store(request), _page_number(page),
                                     status=status, owner=owner,
                                     search=(q or "")[:200] or None)
     return _render(request, "tasks.html", user=user, status=status or "", q=q or "",
-                   statuses=_STATUSES, **found)
+                   statuses=JOB_STATUSES, **found)
 
 
 def _cell(value: Any) -> str:
     """A result value in a table cell: text as it is, anything else as compact JSON."""
     if isinstance(value, str):
         return value
-    return json.dumps(_to_json(value), ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(to_json(value), ensure_ascii=False, separators=(",", ":"))
 
 
 def _tables(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -391,7 +390,7 @@ def _task(request: Request, user: dict[str, Any], task_id: str) -> dict[str, Any
     store = _store(request)
     job = find_job(store, user, task_id)
     stored = store.list_documents(job["id"])
-    documents = [{**doc, "json": json.dumps(_to_json(doc["data"]), indent=2,
+    documents = [{**doc, "json": json.dumps(to_json(doc["data"]), indent=2,
                                             ensure_ascii=False)}
                  for doc in stored]
     return {"job": job, "tree": _run_tree(store.list_runs(job["id"])), "documents": documents,

@@ -33,6 +33,7 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql import ColumnElement
 
 from levrt._driver import driver_gone
+from levrt._status import FINAL_STATUSES, UNFINISHED_STATUSES
 from levrt._text import clean_data, clean_text
 from levrt.shim.entry import decode, encode
 from levrt.store._common import insert_file
@@ -49,9 +50,6 @@ SCHEMA_HEAD = "0005"
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
-FINAL_STATUSES = ("done", "failed", "cancelled")
-# A queued job waits for a runner (the server's): it has no start time and no runs yet.
-UNFINISHED_STATUSES = ("queued", "running")
 MIN_PREFIX = 4
 # One page of a log: bounded in rows and in text, whatever the rows hold.
 LOG_PAGE_ROWS = 1000
