@@ -24,12 +24,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._cli import EXIT_FAILED, EXIT_OK, CliError
+from .client import CredentialsError, LoginRequired
+from .client._credentials import save_login, saved_login, server_url
 from .store import HubConflictError, Store, default_home
 
 if TYPE_CHECKING:
     from .server.settings import Settings
 
-CREDENTIALS = "credentials.json"
 # Long enough for a 20 MiB upload on a slow link; a hung server still ends the command.
 HTTP_TIMEOUT = 300
 
@@ -53,56 +54,21 @@ def _server_settings(**overrides: Any) -> Settings:
         ) from None
 
 
-def _credentials_path() -> Path:
-    return default_home() / CREDENTIALS
-
-
-def _load_credentials() -> dict[str, Any]:
-    path = _credentials_path()
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {"default": None, "servers": {}}
-    except (OSError, ValueError) as exc:
-        raise CliError(f"cannot read {path}: {exc}; delete it and run lev login again",
-                       EXIT_FAILED) from None
-    if not isinstance(data, dict) or not isinstance(data.get("servers"), dict):
-        raise CliError(f"{path} is not a lev credentials file; delete it and run lev login again",
-                       EXIT_FAILED)
-    return data
-
-
-def _save_credentials(data: dict[str, Any]) -> Path:
-    path = _credentials_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{CREDENTIALS}.{os.getpid()}")
-    # Created 0600 from the start (not chmod-ed after): the token is never readable by others.
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as file:
-        json.dump(data, file, indent=2)
-        file.write("\n")
-    os.replace(partial, path)
-    return path
-
-
 def _hub_url(url: str) -> str:
-    url = url.strip().rstrip("/")
-    if not url.startswith(("http://", "https://")):
-        raise CliError(f"hub URL {url!r} must start with http:// or https://")
-    return url
+    try:
+        return server_url(url)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
 
 
 def _chosen_hub(server: str | None) -> tuple[str, str]:
     """The hub URL (``--server`` or the last one logged in to) and the token kept for it."""
-    credentials = _load_credentials()
-    url = _hub_url(server) if server else credentials.get("default")
-    if not url:
-        raise CliError("no hub given: pass --server URL, or log in first with lev login URL")
-    login = credentials["servers"].get(url)
-    if login is None:
-        raise CliError(f"not logged in to {url}: run lev login {url}")
-    token: str = login["token"]
-    return url, token
+    try:
+        return saved_login(_hub_url(server) if server else None)
+    except LoginRequired as exc:
+        raise CliError(str(exc)) from None
+    except CredentialsError as exc:
+        raise CliError(str(exc), EXIT_FAILED) from None
 
 
 # -- HTTP ------------------------------------------------------------------------------------
@@ -251,10 +217,10 @@ def _cmd_login(args: argparse.Namespace, extras: list[str]) -> int:
                           content_type="application/json")
     except HubRefused as exc:
         raise CliError(f"{url} refused the login: {exc}", EXIT_FAILED) from None
-    credentials = _load_credentials()
-    credentials["servers"][url] = {"user": answer["user"], "token": answer["token"]}
-    credentials["default"] = url
-    path = _save_credentials(credentials)
+    try:
+        path = save_login(url, answer["user"], answer["token"])
+    except CredentialsError as exc:
+        raise CliError(str(exc), EXIT_FAILED) from None
     print(f"logged in to {url} as {answer['user']} (token saved in {path})")
     return EXIT_OK
 
