@@ -908,11 +908,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="another tag to give the image (repeatable)")
     build.set_defaults(handler=_cmd_image_build)
 
-    from . import _cli_hub, _cli_packages, _cli_tasks
+    from . import _cli_agent, _cli_hub, _cli_packages, _cli_tasks
 
     _cli_packages.register(commands)
     _cli_hub.register(commands)
     _cli_tasks.register(commands)
+    _cli_agent.register(commands)
     return parser
 
 
