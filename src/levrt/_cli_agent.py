@@ -84,7 +84,10 @@ def _cmd_agent(args: argparse.Namespace, extras: list[str]) -> int:
     except ValueError as exc:
         raise CliError(str(exc)) from None
     server = anonymous.base_url
-    logging.basicConfig(level=logging.INFO, format="lev agent: %(message)s", stream=sys.stderr)
+    # What the agent does, not every request the libraries under it make.
+    logging.basicConfig(level=logging.WARNING, format="lev agent: %(message)s",
+                        stream=sys.stderr)
+    logging.getLogger("lev.agent").setLevel(logging.INFO)
     try:
         with anonymous:
             if args.enrol:
