@@ -111,3 +111,10 @@ def test_agent_needs_a_server_url(capsys):
     assert cli_main(["agent", "--server", "ftp://x"]) == 2
     assert capsys.readouterr().err.startswith("lev: error: ")
     assert not os.path.exists(os.environ["LEV_HOME"] + "/device.json")
+
+
+def test_temporal_unreachable(server, tmp_path):
+    agent = AgentProcess.start(tmp_path / "box", server.url, code=server.add_device("box"),
+                               extra=("--temporal", "127.0.0.1:1"))
+    assert agent.process.wait(60) == 1, agent.output()
+    assert "lev: error: cannot reach Temporal at 127.0.0.1:1" in agent.output()

@@ -9,10 +9,13 @@ import json
 import logging
 import signal
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._cli import EXIT_FAILED, EXIT_OK, CliError
 from .client import ApiError, Client, CredentialsError, LoginRequired
+
+if TYPE_CHECKING:
+    from .agent import Agent
 
 
 def _user_client(server: str | None) -> Client:
@@ -105,7 +108,7 @@ def _cmd_agent(args: argparse.Namespace, extras: list[str]) -> int:
         raise CliError(str(exc), EXIT_FAILED) from None
 
 
-async def _serve(agent: Any) -> int:
+async def _serve(agent: Agent) -> int:
     """Run ``agent`` until SIGTERM or SIGINT, then let it stop cleanly."""
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 import os
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -39,7 +40,8 @@ class Agent:
     Temporal cannot be reached at start."""
 
     def __init__(self, client: AgentClient, *, temporal: str | None = None,
-                 slots: int | None = None, facts: Any = gather_facts) -> None:
+                 slots: int | None = None,
+                 facts: Callable[[], dict[str, Any]] = gather_facts) -> None:
         self._client = client
         self._temporal = temporal
         self._load = Load(slots or os.cpu_count() or 1)
