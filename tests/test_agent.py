@@ -118,3 +118,31 @@ def test_temporal_unreachable(server, tmp_path):
                                extra=("--temporal", "127.0.0.1:1"))
     assert agent.process.wait(60) == 1, agent.output()
     assert "lev: error: cannot reach Temporal at 127.0.0.1:1" in agent.output()
+
+
+async def test_heartbeats_carry_the_load(server, tmp_path, temporal_server):
+    """The Agent API in process: a slow agent.facts is counted as running while it runs."""
+    from levrt.agent import Agent, gather_facts
+    from levrt.client import AgentClient
+
+    enrolled = AgentClient(server.url).enrol(server.add_device("box"))
+    calls = []
+
+    def slow_facts():
+        calls.append(time.monotonic())
+        if len(calls) > 1:  # the answer to the server's question, not the report at start
+            time.sleep(7)
+        return gather_facts()
+
+    with AgentClient(server.url, enrolled["token"]) as client:
+        async with Agent(client, slots=3, facts=slow_facts) as agent:
+            running = asyncio.create_task(agent.run())
+            await asyncio.to_thread(wait_for, lambda: server.status("box") == "online", 30,
+                                    "box online")
+            asked = asyncio.create_task(ask_device(
+                temporal_server.address, device_queue("alice", "box"), "agent.facts"))
+            shown = await asyncio.to_thread(
+                wait_for, lambda: server.device("box")["running"] == 1, 15, "a run counted")
+            assert shown and server.device("box")["slots"] == 3
+            assert (await asked)["version"] == __version__
+        await asyncio.wait_for(running, 30)  # shutdown() on leaving the block ends run()

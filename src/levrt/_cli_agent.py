@@ -160,5 +160,6 @@ def register(commands: Any) -> None:
     agent.add_argument("--temporal", metavar="HOST:PORT",
                        help="the Temporal frontend (default: where the server says)")
     agent.add_argument("--slots", type=int, metavar="N",
-                       help="activities run at once (default: the machine's cores)")
+                       help="activities run at once from each queue, the device's and each pool's "
+                       "(default: the machine's cores)")
     agent.set_defaults(handler=_cmd_agent)

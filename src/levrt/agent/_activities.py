@@ -11,16 +11,34 @@ from collections.abc import Callable
 from typing import Any
 
 from temporalio import activity
+from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
 
 from levrt.agent._facts import gather_facts
 
 
-class Load:
-    """Runs going on the agent and the slots it has (what heartbeats report)."""
+class Load(Interceptor):
+    """Activities going on the agent and the slots it has (what heartbeats report): a
+    worker interceptor, so every activity counts, whatever its kind."""
 
     def __init__(self, slots: int) -> None:
         self.slots = slots
         self.running = 0
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        return _Counted(next, self)
+
+
+class _Counted(ActivityInboundInterceptor):
+    def __init__(self, next: ActivityInboundInterceptor, load: Load) -> None:
+        super().__init__(next)
+        self._load = load
+
+    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+        self._load.running += 1
+        try:
+            return await super().execute_activity(input)
+        finally:
+            self._load.running -= 1
 
 
 class Activities:

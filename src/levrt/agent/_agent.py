@@ -35,9 +35,10 @@ class Agent:
     holding a device token) and serves its activities on its Temporal queues.
 
     ``temporal`` (``HOST:PORT``) overrides the address the server tells; ``slots`` is how
-    many activities run at once (default: the machine's cores). :meth:`run` returns after
-    :meth:`shutdown`; it raises :class:`AgentError` when the server refuses the device or
-    Temporal cannot be reached at start."""
+    many activities run at once from each of its queues (default: the machine's cores; one
+    limit over all queues would let idle pollers of one queue hold every slot). :meth:`run`
+    returns after :meth:`shutdown`; it raises :class:`AgentError` when the server refuses the
+    device or Temporal cannot be reached at start."""
 
     def __init__(self, client: AgentClient, *, temporal: str | None = None,
                  slots: int | None = None,
@@ -95,6 +96,7 @@ class Agent:
         workers = [Worker(temporal, task_queue=queue, workflows=[Ask],
                           activities=activities.registered(),
                           max_concurrent_activities=self._load.slots,
+                          interceptors=[self._load],
                           workflow_runner=_passthrough_runner()) for queue in queues]
         log.info("device %s/%s: polling %s at %s", config["owner"], config["name"],
                  ", ".join(queues), address)
