@@ -9,19 +9,18 @@ nothing else of the host (nor each other). Needs root and ``ip``.
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import os
 import random
 import shutil
-import socket
 import subprocess
-import threading
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 POOL = ipaddress.ip_network("10.213.0.0/16")
 NETNS_DIR = Path("/run/netns")
+RELAY = Path(__file__).resolve().parent.parent / "scripts" / "tcp_relay.py"
 
 
 def _ip(*argv: str, netns: str | None = None) -> str:
@@ -121,51 +120,18 @@ class NetnsLab:
 
 
 class Relay:
-    """A TCP relay from ``listen_ip`` (a free port: :attr:`address`) to ``target``
-    (``HOST:PORT``), so the namespaces reach a server that listens on the host's loopback.
-    (Temporal's dev server cannot serve on another address alone: its services dial one
-    another on 127.0.0.1.)"""
+    """``scripts/tcp_relay.py`` from ``listen_ip`` (a free port: :attr:`address`) to
+    ``target`` (``HOST:PORT``), so the namespaces reach a server that listens on the host's
+    loopback only (Temporal's dev server cannot serve on another address alone)."""
 
     def __init__(self, listen_ip: str, target: str) -> None:
         host, port = target.rsplit(":", 1)
-        self._target = (host, int(port))
-        self._server = socket.create_server((listen_ip, 0))
-        self._sockets: list[socket.socket] = []
-        self._lock = threading.Lock()
-        self.address = f"{listen_ip}:{self._server.getsockname()[1]}"
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._server.accept()
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(self._target, timeout=10)
-            except OSError:
-                client.close()
-                continue
-            upstream.settimeout(None)
-            with self._lock:
-                self._sockets += [client, upstream]
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
-
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            with contextlib.suppress(OSError):
-                sink.shutdown(socket.SHUT_WR)
+        self._process = subprocess.Popen(
+            [sys.executable, str(RELAY), listen_ip, "0", host, port], stdout=subprocess.PIPE,
+            text=True)
+        assert self._process.stdout is not None
+        self.address = f"{listen_ip}:{self._process.stdout.readline().strip()}"
 
     def close(self) -> None:
-        self._server.close()
-        with self._lock:
-            for sock in self._sockets:
-                sock.close()
-            self._sockets.clear()
+        self._process.terminate()
+        self._process.wait(10)
