@@ -6,8 +6,7 @@ and is a Temporal worker on its device's and pools' task queues, whose activitie
 registered by name (``agent.facts``, ...)."""
 
 from levrt.agent._agent import Agent
-from levrt.agent._enrolment import AgentError, device_path, load_enrolment, save_enrolment
+from levrt.agent._enrolment import AgentError, load_enrolment, save_enrolment
 from levrt.agent._facts import gather_facts
 
-__all__ = ["Agent", "AgentError", "device_path", "gather_facts", "load_enrolment",
-           "save_enrolment"]
+__all__ = ["Agent", "AgentError", "gather_facts", "load_enrolment", "save_enrolment"]

@@ -5,7 +5,7 @@ SQLite by default (``$LEV_HOME/levrt.db``), any SQLAlchemy URL via
 ``LEV_DB_URL``. Opening a store brings its schema up to date.
 """
 
-from levrt.store._devices import EnrolmentError, check_device_name
+from levrt.store._devices import EnrolmentError
 from levrt.store._hub import (
     HubConflictError,
     HubError,
@@ -25,7 +25,6 @@ __all__ = [
     "StoreError",
     "StoreWriteError",
     "TokenRevokedError",
-    "check_device_name",
     "check_name",
     "default_home",
     "default_url",
