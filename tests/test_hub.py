@@ -30,7 +30,7 @@ except ImportError:  # before FastAPI 0.137.2, included routers' routes were cop
     def iter_route_contexts(routes):
         return routes
 
-from levrt.server import Settings, create_app, sessions, web
+from levrt.server import Settings, create_app, devices, sessions, web
 from levrt.store import Store
 
 MAX_UPLOAD = 256 * 1024
@@ -621,8 +621,9 @@ def test_manifest_json_is_stored_as_uploaded(client, alice):
 # -- no route is open but a few ------------------------------------------------------------
 
 # What anyone may call: the logins, the health check and the web pages' own files.
+# An agent enrols with its one-time code alone (tests/test_agent_api.py).
 PUBLIC = {("GET", "/login"), ("POST", "/login"), ("POST", "/api/login"), ("GET", "/health"),
-          ("MOUNT", "/static")}
+          ("MOUNT", "/static"), ("POST", "/api/agent/enrol")}
 
 
 def routes_of(router):
@@ -638,7 +639,7 @@ def routes_of(router):
 def test_every_route_but_the_public_ones_needs_credentials(store):
     app = create_app(Settings(db_url=store.url), store=store)
     routes = set(routes_of(app))
-    pages = set(routes_of(web.router))
+    pages = set(routes_of(web.router)) | set(routes_of(devices.pages))
     assert PUBLIC <= routes
     with TestClient(app) as client:
         for method, path in sorted(routes - PUBLIC):

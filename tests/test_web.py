@@ -655,7 +655,7 @@ def test_devices_page_shows_the_local_runner(client, hub, store, napping):
     assert page.status_code == 200 and '<a href="/devices">Devices</a>' in page.text
     assert cells(page, "devices") == [socket.gethostname(), "local runner", "online",
                                       "process", "0", "0", "2"]
-    assert "later" in page.text and "Remote agents" in page.text
+    assert "lev agent" in page.text and "You have no devices yet" in page.text
     assert re.search(r"<strong>process</strong>, chosen by the setting "
                      r"LEV_SERVER_EXECUTOR=process", page.text)
     # Two tasks take the two slots (max_running_tasks 2), a third waits.

@@ -76,7 +76,8 @@ def _cmd_serve(args: argparse.Namespace, extras: list[str]) -> int:
 
     from .server import create_app
 
-    settings = _server_settings(host=args.host, port=args.port, db_url=args.db)
+    settings = _server_settings(host=args.host, port=args.port, db_url=args.db,
+                                temporal=args.temporal)
     store = Store(settings.db_url)
     try:
         if store.count_users() == 0:
@@ -302,6 +303,9 @@ def register(commands: Any) -> None:
     serve.add_argument("--db", metavar="URL",
                        help="the store's database, e.g. postgresql://user:password@host/levrt "
                        "(default: LEV_SERVER_DB_URL, else LEV_DB_URL, else $LEV_HOME/levrt.db)")
+    serve.add_argument("--temporal", metavar="HOST:PORT",
+                       help="the Temporal frontend the server tells agents to use (default: "
+                       "LEV_SERVER_TEMPORAL; docs/distributed.md)")
     serve.set_defaults(handler=_cmd_serve)
 
     user = commands.add_parser("user", help="manage the hub's users (on the server's store)")

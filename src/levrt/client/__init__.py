@@ -2,14 +2,16 @@
 and job drivers use it (docs/client.md)."""
 
 from .._status import JOB_STATUSES, JobStatus
+from ._agent import AgentClient
 from ._client import Client
 from ._credentials import CREDENTIALS, save_login, server_url
 from ._errors import ApiError, ApiUnreachable, CredentialsError, LoginRequired
 
-__all__ = ["CREDENTIALS", "JOB_STATUSES", "ApiError", "ApiUnreachable", "Client",
+__all__ = ["CREDENTIALS", "JOB_STATUSES", "AgentClient", "ApiError", "ApiUnreachable", "Client",
            "CredentialsError", "JobStatus", "LoginRequired", "save_login", "server_url"]
 
 # Reprs and docs name the public module, not the private one each class is defined in.
-for _name in ("ApiError", "ApiUnreachable", "Client", "CredentialsError", "LoginRequired"):
+for _name in ("AgentClient", "ApiError", "ApiUnreachable", "Client", "CredentialsError",
+              "LoginRequired"):
     globals()[_name].__module__ = __name__
 del _name

@@ -1,18 +1,145 @@
-"""Where tasks run: ``GET /api/devices``. For now one device, the server's own runner; the
-agents of DESIGN §8 will join it."""
+"""Where tasks run: the server's own runner and the user's devices, machines where ``lev
+agent`` runs (docs/distributed.md).
+
+Users add and remove devices (``/api/devices``, the devices page); an agent trades the
+one-time code for a device token (``POST /api/agent/enrol``) and then reports itself
+(``POST /api/agent/heartbeat``). A device token opens the ``/api/agent/`` routes and nothing
+else, and no user's token or session opens those: see :func:`current_device`.
+
+Each device polls Temporal task queues named here (:func:`device_queue`, :func:`pool_queue`);
+:func:`ask_device` runs one of its activities through Temporal and returns the answer.
+"""
 
 from __future__ import annotations
 
 import socket
-from typing import Any
+import uuid
+from datetime import datetime, timedelta, timezone
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
-from levrt.server.auth import CurrentReader
+from levrt.server import sessions, web
+from levrt.server.auth import CurrentReader, CurrentUser, StoreDep
 from levrt.server.runner import TaskRunner, choose_executor
-from levrt.server.schemas import errors
+from levrt.server.schemas import Body, errors
+from levrt.store import EnrolmentError, HubConflictError, Store
 
 router = APIRouter(prefix="/api/devices", tags=["devices"], responses=errors(401))
+agent_router = APIRouter(prefix="/api/agent", tags=["agent"])
+pages = APIRouter(include_in_schema=False)
+
+# An agent heartbeats this often (seconds); a device silent for OFFLINE_AFTER is offline.
+HEARTBEAT_INTERVAL = 5.0
+OFFLINE_AFTER = timedelta(seconds=3 * HEARTBEAT_INTERVAL)
+# The workflow every agent runs on its queues to answer one activity (levrt.agent).
+ASK_WORKFLOW = "levrt.ask"
+
+
+def device_queue(owner: str, name: str) -> str:
+    """The Temporal task queue of ``owner``'s device ``name``."""
+    return f"lev-device:{owner}/{name}"
+
+
+def pool_queue(owner: str, pool: str) -> str:
+    """The Temporal task queue of ``owner``'s pool ``pool``, polled by each device in it."""
+    return f"lev-pool:{owner}/{pool}"
+
+
+# -- shapes --------------------------------------------------------------------------------
+
+
+class DeviceRequest(Body):
+    name: str = Field(description="1-64 lower-case letters, digits, '_', '.' or '-'")
+    pools: list[str] = Field(default_factory=list, max_length=32,
+                             description="pools the device joins (same rule as names)")
+
+
+class DeviceCode(BaseModel):
+    name: str
+    pools: list[str]
+    code: str = Field(description="the one-time enrolment code: shown in this answer only")
+    code_expires_at: datetime
+    command: str = Field(description="what to run on the device's machine")
+
+
+class EnrolRequest(Body):
+    code: str = Field(min_length=1, max_length=200)
+
+
+class Facts(BaseModel):
+    """What an agent reports of its machine."""
+
+    executors: list[str] = Field(default_factory=list, max_length=16,
+                                 description="executors its runs can use: process, docker")
+    images: list[str] = Field(default_factory=list, max_length=10_000,
+                              description="image references its container engine holds")
+    tools: dict[str, str] = Field(default_factory=dict,
+                                  description="tool binaries on its PATH: name -> path")
+    cores: int = Field(0, ge=0)
+    memory: int = Field(0, ge=0, description="bytes")
+    version: str = Field("", max_length=64, description="its levrt version")
+    hostname: str = Field("", max_length=255)
+
+
+class Heartbeat(Body):
+    running: int = Field(0, ge=0, description="runs going on the device now")
+    slots: int = Field(0, ge=0, description="runs it takes at once")
+    facts: Facts | None = Field(None, description="sent at start and when they change")
+
+
+class Queues(BaseModel):
+    device: str
+    pools: list[str]
+
+
+class AgentConfig(BaseModel):
+    """What an agent needs from the server: who it is, its queues, where Temporal is."""
+
+    owner: str
+    name: str
+    pools: list[str]
+    queues: Queues
+    temporal: str | None = Field(description="HOST:PORT of the Temporal frontend, if known")
+    heartbeat_interval: float
+
+
+class Enrolled(AgentConfig):
+    token: str = Field(description="the device token: in this answer only")
+
+
+# -- who is asking -------------------------------------------------------------------------
+
+_bearer = HTTPBearer(auto_error=False, scheme_name="DeviceToken",
+                     description="A device token: lev agent --enrol CODE")
+
+
+async def current_device(
+    store: StoreDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> dict[str, Any]:
+    """The device of the request's Bearer device token; 401 for anything else (an API
+    token, a session)."""
+    if bearer is None:
+        raise HTTPException(401, "missing device token: send 'Authorization: Bearer <device "
+                            "token>' (lev agent --enrol CODE gets one)",
+                            headers={"WWW-Authenticate": "Bearer"})
+    device = await run_in_threadpool(store.resolve_device_token, bearer.credentials)
+    if device is None:
+        raise HTTPException(401, "not a device token, or its device was removed: enrol again "
+                            "(lev device add NAME, then lev agent --enrol CODE)",
+                            headers={"WWW-Authenticate": "Bearer"})
+    return device
+
+
+CurrentDevice = Annotated[dict[str, Any], Depends(current_device)]
+
+
+# -- views ---------------------------------------------------------------------------------
 
 
 def local_device(request: Request) -> dict[str, Any]:
@@ -26,10 +153,161 @@ def local_device(request: Request) -> dict[str, Any]:
             "max_running_tasks": request.app.state.settings.max_running_tasks}
 
 
+def device_status(device: dict[str, Any], now: datetime | None = None) -> str:
+    """``online`` when the device's agent was heard from within :data:`OFFLINE_AFTER`,
+    ``offline`` when it was earlier, ``not enrolled`` before its agent enrolled."""
+    if not device["enrolled"]:
+        return "not enrolled"
+    seen = device["last_seen"]
+    now = now or datetime.now(timezone.utc)
+    return "online" if seen is not None and now - seen <= OFFLINE_AFTER else "offline"
+
+
+def agent_view(device: dict[str, Any]) -> dict[str, Any]:
+    """A device as ``GET /api/devices`` shows it."""
+    facts = device["facts"] or {}
+    executors = facts.get("executors") or []
+    return {"name": device["name"], "kind": "agent", "status": device_status(device),
+            "pools": device["pools"], "executor": executors[0] if executors else "none",
+            "running": device["running"], "slots": device["slots"], "facts": device["facts"],
+            "last_seen": device["last_seen"], "code_expires_at": device["code_expires_at"]}
+
+
+def _config(request: Request, device: dict[str, Any]) -> dict[str, Any]:
+    owner = device["owner"]
+    return {"owner": owner, "name": device["name"], "pools": device["pools"],
+            "queues": {"device": device_queue(owner, device["name"]),
+                       "pools": [pool_queue(owner, pool) for pool in device["pools"]]},
+            "temporal": request.app.state.settings.temporal,
+            "heartbeat_interval": HEARTBEAT_INTERVAL}
+
+
+def _server_url(request: Request) -> str:
+    return (request.app.state.settings.public_url or str(request.base_url)).rstrip("/")
+
+
+def _add(request: Request, store: Store, user: dict[str, Any], name: str,
+         pools: list[str]) -> dict[str, Any]:
+    added = store.add_device(user["name"], name, pools)
+    return {**added, "command": f"lev agent --server {_server_url(request)} "
+                                f"--enrol {added['code']}"}
+
+
+# -- the user's routes ---------------------------------------------------------------------
+
+
 @router.get("")
-def list_devices(request: Request, user: CurrentReader) -> list[dict[str, Any]]:
-    """The devices tasks run on: ``name``, ``kind``, ``status`` (online / offline), the
-    ``executor`` their tasks' tools get now (``docker``, ``process``, or ``none`` when tasks
-    cannot run) and why (``executor_reason``), ``running`` and ``queued`` tasks
-    (everyone's), ``max_running_tasks``."""
-    return [local_device(request)]
+def list_devices(request: Request, user: CurrentReader, store: StoreDep) -> list[dict[str, Any]]:
+    """The devices tasks run on: first the server's runner (``kind`` ``local runner``: its
+    ``executor`` and why, ``running`` and ``queued`` tasks of everyone,
+    ``max_running_tasks``), then the caller's devices (``kind`` ``agent``: ``status``
+    online / offline / not enrolled, ``pools``, ``executor``, ``running`` runs of its
+    ``slots``, the ``facts`` it reported, ``last_seen``)."""
+    return [local_device(request), *map(agent_view, store.list_devices(user["name"]))]
+
+
+@router.post("", response_model=DeviceCode, status_code=201, responses=errors(409, 422))
+def add_device(body: DeviceRequest, request: Request, user: CurrentUser,
+               store: StoreDep) -> dict[str, Any]:
+    """Add a device; the answer holds its one-time enrolment code (valid 1 h) and the
+    command that enrols the agent on that machine."""
+    try:
+        return _add(request, store, user, body.name, body.pools)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
+
+
+@router.delete("/{name}", status_code=204, responses=errors(404))
+def remove_device(name: str, user: CurrentUser, store: StoreDep) -> Response:
+    """Remove one of the caller's devices: its token stops working at once."""
+    if not store.remove_device(user["name"], name):
+        raise HTTPException(404, f"you have no device {name!r}")
+    return Response(status_code=204)
+
+
+# -- the agents' routes --------------------------------------------------------------------
+
+
+@agent_router.post("/enrol", response_model=Enrolled, responses=errors(403, 422))
+def enrol(body: EnrolRequest, request: Request, store: StoreDep) -> dict[str, Any]:
+    """Trade a one-time enrolment code for the device's token (403 when the code is
+    unknown, used or expired: the detail says what to do)."""
+    try:
+        device, token = store.enrol_device(body.code)
+    except EnrolmentError as exc:
+        raise HTTPException(403, f"code: {exc}") from None
+    return {**_config(request, device), "token": token}
+
+
+@agent_router.post("/heartbeat", response_model=AgentConfig, responses=errors(401, 422))
+def heartbeat(body: Heartbeat, request: Request, device: CurrentDevice,
+              store: StoreDep) -> dict[str, Any]:
+    """The agent is alive, with its load and (at start, or when they change) its facts;
+    the answer is its configuration."""
+    facts = None if body.facts is None else body.facts.model_dump()
+    store.device_seen(device["id"], running=body.running, slots=body.slots, facts=facts)
+    return _config(request, device)
+
+
+# -- asking a device through Temporal ------------------------------------------------------
+
+
+async def ask_device(temporal: str, queue: str, activity: str, *args: Any,
+                     timeout: float = 30.0) -> Any:
+    """Run the agent activity ``activity`` (e.g. ``agent.facts``) on whichever agent polls
+    ``queue`` and return its answer. ``temporal`` is the frontend's ``HOST:PORT``.
+    Raises temporalio's ``WorkflowFailureError`` when no agent answers within ``timeout``
+    seconds or the activity fails, RuntimeError when temporalio is not installed."""
+    try:
+        from temporalio.client import Client
+    except ImportError:
+        raise RuntimeError("asking a device needs temporalio: pip install 'levrt[agent]'") \
+            from None
+    client = await Client.connect(temporal)
+    return await client.execute_workflow(
+        ASK_WORKFLOW, args=[activity, list(args), timeout], id=f"ask-{uuid.uuid4().hex}",
+        task_queue=queue, execution_timeout=timedelta(seconds=timeout + 10))
+
+
+# -- the devices page ----------------------------------------------------------------------
+
+
+async def _page(request: Request, status_code: int = 200, **context: Any) -> Response:
+    user = await web._user(request)
+    store: Store = request.app.state.store
+    local = await run_in_threadpool(local_device, request)
+    mine = await run_in_threadpool(store.list_devices, user["name"])
+    return web._render(request, "devices.html", status_code, user=user, local=local,
+                      devices=[agent_view(device) for device in mine],
+                      offline_after=int(OFFLINE_AFTER.total_seconds()), **context)
+
+
+@pages.get("/devices", response_class=HTMLResponse)
+async def devices_page(request: Request) -> Response:
+    return await _page(request)
+
+
+@pages.post("/devices", response_class=HTMLResponse)
+async def add_device_page(request: Request) -> Response:
+    """Add a device from the page's form; its enrolment code is shown on the answer only."""
+    user = await web._user(request)
+    form = await sessions.check_csrf(request)
+    name = str(form.get("name") or "").strip()
+    pools = str(form.get("pools") or "").replace(",", " ").split()
+    store: Store = request.app.state.store
+    try:
+        added = await run_in_threadpool(_add, request, store, user, name, pools)
+    except (ValueError, HubConflictError) as exc:
+        return await _page(request, 409 if isinstance(exc, HubConflictError) else 400,
+                           error=str(exc), form_name=name, form_pools=" ".join(pools))
+    return await _page(request, added=added)
+
+
+@pages.post("/devices/{name}/remove")
+async def remove_device_page(request: Request, name: str) -> Response:
+    user = await web._user(request)
+    await sessions.check_csrf(request)
+    store: Store = request.app.state.store
+    if not await run_in_threadpool(store.remove_device, user["name"], name):
+        return await _page(request, 404, error=f"you have no device {name!r}")
+    return RedirectResponse("/devices", 303)

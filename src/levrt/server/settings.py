@@ -87,3 +87,6 @@ class Settings(BaseSettings):
     max_event_streams: int = Field(20, ge=1)
     # Time a cancelled lev run has to record the cancellation and stop its runs.
     cancel_grace: float = Field(10.0, gt=0)
+    # The Temporal frontend (HOST:PORT) that agents connect to, told to them by this server;
+    # None: agents need their own --temporal.
+    temporal: str | None = Field(None, pattern=r"^\S+:\d{1,5}$")

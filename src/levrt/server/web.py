@@ -30,7 +30,6 @@ from levrt.annot.cats import Attck
 from levrt.server import published, sessions
 from levrt.server.auth import verify_login
 from levrt.server.checks import MAX_DEPTH, check_json
-from levrt.server.devices import local_device
 from levrt.server.paging import Page
 from levrt.server.params import NAMED_KINDS, ParamsInvalid, check_value
 from levrt.server.runner import TaskRunner
@@ -517,16 +516,6 @@ async def revoke_token(request: Request, token_id: int) -> Response:
     if not await run_in_threadpool(_store(request).revoke_token, user["name"], token_id):
         return _not_found(request, user, f"you have no API token {token_id}")
     return RedirectResponse("/settings", 303)
-
-
-# -- devices -------------------------------------------------------------------------------
-
-
-@router.get("/devices", response_class=HTMLResponse)
-async def devices_page(request: Request) -> Response:
-    user = await _user(request)
-    device = await run_in_threadpool(local_device, request)
-    return _render(request, "devices.html", user=user, devices=[device])
 
 
 # -- new task: the Quick form --------------------------------------------------------------

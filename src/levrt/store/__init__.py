@@ -5,6 +5,7 @@ SQLite by default (``$LEV_HOME/levrt.db``), any SQLAlchemy URL via
 ``LEV_DB_URL``. Opening a store brings its schema up to date.
 """
 
+from levrt.store._devices import EnrolmentError
 from levrt.store._hub import (
     HubConflictError,
     HubError,
@@ -16,6 +17,7 @@ from levrt.store._hub import (
 from levrt.store._store import Store, StoreError, StoreWriteError, default_home, default_url
 
 __all__ = [
+    "EnrolmentError",
     "HubConflictError",
     "HubError",
     "HubPermissionError",

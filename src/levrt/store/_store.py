@@ -39,6 +39,7 @@ from levrt.shim.entry import decode, encode
 from levrt.store._common import insert_file
 from levrt.store._common import now as _now
 from levrt.store._common import utc as _utc
+from levrt.store._devices import DevicesMixin
 from levrt.store._hub import HubMixin
 from levrt.store._logs import RunLog
 from levrt.store.models import NO_RUN, Document, DocumentField, File, Job, Log, Run
@@ -46,7 +47,7 @@ from levrt.store.models import NO_RUN, Document, DocumentField, File, Job, Log, 
 # The newest revision in migrations/versions. Kept here so opening an
 # up-to-date store needs neither Alembic nor a scan of the scripts; a test
 # checks it against the scripts.
-SCHEMA_HEAD = "0005"
+SCHEMA_HEAD = "0006"
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -322,7 +323,7 @@ def _create_engine(url: str) -> Engine:
     return engine
 
 
-class Store(HubMixin):
+class Store(HubMixin, DevicesMixin):
     """Persistent jobs, runs, result documents, logs and content-addressed files.
 
     Thread-safe: every call checks a connection out of the engine's pool for

@@ -230,3 +230,28 @@ class VersionFile(Base):
     path: Mapped[str] = mapped_column(String, primary_key=True)
     digest: Mapped[str] = mapped_column(ForeignKey("files.digest"))
     size: Mapped[int] = mapped_column(Integer)
+
+
+class Device(Base):
+    """A machine of a user's where ``lev agent`` takes tasks: added by its owner with a
+    one-time enrolment code, which the agent trades for its own token."""
+
+    __tablename__ = "devices"
+    __table_args__ = (UniqueConstraint("owner_id", "name", name="uq_devices_owner_id_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    # The pool names the device joins, as a JSON list.
+    pools: Mapped[Any] = mapped_column(JSON)
+    # Hashes only, as for API tokens: a leaked database hands out no device.
+    token_sha256: Mapped[str | None] = mapped_column(String(64), unique=True)
+    code_sha256: Mapped[str | None] = mapped_column(String(64), unique=True)
+    code_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # What the agent last reported of itself (executors, images, tools, cores, memory, version).
+    facts: Mapped[Any] = mapped_column(JSON, nullable=True)
+    last_seen: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Runs going on the device and its slots, from its last heartbeat.
+    running: Mapped[int] = mapped_column(Integer, default=0)
+    slots: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

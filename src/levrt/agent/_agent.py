@@ -1,0 +1,120 @@
+"""The agent: a Temporal worker on the device's task queue and its pools' queues, and a
+heartbeat to the server. It connects out only, to the server's HTTP API and to the Temporal
+frontend; it never opens the database."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+from levrt.agent._activities import Activities, Load
+from levrt.agent._enrolment import AgentError
+from levrt.agent._facts import gather_facts
+from levrt.agent._workflows import Ask
+from levrt.client import AgentClient, ApiError, ApiUnreachable
+
+log = logging.getLogger("lev.agent")
+
+
+def _passthrough_runner() -> Any:
+    # Workflow code is re-imported in Temporal's sandbox; levrt itself (imported only for
+    # the workflow's module path) needs no sandboxing and imports too much for it.
+    from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules("levrt"))
+
+
+class Agent:
+    """``lev agent``: reports to the server through ``client`` (an :class:`AgentClient`
+    holding a device token) and serves its activities on its Temporal queues.
+
+    ``temporal`` (``HOST:PORT``) overrides the address the server tells; ``slots`` is how
+    many activities run at once from each of its queues (default: the machine's cores; one
+    limit over all queues would let idle pollers of one queue hold every slot). :meth:`run`
+    returns after :meth:`shutdown`; it raises :class:`AgentError` when the server refuses the
+    device or Temporal cannot be reached at start."""
+
+    def __init__(self, client: AgentClient, *, temporal: str | None = None,
+                 slots: int | None = None,
+                 facts: Callable[[], dict[str, Any]] = gather_facts) -> None:
+        self._client = client
+        self._temporal = temporal
+        self._load = Load(slots or os.cpu_count() or 1)
+        self._facts = facts
+        self._stop = asyncio.Event()
+        self.config: dict[str, Any] | None = None
+
+    async def __aenter__(self) -> Agent:
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        self.shutdown()
+
+    def shutdown(self) -> None:
+        """Stop polling, let running activities end, stop heartbeats. Safe to call twice,
+        and before :meth:`run`."""
+        self._stop.set()
+
+    async def _beat(self, facts: dict[str, Any] | None = None) -> dict[str, Any]:
+        try:
+            config: dict[str, Any] = await asyncio.to_thread(
+                self._client.heartbeat, running=self._load.running, slots=self._load.slots,
+                facts=facts)
+        except ApiUnreachable:
+            raise
+        except ApiError as exc:
+            raise AgentError(f"the server refuses this device: {exc}") from None
+        return config
+
+    async def run(self) -> None:
+        facts = await asyncio.to_thread(self._facts)
+        try:
+            self.config = config = await self._beat(facts)
+        except ApiUnreachable as exc:
+            raise AgentError(str(exc)) from None
+        address = self._temporal or config["temporal"]
+        if not address:
+            raise AgentError("the server does not say where Temporal is: give lev agent "
+                             "--temporal HOST:PORT, or start the server with lev serve "
+                             "--temporal HOST:PORT")
+        from temporalio.client import Client
+        from temporalio.worker import Worker
+
+        try:
+            temporal = await Client.connect(address)
+        except RuntimeError as exc:
+            raise AgentError(f"cannot reach Temporal at {address}: {exc}") from None
+        queues = [config["queues"]["device"], *config["queues"]["pools"]]
+        activities = Activities(self._load, self._facts)
+        workers = [Worker(temporal, task_queue=queue, workflows=[Ask],
+                          activities=activities.registered(),
+                          max_concurrent_activities=self._load.slots,
+                          interceptors=[self._load],
+                          workflow_runner=_passthrough_runner()) for queue in queues]
+        log.info("device %s/%s: polling %s at %s", config["owner"], config["name"],
+                 ", ".join(queues), address)
+        async with contextlib.AsyncExitStack() as stack:
+            for worker in workers:
+                await stack.enter_async_context(worker)
+            await self._heartbeats(float(config["heartbeat_interval"]))
+        log.info("stopped")
+
+    async def _heartbeats(self, interval: float) -> None:
+        """Beat every ``interval`` seconds until shut down; a server that does not answer is
+        retried at the next beat, one that refuses the device ends the agent."""
+        while True:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), interval)
+            if self._stop.is_set():
+                return
+            try:
+                await self._beat()
+            except ApiUnreachable as exc:
+                log.warning("heartbeat: %s", exc)

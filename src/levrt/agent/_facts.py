@@ -1,0 +1,61 @@
+"""What an agent tells the server about its machine: the executors its runs can use, the
+images its container engine holds, tool binaries on its PATH, cores, memory, levrt version."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from typing import Any
+
+from levrt import __version__
+
+# Tools packages commonly wrap, looked for on PATH; the server shows which ones a device has.
+TOOLS = ("nmap", "masscan", "zmap", "naabu", "nuclei", "fscan", "wpscan", "sqlmap", "hydra",
+         "nikto", "ffuf", "gobuster", "dirsearch", "subfinder", "amass", "httpx", "whatweb",
+         "python3", "bwrap", "podman", "docker")
+# A heartbeat carries at most this many image references.
+MAX_IMAGES = 1000
+
+
+def _memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        return 0
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 0
+
+
+def _images(engine: str) -> list[str]:
+    """The tagged images of the engine at ``engine``; none when it does not answer."""
+    import docker
+
+    try:
+        client = docker.DockerClient(base_url=engine, timeout=10)
+        try:
+            tags = {tag for image in client.images.list() for tag in image.tags}
+        finally:
+            client.close()
+    except docker.errors.DockerException:
+        return []
+    return sorted(tags)[:MAX_IMAGES]
+
+
+def gather_facts() -> dict[str, Any]:
+    """This machine's facts (the server's ``Facts`` shape). Blocking: asks the container
+    engine, if one answers, for its images."""
+    from levrt.executors.docker import engine_url
+    from levrt.executors.sandbox import bwrap
+
+    engine = engine_url()
+    executors = (["docker"] if engine else []) + (["process"] if bwrap() else [])
+    tools = {name: path for name in TOOLS if (path := shutil.which(name))}
+    return {"executors": executors, "images": _images(engine) if engine else [],
+            "tools": tools, "cores": _cores(), "memory": _memory(), "version": __version__,
+            "hostname": socket.gethostname()}

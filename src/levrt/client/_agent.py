@@ -1,0 +1,35 @@
+"""The agent's side of the API: enrolment and heartbeats (``/api/agent/``), as a device."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._client import Client
+
+
+class AgentClient(Client):
+    """The API as a device sees it through its device token (``lev agent``).
+
+    :meth:`enrol` needs no token; every other call needs the device token it returned.
+    Calls raise :class:`~levrt.client.ApiError` (403 for an unknown, used or expired code;
+    401 for a token whose device was removed) and :class:`~levrt.client.ApiUnreachable`."""
+
+    def enrol(self, code: str) -> dict[str, Any]:
+        """Trade a one-time enrolment code for the device's token. The answer:
+        ``token``, ``owner``, ``name``, ``pools``, ``queues`` (``device``, ``pools``: the
+        Temporal task queues to poll), ``temporal`` (``HOST:PORT`` or None) and
+        ``heartbeat_interval`` (seconds)."""
+        answer: dict[str, Any] = self.request("POST", "/api/agent/enrol",
+                                              json={"code": code}).json()
+        return answer
+
+    def heartbeat(self, *, running: int, slots: int,
+                  facts: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Report the device alive with its load (``running`` runs of ``slots``) and, when
+        given, its facts; the answer is its configuration, as :meth:`enrol`'s without the
+        token."""
+        body: dict[str, Any] = {"running": running, "slots": slots}
+        if facts is not None:
+            body["facts"] = facts
+        answer: dict[str, Any] = self.request("POST", "/api/agent/heartbeat", json=body).json()
+        return answer
