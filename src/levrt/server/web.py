@@ -26,7 +26,7 @@ from starlette.datastructures import FormData, UploadFile
 from levrt._cli import _to_json, job_bundle
 from levrt._params import jsonable
 from levrt.annot.cats import Attck
-from levrt.server import published, sessions
+from levrt.server import labels, published, sessions
 from levrt.server.auth import verify_login
 from levrt.server.checks import MAX_DEPTH, check_json
 from levrt.server.devices import local_device
@@ -299,6 +299,11 @@ def _duration(item: dict[str, Any]) -> str:
 
 
 templates.env.filters["duration"] = _duration
+templates.env.filters["run_label"] = labels.run_label
+templates.env.filters["coll_label"] = labels.coll_label
+templates.env.filters["line_kind"] = labels.line_kind
+templates.env.filters["cell"] = labels.cell
+templates.env.filters["type_words"] = labels.type_words
 
 
 def _params_json(params: Any) -> str:
@@ -330,28 +335,56 @@ async def tasks_page(request: Request, status: str | None = None, q: str | None 
                    statuses=_STATUSES, **found)
 
 
-def _cell(value: Any) -> str:
-    """A result value in a table cell: text as it is, anything else as compact JSON."""
-    if isinstance(value, str):
-        return value
-    return json.dumps(_to_json(value), ensure_ascii=False, separators=(",", ":"))
-
-
 def _tables(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The result documents as tables, one per collection: a row per document, a column per
-    top-level key (in the order they first appear)."""
+    """The result documents as tables, one per collection (the job's own first): a row per
+    document, a column per top-level key (in the order they first appear); a cell's text
+    with line breaks is shown preformatted."""
     tables: dict[str, dict[str, Any]] = {}
-    for doc in documents:
+    ordered = sorted(documents, key=lambda doc: doc["coll"] != labels.JOB_COLL)
+    for doc in ordered:
         data = doc["data"] if isinstance(doc["data"], dict) else {"value": doc["data"]}
         table = tables.setdefault(doc["coll"], {"coll": doc["coll"], "keys": {}, "rows": []})
         table["keys"].update(dict.fromkeys(data))
         table["rows"].append({"run_id": doc["run_id"], "data": data})
-    return [{"coll": table["coll"], "keys": list(table["keys"]),
+    return [{"coll": table["coll"], "label": labels.coll_label(table["coll"]),
+             "keys": list(table["keys"]),
              "rows": [{"run_id": row["run_id"],
-                       "cells": [_cell(row["data"][key]) if key in row["data"] else ""
+                       "cells": [labels.cell(row["data"][key]) if key in row["data"] else ""
                                  for key in table["keys"]]}
                       for row in table["rows"]]}
             for table in tables.values()]
+
+
+def _result_document(job: dict[str, Any]) -> tuple[str, int | None] | None:
+    """``(coll, run_id)`` of the document a tool mode returned (stored as a pointer to it,
+    see levrt._job), or None."""
+    result = job.get("result")
+    pointer = result.get("$document") if isinstance(result, dict) and len(result) == 1 \
+        else None
+    return (pointer.get("coll"), pointer.get("run")) if isinstance(pointer, dict) else None
+
+
+def _result(job: dict[str, Any], documents: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The workflow's return value as :func:`labels.shape` shows it; a tool mode's is its
+    run's document. None when it returned nothing."""
+    pointer = _result_document(job)
+    if pointer is None:
+        return None if job.get("result") is None else labels.shape(job["result"])
+    found = [doc for doc in documents if (doc["coll"], doc["run_id"]) == pointer]
+    return {**labels.shape(found[0]["data"]), "label": labels.coll_label(found[0]["coll"])} \
+        if found else None
+
+
+def _failure(store: Store, job: dict[str, Any], runs: list[dict[str, Any]]) -> str | None:
+    """What a failed task's tool said: the last lines of its first failed run's log, the
+    words a user acts on (``Failed to resolve "x"``), before levrt's own error."""
+    if job["status"] != "failed":
+        return None
+    for run in runs:
+        if run["status"] == "failed":
+            tail = [line for line in store.log_tail(job["id"], run["run_id"], 5) if line.strip()]
+            return "\n".join(tail[-3:]) or run["error"]
+    return None
 
 
 def _run_tree(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -391,12 +424,23 @@ def _task(request: Request, user: dict[str, Any], task_id: str) -> dict[str, Any
     store = _store(request)
     job = find_job(store, user, task_id)
     stored = store.list_documents(job["id"])
-    documents = [{**doc, "json": json.dumps(_to_json(doc["data"]), indent=2,
-                                            ensure_ascii=False)}
-                 for doc in stored]
-    return {"job": job, "tree": _run_tree(store.list_runs(job["id"])), "documents": documents,
-            "tables": _tables(stored),
+    runs = store.list_runs(job["id"])
+    result = _result(job, stored)
+    # A tool mode's result is its run's document: shown as the result, not twice.
+    pointer = _result_document(job)
+    shown = [doc for doc in stored if (doc["coll"], doc["run_id"]) != pointer]
+    raw = json.dumps([{"collection": doc["coll"], "run": doc["run_id"],
+                       "data": _to_json(doc["data"])} for doc in stored],
+                     indent=2, ensure_ascii=False)
+    return {"job": job, "tree": _run_tree(runs), "runs": runs, "result": result,
+            "tables": _tables(shown), "documents_json": raw if stored else None,
+            "failure": _failure(store, job, runs), "run_names": _run_names(runs),
+            "finished_runs": sum(run["status"] in FINAL_STATUSES for run in runs),
             "log": store.get_logs(job["id"], limit=_PAGE_LOG_LINES)}
+
+
+def _run_names(runs: list[dict[str, Any]]) -> dict[int, str]:
+    return {run["run_id"]: labels.run_label(run) for run in runs}
 
 
 async def _users_job(request: Request, user: dict[str, Any],
@@ -418,7 +462,8 @@ async def task_page(request: Request, task_id: str) -> Response:
     job = found["job"]
     after = found["log"][-1]["seq"] if found["log"] else 0
     return _render(request, "task.html", user=user, task_id=task_id, after=after,
-                   final=job["status"] in FINAL_STATUSES, **found)
+                   final=job["status"] in FINAL_STATUSES,
+                   error_pattern=labels.ERROR_LINE.pattern, **found)
 
 
 @router.get("/tasks/{task_id}/runs", response_class=HTMLResponse)

@@ -144,6 +144,7 @@ def _job_dict(row: Row[Any]) -> dict[str, Any]:
         "status": row.status,
         "progress": row.progress,
         "error": row.error,
+        "result": decode(row.result),
         "created_at": _utc(row.created_at),
         "started_at": _utc(row.started_at),
         "finished_at": _utc(row.finished_at),
@@ -488,10 +489,17 @@ class Store(HubMixin):
                 raise JobStateError(f"job {job_id} is {row.status}, not queued: it cannot "
                                     "start again")
 
-    def finish_job(self, job_id: str, status: str, *, error: str | None = None) -> None:
-        """Mark a job done, failed or cancelled."""
+    def finish_job(self, job_id: str, status: str, *, error: str | None = None,
+                   result: Any = None) -> None:
+        """Mark a job done, failed or cancelled, with what its workflow returned: JSON data
+        (``bytes`` kept as the store keeps them), anything else as its ``repr``."""
         _check_status(status, FINAL_STATUSES, "job")
-        self._update_job(job_id, status=status, error=error, finished_at=_now())
+        try:
+            stored = encode(clean_data(result), path="result")
+        except (TypeError, ValueError):
+            stored = encode(clean_text(repr(result)), path="result")
+        self._update_job(job_id, status=status, error=error, result=stored,
+                         finished_at=_now())
 
     def end_unfinished_job(self, job_id: str, status: str, *, error: str) -> bool:
         """Finish a job with ``status`` unless it has finished already (whoever ran it
