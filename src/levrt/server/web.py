@@ -597,15 +597,19 @@ def _field(param: dict[str, Any]) -> dict[str, Any]:
             "step": "1" if base == "int" else "any"}
 
 
-def _initial(field: dict[str, Any]) -> Any:
-    default = field.get("default")
+def _initial(field: dict[str, Any], given: dict[str, Any] | None = None) -> Any:
+    """The field's first value: the task's own parameter when editing one (``given``),
+    else the function's default."""
+    default = (given or {}).get(field["name"], field.get("default"))
+    if field["widget"] == "file":
+        return ""
     if field["widget"] == "checkbox":
         return bool(default)
     if default is None:
         return ""
     if field["widget"] == "textarea" and isinstance(default, list):
         return "\n".join(str(item) for item in default)
-    return str(default)
+    return default if isinstance(default, str) else labels.cell(default)
 
 
 # What _form_value gives for an optional field left empty: the function's default applies.
@@ -663,7 +667,8 @@ def _check_argv(field: dict[str, Any], rows: list[str], store: OwnFiles) -> list
 def _form_page(request: Request, user: dict[str, Any], found: published.Published,
                fields: list[dict[str, Any]], values: dict[str, Any],
                errors: dict[str, str], status_code: int = 200, *, tab: str = "quick",
-               argv: list[str] | None = None, argv_error: str | None = None) -> Response:
+               argv: list[str] | None = None, argv_error: str | None = None,
+               task_name: str | None = None, device: dict[str, Any] | None = None) -> Response:
     customized = _argv_mode(fields)
     if argv is None:
         default = fields[0].get("default") if customized else None
@@ -671,7 +676,30 @@ def _form_page(request: Request, user: dict[str, Any], found: published.Publishe
     return _render(request, "run.html", status_code, user=user, package=found.package,
                    version=found.version, entry=found.entry, fields=fields, values=values,
                    errors=errors, customized=customized, tab=tab if customized else "quick",
-                   argv=argv, argv_error=argv_error)
+                   argv=argv, argv_error=argv_error, tool=_tool_name(found),
+                   task_name=task_name or _function(found), device=device)
+
+
+def _function(found: published.Published) -> str:
+    return str(found.entry["qualname"]).rpartition(":")[2]
+
+
+def _tool_name(found: published.Published) -> str:
+    """The command a raw argv mode runs, for the preview of its command line: the package's
+    tool (``lev.szczecin.nmap_python`` runs ``nmap``)."""
+    name = found.package.rpartition(".")[2]
+    return name.removesuffix("_python").split("_")[0] or name
+
+
+def _refusal(field: dict[str, Any], message: str) -> str:
+    """A regex refusal in words: what the field expects (its description and example), the
+    pattern secondary."""
+    regex = field.get("regex")
+    if not regex or not message.endswith(f"does not match the pattern {regex}"):
+        return message
+    words = field.get("desc") or "a value of the expected form"
+    example = f", for example {field['placeholder']}" if field.get("placeholder") else ""
+    return f"expected {words[0].lower()}{words[1:]}{example} (pattern {regex})"
 
 
 async def _store_files(store: Store, fields: list[dict[str, Any]], form: FormData,
@@ -698,17 +726,56 @@ def _fields(entry: dict[str, Any]) -> list[dict[str, Any]]:
     return [_field(p) for p in entry.get("params") or [] if p.get("kind") in NAMED_KINDS]
 
 
+_TASK_NAME_MAX = 200
+
+
+async def _run_page(request: Request, user: dict[str, Any], found: published.Published,
+                    tab: str, given: dict[str, Any] | None = None,
+                    task_name: str | None = None) -> Response:
+    """The run form of ``found``, filled with ``given`` parameters (a task's, to edit and
+    run) or the defaults."""
+    fields = _fields(found.entry)
+    values = {f["name"]: _initial(f, given) for f in fields}
+    argv = None
+    if given and _argv_mode(fields) and isinstance(given.get("argv"), list):
+        argv, tab = [str(item) for item in given["argv"]], "customized"
+    device = await run_in_threadpool(local_device, request)
+    return _form_page(request, user, found, fields, values, {},
+                      tab="customized" if tab == "customized" else "quick", argv=argv,
+                      task_name=task_name, device=device)
+
+
 @router.get("/packages/{name}/run/{export}", response_class=HTMLResponse)
-async def run_form(request: Request, name: str, export: str, tab: str = "quick") -> Response:
+async def run_form(request: Request, name: str, export: str, tab: str = "quick",
+                   version: str | None = None) -> Response:
     user = await _user(request)
     try:
-        found = await run_in_threadpool(published.find, _store(request), name, export)
+        found = await run_in_threadpool(published.find, _store(request), name, export,
+                                        version or None)
     except LookupError as exc:
         return _not_found(request, user, str(exc))
-    fields = _fields(found.entry)
-    values = {f["name"]: _initial(f) for f in fields}
-    return _form_page(request, user, found, fields, values, {},
-                      tab="customized" if tab == "customized" else "quick")
+    return await _run_page(request, user, found, tab)
+
+
+@router.get("/tasks/{task_id}/edit", response_class=HTMLResponse)
+async def edit_task(request: Request, task_id: str) -> Response:
+    """Edit and run: the run form of the task's entry and published version, filled with
+    its parameters and name."""
+    user = await _user(request)
+    job = await _users_job(request, user, task_id)
+    if job is None:
+        return _not_found(request, user, f"no task {task_id!r}")
+    version = (job["package"] or "").partition("==")[2] or None
+    try:
+        found = await run_in_threadpool(published.resolve, _store(request),
+                                        job["target"] or "", version)
+    except LookupError as exc:
+        return _not_found(request, user, str(exc))
+    if found is None:
+        return _not_found(request, user, f"task {task_id!r} runs no published package: run "
+                                         "it again with lev run")
+    return await _run_page(request, user, found, "quick", dict(job["params"] or {}),
+                           job["name"])
 
 
 @router.post("/packages/{name}/run/{export}", response_class=HTMLResponse)
@@ -717,7 +784,8 @@ async def run_submit(request: Request, name: str, export: str) -> Response:
     form = await sessions.check_csrf(request)
     store = _store(request)
     try:
-        found = await run_in_threadpool(published.find, store, name, export)
+        found = await run_in_threadpool(published.find, store, name, export,
+                                        str(form.get("version") or "") or None)
     except LookupError as exc:
         return _not_found(request, user, str(exc))
     fields = _fields(found.entry)
@@ -725,14 +793,20 @@ async def run_submit(request: Request, name: str, export: str) -> Response:
     params: dict[str, Any] = {}
     errors: dict[str, str] = {}
     values: dict[str, Any] = {}
+    task_name = str(form.get("task_name") or "").strip() or _function(found)
+    device = await run_in_threadpool(local_device, request)
+    page = {"task_name": task_name, "device": device}
+    if len(task_name) > _TASK_NAME_MAX:
+        errors["task_name"] = f"at most {_TASK_NAME_MAX} characters"
     if form.get("tab") == "customized" and _argv_mode(fields):
         values = {f["name"]: _initial(f) for f in fields}
         typed = _argv_rows(form)
         try:
             params["argv"] = await run_in_threadpool(_check_argv, fields[0], typed, own)
         except ValueError as exc:
-            return _form_page(request, user, found, fields, values, {}, 400,
-                              tab="customized", argv=typed, argv_error=str(exc))
+            return _form_page(request, user, found, fields, values, errors, 400,
+                              tab="customized", argv=typed,
+                              argv_error=_refusal(fields[0], str(exc)), **page)
         fields = []  # checked: nothing left for the Quick form's loop
     uploaded = await _store_files(store, fields, form, user["name"])
     for field in fields:
@@ -748,15 +822,14 @@ async def run_submit(request: Request, name: str, export: str) -> Response:
         except RecursionError:
             errors[field["name"]] = f"nested deeper than {MAX_DEPTH} levels"
         except ValueError as exc:
-            errors[field["name"]] = str(exc)
+            errors[field["name"]] = _refusal(field, str(exc))
     if errors:
-        return _form_page(request, user, found, fields, values, errors, 400)
+        return _form_page(request, user, found, fields, values, errors, 400, **page)
     # The task runs the published version's files (see levrt.server.published); the
     # parameters go to lev run as JSON, never through a shell.
-    function = found.entry["qualname"].rpartition(":")[2]
     try:
         job_id = await _runner(request).submit(found.entry["qualname"], jsonable(params),
-                                               function, user["name"], found.pin)
+                                               task_name, user["name"], found.pin)
     except ParamsInvalid as exc:  # too large for a task
-        return _form_page(request, user, found, fields, values, exc.errors, 413)
+        return _form_page(request, user, found, fields, values, exc.errors, 413, **page)
     return RedirectResponse(f"/tasks/{job_id}", 303)

@@ -1,5 +1,6 @@
 // On every page: a form with data-confirm asks first (Cancel, Revoke); a button with
-// data-copy copies the text of the element it names (a new token). Plain script.
+// data-copy copies the text of the element it names (a new token); one with data-fill puts
+// its data-value into the field it names (a parameter's example). Plain script.
 (function () {
   "use strict";
   document.addEventListener("submit", function (event) {
@@ -10,6 +11,13 @@
   });
   document.addEventListener("click", function (event) {
     var button = event.target;
+    if (button.dataset && button.dataset.fill) {
+      var field = document.getElementById(button.dataset.fill);
+      field.value = button.dataset.value;
+      field.dispatchEvent(new Event("input", {bubbles: true}));
+      field.focus();
+      return;
+    }
     if (!button.dataset || !button.dataset.copy) {
       return;
     }
