@@ -85,7 +85,8 @@ def _plain_text(value: Any) -> str | None:
     if isinstance(value, (str, int, float)):
         return str(value)
     if isinstance(value, list):
-        parts = [_plain_text(item) for item in value]
+        # "--" ends a command's options: nothing a person reads.
+        parts = [_plain_text(item) for item in value if item != "--"]
         return " ".join(p for p in parts if p) if all(p is not None for p in parts) else None
     return None
 

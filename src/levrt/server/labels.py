@@ -48,13 +48,17 @@ ERROR_LINE = re.compile(r"\b(error|failed|failure|fatal|traceback|exception|deni
                          r"refused|cannot|could not|unable to)\b", re.IGNORECASE)
 
 
+# levrt's own lines in a job's log: how the job started and ended, the "lev" logger's records.
+NOTE_LINE = re.compile(r"^(job [0-9a-f]+ |job (failed|cancelled): |(DEBUG|INFO|WARNING) lev)")
+
+
 def line_kind(stream: str, text: str) -> str:
-    """What a log line is, for its colour: ``note`` (levrt's own, the job's lines),
-    ``error`` (a line that says something failed) or ``output`` (the tool's, stdout or
-    stderr alike: many tools write progress on stderr)."""
+    """What a log line is, for its colour: ``error`` (a line that says something failed,
+    whichever stream it came on), ``note`` (levrt's own) or ``output`` (the tool's or the
+    workflow's, stdout and stderr alike: many tools write progress on stderr)."""
     if ERROR_LINE.search(text):
         return "error"
-    return "note" if stream == "job" else "output"
+    return "note" if stream == "job" and NOTE_LINE.match(text) else "output"
 
 
 def type_words(annotation: str | None, required: bool) -> str:

@@ -463,7 +463,8 @@ async def task_page(request: Request, task_id: str) -> Response:
     after = found["log"][-1]["seq"] if found["log"] else 0
     return _render(request, "task.html", user=user, task_id=task_id, after=after,
                    final=job["status"] in FINAL_STATUSES,
-                   error_pattern=labels.ERROR_LINE.pattern, **found)
+                   error_pattern=labels.ERROR_LINE.pattern,
+                   note_pattern=labels.NOTE_LINE.pattern, **found)
 
 
 @router.get("/tasks/{task_id}/runs", response_class=HTMLResponse)

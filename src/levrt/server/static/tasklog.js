@@ -11,7 +11,9 @@
     return;
   }
   var runs = document.getElementById("runs");
+  // The server's own patterns (levrt.server.labels), so both colour lines alike.
   var errorLine = new RegExp(log.dataset.errorPattern || "$^", "i");
+  var noteLine = new RegExp(log.dataset.notePattern || "$^");
   var names = JSON.parse(log.dataset.runs || "{}");
   var shownRun = null;
 
@@ -112,6 +114,10 @@
     status.className = "status " + data.status;
     jobProgress = data.progress;
     showProgress();
+    var elapsed = document.getElementById("elapsed");
+    if (data.status === "running" && !elapsed.dataset.started) {
+      elapsed.dataset.started = new Date().toISOString();  // it started as the page looked
+    }
   });
   source.addEventListener("runs", function (event) {
     var data = JSON.parse(event.data);
@@ -126,14 +132,14 @@
     var runId = row.run_id === null ? "" : String(row.run_id);
     var line = document.createElement("div");
     line.className = "line " + (errorLine.test(row.text) ? "error"
-      : row.stream === "job" ? "note" : "output");
+      : row.stream === "job" && noteLine.test(row.text) ? "note" : "output");
     line.dataset.run = runId;
     var time = document.createElement("time");
     time.dateTime = row.ts;
     time.textContent = row.ts.slice(11, 19);  // UTC, as the page's own lines
     var who = document.createElement("span");
     who.className = "who";
-    who.textContent = runId ? (names[runId] || "run " + runId) : "levrt";
+    who.textContent = runId ? (names[runId] || "run " + runId) : "workflow";
     var text = document.createElement("span");
     text.className = "text";
     text.textContent = row.text;  // text, never HTML: log lines are the tool's output
