@@ -109,3 +109,16 @@ def cell(value: Any) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(_to_json(value), ensure_ascii=False, separators=(",", ":"))
+
+
+def result_count(job: dict[str, Any]) -> str:
+    """How much a task's result holds, for the task list: ``3 items``, ``1 value``, or
+    nothing when it returned nothing (or is not done)."""
+    result = job.get("result")
+    if result is None:
+        return ""
+    if isinstance(result, dict) and set(result) == {"$document"}:
+        return "1 document"
+    if isinstance(result, (list, dict)):
+        return f"{len(result)} item{'' if len(result) == 1 else 's'}"
+    return "1 value"

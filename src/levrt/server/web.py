@@ -304,6 +304,7 @@ templates.env.filters["coll_label"] = labels.coll_label
 templates.env.filters["line_kind"] = labels.line_kind
 templates.env.filters["cell"] = labels.cell
 templates.env.filters["type_words"] = labels.type_words
+templates.env.filters["result_count"] = labels.result_count
 
 
 def _params_json(params: Any) -> str:

@@ -17,7 +17,9 @@ from sqlalchemy import (
     Connection,
     Engine,
     Row,
+    String,
     UniqueConstraint,
+    cast,
     create_engine,
     event,
     func,
@@ -158,8 +160,11 @@ def _job_filters(status: str | None, owner: str | None,
         column == value for column, value in ((_jobs.c.status, status), (_jobs.c.owner, owner))
         if value is not None]
     if search:
+        # Parameters and results too, as their stored JSON text: an address, a port.
         found.append(_jobs.c.name.icontains(search, autoescape=True)
-                     | _jobs.c.target.icontains(search, autoescape=True))
+                     | _jobs.c.target.icontains(search, autoescape=True)
+                     | cast(_jobs.c.params, String).icontains(search, autoescape=True)
+                     | cast(_jobs.c.result, String).icontains(search, autoescape=True))
     return found
 
 
@@ -576,7 +581,8 @@ class Store(HubMixin):
         offset: int = 0,
     ) -> list[dict[str, Any]]:
         """Up to ``limit`` jobs, newest first (or oldest), optionally only those with
-        ``status`` and ``owner`` and whose name or target holds ``search`` (any case);
+        ``status`` and ``owner`` and whose name, target, parameters or result (as JSON
+        text) holds ``search`` (any case);
         ``offset`` skips that many first."""
         created = _jobs.c.created_at if oldest_first else _jobs.c.created_at.desc()
         query = (select(_jobs).where(*_job_filters(status, owner, search))

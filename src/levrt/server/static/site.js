@@ -1,6 +1,7 @@
 // On every page: a form with data-confirm asks first (Cancel, Revoke); a button with
 // data-copy copies the text of the element it names (a new token); one with data-fill puts
-// its data-value into the field it names (a parameter's example). Plain script.
+// its data-value into the field it names (a parameter's example); a table row with
+// data-href opens it (a task). Plain script.
 (function () {
   "use strict";
   document.addEventListener("submit", function (event) {
@@ -11,6 +12,11 @@
   });
   document.addEventListener("click", function (event) {
     var button = event.target;
+    var row = button.closest ? button.closest("tr[data-href]") : null;
+    if (row && !button.closest("a, button, input")) {
+      window.location.href = row.dataset.href;
+      return;
+    }
     if (button.dataset && button.dataset.fill) {
       var field = document.getElementById(button.dataset.fill);
       field.value = button.dataset.value;
