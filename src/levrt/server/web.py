@@ -26,7 +26,7 @@ from starlette.datastructures import FormData, UploadFile
 from levrt._cli import _to_json, job_bundle
 from levrt._params import jsonable
 from levrt.annot.cats import Attck
-from levrt.server import labels, published, sessions
+from levrt.server import labels, produces, published, sessions
 from levrt.server.auth import verify_login
 from levrt.server.checks import MAX_DEPTH, check_json
 from levrt.server.devices import local_device
@@ -184,16 +184,18 @@ def _market(store: Store, q: str | None, kind: str | None, category: str | None,
     for package in every:
         version = store.get_version(package["name"], package["latest"])
         manifest = version["manifest"] if version else {}
-        cats_of[package["name"]] = (manifest.get("description"), _categories(manifest))
+        # What a card offers to run: workflows first.
+        runs = sorted(published.runnable(manifest), key=lambda e: e.get("kind") != "workflow")
+        cats_of[package["name"]] = (manifest.get("description"), _categories(manifest), runs)
     cards = []
     for package in store.list_packages(q, kind=kind, owner=owner):
-        description, cats = cats_of.get(package["name"], (None, []))
+        description, cats, runs = cats_of.get(package["name"], (None, [], []))
         if category and category not in cats:
             continue
         kinds = sorted({e["kind"] for e in package["exports"] if e["kind"]})
         cards.append({**package, "description": description or package["summary"],
-                      "kinds": kinds, "categories": cats})
-    all_cats = sorted({cat for _, cats in cats_of.values() for cat in cats})
+                      "kinds": kinds, "categories": cats, "runs": runs})
+    all_cats = sorted({cat for _, cats, _ in cats_of.values() for cat in cats})
     shown = Page(page, _MARKET_PAGE, len(cards))
     return {"cards": cards[shown.offset:shown.offset + shown.size], "page": shown,
             "owners": sorted({p["owner"] for p in every}), "all_categories": all_cats}
@@ -246,20 +248,34 @@ def _package(store: Store, name: str) -> dict[str, Any] | None:
 @router.get("/packages/{name}", response_class=HTMLResponse)
 async def package_page(request: Request, name: str) -> Response:
     user = await _user(request)
-    found = await run_in_threadpool(_package, _store(request), name)
+    store = _store(request)
+    found = await run_in_threadpool(_package, store, name)
     if found is None:
         return _not_found(request, user, f"no package {name!r} on this hub")
     manifest = found["manifest"]
+    entries = list(published.entries(manifest))
+    made = await run_in_threadpool(produces.produces, store, name, found["package"]["latest"],
+                                   entries)
+    images = sorted({image for item in made.values() for image in item.images})
+    present = await run_in_threadpool(produces.image_presence, images)
     exports = []
     for export in manifest.get("exports") or []:
         # A tool module shows its modes; a workflow or a modeless tool is its own only mode.
         shown = list(export.get("modes") or []) if "params" not in export else []
         exports.append({"export": export, "modes": [
-            {**entry, "call": _call_example(entry), "runnable": "params" in entry}
+            {**entry, "call": _call_example(entry), "runnable": "params" in entry,
+             "anchor": _anchor(entry), "produces": made.get(entry.get("qualname", ""))}
             for entry in shown or [export]]})
-    history = await run_in_threadpool(_package_history, _store(request), name, user["name"])
+    # The index: workflows first, the entries a README points to.
+    index = sorted((mode for item in exports for mode in item["modes"] if mode["runnable"]),
+                   key=lambda mode: mode.get("kind") != "workflow")
+    history = await run_in_threadpool(_package_history, store, name, user["name"])
     return _render(request, "package.html", user=user, exports=exports, jobs=history,
-                   categories=_categories(manifest), **found)
+                   categories=_categories(manifest), index=index, present=present, **found)
+
+
+def _anchor(entry: dict[str, Any]) -> str:
+    return "run-" + re.sub(r"[^A-Za-z0-9_-]", "-", str(entry.get("qualname") or entry["name"]))
 
 
 def _package_history(store: Store, name: str, owner: str) -> list[dict[str, Any]]:
