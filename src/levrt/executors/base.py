@@ -76,6 +76,8 @@ class RunSpec:
 
 # How much of a run's main argument its summary keeps, in characters.
 _ARG_CHARS = 80
+_TARGET_NAMES = ("argv", "ip", "ips", "host", "hosts", "target", "targets", "url", "urls",
+                 "domain", "domains", "network", "cidr", "address")
 
 
 def _plain_text(value: Any) -> str | None:
@@ -99,7 +101,10 @@ def main_argument(payload: dict[str, Any] | None, cmd: list[str] | None) -> str 
     if payload is None:
         return _clip(" ".join(cmd[1:])) if cmd and len(cmd) > 1 else None
     closure = payload["entry"].get("closure") or {}
-    for value in [*(payload.get("args") or []), *closure.values()]:
+    # A closure's order is the compiler's: a target's usual names go first, then text.
+    named = sorted(closure, key=lambda name: (name not in _TARGET_NAMES,
+                                              not isinstance(closure[name], str)))
+    for value in [*(payload.get("args") or []), *(closure[name] for name in named)]:
         text = _plain_text(value)
         if text:
             return _clip(text)

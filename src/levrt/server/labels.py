@@ -81,14 +81,14 @@ _TYPE_WORDS = {"str": "text", "int": "whole number", "float": "number", "bool": 
 
 def shape(value: Any) -> dict[str, Any]:
     """How to show a value: ``{"kind": "text"}`` for text (``multiline`` when it has line
-    breaks), ``"pairs"`` for a dict of plain values, ``"rows"`` for a list of dicts (with
-    their ``columns``), ``"list"`` for a list of plain values, ``"json"`` otherwise; always
-    with ``json``, the value as indented JSON."""
+    breaks), ``"pairs"`` for a dict (nested values as compact JSON), ``"rows"`` for a list
+    of dicts (with their ``columns``), ``"list"`` for a list of plain values, ``"json"``
+    otherwise; always with ``json``, the value as indented JSON."""
     data = _to_json(value)
     shown: dict[str, Any] = {"json": json.dumps(data, indent=2, ensure_ascii=False)}
     if isinstance(data, str):
         return {**shown, "kind": "text", "text": data, "multiline": "\n" in data.strip()}
-    if isinstance(data, dict) and data and all(_plain(v) for v in data.values()):
+    if isinstance(data, dict) and data:
         return {**shown, "kind": "pairs", "pairs": [(k, cell(v)) for k, v in data.items()]}
     if isinstance(data, list) and data and all(isinstance(item, dict) for item in data):
         columns = list(dict.fromkeys(key for item in data for key in item))

@@ -372,24 +372,29 @@ def _tables(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
             for table in tables.values()]
 
 
-def _result_document(job: dict[str, Any]) -> tuple[str, int | None] | None:
-    """``(coll, run_id)`` of the document a tool mode returned (stored as a pointer to it,
-    see levrt._job), or None."""
+def _result_document(job: dict[str, Any],
+                     documents: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The document a tool mode returned: stored as a pointer to it (see levrt._job), or
+    as its fields (``lev run`` gives a tool mode's document's fields); None for a result of
+    another kind."""
     result = job.get("result")
-    pointer = result.get("$document") if isinstance(result, dict) and len(result) == 1 \
-        else None
-    return (pointer.get("coll"), pointer.get("run")) if isinstance(pointer, dict) else None
+    if not isinstance(result, dict):
+        return None
+    pointer = result.get("$document") if len(result) == 1 else None
+    for doc in documents:
+        if (isinstance(pointer, dict) and (doc["coll"], doc["run_id"])
+                == (pointer.get("coll"), pointer.get("run"))) \
+                or (doc["run_id"] is not None and doc["data"] == result):
+            return doc
+    return None
 
 
-def _result(job: dict[str, Any], documents: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The workflow's return value as :func:`labels.shape` shows it; a tool mode's is its
-    run's document. None when it returned nothing."""
-    pointer = _result_document(job)
-    if pointer is None:
-        return None if job.get("result") is None else labels.shape(job["result"])
-    found = [doc for doc in documents if (doc["coll"], doc["run_id"]) == pointer]
-    return {**labels.shape(found[0]["data"]), "label": labels.coll_label(found[0]["coll"])} \
-        if found else None
+def _result(job: dict[str, Any], document: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The workflow's return value as :func:`labels.shape` shows it (a tool mode's: its
+    run's ``document``); None when it returned nothing."""
+    if document is not None:
+        return {**labels.shape(document["data"]), "label": labels.coll_label(document["coll"])}
+    return None if job.get("result") is None else labels.shape(job["result"])
 
 
 def _failure(store: Store, job: dict[str, Any], runs: list[dict[str, Any]]) -> str | None:
@@ -442,10 +447,10 @@ def _task(request: Request, user: dict[str, Any], task_id: str) -> dict[str, Any
     job = find_job(store, user, task_id)
     stored = store.list_documents(job["id"])
     runs = store.list_runs(job["id"])
-    result = _result(job, stored)
     # A tool mode's result is its run's document: shown as the result, not twice.
-    pointer = _result_document(job)
-    shown = [doc for doc in stored if (doc["coll"], doc["run_id"]) != pointer]
+    returned = _result_document(job, stored)
+    result = _result(job, returned)
+    shown = [doc for doc in stored if doc is not returned]
     raw = json.dumps([{"collection": doc["coll"], "run": doc["run_id"],
                        "data": _to_json(doc["data"])} for doc in stored],
                      indent=2, ensure_ascii=False)
