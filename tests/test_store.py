@@ -82,6 +82,7 @@ def test_create_and_get_job(store):
         "status",
         "progress",
         "error",
+        "result",
         "created_at",
         "started_at",
         "finished_at",
