@@ -131,15 +131,15 @@
     var row = JSON.parse(event.data);
     var runId = row.run_id === null ? "" : String(row.run_id);
     var line = document.createElement("div");
-    line.className = "line " + (errorLine.test(row.text) ? "error"
-      : row.stream === "job" && noteLine.test(row.text) ? "note" : "output");
+    var note = row.stream === "job" && noteLine.test(row.text);
+    line.className = "line " + (errorLine.test(row.text) ? "error" : note ? "note" : "output");
     line.dataset.run = runId;
     var time = document.createElement("time");
     time.dateTime = row.ts;
     time.textContent = row.ts.slice(11, 19);  // UTC, as the page's own lines
     var who = document.createElement("span");
     who.className = "who";
-    who.textContent = runId ? (names[runId] || "run " + runId) : "workflow";
+    who.textContent = runId ? (names[runId] || "run " + runId) : note ? "levrt" : "workflow";
     var text = document.createElement("span");
     text.className = "text";
     text.textContent = row.text;  // text, never HTML: log lines are the tool's output
