@@ -140,6 +140,7 @@
     var who = document.createElement("span");
     who.className = "who";
     who.textContent = runId ? (names[runId] || "run " + runId) : note ? "levrt" : "workflow";
+    who.title = who.textContent;
     var text = document.createElement("span");
     text.className = "text";
     text.textContent = row.text;  // text, never HTML: log lines are the tool's output
