@@ -4,6 +4,7 @@ hub's tables through :class:`~levrt.store._hub.HubMixin`."""
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import threading
@@ -48,6 +49,8 @@ from levrt.store.models import NO_RUN, Document, DocumentField, File, Job, Log, 
 # up-to-date store needs neither Alembic nor a scan of the scripts; a test
 # checks it against the scripts.
 SCHEMA_HEAD = "0006"
+# The most a job keeps of its workflow's return value, in characters of JSON.
+RESULT_MAX_CHARS = 1_000_000
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -497,12 +500,18 @@ class Store(HubMixin):
     def finish_job(self, job_id: str, status: str, *, error: str | None = None,
                    result: Any = None) -> None:
         """Mark a job done, failed or cancelled, with what its workflow returned: JSON data
-        (``bytes`` kept as the store keeps them), anything else as its ``repr``."""
+        (``bytes`` kept as the store keeps them), anything else as its ``repr``; a result
+        longer than ``RESULT_MAX_CHARS`` as JSON is replaced by a note saying so."""
         _check_status(status, FINAL_STATUSES, "job")
         try:
             stored = encode(clean_data(result), path="result")
         except (TypeError, ValueError):
-            stored = encode(clean_text(repr(result)), path="result")
+            stored = clean_text(repr(result))
+        # The job's row is read with every list of tasks: a huge result stays in documents.
+        size = len(json.dumps(stored, ensure_ascii=False))
+        if size > RESULT_MAX_CHARS:
+            stored = (f"(a result of {size} characters as JSON, more than the "
+                      f"{RESULT_MAX_CHARS} a job keeps: store it in a document)")
         self._update_job(job_id, status=status, error=error, result=stored,
                          finished_at=_now())
 
