@@ -10,7 +10,6 @@ stored manifests and never import package code: a task runs as ``lev run`` in th
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 from datetime import datetime, timezone
@@ -321,16 +320,6 @@ templates.env.filters["line_kind"] = labels.line_kind
 templates.env.filters["cell"] = labels.cell
 templates.env.filters["type_words"] = labels.type_words
 templates.env.filters["result_count"] = labels.result_count
-
-
-def _params_json(params: Any) -> str:
-    """A job's parameters as they were given: JSON, ``bytes`` as ``{"$bytes": base64}``."""
-    return json.dumps(params, indent=2, ensure_ascii=False, default=lambda value: {
-        "$bytes": base64.b64encode(value).decode("ascii")} if isinstance(value, bytes)
-        else repr(value))
-
-
-templates.env.filters["params_json"] = _params_json
 
 
 def _tasks(store: Store, page: int, **filters: Any) -> dict[str, Any]:
