@@ -796,3 +796,50 @@ def test_the_quick_form_refuses_values_nested_too_deep(client, hub, depth):
         "p_opts": '{"a": ' * depth + "1" + "}" * depth})
     assert page.status_code == 400
     assert "nested deeper than 64 levels" in page.text
+
+
+# -- words for people: collections, types, log lines; Edit and run ---------------------------
+
+
+def test_labels_name_things_in_words():
+    from levrt.server import labels
+
+    assert labels.coll_label("_") == "Summary"
+    assert labels.coll_label("szczecin/nmap.port_os@1.0") == "nmap · port_os"
+    assert labels.coll_label("szczecin/nmap.port_os@1.0|host|scan") == \
+        "nmap · port_os in scan / host"
+    assert labels.coll_label("host|scan") == "scan / host"
+    assert labels.run_label({"name": "port_os.entry", "spec": {"arg": "127.0.0.1"}}) == \
+        "port_os 127.0.0.1"
+    assert labels.run_label({"name": "scan", "spec": None}) == "scan"
+    assert labels.type_words("int | None", False) == "whole number, optional"
+    assert labels.type_words("list[str]", True) == "list of text"
+    assert labels.type_words("Optional[float]", True) == "number, optional"
+    assert labels.line_kind("stderr", "Starting Nmap 7.93") == "output"
+    assert labels.line_kind("stdout", "Failed to resolve \"x\".") == "error"
+    assert labels.line_kind("job", "job 0123456789ab started with the process executor") == "note"
+    assert labels.line_kind("job", "127.0.0.1:22/tcp open ssh") == "output"
+    assert labels.shape("a\nb")["multiline"] and labels.shape({"a": 1})["kind"] == "pairs"
+    assert labels.shape([{"a": 1}, {"b": 2}])["columns"] == ["a", "b"]
+    assert labels.result_count({"result": [1, 2, 3]}) == "3 items"
+    assert labels.result_count({"result": None}) == ""
+
+
+def test_edit_and_run_fills_the_form_with_the_tasks_parameters(client, hub, store):
+    csrf = login(client, "alice")
+    answer = client.post("/packages/lev.alice.hello/run/lev.alice.hello:hello", data={
+        "csrf_token": csrf, "p_word": "ho", "p_times": "3", "p_loud": "on",
+        "p_tags": "a\nb", "task_name": "greeting", "version": "1.0"})
+    task_id = answer.headers["location"].removeprefix("/tasks/")
+    job = wait_done(store, task_id)
+    assert (job["name"], job["package"]) == ("greeting", "lev.alice.hello==1.0")
+    page = client.get(f"/tasks/{task_id}/edit")
+    assert page.status_code == 200
+    text = page.text
+    assert 'name="p_word" value="ho"' in text and 'name="p_times" value="3"' in text
+    assert '<input type="checkbox" id="p_loud" name="p_loud" value="on" checked>' in text
+    assert '<textarea id="p_tags" name="p_tags" rows="4"' in text and ">a\nb</textarea>" in text
+    assert 'name="task_name" value="greeting"' in text
+    assert '<input type="hidden" name="version" value="1.0">' in text
+    login(client, "bob")
+    assert client.get(f"/tasks/{task_id}/edit").status_code == 404
