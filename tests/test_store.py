@@ -195,6 +195,16 @@ def test_list_jobs_search_in_names_and_targets(store):
     assert store.list_jobs(search="%") == [store.get_job(odd)]
 
 
+def test_list_jobs_search_in_parameters_and_results(store):
+    scan = store.create_job("scan", params={"ip": "127.0.0.1", "ports": "8088"})
+    store.finish_job(scan, "done", result={"8088/tcp": "open"})
+    other = store.create_job("other", params={"ip": "::1"})
+    assert [j["id"] for j in store.list_jobs(search="127.0.0.1")] == [scan]
+    assert [j["id"] for j in store.list_jobs(search="8088/TCP")] == [scan]
+    assert [j["id"] for j in store.list_jobs(search="::1")] == [other]
+    assert store.count_jobs(search="open") == 1
+
+
 def test_list_jobs_oldest_first(store):
     ids = [store.create_job(f"job{i}", queued=True) for i in range(3)]
     assert [j["id"] for j in store.list_jobs(status="queued", oldest_first=True)] == ids
