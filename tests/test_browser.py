@@ -197,7 +197,9 @@ document.addEventListener("DOMContentLoaded", () => {
     const seen = JSON.parse(sessionStorage.getItem("levLiveLog") || "[]");
     for (const change of changes) {
       for (const node of change.addedNodes) {
-        if (node.nodeName === "SPAN") { seen.push(node.textContent); }
+        if (node.classList && node.classList.contains("line")) {
+          seen.push(node.querySelector(".text").textContent);
+        }
       }
     }
     sessionStorage.setItem("levLiveLog", JSON.stringify(seen));
@@ -258,19 +260,37 @@ def run_server_port(page, port: int) -> None:
         "() => document.getElementById('log').dataset.live === 'no'", timeout=45_000)
 
 
+def documents_of(page) -> list[dict]:
+    """The task page's documents, from its raw JSON toggle."""
+    return json.loads(page.locator("#raw-json pre code").text_content())
+
+
 def check_server_port_results(page, port: int) -> None:
     """The task page of a finished server_port on 127.0.0.1 and ``port``: done, the
-    listener's port open with its ssh service in the results and in the log."""
+    listener's port open with its ssh service in the result, the documents and the log."""
     assert page.inner_text("#status") == "done", page.content()
-    results = page.locator("pre.json code").all_inner_texts()
-    assert json.loads(results[0]) == {"ip": "127.0.0.1", "ports": str(port)}
-    found = [json.loads(text) for text in results[1:]]
-    open_ports = [d for doc in found if isinstance(doc, dict)
-                  for d in doc.get("open_ports", [])]
+    result = page.inner_text("#result")
+    assert "127.0.0.1" in result and f'"port":{port}' in result, result
+    summary = next(doc["data"] for doc in documents_of(page) if doc["collection"] == "_")
+    open_ports = summary["open_ports"]
     assert {"host": "127.0.0.1", "port": port} in [
-        {"host": d["host"], "port": d["port"]} for d in open_ports], results
+        {"host": d["host"], "port": d["port"]} for d in open_ports], summary
     assert "ssh" in {d["service"] for d in open_ports}
     assert f"127.0.0.1:{port}/tcp open ssh" in page.inner_text("#log")
+
+
+def page_width(page) -> int:
+    return page.evaluate("() => document.documentElement.scrollWidth")
+
+
+@dataclass
+class Shots:
+    """Screenshots of a browser test, kept as artifacts of the run."""
+
+    folder: Path
+
+    def __call__(self, page, name: str, full_page: bool = True) -> None:
+        page.screenshot(path=str(self.folder / f"{name}.png"), full_page=full_page)
 
 
 # ---------------------------------------------------------------- the test
@@ -303,6 +323,18 @@ def browser(browser_ready):
             chromium.close()
 
 
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory, pytestconfig):
+    """Where the screenshots go: ``$LEV_ARTIFACTS/browser`` if set, else a pytest tmp dir;
+    the folder is named in the test's output."""
+    root = os.environ.get("LEV_ARTIFACTS")
+    folder = Path(root) / "browser" if root else tmp_path_factory.mktemp("screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    with pytestconfig.pluginmanager.getplugin("capturemanager").global_and_fixture_disabled():
+        print(f"\nbrowser test screenshots: {folder}")
+    return Shots(folder)
+
+
 @pytest.fixture
 def page(browser):
     context = browser.new_context(viewport=VIEWPORT)
@@ -313,7 +345,7 @@ def page(browser):
     context.close()
 
 
-def test_login_market_package_quick_form_and_a_live_task(server, page):
+def test_login_market_package_quick_form_and_a_live_task(server, page, shots):
     url = server
     # Without a session every page sends the browser to the login form; a wrong password
     # says so.
@@ -325,70 +357,282 @@ def test_login_market_package_quick_form_and_a_live_task(server, page):
     assert "wrong user name or password" in page.inner_text("p.error")
     log_in(page, url)
 
-    # The market lists the published packages; the search narrows it to nmap's.
+    # The market lists the published packages, each card with what it can run; a tag links
+    # to its filter; the search narrows it to nmap's.
     names = page.locator("ul.cards h2 a").all_inner_texts()
     assert set(names) >= {NMAP, "lev.szczecin.alive", "lev.szczecin.lan_audit"}, names
+    card = page.locator("li.card", has=page.locator(f"h2 a[href='/packages/{NMAP}']"))
+    assert "server_port" in card.locator("p.runs").inner_text()
+    shots(page, "market")
+    card.locator("a.tag", has_text="TA0007").first.click()
+    page.wait_for_url(re.compile(r".*category=attck%3ATA0007"))
+    assert page.input_value("select[name=category]") == "attck:TA0007"
+    assert NMAP in page.locator("ul.cards h2 a").all_inner_texts()
     assert NMAP in search_market(page, "nmap")
     assert search_market(page, "no-such-tool-anywhere") == []
     assert "No package matches." in page.inner_text("main")
     assert NMAP in search_market(page, "nmap")
     open_package(page, url)
     assert page.locator("h1").inner_text().startswith(NMAP)
-    assert "server_port" in page.locator("section.export h3").all_inner_texts()[-1]
 
-    # The Quick form of server_port: a bad ports value comes back beside its field.
+    # The package page: an index of what can be run on the first screen, server_port in it;
+    # each entry says what it produces and where it runs; no null defaults.
+    index = page.locator("nav.index")
+    assert "server_port" in index.inner_text()
+    box = index.locator("a", has_text="server_port").first.bounding_box()
+    assert box and box["y"] < VIEWPORT["height"], box
+    anchor = "run-" + re.sub(r"[^A-Za-z0-9_-]", "-", SERVER_PORT)
+    server_port = page.locator(f"div.mode[id='{anchor}']")
+    made = server_port.locator("dl.produces").inner_text()
+    assert "Summary: hosts, open_ports" in made and "nmap · port_os: host, ports, os" in made
+    assert "localhost/lev-nmap:latest" in made
+    assert ("present" if engine_url() else "no container engine") in made, made
+    assert "null" not in page.locator("table.params").all_inner_texts()[0]
+    shots(page, "package")
+
+    # The Quick form of server_port: types in words, the example one click away, a bad
+    # ports value refused in words beside its field.
     open_quick_form(page)
+    assert page.inner_text("label[for=p_ports] small") == "text, optional"
+    assert page.input_value("#task_name") == "server_port"
+    assert "Runs on" in page.inner_text("#runs-on")
+    page.click("button[data-fill=p_ports]")
+    assert page.input_value("#p_ports") == "22,80,443,8000-8100"
     assert page.get_attribute("#p_ports", "pattern") == r"^[0-9TUSP:,\-]+$"
     submit_bad_ports(page)
     error = page.locator("#p_ports-error")
-    assert error.is_visible() and error.inner_text()
+    assert error.is_visible()
+    assert error.inner_text().startswith("expected ports to scan on each host"), error.inner_text()
+    assert "(pattern ^[0-9TUSP:,\\-]+$)" in error.inner_text()
     assert page.locator(".field.invalid #p_ports").count() == 1
     assert page.input_value("#p_ports") == "22; rm -rf /"   # the values as typed
     assert page.locator("#p_ip-error").count() == 0
+    shots(page, "quick-form-error")
 
     # A real run: 127.0.0.1, the listener's port. The banner comes late enough for the log
-    # to grow while the task page is open.
-    with ssh_listener(delay=2.0) as port:
-        run_server_port(page, port)
+    # to grow while the task page is open, and for its signs of life to show.
+    with ssh_listener(delay=3.0) as port:
+        page.fill("#p_ip", "127.0.0.1")
+        page.fill("#p_ports", str(port))
+        with page.expect_navigation():
+            page.click("form.quick button[type=submit]")
+        assert re.search(r"/tasks/[^/]+$", page.url), page.url
+        task_url = page.url
+        page.wait_for_function("() => document.getElementById('status').textContent"
+                               " === 'running' && document.querySelector('#runs .ticking')")
+        first = page.inner_text("#elapsed")
+        page.wait_for_function(f"() => document.getElementById('elapsed').textContent"
+                               f" !== {json.dumps(first)}", timeout=5_000)
+        # Progress moves when runs start, before the task ends.
+        page.wait_for_function("() => document.getElementById('progress').value > 0"
+                               " && document.getElementById('status').textContent"
+                               " === 'running'", timeout=15_000)
+        assert re.fullmatch(r"\d+ of \d+ runs? finished", page.inner_text("#run-count"))
+        assert page.inner_text("#log-tail").strip()
+        shots(page, "task-running", full_page=False)
+        page.wait_for_function(
+            "() => document.getElementById('log').dataset.live === 'no'", timeout=45_000)
     live = page.evaluate("() => JSON.parse(sessionStorage.getItem('levLiveLog') || '[]')")
     # tasklog.js appended lines from the event stream while the task ran.
     assert live, "no log line came in live (did the task end before its page opened?)"
-    # The port's line comes after the listener's late banner, well after the page opened.
     assert any(f"127.0.0.1:{port}/tcp open ssh" in line for line in live), live
     # The server's default executor, auto: containers where an engine answers (as in CI).
     assert page.inner_text("#executor") == ("docker" if engine_url() else "process")
-    # The run tree was fetched again while the task ran (its run started or ended), and
-    # shows the nmap run, done, with its image.
     assert int(page.evaluate("() => sessionStorage.getItem('levRunTrees') || '0'")) >= 1
-    run_row = page.locator("#runs tr.run").first
-    assert "done" in run_row.inner_text() and "nmap" in run_row.inner_text()
     check_server_port_results(page, port)
 
-    # The tasks list shows it as done.
-    page.goto(f"{url}/tasks")
-    assert "server_port" in page.content() and "done" in page.content()
+    # The answer first: the result comes before the runs; each document once, the raw JSON
+    # behind its toggle; human names for documents and runs.
+    assert page.evaluate("() => document.getElementById('result').compareDocumentPosition("
+                         "document.getElementById('runs')) & Node.DOCUMENT_POSITION_FOLLOWING")
+    assert page.locator("#raw-json").get_attribute("open") is None
+    assert not page.locator("#raw-json pre").is_visible()
+    assert page.locator("h3").all_inner_texts()[:3] == ["Summary", "nmap · alive",
+                                                       "nmap · port_os"]
+    runs = page.locator("#runs .run-link").all_inner_texts()
+    assert runs == ["alive 127.0.0.1", "port_os 127.0.0.1"], runs
+    assert page.inner_text("#run-count") == "2 of 2 runs finished"
+    # The log: each line with its time and run; the tool's output is not an error's red.
+    lines = page.locator("#log .line")
+    assert all(re.fullmatch(r"\d\d:\d\d:\d\d", t)
+               for t in page.locator("#log .line time").all_inner_texts())
+    nmap_line = page.locator("#log .line", has_text=f"127.0.0.1:{port}/tcp").first
+    assert "output" in nmap_line.get_attribute("class")
+    assert page.locator("#log .line.note").count() >= 1  # levrt's own: the job started
+    # Clicking a run filters the log to it; "show all" brings the rest back.
+    page.locator("#runs .run-link", has_text="port_os").click()
+    shown_runs = {line.get_attribute("data-run") for line in lines.all() if line.is_visible()}
+    assert shown_runs == {"1"}, shown_runs
+    assert page.locator("#log-filter").is_visible()
+    shots(page, "task")
+    page.click("#log-all")
+    assert all(line.is_visible() for line in lines.all())
+    # No page wider than its window, with a results table on it.
+    page.set_viewport_size({"width": 820, "height": 800})
+    assert page_width(page) <= 820
+    page.evaluate("() => document.getElementById('result').scrollIntoView()")
+    shots(page, "task-results", full_page=False)
+    page.set_viewport_size(VIEWPORT)
+
+    # Edit and run: the form comes filled with the task's parameters and name.
+    with ssh_listener() as port2:
+        page.click("#edit-run")
+        page.wait_for_selector("form.quick")
+        assert (page.input_value("#p_ip"), page.input_value("#p_ports"),
+                page.input_value("#task_name")) == ("127.0.0.1", str(port), "server_port")
+        page.fill("#p_ports", str(port2))
+        page.fill("#task_name", "server_port again")
+        with page.expect_navigation():
+            page.click("form.quick button[type=submit]")
+        assert page.inner_text("h1").startswith("Task server_port again")
+        page.wait_for_function(
+            "() => document.getElementById('log').dataset.live === 'no'", timeout=45_000)
+        assert page.inner_text("#status") == "done"
+
+    # The task list: parameters, result count, times with their zone; searching a port or
+    # an address finds the tasks; a click anywhere on a row opens its task.
+    page.goto(f"{url}/tasks?q={port}")
+    rows = page.locator("tr.job")
+    assert rows.count() == 1 and "done" in rows.first.inner_text()
+    assert f"ports {port}" in rows.first.locator("td.params").inner_text()
+    assert "1 item" in rows.first.inner_text() and "UTC" in rows.first.inner_text()
+    page.goto(f"{url}/tasks?q=127.0.0.1")
+    assert page.locator("tr.job").count() >= 2
+    shots(page, "tasks")
+    page.goto(f"{url}/tasks?q=8.8.8.8")
+    assert page.locator("tr.job").count() == 0
+    page.goto(f"{url}/tasks?q={port}")
+    with page.expect_navigation():
+        page.locator("tr.job td.params").first.click()
+    assert page.url == task_url
 
 
-def test_raw_mode_in_customized_mode(server, page):
+def test_raw_mode_in_customized_mode(server, page, shots):
     url = server
     log_in(page, url)
     raw = f"{NMAP}.nmap_python:raw".replace(":", "%3A")
     page.goto(f"{url}/packages/{NMAP}/run/{raw}?tab=customized")
-    # argv.js turned the text area into one row per argument.
-    page.fill("ol.argv-rows li:nth-child(1) input", "-sn")
+    # A command line pasted into a row becomes its arguments, by shell rules; the preview
+    # shows the final command line, the tool in front.
+    page.evaluate("""() => {
+      const input = document.querySelector("ol.argv-rows input");
+      const data = new DataTransfer();
+      data.setData("text", "-sn '127.0.0.1'");
+      input.dispatchEvent(new ClipboardEvent("paste", {clipboardData: data, bubbles: true,
+                                                       cancelable: true}));
+    }""")
+    rows = page.locator("ol.argv-rows li input")
+    assert [rows.nth(i).input_value() for i in range(rows.count())] == ["-sn", "127.0.0.1"]
+    assert page.inner_text("#argv-preview") == "nmap -sn 127.0.0.1"
+    # An argument with spaces is flagged: the tool gets it whole.
     page.click("text=Add argument")
-    page.fill("ol.argv-rows li:nth-child(2) input", "127.0.0.1")
+    page.fill("ol.argv-rows li:nth-child(3) input", "a b")
+    assert page.locator("ol.argv-rows li:nth-child(3) .warning").is_visible()
+    assert page.inner_text("#argv-preview") == "nmap -sn 127.0.0.1 'a b'"
+    shots(page, "argv-editor")
+    page.click("ol.argv-rows li:nth-child(3) button")
     with page.expect_navigation():
         page.click("form.customized button[type=submit]")
     assert re.search(r"/tasks/[^/]+$", page.url), page.url
     page.wait_for_function(
         "() => document.getElementById('log').dataset.live === 'no'", timeout=45_000)
     assert page.inner_text("#status") == "done", page.content()
-    results = page.locator("pre.json code").all_inner_texts()
-    assert json.loads(results[0]) == {"argv": ["-sn", "127.0.0.1"]}
-    documents = [json.loads(text) for text in results[1:]]
-    assert any(doc.get("returncode") == 0 and "Host is up" in doc.get("stdout", "")
-               for doc in documents if isinstance(doc, dict)), documents
+    # The mode's result is its document, shown once: nmap's report preformatted.
+    assert page.locator("#result pre.text").count() == 1
+    assert "Host is up" in page.inner_text("#result pre.text")
+    assert page.locator("table.results").count() == 0
+    assert documents_of(page)[0]["data"]["returncode"] == 0
+
+    # A failure leads with the tool's own words, levrt's error after them.
+    page.goto(f"{url}/packages/{NMAP}/run/{raw}?tab=customized")
+    page.fill("ol.argv-rows li:nth-child(1) input", "--no-such-option")
+    with page.expect_navigation():
+        page.click("form.customized button[type=submit]")
+    page.wait_for_function(
+        "() => document.getElementById('log').dataset.live === 'no'", timeout=45_000)
+    assert page.inner_text("#status") == "failed"
+    assert "unrecognized option" in page.inner_text("#failure")
+    assert page.evaluate("() => document.getElementById('failure').compareDocumentPosition("
+                         "document.getElementById('job-error'))"
+                         " & Node.DOCUMENT_POSITION_FOLLOWING")
+    shots(page, "task-failed")
+
+
+def test_a_workflows_answer_comes_first(server, page, shots):
+    """quick_check returns port → state: the task page shows that answer as its Result."""
+    url = server
+    log_in(page, url)
+    page.goto(f"{url}/packages/lev.szczecin.lan_audit")
+    page.locator("nav.index li", has_text="quick_check").locator("a.button").click()
+    page.wait_for_selector("form.quick")
+    with ssh_listener() as port:
+        page.fill("#p_ip", "127.0.0.1")
+        page.fill("#p_ports", str(port))
+        with page.expect_navigation():
+            page.click("form.quick button[type=submit]")
+        page.wait_for_function(
+            "() => document.getElementById('log').dataset.live === 'no'", timeout=45_000)
+    assert page.inner_text("#status") == "done", page.content()
+    pairs = page.locator("#result table.pairs tr")
+    assert pairs.count() == 1
+    assert pairs.first.inner_text().split() == [f"{port}/tcp", "open"]
+    shots(page, "task-answer")
+
+
+def test_confirmations_copy_and_a_phone_wide_header(server, page, shots):
+    url = server
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=url)
+    log_in(page, url)
+    # A new token: shown once, with a button that copies it.
+    page.goto(f"{url}/settings")
+    page.fill("#token-name", "browser test")
+    with page.expect_navigation():
+        page.click("form.quick button[type=submit]")
+    token = page.inner_text("#new-token")
+    page.click("#copy-token")
+    page.wait_for_function("() => document.getElementById('copy-token').textContent"
+                           " === 'Copied'")
+    assert page.evaluate("() => navigator.clipboard.readText()") == token
+    shots(page, "settings-token")
+    # Revoke asks first: dismissed, nothing happens; accepted, the token is revoked.
+    row = page.locator("table.tokens tr", has_text="browser test")
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    row.locator("button", has_text="Revoke").click()
+    assert row.locator("button", has_text="Revoke").count() == 1
+    page.once("dialog", lambda dialog: dialog.accept())
+    with page.expect_navigation():
+        row.locator("button", has_text="Revoke").click()
+    assert page.locator("table.tokens tr", has_text="browser test").locator(
+        "button").count() == 0
+
+    # Cancel asks first too.
+    with ssh_listener(delay=20.0) as port:
+        page.goto(f"{url}/packages/{NMAP}")
+        open_quick_form(page)
+        page.fill("#p_ip", "127.0.0.1")
+        page.fill("#p_ports", str(port))
+        with page.expect_navigation():
+            page.click("form.quick button[type=submit]")
+        page.wait_for_function("() => document.getElementById('status').textContent"
+                               " === 'running'")
+        page.once("dialog", lambda dialog: dialog.dismiss())
+        page.click("button.danger")
+        assert page.inner_text("#status") == "running"
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.click("button.danger")
+        page.wait_for_function("() => document.getElementById('log').dataset.live === 'no'"
+                               " && document.getElementById('status').textContent"
+                               " === 'cancelled'", timeout=30_000)
+
+    # The header at 390 px: every link there, the page no wider than the window.
+    page.set_viewport_size({"width": 390, "height": 800})
+    for path in ("/", "/tasks", page.url.removeprefix(url)):
+        page.goto(f"{url}{path}")
+        assert page_width(page) <= 390, path
+        for link in page.locator("header.top nav a").all():
+            box = link.bounding_box()
+            assert box and box["x"] + box["width"] <= 390, path
+    shots(page, "phone-header", full_page=False)
 
 
 def test_a_new_users_path(browser_ready, page, tmp_path):

@@ -82,6 +82,7 @@ def test_create_and_get_job(store):
         "status",
         "progress",
         "error",
+        "result",
         "created_at",
         "started_at",
         "finished_at",
@@ -192,6 +193,16 @@ def test_list_jobs_search_in_names_and_targets(store):
     # % and _ are text, not patterns.
     assert [j["id"] for j in store.list_jobs(search="%_")] == [odd]
     assert store.list_jobs(search="%") == [store.get_job(odd)]
+
+
+def test_list_jobs_search_in_parameters_and_results(store):
+    scan = store.create_job("scan", params={"ip": "127.0.0.1", "ports": "8088"})
+    store.finish_job(scan, "done", result={"8088/tcp": "open"})
+    other = store.create_job("other", params={"ip": "::1"})
+    assert [j["id"] for j in store.list_jobs(search="127.0.0.1")] == [scan]
+    assert [j["id"] for j in store.list_jobs(search="8088/TCP")] == [scan]
+    assert [j["id"] for j in store.list_jobs(search="::1")] == [other]
+    assert store.count_jobs(search="open") == 1
 
 
 def test_list_jobs_oldest_first(store):

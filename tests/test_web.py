@@ -242,7 +242,13 @@ def test_quick_form_is_built_from_the_manifest(client, hub):
     assert page.status_code == 200
     text = page.text
     assert re.search(r'<input type="text" id="p_word" name="p_word" value="" '
-                     r'placeholder="hi" pattern="\^\[a-z\]\+\$" required>', text)
+                     r'placeholder="hi" pattern="\^\[a-z\]\+\$" title="[^"]*, for example hi" '
+                     r'required>', text)
+    # Types in words, the example a click away, a task name, where it runs.
+    assert "<small title=\"int\">whole number, optional</small>" in text
+    assert 'data-fill="p_word" data-value="hi">Use example</button>' in text
+    assert 'id="task_name" name="task_name" value="hello"' in text
+    assert 'id="runs-on"' in text
     assert 'type="number" id="p_times" name="p_times" value="1" step="1">' in text
     assert '<input type="checkbox" id="p_loud" name="p_loud" value="on">' in text
     assert '<textarea id="p_tags" name="p_tags"' in text
@@ -251,7 +257,7 @@ def test_quick_form_is_built_from_the_manifest(client, hub):
 
 @pytest.mark.parametrize(("data", "field", "message"), [
     ({"p_word": "hi", "p_times": "many"}, "times", "expected an int, got &#39;many&#39;"),
-    ({"p_word": "Hi!"}, "word", "&#39;Hi!&#39; does not match the pattern ^[a-z]+$"),
+    ({"p_word": "Hi!"}, "word", "expected the word, for example hi (pattern ^[a-z]+$)"),
     ({"p_word": "  ", "p_times": "2"}, "word", "required"),
 ])
 def test_quick_form_errors_show_next_to_their_field(client, hub, data, field, message):
@@ -433,14 +439,18 @@ def test_task_page_run_again_download_and_tables(client, hub, store):
     text = page.text
     assert f'action="/tasks/{task_id}/rerun"' in text
     assert f'href="/tasks/{task_id}/download"' in text
-    # The results table: top-level keys are columns, nested values compact (escaped) JSON.
-    table = re.search(r'<table class="results">(.*?)</table>', text, re.S).group(1)
-    assert "<th>said</th>" in table and "<th>tags</th>" in table
-    assert "<td>hoho</td>" in table and "<td>[&#34;a&#34;,&#34;&lt;b&gt;&#34;]</td>" in table
+    # A tool mode's result is its run's document, shown first as the Result, once: top-level
+    # keys as rows, nested values compact (escaped) JSON.
+    result = text.split('<section id="result">')[1].split("</section>")[0]
+    assert "<th>said</th><td>hoho</td>" in result
+    assert "<th>tags</th><td>[&#34;a&#34;,&#34;&lt;b&gt;&#34;]</td>" in result
+    assert '<table class="results">' not in text  # not a second time below
+    assert '<details id="raw-json"><summary>Documents as JSON</summary>' in text
+    assert job["result"] == {"said": "hoho", "tags": ["a", "<b>"]}
     # Each run's duration (0m00s style) is in the runs table.
     assert store.list_runs(task_id)
     runs_table = text.split("<h2>Runs</h2>")[1].split("</table>")[0]
-    assert re.search(r"<td>\d+m\d\ds</td>", runs_table), runs_table
+    assert re.search(r"<td[^>]*>\d+m\d\ds</td>", runs_table), runs_table
 
     download = client.get(f"/tasks/{task_id}/download")
     assert download.status_code == 200
@@ -501,10 +511,10 @@ FLOW_MANIFEST = {
 
 def tree_rows(html):
     """``(depth, text)`` of each row of a run tree: a namespace's name, a run's id."""
-    rows = re.findall(r'<tr class="(namespace|run)"><td[^>]*padding-left: ([\d.]+)em[^>]*>'
-                      r'([^<]*)</td>', html)
-    return [(kind, round((float(pad) - 0.5) / 1.5), text.replace("&#9662;", "").strip())
-            for kind, pad, text in rows]
+    rows = re.findall(r'<tr class="(namespace|run)"(?: data-run="(\d+)")?[^>]*><td[^>]*'
+                      r'padding-left: ([\d.]+)em[^>]*>([^<]*)', html)
+    return [(kind, round((float(pad) - 0.5) / 1.5), run_id or text.replace("&#9662;", "").strip())
+            for kind, run_id, pad, text in rows]
 
 
 def test_task_page_shows_the_tree_of_runs(client, hub, store):
@@ -532,6 +542,8 @@ def test_task_page_shows_the_tree_of_runs(client, hub, store):
     page = client.get(f"/tasks/{task_id}").text
     assert f'<div id="runs" data-src="/tasks/{task_id}/runs">' in page
     assert tree_rows(page) == tree_rows(fragment.text)
+    # A run reads as its mode and main argument; its row filters the log to it.
+    assert '<a href="#log" class="run-link" data-run="1">word a</a>' in page
     login(client, "bob")
     assert client.get(f"/tasks/{task_id}/runs").status_code == 404
 
@@ -784,3 +796,50 @@ def test_the_quick_form_refuses_values_nested_too_deep(client, hub, depth):
         "p_opts": '{"a": ' * depth + "1" + "}" * depth})
     assert page.status_code == 400
     assert "nested deeper than 64 levels" in page.text
+
+
+# -- words for people: collections, types, log lines; Edit and run ---------------------------
+
+
+def test_labels_name_things_in_words():
+    from levrt.server import labels
+
+    assert labels.coll_label("_") == "Summary"
+    assert labels.coll_label("szczecin/nmap.port_os@1.0") == "nmap · port_os"
+    assert labels.coll_label("szczecin/nmap.port_os@1.0|host|scan") == \
+        "nmap · port_os in scan / host"
+    assert labels.coll_label("host|scan") == "scan / host"
+    assert labels.run_label({"name": "port_os.entry", "spec": {"arg": "127.0.0.1"}}) == \
+        "port_os 127.0.0.1"
+    assert labels.run_label({"name": "scan", "spec": None}) == "scan"
+    assert labels.type_words("int | None", False) == "whole number, optional"
+    assert labels.type_words("list[str]", True) == "list of text"
+    assert labels.type_words("Optional[float]", True) == "number, optional"
+    assert labels.line_kind("stderr", "Starting Nmap 7.93") == "output"
+    assert labels.line_kind("stdout", "Failed to resolve \"x\".") == "error"
+    assert labels.line_kind("job", "job 0123456789ab started with the process executor") == "note"
+    assert labels.line_kind("job", "127.0.0.1:22/tcp open ssh") == "output"
+    assert labels.shape("a\nb")["multiline"] and labels.shape({"a": 1})["kind"] == "pairs"
+    assert labels.shape([{"a": 1}, {"b": 2}])["columns"] == ["a", "b"]
+    assert labels.result_count({"result": [1, 2, 3]}) == "3 items"
+    assert labels.result_count({"result": None}) == ""
+
+
+def test_edit_and_run_fills_the_form_with_the_tasks_parameters(client, hub, store):
+    csrf = login(client, "alice")
+    answer = client.post("/packages/lev.alice.hello/run/lev.alice.hello:hello", data={
+        "csrf_token": csrf, "p_word": "ho", "p_times": "3", "p_loud": "on",
+        "p_tags": "a\nb", "task_name": "greeting", "version": "1.0"})
+    task_id = answer.headers["location"].removeprefix("/tasks/")
+    job = wait_done(store, task_id)
+    assert (job["name"], job["package"]) == ("greeting", "lev.alice.hello==1.0")
+    page = client.get(f"/tasks/{task_id}/edit")
+    assert page.status_code == 200
+    text = page.text
+    assert 'name="p_word" value="ho"' in text and 'name="p_times" value="3"' in text
+    assert '<input type="checkbox" id="p_loud" name="p_loud" value="on" checked>' in text
+    assert '<textarea id="p_tags" name="p_tags" rows="4"' in text and ">a\nb</textarea>" in text
+    assert 'name="task_name" value="greeting"' in text
+    assert '<input type="hidden" name="version" value="1.0">' in text
+    login(client, "bob")
+    assert client.get(f"/tasks/{task_id}/edit").status_code == 404

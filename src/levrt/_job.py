@@ -231,6 +231,15 @@ def exit_failure(exc: SystemExit) -> str | None:
     return f"exited: {exc.code}"
 
 
+def _kept_result(result: Any) -> Any:
+    """What the store keeps of a workflow's return value: a run's document (a tool mode's
+    result) as a pointer to it, ``{"$document": {"coll": ..., "run": ...}}``, since the
+    store has it already; anything else as it is."""
+    if isinstance(result, Document):
+        return {"$document": {"coll": result.coll.name, "run": result.filter["run"]}}
+    return result
+
+
 def _job_name(coro: Awaitable[Any]) -> str:
     name = getattr(coro, "__qualname__", None) or type(coro).__name__
     return name.replace(".<locals>", "")
@@ -264,7 +273,7 @@ async def arun(coro: Awaitable[Any], db: str | None = None, *, store: Store | No
     job = Job(job_id, name, store, executor, listeners, echo)
     token = _current.set(job)
     _install_capture()
-    status, error = "failed", None
+    status, error, kept = "failed", None, None
     try:
         why = f" ({executor.chosen_by})" if executor.chosen_by else ""
         job.log(None, "job", [f"job {job_id} started with the {executor.describe()} executor{why}"])
@@ -275,7 +284,7 @@ async def arun(coro: Awaitable[Any], db: str | None = None, *, store: Store | No
             if error is not None:
                 raise
             result = None
-        status = "done"
+        status, kept = "done", _kept_result(result)
         job.set_progress(1.0)
         return result
     except asyncio.CancelledError:
@@ -292,7 +301,7 @@ async def arun(coro: Awaitable[Any], db: str | None = None, *, store: Store | No
         await executor.aclose()
         if error:
             job.log(None, "job", f"job {status}: {error}".splitlines())
-        store.finish_job(job_id, status, error=error)
+        store.finish_job(job_id, status, error=error, result=kept)
         _current.reset(token)
         if own_store:
             store.close()

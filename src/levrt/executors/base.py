@@ -64,6 +64,7 @@ class RunSpec:
             "host_network": self.host_network,
             "cmd": self.cmd,
             "entry": self.payload["entry"]["name"] if self.payload else None,
+            "arg": main_argument(self.payload, self.cmd),
             "env": sorted(self.env),
             "files": sorted(self.files),
             "links": self.links,
@@ -71,6 +72,47 @@ class RunSpec:
             "services": sorted(self.services),
             "fingerprint": self.fingerprint(),
         }
+
+
+# How much of a run's main argument its summary keeps, in characters.
+_ARG_CHARS = 80
+_TARGET_NAMES = ("argv", "ip", "ips", "host", "hosts", "target", "targets", "url", "urls",
+                 "domain", "domains", "network", "cidr", "address")
+
+
+def _plain_text(value: Any) -> str | None:
+    """``value`` as words when it is plain text, a number or a (nested) list of them."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (str, int, float)):
+        return str(value)
+    if isinstance(value, list):
+        # "--" ends a command's options: nothing a person reads.
+        parts = [_plain_text(item) for item in value if item != "--"]
+        return " ".join(p for p in parts if p) if all(p is not None for p in parts) else None
+    return None
+
+
+def main_argument(payload: dict[str, Any] | None, cmd: list[str] | None) -> str | None:
+    """What a run works on, in words, for people reading its row (``127.0.0.1`` of
+    ``port_os("127.0.0.1")``): the entry's first argument, or else the first plain value its
+    closure holds (a mode's own parameters), or else the command's arguments; at most
+    ``_ARG_CHARS`` characters, None when there is nothing plain to show."""
+    if payload is None:
+        return _clip(" ".join(cmd[1:])) if cmd and len(cmd) > 1 else None
+    closure = payload["entry"].get("closure") or {}
+    # A closure's order is the compiler's: a target's usual names go first, then text.
+    named = sorted(closure, key=lambda name: (name not in _TARGET_NAMES,
+                                              not isinstance(closure[name], str)))
+    for value in [*(payload.get("args") or []), *(closure[name] for name in named)]:
+        text = _plain_text(value)
+        if text:
+            return _clip(text)
+    return None
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= _ARG_CHARS else text[:_ARG_CHARS - 1] + "…"
 
 
 class RunObserver(Protocol):

@@ -12,7 +12,6 @@ Each device polls Temporal task queues named here (:func:`device_queue`, :func:`
 
 from __future__ import annotations
 
-import socket
 import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any
@@ -25,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 
 from levrt.server import sessions, web
 from levrt.server.auth import CurrentReader, CurrentUser, StoreDep
-from levrt.server.runner import TaskRunner, choose_executor
+from levrt.server.runner import local_device
 from levrt.server.schemas import Body, errors
 from levrt.store import EnrolmentError, HubConflictError, Store
 
@@ -140,17 +139,6 @@ CurrentDevice = Annotated[dict[str, Any], Depends(current_device)]
 
 
 # -- views ---------------------------------------------------------------------------------
-
-
-def local_device(request: Request) -> dict[str, Any]:
-    """The server's own runner as a device, with its tasks of every user counted and the
-    executor its next task gets (asks the container engine: call it off the event loop)."""
-    runner: TaskRunner = request.app.state.runner
-    executor = choose_executor(request.app.state.settings)
-    return {"name": socket.gethostname(), "kind": "local runner", "status": "online",
-            "executor": executor.name or "none", "executor_reason": executor.reason,
-            "running": runner.running_count(), "queued": runner.queued_count(),
-            "max_running_tasks": request.app.state.settings.max_running_tasks}
 
 
 def device_status(device: dict[str, Any], now: datetime | None = None) -> str:

@@ -29,11 +29,13 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import sys
 from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
 
 from levrt._driver import driver_gone
 from levrt._status import UNFINISHED_STATUSES
@@ -257,3 +259,14 @@ class TaskRunner:
         else:
             error = f"lev run ended (exit code {code}) without finishing the job"
         self._store.end_unfinished_job(job_id, status, error=error)
+
+
+def local_device(request: Request) -> dict[str, Any]:
+    """The server's own runner as a device, with its tasks of every user counted and the
+    executor its next task gets (asks the container engine: call it off the event loop)."""
+    runner: TaskRunner = request.app.state.runner
+    executor = choose_executor(request.app.state.settings)
+    return {"name": socket.gethostname(), "kind": "local runner", "status": "online",
+            "executor": executor.name or "none", "executor_reason": executor.reason,
+            "running": runner.running_count(), "queued": runner.queued_count(),
+            "max_running_tasks": request.app.state.settings.max_running_tasks}

@@ -10,7 +10,6 @@ stored manifests and never import package code: a task runs as ``lev run`` in th
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 from datetime import datetime, timezone
@@ -27,12 +26,12 @@ from levrt._job_json import job_bundle, to_json
 from levrt._params import jsonable
 from levrt._status import FINAL_STATUSES, JOB_STATUSES
 from levrt.annot.cats import Attck
-from levrt.server import published, sessions
+from levrt.server import labels, produces, published, sessions
 from levrt.server.auth import verify_login
 from levrt.server.checks import MAX_DEPTH, check_json
 from levrt.server.paging import Page
 from levrt.server.params import NAMED_KINDS, ParamsInvalid, check_value
-from levrt.server.runner import TaskRunner
+from levrt.server.runner import TaskRunner, local_device
 from levrt.server.tasks import find_job
 from levrt.server.throttle import LoginThrottled
 from levrt.server.upload import OwnFiles, UploadRefused, keep_file
@@ -182,16 +181,18 @@ def _market(store: Store, q: str | None, kind: str | None, category: str | None,
     for package in every:
         version = store.get_version(package["name"], package["latest"])
         manifest = version["manifest"] if version else {}
-        cats_of[package["name"]] = (manifest.get("description"), _categories(manifest))
+        # What a card offers to run: workflows first.
+        runs = sorted(published.runnable(manifest), key=lambda e: e.get("kind") != "workflow")
+        cats_of[package["name"]] = (manifest.get("description"), _categories(manifest), runs)
     cards = []
     for package in store.list_packages(q, kind=kind, owner=owner):
-        description, cats = cats_of.get(package["name"], (None, []))
+        description, cats, runs = cats_of.get(package["name"], (None, [], []))
         if category and category not in cats:
             continue
         kinds = sorted({e["kind"] for e in package["exports"] if e["kind"]})
         cards.append({**package, "description": description or package["summary"],
-                      "kinds": kinds, "categories": cats})
-    all_cats = sorted({cat for _, cats in cats_of.values() for cat in cats})
+                      "kinds": kinds, "categories": cats, "runs": runs})
+    all_cats = sorted({cat for _, cats, _ in cats_of.values() for cat in cats})
     shown = Page(page, _MARKET_PAGE, len(cards))
     return {"cards": cards[shown.offset:shown.offset + shown.size], "page": shown,
             "owners": sorted({p["owner"] for p in every}), "all_categories": all_cats}
@@ -244,20 +245,34 @@ def _package(store: Store, name: str) -> dict[str, Any] | None:
 @router.get("/packages/{name}", response_class=HTMLResponse)
 async def package_page(request: Request, name: str) -> Response:
     user = await _user(request)
-    found = await run_in_threadpool(_package, _store(request), name)
+    store = _store(request)
+    found = await run_in_threadpool(_package, store, name)
     if found is None:
         return _not_found(request, user, f"no package {name!r} on this hub")
     manifest = found["manifest"]
+    entries = list(published.entries(manifest))
+    made = await run_in_threadpool(produces.produces, store, name, found["package"]["latest"],
+                                   entries)
+    images = sorted({image for item in made.values() for image in item.images})
+    present = await run_in_threadpool(produces.image_presence, images)
     exports = []
     for export in manifest.get("exports") or []:
         # A tool module shows its modes; a workflow or a modeless tool is its own only mode.
         shown = list(export.get("modes") or []) if "params" not in export else []
         exports.append({"export": export, "modes": [
-            {**entry, "call": _call_example(entry), "runnable": "params" in entry}
+            {**entry, "call": _call_example(entry), "runnable": "params" in entry,
+             "anchor": _anchor(entry), "produces": made.get(entry.get("qualname", ""))}
             for entry in shown or [export]]})
-    history = await run_in_threadpool(_package_history, _store(request), name, user["name"])
+    # The index: workflows first, the entries a README points to.
+    index = sorted((mode for item in exports for mode in item["modes"] if mode["runnable"]),
+                   key=lambda mode: mode.get("kind") != "workflow")
+    history = await run_in_threadpool(_package_history, store, name, user["name"])
     return _render(request, "package.html", user=user, exports=exports, jobs=history,
-                   categories=_categories(manifest), **found)
+                   categories=_categories(manifest), index=index, present=present, **found)
+
+
+def _anchor(entry: dict[str, Any]) -> str:
+    return "run-" + re.sub(r"[^A-Za-z0-9_-]", "-", str(entry.get("qualname") or entry["name"]))
 
 
 def _package_history(store: Store, name: str, owner: str) -> list[dict[str, Any]]:
@@ -297,16 +312,12 @@ def _duration(item: dict[str, Any]) -> str:
 
 
 templates.env.filters["duration"] = _duration
-
-
-def _params_json(params: Any) -> str:
-    """A job's parameters as they were given: JSON, ``bytes`` as ``{"$bytes": base64}``."""
-    return json.dumps(params, indent=2, ensure_ascii=False, default=lambda value: {
-        "$bytes": base64.b64encode(value).decode("ascii")} if isinstance(value, bytes)
-        else repr(value))
-
-
-templates.env.filters["params_json"] = _params_json
+templates.env.filters["run_label"] = labels.run_label
+templates.env.filters["coll_label"] = labels.coll_label
+templates.env.filters["line_kind"] = labels.line_kind
+templates.env.filters["cell"] = labels.cell
+templates.env.filters["type_words"] = labels.type_words
+templates.env.filters["result_count"] = labels.result_count
 
 
 def _tasks(store: Store, page: int, **filters: Any) -> dict[str, Any]:
@@ -328,28 +339,61 @@ async def tasks_page(request: Request, status: str | None = None, q: str | None 
                    statuses=JOB_STATUSES, **found)
 
 
-def _cell(value: Any) -> str:
-    """A result value in a table cell: text as it is, anything else as compact JSON."""
-    if isinstance(value, str):
-        return value
-    return json.dumps(to_json(value), ensure_ascii=False, separators=(",", ":"))
-
-
 def _tables(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The result documents as tables, one per collection: a row per document, a column per
-    top-level key (in the order they first appear)."""
+    """The result documents as tables, one per collection (the job's own first): a row per
+    document, a column per top-level key (in the order they first appear); a cell's text
+    with line breaks is shown preformatted."""
     tables: dict[str, dict[str, Any]] = {}
-    for doc in documents:
+    ordered = sorted(documents, key=lambda doc: doc["coll"] != labels.JOB_COLL)
+    for doc in ordered:
         data = doc["data"] if isinstance(doc["data"], dict) else {"value": doc["data"]}
         table = tables.setdefault(doc["coll"], {"coll": doc["coll"], "keys": {}, "rows": []})
         table["keys"].update(dict.fromkeys(data))
         table["rows"].append({"run_id": doc["run_id"], "data": data})
-    return [{"coll": table["coll"], "keys": list(table["keys"]),
+    return [{"coll": table["coll"], "label": labels.coll_label(table["coll"]),
+             "keys": list(table["keys"]),
              "rows": [{"run_id": row["run_id"],
-                       "cells": [_cell(row["data"][key]) if key in row["data"] else ""
+                       "cells": [labels.cell(row["data"][key]) if key in row["data"] else ""
                                  for key in table["keys"]]}
                       for row in table["rows"]]}
             for table in tables.values()]
+
+
+def _result_document(job: dict[str, Any],
+                     documents: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The document a tool mode returned: stored as a pointer to it (see levrt._job), or
+    as its fields (``lev run`` gives a tool mode's document's fields); None for a result of
+    another kind."""
+    result = job.get("result")
+    if not isinstance(result, dict):
+        return None
+    pointer = result.get("$document") if len(result) == 1 else None
+    for doc in documents:
+        if (isinstance(pointer, dict) and (doc["coll"], doc["run_id"])
+                == (pointer.get("coll"), pointer.get("run"))) \
+                or (doc["run_id"] is not None and doc["data"] == result):
+            return doc
+    return None
+
+
+def _result(job: dict[str, Any], document: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The workflow's return value as :func:`labels.shape` shows it (a tool mode's: its
+    run's ``document``); None when it returned nothing."""
+    if document is not None:
+        return {**labels.shape(document["data"]), "label": labels.coll_label(document["coll"])}
+    return None if job.get("result") is None else labels.shape(job["result"])
+
+
+def _failure(store: Store, job: dict[str, Any], runs: list[dict[str, Any]]) -> str | None:
+    """What a failed task's tool said: the last lines of its first failed run's log, the
+    words a user acts on (``Failed to resolve "x"``), before levrt's own error."""
+    if job["status"] != "failed":
+        return None
+    for run in runs:
+        if run["status"] == "failed":
+            tail = [line for line in store.log_tail(job["id"], run["run_id"], 5) if line.strip()]
+            return "\n".join(tail[-3:]) or run["error"]
+    return None
 
 
 def _run_tree(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -389,12 +433,23 @@ def _task(request: Request, user: dict[str, Any], task_id: str) -> dict[str, Any
     store = _store(request)
     job = find_job(store, user, task_id)
     stored = store.list_documents(job["id"])
-    documents = [{**doc, "json": json.dumps(to_json(doc["data"]), indent=2,
-                                            ensure_ascii=False)}
-                 for doc in stored]
-    return {"job": job, "tree": _run_tree(store.list_runs(job["id"])), "documents": documents,
-            "tables": _tables(stored),
+    runs = store.list_runs(job["id"])
+    # A tool mode's result is its run's document: shown as the result, not twice.
+    returned = _result_document(job, stored)
+    result = _result(job, returned)
+    shown = [doc for doc in stored if doc is not returned]
+    raw = json.dumps([{"collection": doc["coll"], "run": doc["run_id"],
+                       "data": to_json(doc["data"])} for doc in stored],
+                     indent=2, ensure_ascii=False)
+    return {"job": job, "tree": _run_tree(runs), "runs": runs, "result": result,
+            "tables": _tables(shown), "documents_json": raw if stored else None,
+            "failure": _failure(store, job, runs), "run_names": _run_names(runs),
+            "finished_runs": sum(run["status"] in FINAL_STATUSES for run in runs),
             "log": store.get_logs(job["id"], limit=_PAGE_LOG_LINES)}
+
+
+def _run_names(runs: list[dict[str, Any]]) -> dict[int, str]:
+    return {run["run_id"]: labels.run_label(run) for run in runs}
 
 
 async def _users_job(request: Request, user: dict[str, Any],
@@ -416,7 +471,9 @@ async def task_page(request: Request, task_id: str) -> Response:
     job = found["job"]
     after = found["log"][-1]["seq"] if found["log"] else 0
     return _render(request, "task.html", user=user, task_id=task_id, after=after,
-                   final=job["status"] in FINAL_STATUSES, **found)
+                   final=job["status"] in FINAL_STATUSES,
+                   error_pattern=labels.ERROR_LINE.pattern,
+                   note_pattern=labels.NOTE_LINE.pattern, **found)
 
 
 @router.get("/tasks/{task_id}/runs", response_class=HTMLResponse)
@@ -540,15 +597,19 @@ def _field(param: dict[str, Any]) -> dict[str, Any]:
             "step": "1" if base == "int" else "any"}
 
 
-def _initial(field: dict[str, Any]) -> Any:
-    default = field.get("default")
+def _initial(field: dict[str, Any], given: dict[str, Any] | None = None) -> Any:
+    """The field's first value: the task's own parameter when editing one (``given``),
+    else the function's default."""
+    default = (given or {}).get(field["name"], field.get("default"))
+    if field["widget"] == "file":
+        return ""
     if field["widget"] == "checkbox":
         return bool(default)
     if default is None:
         return ""
     if field["widget"] == "textarea" and isinstance(default, list):
         return "\n".join(str(item) for item in default)
-    return str(default)
+    return default if isinstance(default, str) else labels.cell(default)
 
 
 # What _form_value gives for an optional field left empty: the function's default applies.
@@ -606,7 +667,8 @@ def _check_argv(field: dict[str, Any], rows: list[str], store: OwnFiles) -> list
 def _form_page(request: Request, user: dict[str, Any], found: published.Published,
                fields: list[dict[str, Any]], values: dict[str, Any],
                errors: dict[str, str], status_code: int = 200, *, tab: str = "quick",
-               argv: list[str] | None = None, argv_error: str | None = None) -> Response:
+               argv: list[str] | None = None, argv_error: str | None = None,
+               task_name: str | None = None, device: dict[str, Any] | None = None) -> Response:
     customized = _argv_mode(fields)
     if argv is None:
         default = fields[0].get("default") if customized else None
@@ -614,7 +676,30 @@ def _form_page(request: Request, user: dict[str, Any], found: published.Publishe
     return _render(request, "run.html", status_code, user=user, package=found.package,
                    version=found.version, entry=found.entry, fields=fields, values=values,
                    errors=errors, customized=customized, tab=tab if customized else "quick",
-                   argv=argv, argv_error=argv_error)
+                   argv=argv, argv_error=argv_error, tool=_tool_name(found),
+                   task_name=task_name or _function(found), device=device)
+
+
+def _function(found: published.Published) -> str:
+    return str(found.entry["qualname"]).rpartition(":")[2]
+
+
+def _tool_name(found: published.Published) -> str:
+    """The command a raw argv mode runs, for the preview of its command line: the package's
+    tool (``lev.szczecin.nmap_python`` runs ``nmap``)."""
+    name = found.package.rpartition(".")[2]
+    return name.removesuffix("_python").split("_")[0] or name
+
+
+def _refusal(field: dict[str, Any], message: str) -> str:
+    """A regex refusal in words: what the field expects (its description and example), the
+    pattern secondary."""
+    regex = field.get("regex")
+    if not regex or not message.endswith(f"does not match the pattern {regex}"):
+        return message
+    words = field.get("desc") or "a value of the expected form"
+    example = f", for example {field['placeholder']}" if field.get("placeholder") else ""
+    return f"expected {words[0].lower()}{words[1:]}{example} (pattern {regex})"
 
 
 async def _store_files(store: Store, fields: list[dict[str, Any]], form: FormData,
@@ -641,17 +726,56 @@ def _fields(entry: dict[str, Any]) -> list[dict[str, Any]]:
     return [_field(p) for p in entry.get("params") or [] if p.get("kind") in NAMED_KINDS]
 
 
+_TASK_NAME_MAX = 200
+
+
+async def _run_page(request: Request, user: dict[str, Any], found: published.Published,
+                    tab: str, given: dict[str, Any] | None = None,
+                    task_name: str | None = None) -> Response:
+    """The run form of ``found``, filled with ``given`` parameters (a task's, to edit and
+    run) or the defaults."""
+    fields = _fields(found.entry)
+    values = {f["name"]: _initial(f, given) for f in fields}
+    argv = None
+    if given and _argv_mode(fields) and isinstance(given.get("argv"), list):
+        argv, tab = [str(item) for item in given["argv"]], "customized"
+    device = await run_in_threadpool(local_device, request)
+    return _form_page(request, user, found, fields, values, {},
+                      tab="customized" if tab == "customized" else "quick", argv=argv,
+                      task_name=task_name, device=device)
+
+
 @router.get("/packages/{name}/run/{export}", response_class=HTMLResponse)
-async def run_form(request: Request, name: str, export: str, tab: str = "quick") -> Response:
+async def run_form(request: Request, name: str, export: str, tab: str = "quick",
+                   version: str | None = None) -> Response:
     user = await _user(request)
     try:
-        found = await run_in_threadpool(published.find, _store(request), name, export)
+        found = await run_in_threadpool(published.find, _store(request), name, export,
+                                        version or None)
     except LookupError as exc:
         return _not_found(request, user, str(exc))
-    fields = _fields(found.entry)
-    values = {f["name"]: _initial(f) for f in fields}
-    return _form_page(request, user, found, fields, values, {},
-                      tab="customized" if tab == "customized" else "quick")
+    return await _run_page(request, user, found, tab)
+
+
+@router.get("/tasks/{task_id}/edit", response_class=HTMLResponse)
+async def edit_task(request: Request, task_id: str) -> Response:
+    """Edit and run: the run form of the task's entry and published version, filled with
+    its parameters and name."""
+    user = await _user(request)
+    job = await _users_job(request, user, task_id)
+    if job is None:
+        return _not_found(request, user, f"no task {task_id!r}")
+    version = (job["package"] or "").partition("==")[2] or None
+    try:
+        found = await run_in_threadpool(published.resolve, _store(request),
+                                        job["target"] or "", version)
+    except LookupError as exc:
+        return _not_found(request, user, str(exc))
+    if found is None:
+        return _not_found(request, user, f"task {task_id!r} runs no published package: run "
+                                         "it again with lev run")
+    return await _run_page(request, user, found, "quick", dict(job["params"] or {}),
+                           job["name"])
 
 
 @router.post("/packages/{name}/run/{export}", response_class=HTMLResponse)
@@ -660,7 +784,8 @@ async def run_submit(request: Request, name: str, export: str) -> Response:
     form = await sessions.check_csrf(request)
     store = _store(request)
     try:
-        found = await run_in_threadpool(published.find, store, name, export)
+        found = await run_in_threadpool(published.find, store, name, export,
+                                        str(form.get("version") or "") or None)
     except LookupError as exc:
         return _not_found(request, user, str(exc))
     fields = _fields(found.entry)
@@ -668,14 +793,20 @@ async def run_submit(request: Request, name: str, export: str) -> Response:
     params: dict[str, Any] = {}
     errors: dict[str, str] = {}
     values: dict[str, Any] = {}
+    task_name = str(form.get("task_name") or "").strip() or _function(found)
+    device = await run_in_threadpool(local_device, request)
+    page = {"task_name": task_name, "device": device}
+    if len(task_name) > _TASK_NAME_MAX:
+        errors["task_name"] = f"at most {_TASK_NAME_MAX} characters"
     if form.get("tab") == "customized" and _argv_mode(fields):
         values = {f["name"]: _initial(f) for f in fields}
         typed = _argv_rows(form)
         try:
             params["argv"] = await run_in_threadpool(_check_argv, fields[0], typed, own)
         except ValueError as exc:
-            return _form_page(request, user, found, fields, values, {}, 400,
-                              tab="customized", argv=typed, argv_error=str(exc))
+            return _form_page(request, user, found, fields, values, errors, 400,
+                              tab="customized", argv=typed,
+                              argv_error=_refusal(fields[0], str(exc)), **page)
         fields = []  # checked: nothing left for the Quick form's loop
     uploaded = await _store_files(store, fields, form, user["name"])
     for field in fields:
@@ -691,15 +822,14 @@ async def run_submit(request: Request, name: str, export: str) -> Response:
         except RecursionError:
             errors[field["name"]] = f"nested deeper than {MAX_DEPTH} levels"
         except ValueError as exc:
-            errors[field["name"]] = str(exc)
+            errors[field["name"]] = _refusal(field, str(exc))
     if errors:
-        return _form_page(request, user, found, fields, values, errors, 400)
+        return _form_page(request, user, found, fields, values, errors, 400, **page)
     # The task runs the published version's files (see levrt.server.published); the
     # parameters go to lev run as JSON, never through a shell.
-    function = found.entry["qualname"].rpartition(":")[2]
     try:
         job_id = await _runner(request).submit(found.entry["qualname"], jsonable(params),
-                                               function, user["name"], found.pin)
+                                               task_name, user["name"], found.pin)
     except ParamsInvalid as exc:  # too large for a task
-        return _form_page(request, user, found, fields, values, exc.errors, 413)
+        return _form_page(request, user, found, fields, values, exc.errors, 413, **page)
     return RedirectResponse(f"/tasks/{job_id}", 303)

@@ -4,6 +4,7 @@ hub's tables through :class:`~levrt.store._hub.HubMixin`."""
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import threading
@@ -17,7 +18,9 @@ from sqlalchemy import (
     Connection,
     Engine,
     Row,
+    String,
     UniqueConstraint,
+    cast,
     create_engine,
     event,
     func,
@@ -47,7 +50,9 @@ from levrt.store.models import NO_RUN, Document, DocumentField, File, Job, Log, 
 # The newest revision in migrations/versions. Kept here so opening an
 # up-to-date store needs neither Alembic nor a scan of the scripts; a test
 # checks it against the scripts.
-SCHEMA_HEAD = "0006"
+SCHEMA_HEAD = "0007"
+# The most a job keeps of its workflow's return value, in characters of JSON.
+RESULT_MAX_CHARS = 1_000_000
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -143,6 +148,7 @@ def _job_dict(row: Row[Any]) -> dict[str, Any]:
         "status": row.status,
         "progress": row.progress,
         "error": row.error,
+        "result": decode(row.result),
         "created_at": _utc(row.created_at),
         "started_at": _utc(row.started_at),
         "finished_at": _utc(row.finished_at),
@@ -156,8 +162,11 @@ def _job_filters(status: str | None, owner: str | None,
         column == value for column, value in ((_jobs.c.status, status), (_jobs.c.owner, owner))
         if value is not None]
     if search:
+        # Parameters and results too, as their stored JSON text: an address, a port.
         found.append(_jobs.c.name.icontains(search, autoescape=True)
-                     | _jobs.c.target.icontains(search, autoescape=True))
+                     | _jobs.c.target.icontains(search, autoescape=True)
+                     | cast(_jobs.c.params, String).icontains(search, autoescape=True)
+                     | cast(_jobs.c.result, String).icontains(search, autoescape=True))
     return found
 
 
@@ -487,10 +496,23 @@ class Store(HubMixin, DevicesMixin):
                 raise JobStateError(f"job {job_id} is {row.status}, not queued: it cannot "
                                     "start again")
 
-    def finish_job(self, job_id: str, status: str, *, error: str | None = None) -> None:
-        """Mark a job done, failed or cancelled."""
+    def finish_job(self, job_id: str, status: str, *, error: str | None = None,
+                   result: Any = None) -> None:
+        """Mark a job done, failed or cancelled, with what its workflow returned: JSON data
+        (``bytes`` kept as the store keeps them), anything else as its ``repr``; a result
+        longer than ``RESULT_MAX_CHARS`` as JSON is replaced by a note saying so."""
         _check_status(status, FINAL_STATUSES, "job")
-        self._update_job(job_id, status=status, error=error, finished_at=_now())
+        try:
+            stored = encode(clean_data(result), path="result")
+        except (TypeError, ValueError):
+            stored = clean_text(repr(result))
+        # The job's row is read with every list of tasks: a huge result stays in documents.
+        size = len(json.dumps(stored, ensure_ascii=False))
+        if size > RESULT_MAX_CHARS:
+            stored = (f"(a result of {size} characters as JSON, more than the "
+                      f"{RESULT_MAX_CHARS} a job keeps: store it in a document)")
+        self._update_job(job_id, status=status, error=error, result=stored,
+                         finished_at=_now())
 
     def end_unfinished_job(self, job_id: str, status: str, *, error: str) -> bool:
         """Finish a job with ``status`` unless it has finished already (whoever ran it
@@ -567,7 +589,8 @@ class Store(HubMixin, DevicesMixin):
         offset: int = 0,
     ) -> list[dict[str, Any]]:
         """Up to ``limit`` jobs, newest first (or oldest), optionally only those with
-        ``status`` and ``owner`` and whose name or target holds ``search`` (any case);
+        ``status`` and ``owner`` and whose name, target, parameters or result (as JSON
+        text) holds ``search`` (any case);
         ``offset`` skips that many first."""
         created = _jobs.c.created_at if oldest_first else _jobs.c.created_at.desc()
         query = (select(_jobs).where(*_job_filters(status, owner, search))

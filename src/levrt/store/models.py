@@ -63,6 +63,8 @@ class Job(Base):
     status: Mapped[str] = mapped_column(String(16))
     progress: Mapped[float] = mapped_column(Float)
     error: Mapped[str | None] = mapped_column(Text)
+    # What the workflow returned, as JSON data (a run's document: {"$document": ...}).
+    result: Mapped[Any] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     # None while the job is queued.
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
