@@ -194,7 +194,7 @@ def list_devices(request: Request, user: CurrentReader, store: StoreDep) -> list
     return [local_device(request), *map(agent_view, store.list_devices(user["name"]))]
 
 
-@router.post("", response_model=DeviceCode, status_code=201, responses=errors(409, 422))
+@router.post("", response_model=DeviceCode, status_code=201, responses=errors(400, 409, 422))
 def add_device(body: DeviceRequest, request: Request, user: CurrentUser,
                store: StoreDep) -> dict[str, Any]:
     """Add a device; the answer holds its one-time enrolment code (valid 1 h) and the
@@ -216,7 +216,7 @@ def remove_device(name: str, user: CurrentUser, store: StoreDep) -> Response:
 # -- the agents' routes --------------------------------------------------------------------
 
 
-@agent_router.post("/enrol", response_model=Enrolled, responses=errors(403, 422))
+@agent_router.post("/enrol", response_model=Enrolled, responses=errors(400, 403, 422))
 def enrol(body: EnrolRequest, request: Request, store: StoreDep) -> dict[str, Any]:
     """Trade a one-time enrolment code for the device's token (403 when the code is
     unknown, used or expired: the detail says what to do)."""
@@ -227,7 +227,7 @@ def enrol(body: EnrolRequest, request: Request, store: StoreDep) -> dict[str, An
     return {**_config(request, device), "token": token}
 
 
-@agent_router.post("/heartbeat", response_model=AgentConfig, responses=errors(401, 422))
+@agent_router.post("/heartbeat", response_model=AgentConfig, responses=errors(400, 401, 422))
 def heartbeat(body: Heartbeat, request: Request, device: CurrentDevice,
               store: StoreDep) -> dict[str, Any]:
     """The agent is alive, with its load and (at start, or when they change) its facts;
