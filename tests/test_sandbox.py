@@ -65,7 +65,8 @@ def scanner(name: str) -> Cr:
             f.write(name)
         time.sleep(1)
         with open("scan.xml") as f:
-            ctx.set(name=name, read=f.read(), cwd=os.getcwd(), listed=os.listdir("."))
+            ctx.set(name=name, read=f.read(), cwd=os.getcwd(), listed=os.listdir("."),
+                    pwd=os.environ.get("PWD"), home=os.environ.get("HOME"))
     return Cr(IMAGE, entry=entry())
 
 
@@ -223,6 +224,8 @@ def test_concurrent_runs_each_see_their_own_working_directory(project):
     results = run(main())
     assert [r["read"] for r in results] == [f"run-{i}" for i in range(4)]
     assert {r["cwd"] for r in results} == {"/lev-work"}
+    # The environment is the driver's (passed on as it is), with the working directory's PWD.
+    assert {(r["pwd"], r["home"]) for r in results} == {("/lev-work", os.environ.get("HOME"))}
     assert all(r["listed"] == ["scan.xml"] for r in results)
     assert not (project / "scan.xml").exists() and not Path("/lev-work").exists()
 

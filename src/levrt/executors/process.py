@@ -37,7 +37,7 @@ from .base import (
     stdout_reader,
     wait_for_ports,
 )
-from .sandbox import WORKDIR, SandboxError, bwrap, bwrap_argv, kept_paths
+from .sandbox import SandboxError, bwrap, bwrap_argv, kept_paths
 
 logger = logging.getLogger("lev")
 
@@ -58,6 +58,7 @@ class ProcessExecutor(Executor):
         self.limit = ([] if not self.settings.memory else
                       [_prlimit(), f"--as={memory_bytes(self.settings.memory)}", "--"])
         self._sandbox_argv: list[str] | None = None
+        self._found: set[tuple[str, str | None]] = set()
         self._warned = False
 
     def describe(self) -> str:
@@ -73,6 +74,17 @@ class ProcessExecutor(Executor):
         # lev run --debug's relay: set before the job's first run, so before this is read.
         debug = [self.debug_dir] if self.debug_dir else []
         return kept_paths([*prefixes, *python, *sys.path, str(SHIM_PATH), self.shim, *debug])
+
+    def _on_path(self, command: str, path: str | None) -> bool:
+        """Whether ``command`` is found on ``path`` (default: this process's PATH). Found
+        ones are remembered (a lookup stats every PATH folder); missing ones are looked
+        up again, since a tool may be installed while a job runs."""
+        key = (command, path if path is not None else os.environ.get("PATH"))
+        if key not in self._found:
+            if shutil.which(command, path=key[1]) is None:
+                return False
+            self._found.add(key)
+        return True
 
     def _prefix(self, spec: RunSpec, scratch: Path | None) -> list[str]:
         """The bubblewrap argv of a run (empty when it runs unsandboxed)."""
@@ -113,8 +125,7 @@ class ProcessExecutor(Executor):
                 f"run {spec.name!r} has neither entry nor cmd; the process executor runs no "
                 f"image ({spec.image}) by itself"
             )
-        env = {**os.environ, **spec.env}
-        if spec.payload is None and shutil.which(argv[0], path=env.get("PATH")) is None:
+        if spec.payload is None and not self._on_path(argv[0], spec.env.get("PATH")):
             # Inside the sandbox a missing command is only bwrap's exit code 1: say it here.
             raise ExecutorError(f"run {spec.name!r}: command {argv[0]!r} not found on PATH"
                                 + missing_tool_hint(spec, argv[0]))
@@ -125,11 +136,13 @@ class ProcessExecutor(Executor):
         except BaseException:
             _remove(scratch)
             raise
-        if prefix:
-            env = {**os.environ, "PWD": WORKDIR, **spec.env}
+        overrides = dict(spec.env)  # PWD in the sandbox: bubblewrap sets it (see bwrap_argv)
         if self.debug_dir is not None:
             # The relay's folder is kept at its own path in the sandbox (see _keep).
-            env["LEV_DEBUG"] = os.path.join(self.debug_dir, SOCKET_NAME)
+            overrides["LEV_DEBUG"] = os.path.join(self.debug_dir, SOCKET_NAME)
+        # None: the child inherits this process's environment as it is, which spares every
+        # run a copy and an encoding of the whole environment.
+        env = {**os.environ, **overrides} if overrides else None
         try:
             proc = await asyncio.create_subprocess_exec(
                 *prefix, *self.limit, *argv,

@@ -184,4 +184,4 @@ def bwrap_argv(placed: dict[str, str], keep: Iterable[str] = (), *,
     _splice("/", "/", tree, argv)
     if "tmp" not in tree and not os.path.isdir("/tmp"):
         argv += ["--tmpfs", "/tmp"]
-    return argv + ["--dir", WORKDIR, "--chdir", WORKDIR, "--"]
+    return argv + ["--dir", WORKDIR, "--chdir", WORKDIR, "--setenv", "PWD", WORKDIR, "--"]
