@@ -376,6 +376,27 @@ def test_a_tool_that_exits_1_is_not_started_again(project, monkeypatch):
     assert counter.read_text().strip() == "1"
 
 
+def test_a_tool_the_sandbox_hides_is_not_started_again(project, monkeypatch):
+    import tempfile
+
+    executor, counter = flaky_bwrap(project, monkeypatch, fails=0)
+    hidden = Path(tempfile.mkdtemp(prefix="lev-hidden-", dir="/tmp"))  # /tmp is private
+    try:
+        tool = hidden / "tool"
+        tool.write_text("#!/bin/sh\necho ran\n")
+        tool.chmod(0o755)
+
+        async def main():
+            await levrt.Cr("localhost/lev-sandbox:test", cmd=[str(tool)])
+
+        with pytest.raises(TaskFailed, match="execvp") as info:
+            run(main(), executor=executor)
+    finally:
+        shutil.rmtree(hidden)
+    assert info.value.exit_code == 1
+    assert counter.read_text().strip() == "1"
+
+
 def test_without_bubblewrap_runs_fail_unless_opted_out(project, monkeypatch):
     import sbx_tools
 

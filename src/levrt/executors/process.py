@@ -15,6 +15,7 @@ import hashlib
 import logging
 import os
 import py_compile
+import re
 import shutil
 import signal as signals
 import sys
@@ -45,6 +46,9 @@ logger = logging.getLogger("lev")
 #: how many times a run starts again when bubblewrap fails before running it (a mount it was
 #: copying went away: see sandbox.py)
 SETUP_RETRIES = 2
+# bubblewrap's messages when a mount fails ("Can't bind mount /oldroot/run on /newroot/run:
+# ...", "Can't remount ...", "Failed to make ... mount ...").
+_MOUNT_RACE = re.compile(r"bwrap: (Can't (bind mount|remount|mount)|Failed to (make|mount))")
 
 NO_BWRAP = ("the process executor runs every run in a bubblewrap sandbox, and bwrap is not "
             "installed: install it (apt-get install bubblewrap), run in containers "
@@ -190,10 +194,11 @@ class ProcessHandle(RunHandle):
     def _attach(self, proc: asyncio.subprocess.Process, status: int | None) -> None:
         self._proc = proc
         self._status = status
+        self._stderr = _FirstLine(self._observer)
         assert proc.stdout is not None and proc.stderr is not None
         self._pumps = [
             asyncio.ensure_future(_pump(proc.stdout, stdout_reader(self._spec, self._observer))),
-            asyncio.ensure_future(_pump(proc.stderr, LineSplitter("stderr", self._observer))),
+            asyncio.ensure_future(_pump(proc.stderr, LineSplitter("stderr", self._stderr))),
         ]
 
     async def send_payload(self, payload: dict) -> None:
@@ -249,9 +254,10 @@ class ProcessHandle(RunHandle):
         return code
 
     def _setup_failed(self) -> bool:
-        """Whether bubblewrap exited without ever running the tool: it reports the tool's
-        exit on its status descriptor, and nothing when its own setup failed."""
-        if self._status is None:
+        """Whether bubblewrap failed to make a mount and exited without ever running the
+        tool: it reports the tool's exit on its status descriptor, and nothing when its own
+        setup failed (a missing command too, which another attempt would not cure)."""
+        if self._status is None or not _MOUNT_RACE.match(self._stderr.first or ""):
             return False
         report = b""
         try:
@@ -294,6 +300,22 @@ class ProcessHandle(RunHandle):
             self._status = None
         _remove(self._scratch)
         self._scratch = None
+
+
+class _FirstLine:
+    """Passes a run's stderr on, keeping its first line."""
+
+    def __init__(self, observer: RunObserver) -> None:
+        self._observer = observer
+        self.first: str | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._observer, name)
+
+    def on_log(self, stream: str, lines: list[str]) -> None:
+        if self.first is None and lines:
+            self.first = lines[0]
+        self._observer.on_log(stream, lines)
 
 
 class _Hints:
