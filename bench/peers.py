@@ -1,14 +1,17 @@
 """The same fan-out of a command tool through levrt and its peers, side by side.
 
-    .venv/bin/python bench/peers.py [--runs 200] [--limit 16] [--rounds 3]
-                                    [--sides raw,process,docker,prefect] [--image REF] [--json]
+    .venv/bin/python bench/peers.py [--runs 200] [--limit 16] [--rounds 3] [--sides LIST]
+                                    [--image REF] [--json]
 
 Every side runs ``--runs`` times the command ``true``, at most ``--limit`` at once, its output
 piped and read:
 
 - raw: ``asyncio.create_subprocess_exec`` bounded by ``asyncio.Semaphore(limit)``, the floor;
-- process / docker: ``Cr(image, cmd=["true"])`` started in ``Concurrent(limit=limit)`` inside
-  one levrt job, through the process executor and (when a Docker API answers) the docker one;
+- raw-bwrap: the same, each ``true`` started through the very bubblewrap prefix the process
+  executor's sandbox uses: the floor of a sandboxed run;
+- process / process-unsandboxed / docker: ``Cr(image, cmd=["true"])`` started in
+  ``Concurrent(limit=limit)`` inside one levrt job, through the process executor with its
+  sandbox and without it (``sandbox = false``), and (when a Docker API answers) the docker one;
 - prefect: one Prefect task per run, each running ``subprocess.run(["true"])``, submitted to a
   ``ThreadPoolTaskRunner(max_workers=limit)`` in one flow, against Prefect's own ephemeral
   server on 127.0.0.1. Prefect lives in bench/.venv-peers only, which this script creates on
@@ -16,9 +19,9 @@ piped and read:
   ``--prefect-side``), so nothing but the standard library is imported at the top.
 
 Each side warms up first (one fan-out of ``limit`` runs: page cache, the store's first writes,
-Prefect's server start), then runs ``--rounds`` timed fan-outs; the median counts. raw and
-process alternate round by round in the same event loop. A benchmark, not a test: it exits 0
-whether the targets are met or not. See bench/README.md.
+Prefect's server start), then runs ``--rounds`` timed fan-outs; the median counts. raw,
+raw-bwrap and process alternate round by round in the same event loop. A benchmark, not a
+test: it exits 0 whether the targets are met or not. See bench/README.md.
 """
 
 from __future__ import annotations
@@ -42,11 +45,13 @@ from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 COMMAND = ["true"]
-SIDES = ("raw", "process", "docker", "prefect")
+SIDES = ("raw", "raw-bwrap", "process", "process-unsandboxed", "docker", "prefect")
+LABELS = {"raw": "raw asyncio (Semaphore)", "raw-bwrap": "raw asyncio, same bwrap prefix"}
 #: the Prefect release measured; pinned so that figures of different days compare
 PREFECT_VERSION = "3.9.1"
 PEERS_VENV = BENCH_DIR / ".venv-peers"
-#: levrt's process side at most this many times raw's wall
+#: levrt's process side at most this many times raw's wall (raw-bwrap's, when measured: the
+#: sandbox's own cost is bubblewrap's, not levrt's)
 TARGET_RAW_RATIO = 2.0
 #: Prefect's wall at least this many times levrt's process side
 TARGET_PREFECT_RATIO = 30.0
@@ -138,18 +143,24 @@ async def timed_rounds(sides: dict[str, Fanout], count: int, limit: int, rounds:
 # -- raw asyncio -----------------------------------------------------------------
 
 
-async def raw_fanout(count: int, limit: int) -> None:
-    slots = asyncio.Semaphore(limit)
+def raw_fanout(prefix: list[str]) -> Fanout:
+    """``prefix`` + COMMAND, the raw way; an empty prefix is the plain command."""
+    argv = [*prefix, *COMMAND]
 
-    async def one() -> None:
-        async with slots:
-            proc = await asyncio.create_subprocess_exec(*COMMAND, stdin=DEVNULL, stdout=PIPE,
-                                                        stderr=PIPE)
-            await proc.communicate()
-            if proc.returncode != 0:
-                raise RuntimeError(f"{COMMAND} exited with {proc.returncode}")
+    async def fanout(count: int, limit: int) -> None:
+        slots = asyncio.Semaphore(limit)
 
-    await asyncio.gather(*(one() for _ in range(count)))
+        async def one() -> None:
+            async with slots:
+                proc = await asyncio.create_subprocess_exec(*argv, stdin=DEVNULL, stdout=PIPE,
+                                                            stderr=PIPE)
+                await proc.communicate()
+                if proc.returncode != 0:
+                    raise RuntimeError(f"{argv} exited with {proc.returncode}")
+
+        await asyncio.gather(*(one() for _ in range(count)))
+
+    return fanout
 
 
 # -- levrt -----------------------------------------------------------------------
@@ -168,29 +179,64 @@ def levrt_fanout(image: str) -> Fanout:
     return fanout
 
 
-def bench_levrt(executor_name: str, image: str, args: argparse.Namespace,
-                with_raw: bool) -> dict[str, Any]:
-    """One job on ``executor_name``; the raw side runs in the same loop when ``with_raw``."""
-    import levrt
+def make_executor(side: str) -> Any:
+    """The executor of a levrt side: docker, or process with or without its sandbox."""
+    import dataclasses
+
+    from levrt._config import load_settings
     from levrt.executors import create
+    from levrt.executors.process import ProcessExecutor
+
+    if side == "docker":
+        return create("docker")
+    sandbox = side == "process"
+    return ProcessExecutor(settings=dataclasses.replace(load_settings(), sandbox=sandbox))
+
+
+def sandbox_prefix(executor: Any) -> list[str]:
+    """The bubblewrap prefix the sandboxed process executor gives a run without files."""
+    from levrt.executors.sandbox import bwrap_argv
+
+    if executor.bwrap is None:
+        raise RuntimeError("raw-bwrap needs bubblewrap (apt-get install bubblewrap)")
+    return bwrap_argv({}, executor._keep, binary=executor.bwrap)
+
+
+def bench_levrt(side: str, image: str, args: argparse.Namespace,
+                raw_sides: list[str]) -> dict[str, Any]:
+    """One job on levrt side ``side``; the ``raw_sides`` run in the same event loop."""
+    import levrt
     from levrt.store import Store
 
-    executor = create(executor_name)
-    sides: dict[str, Fanout] = {executor_name: levrt_fanout(image)}
-    if with_raw:
-        sides["raw"] = raw_fanout
-    log(f"levrt {executor.describe()}{' and raw asyncio' if with_raw else ''}: warm-up, "
+    executor = make_executor(side)
+    sides: dict[str, Fanout] = {side: levrt_fanout(image)}
+    for name in raw_sides:
+        sides[name] = raw_fanout(sandbox_prefix(executor) if name == "raw-bwrap" else [])
+    log(f"levrt {executor.describe()}{''.join(', ' + n for n in raw_sides)}: warm-up, "
         f"then {args.rounds} round(s) of {args.runs} runs ...")
-    store = Store(f"sqlite:///{os.environ['LEV_HOME']}/bench-{executor_name}.db")
+    store = Store(f"sqlite:///{os.environ['LEV_HOME']}/bench-{side}.db")
     try:
         measured = asyncio.run(levrt.arun(
             timed_rounds(sides, args.runs, args.limit, args.rounds, StoreClock(store)),
-            f"bench-peers-{executor_name}", store=store, executor=executor))
+            f"bench-peers-{side}", store=store, executor=executor))
     finally:
         store.close()
     result = {name: rounds.summary(args.runs) for name, rounds in measured.items()}
-    result[executor_name]["label"] = f"levrt {executor.describe()}"
+    result[side]["label"] = f"levrt {executor.describe()}"
+    for name in raw_sides:
+        result[name]["label"] = LABELS[name]
+        result[name].pop("store_ms_per_run", None)  # the store clock counts levrt's side
     return result
+
+
+def bench_raw(args: argparse.Namespace, raw_sides: list[str]) -> dict[str, Any]:
+    """The raw sides alone, without levrt."""
+    prefix = sandbox_prefix(make_executor("process")) if "raw-bwrap" in raw_sides else []
+    sides = {name: raw_fanout(prefix if name == "raw-bwrap" else []) for name in raw_sides}
+    log(f"{', '.join(raw_sides)}: warm-up, then {args.rounds} round(s) of {args.runs} runs ...")
+    measured = asyncio.run(timed_rounds(sides, args.runs, args.limit, args.rounds))
+    return {name: {**rounds.summary(args.runs), "label": LABELS[name]}
+            for name, rounds in measured.items()}
 
 
 def docker_ready(image: str) -> str | None:
@@ -318,20 +364,27 @@ def verdict(ok: bool) -> str:
 
 
 def summarize(result: dict[str, Any]) -> None:
-    """Ratios to raw, and Prefect against levrt's process side, with the targets."""
+    """Ratios to raw, levrt's process side against its floor, and Prefect against levrt."""
     sides = result["sides"]
     raw = sides.get("raw")
     for side in sides.values():
         side["runs_per_s"] = result["runs"] / side["wall_s"]
         if raw:
             side["x_raw"] = side["wall_s"] / raw["wall_s"]
-    ours, prefect = sides.get("process"), sides.get("prefect")
-    if ours and raw:
-        result["target_raw"] = {"ratio": ours["x_raw"], "at_most": TARGET_RAW_RATIO,
-                                "pass": ours["x_raw"] <= TARGET_RAW_RATIO}
+    floors = {"process": sides.get("raw-bwrap") or raw, "process-unsandboxed": raw}
+    for name, floor in floors.items():
+        ours = sides.get(name)
+        if ours and floor:
+            ratio = ours["wall_s"] / floor["wall_s"]
+            result.setdefault("target_raw", {})[name] = {
+                "ratio": ratio, "against": floor["label"], "at_most": TARGET_RAW_RATIO,
+                "pass": ratio <= TARGET_RAW_RATIO}
+    prefect = sides.get("prefect")
+    ours = sides.get("process") or sides.get("process-unsandboxed")
     if ours and prefect:
         faster = prefect["wall_s"] / ours["wall_s"]
-        result["target_prefect"] = {"ratio": faster, "at_least": TARGET_PREFECT_RATIO,
+        result["target_prefect"] = {"ratio": faster, "against": ours["label"],
+                                    "at_least": TARGET_PREFECT_RATIO,
                                     "pass": faster >= TARGET_PREFECT_RATIO}
 
 
@@ -344,36 +397,37 @@ def render(result: dict[str, Any]) -> str:
         "",
         f"{result['runs']} runs of `{' '.join(COMMAND)}`, at most {result['limit']} at once; "
         f"median of {result['rounds']} round(s) after a warm-up",
-        f"    {'side':<40}{'wall s':>8}{'runs/s':>9}{'x raw':>8}   rounds s",
+        f"    {'side':<46}{'wall s':>8}{'runs/s':>9}{'x raw':>8}   rounds s",
     ]
     for side in result["sides"].values():
         x_raw = f"{side['x_raw']:7.2f}x" if "x_raw" in side else " " * 8
         rounds = "/".join(f"{w:.2f}" for w in side["rounds_s"])
-        lines.append(f"    {side['label']:<40}{side['wall_s']:8.2f}{side['runs_per_s']:9.0f}"
+        lines.append(f"    {side['label']:<46}{side['wall_s']:8.2f}{side['runs_per_s']:9.0f}"
                      f"{x_raw}   {rounds}")
     for name, why in result["skipped"].items():
-        lines.append(f"    {name:<40}skipped: {why}")
+        lines.append(f"    {name:<46}skipped: {why}")
     cpu = [side for side in result["sides"].values() if "host_cpu_ms_per_run" in side]
     if cpu:
         lines += ["per run, median round: host and child = CPU ms of this process and of what it "
                   "started; store = wall ms in levrt's store writes (on the event loop's thread)",
-                  f"    {'side':<40}{'host':>8}{'child':>8}{'store':>8}   store writes"]
+                  f"    {'side':<46}{'host':>8}{'child':>8}{'store':>8}   store writes"]
         for side in cpu:
             store = side.get("store_ms_per_run", {})
             parts = ", ".join(f"{name} {ms:.2f}" for name, ms in store.items())
             total = f"{sum(store.values()):8.2f}" if store else " " * 8
-            lines.append(f"    {side['label']:<40}{side['host_cpu_ms_per_run']:8.2f}"
+            lines.append(f"    {side['label']:<46}{side['host_cpu_ms_per_run']:8.2f}"
                          f"{side['child_cpu_ms_per_run']:8.2f}{total}   {parts}")
-    target = result.get("target_raw")
-    if target:
-        lines.append(f"levrt process / raw asyncio: {target['ratio']:.2f}x "
+    for name, target in result.get("target_raw", {}).items():
+        label = result["sides"][name]["label"]
+        lines.append(f"{label} / {target['against']}: {target['ratio']:.2f}x "
                      f"(target <= {target['at_most']:.0f}x)  {verdict(target['pass'])}")
     target = result.get("target_prefect")
     if target:
         startup = result["sides"]["prefect"]["startup_s"]
-        lines.append(f"Prefect / levrt process: {target['ratio']:.1f}x, levrt is that much "
-                     f"faster (target >= {target['at_least']:.0f}x)  {verdict(target['pass'])}; "
-                     f"Prefect's server start and warm-up took {startup:.1f} s more")
+        lines.append(f"Prefect / {target['against']}: {target['ratio']:.1f}x, levrt is that "
+                     f"much faster (target >= {target['at_least']:.0f}x)  "
+                     f"{verdict(target['pass'])}; Prefect's server start and warm-up took "
+                     f"{startup:.1f} s more")
     return "\n".join(lines)
 
 
@@ -429,27 +483,28 @@ def main(argv: list[str] | None = None) -> int:
         "sides": {}, "skipped": {},
     }
     sides, skipped = result["sides"], result["skipped"]
+    raw_sides = [name for name in ("raw", "raw-bwrap") if name in args.sides]
     home = isolate()
     try:
-        if "process" in args.sides:
-            measured = bench_levrt("process", args.image, args, with_raw="raw" in args.sides)
-            sides.update({name: measured[name] for name in ("raw", "process") if name in measured})
-        elif "raw" in args.sides:
-            measured = asyncio.run(timed_rounds({"raw": raw_fanout}, args.runs, args.limit,
-                                                args.rounds))
-            sides["raw"] = measured["raw"].summary(args.runs)
-        if "raw" in sides:
-            sides["raw"]["label"] = "raw asyncio (Semaphore)"
+        # The raw sides share the sandboxed side's job and loop, or the unsandboxed one's.
+        levrt_sides = [name for name in ("process", "process-unsandboxed") if name in args.sides]
+        for side in levrt_sides:
+            sides.update(bench_levrt(side, args.image, args, raw_sides))
+            raw_sides = []
+        if raw_sides:
+            sides.update(bench_raw(args, raw_sides))
         if "docker" in args.sides:
             why = docker_ready(args.image)
             if why:
                 skipped["levrt docker"] = why
             else:
-                sides.update(bench_levrt("docker", args.image, args, with_raw=False))
+                sides.update(bench_levrt("docker", args.image, args, []))
         if "prefect" in args.sides:
             sides.update(bench_prefect(args))
     finally:
         shutil.rmtree(home, ignore_errors=True)
+    sides = {name: sides[name] for name in SIDES if name in sides}  # a fixed order
+    result["sides"] = sides
     summarize(result)
     print(json.dumps(result, indent=2) if args.json else render(result))
     return 0

@@ -30,6 +30,7 @@ SRC = Path(levrt.__file__).parents[1]
 
 TOOLS = '''
 import os
+import stat
 import subprocess
 import sys
 import time
@@ -66,7 +67,8 @@ def scanner(name: str) -> Cr:
             f.write(name)
         time.sleep(1)
         with open("scan.xml") as f:
-            ctx.set(name=name, read=f.read(), cwd=os.getcwd(), listed=os.listdir("."))
+            ctx.set(name=name, read=f.read(), cwd=os.getcwd(), listed=os.listdir("."),
+                    pwd=os.environ.get("PWD"), home=os.environ.get("HOME"))
     return Cr(IMAGE, entry=entry())
 
 
@@ -94,7 +96,7 @@ def engine_view() -> Cr:
     @remote
     def entry():
         ctx.set(sockets=[p for p in ("/run/podman.sock", "/run/docker.sock")
-                         if os.path.exists(p)],
+                         if os.path.exists(p) and stat.S_ISSOCK(os.stat(p).st_mode)],
                 netns=os.listdir("/run/netns") if os.path.isdir("/run/netns") else [],
                 storage=(os.listdir("/var/lib/containers")
                          if os.path.isdir("/var/lib/containers") else []))
@@ -224,6 +226,8 @@ def test_concurrent_runs_each_see_their_own_working_directory(project):
     results = run(main())
     assert [r["read"] for r in results] == [f"run-{i}" for i in range(4)]
     assert {r["cwd"] for r in results} == {"/lev-work"}
+    # The environment is the driver's (passed on as it is), with the working directory's PWD.
+    assert {(r["pwd"], r["home"]) for r in results} == {("/lev-work", os.environ.get("HOME"))}
     assert all(r["listed"] == ["scan.xml"] for r in results)
     assert not (project / "scan.xml").exists() and not Path("/lev-work").exists()
 
@@ -305,6 +309,93 @@ def test_missing_tool_by_path_hints_at_the_image_and_docker(project):
     message = str(info.value)
     assert "/usr/local/bin/lev-no-such-wpscan" in message
     assert "localhost/lev-sandbox:test" in message and "--executor docker" in message
+
+
+FLAKY_BWRAP = """#!/bin/sh
+# bubblewrap failing before the tool starts, as when a mount it copies goes away, $FAILS times
+count=$(cat "$COUNTER" 2>/dev/null || echo 0)
+echo $((count + 1)) > "$COUNTER"
+if [ "$count" -lt "$FAILS" ]; then
+  echo "bwrap: Can't bind mount /oldroot/run on /newroot/run: No such file or directory" >&2
+  exit 1
+fi
+exec %s "$@"
+"""
+
+
+def flaky_bwrap(project: Path, monkeypatch, fails: int) -> tuple[object, Path]:
+    """A process executor whose bubblewrap fails ``fails`` times, then works."""
+    from levrt.executors.process import ProcessExecutor
+
+    script = project / "bwrap"
+    script.write_text(FLAKY_BWRAP % shutil.which("bwrap"))
+    script.chmod(0o755)
+    counter = project / "attempts"
+    monkeypatch.setenv("COUNTER", str(counter))
+    monkeypatch.setenv("FAILS", str(fails))
+    executor = ProcessExecutor()
+    executor.bwrap = str(script)
+    return executor, counter
+
+
+def test_a_run_whose_sandbox_failed_to_set_up_starts_again(project, monkeypatch):
+    import sbx_tools
+
+    executor, counter = flaky_bwrap(project, monkeypatch, fails=2)
+
+    async def main():
+        entry = await (await sbx_tools.plain()).get()
+        return entry, levrt.lev.job_id
+
+    data, job_id = run(main(), executor=executor)
+    assert data["python"] == sys.executable  # the payload reached the third attempt
+    assert counter.read_text().strip() == "3"
+    with Store.open() as store:
+        [run_row] = store.list_runs(job_id)
+        texts = [row["text"] for row in store.get_logs(job_id, run_id=0)]
+    assert run_row["status"] == "done"
+    assert sum("sandbox could not be set up" in text for text in texts) == 2
+
+    # Once more than the retries: the run fails with bubblewrap's own message.
+    counter.unlink()
+    monkeypatch.setenv("FAILS", "9")
+    with pytest.raises(TaskFailed, match="Can't bind mount") as info:
+        run(main(), executor=executor)
+    assert info.value.exit_code == 1
+    assert counter.read_text().strip() == "3"
+
+
+def test_a_tool_that_exits_1_is_not_started_again(project, monkeypatch):
+    executor, counter = flaky_bwrap(project, monkeypatch, fails=0)
+
+    async def main():
+        await levrt.Cr("localhost/lev-sandbox:test", cmd=["sh", "-c", "echo ran; exit 1"])
+
+    with pytest.raises(TaskFailed) as info:
+        run(main(), executor=executor)
+    assert info.value.exit_code == 1 and info.value.log_tail == ["ran"]
+    assert counter.read_text().strip() == "1"
+
+
+def test_a_tool_the_sandbox_hides_is_not_started_again(project, monkeypatch):
+    import tempfile
+
+    executor, counter = flaky_bwrap(project, monkeypatch, fails=0)
+    hidden = Path(tempfile.mkdtemp(prefix="lev-hidden-", dir="/tmp"))  # /tmp is private
+    try:
+        tool = hidden / "tool"
+        tool.write_text("#!/bin/sh\necho ran\n")
+        tool.chmod(0o755)
+
+        async def main():
+            await levrt.Cr("localhost/lev-sandbox:test", cmd=[str(tool)])
+
+        with pytest.raises(TaskFailed, match="execvp") as info:
+            run(main(), executor=executor)
+    finally:
+        shutil.rmtree(hidden)
+    assert info.value.exit_code == 1
+    assert counter.read_text().strip() == "1"
 
 
 def test_without_bubblewrap_runs_fail_unless_opted_out(project, monkeypatch):

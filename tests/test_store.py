@@ -307,6 +307,45 @@ def test_run_errors(store):
     assert len(store.list_runs(job_id)) == 1
 
 
+def test_a_runs_last_writes_are_stored_with_its_end_or_not_at_all(store):
+    job_id = store.create_job("wf")
+    store.create_run(job_id, 0, name="n", image=None, schema=None, coll="hosts")
+    store.merge_document("hosts", job_id, 0, {"a": 1})
+    store.finish_run(job_id, 0, status="done", exit_code=0, coll="hosts",
+                     data={"b": ("x", b"\x00"), "a": 2})
+    [doc] = store.find_documents(job_id=job_id)
+    assert doc["data"] == {"a": 2, "b": ("x", b"\x00")}
+    assert store.list_runs(job_id)[0]["status"] == "done"
+    # No such run: the writes that came with its end are not kept either.
+    with pytest.raises(KeyError, match="no run 7"):
+        store.finish_run(job_id, 7, status="done", exit_code=0, coll="other", data={"c": 3})
+    assert [d["coll"] for d in store.find_documents(job_id=job_id)] == ["hosts"]
+
+
+def test_a_run_costs_one_statement_at_its_start_and_one_at_its_end(store):
+    """What a command run costs the store: its row checked-and-inserted in one statement,
+    and updated in one (besides the transactions' own BEGIN and COMMIT)."""
+    from sqlalchemy import event
+
+    job_id = store.create_job("wf")
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, *args):
+        if not statement.startswith(("BEGIN", "SELECT pg_advisory_xact_lock")):
+            statements.append(statement.split()[0])
+
+    event.listen(store._engine, "before_cursor_execute", seen)
+    try:
+        for run_id in range(3):
+            store.create_run(job_id, run_id, name="n", image="i", schema=None, coll="c",
+                             spec={"cmd": ["true"]}, namespace=[])
+            store.finish_run(job_id, run_id, status="done", exit_code=0)
+    finally:
+        event.remove(store._engine, "before_cursor_execute", seen)
+    assert statements == ["INSERT", "UPDATE"] * 3
+    assert [r["status"] for r in store.list_runs(job_id)] == ["done"] * 3
+
+
 # -- documents -----------------------------------------------------------------
 
 

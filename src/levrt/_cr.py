@@ -268,24 +268,31 @@ class _Recorder:
 
     def flush(self) -> None:
         """Store the ``ctx`` writes still held in memory."""
+        pending = self._take()
+        if pending and self.broken is None:
+            self.job.store.merge_document(self.info.coll, self.job.id, self.info.run_id, pending)
+
+    def _take(self) -> dict[str, Any]:
+        """The ``ctx`` writes held, which are no longer held."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         pending, self._pending = self._pending, {}
-        if pending and self.broken is None:
-            self.job.store.merge_document(self.info.coll, self.job.id, self.info.run_id, pending)
+        return pending
 
     def on_error(self, kind: str, message: str) -> None:
         self.info.error = f"{kind}: {message}" if message else kind
 
     def finish(self, status: str, exit_code: int | None, error: str | None = None) -> None:
-        self.flush()
+        """Record the run's end, with the ``ctx`` writes still held, in one transaction."""
+        pending = self._take()
         info = self.info
         info.status, info.exit_code = status, exit_code
         info.error = error or info.error
         self.job.track(info.run_id, None)
         self.job.store.finish_run(self.job.id, info.run_id, status=status, exit_code=exit_code,
-                                  error=info.error)
+                                  error=info.error, coll=info.coll,
+                                  data=pending if self.broken is None else None)
         self.job.notify("run_finished", info)
 
 

@@ -15,12 +15,14 @@ import hashlib
 import logging
 import os
 import py_compile
+import re
 import shutil
 import signal as signals
 import sys
 import tempfile
 import time
 from asyncio.subprocess import DEVNULL, PIPE
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,13 +40,19 @@ from .base import (
     stdout_reader,
     wait_for_ports,
 )
-from .sandbox import WORKDIR, SandboxError, bwrap, bwrap_argv, kept_paths
+from .sandbox import SandboxError, bwrap, bwrap_argv, kept_paths
 
 logger = logging.getLogger("lev")
 
 # How long a signal waits for bubblewrap to start the tool (seconds): setting the sandbox up
 # takes 10-50 ms idle, much longer on a loaded machine.
 _SETUP_WAIT = 10.0
+#: how many times a run starts again when bubblewrap fails before running it (a mount it was
+#: copying went away: see sandbox.py)
+SETUP_RETRIES = 2
+# bubblewrap's messages when a mount fails ("Can't bind mount /oldroot/run on /newroot/run:
+# ...", "Can't remount ...", "Failed to make ... mount ...").
+_MOUNT_RACE = re.compile(r"bwrap: (Can't (bind mount|remount|mount)|Failed to (make|mount))")
 
 NO_BWRAP = ("the process executor runs every run in a bubblewrap sandbox, and bwrap is not "
             "installed: install it (apt-get install bubblewrap), run in containers "
@@ -63,6 +71,7 @@ class ProcessExecutor(Executor):
         self.limit = ([] if not self.settings.memory else
                       [_prlimit(), f"--as={memory_bytes(self.settings.memory)}", "--"])
         self._sandbox_argv: list[str] | None = None
+        self._found: set[tuple[str, str | None]] = set()
         self._warned = False
 
     def describe(self) -> str:
@@ -78,6 +87,17 @@ class ProcessExecutor(Executor):
         # lev run --debug's relay: set before the job's first run, so before this is read.
         debug = [self.debug_dir] if self.debug_dir else []
         return kept_paths([*prefixes, *python, *sys.path, str(SHIM_PATH), self.shim, *debug])
+
+    def _on_path(self, command: str, path: str | None) -> bool:
+        """Whether ``command`` is found on ``path`` (default: this process's PATH). Found
+        ones are remembered (a lookup stats every PATH folder); missing ones are looked
+        up again, since a tool may be installed while a job runs."""
+        key = (command, path if path is not None else os.environ.get("PATH"))
+        if key not in self._found:
+            if shutil.which(command, path=key[1]) is None:
+                return False
+            self._found.add(key)
+        return True
 
     def _prefix(self, spec: RunSpec, scratch: Path | None) -> list[str]:
         """The bubblewrap argv of a run (empty when it runs unsandboxed)."""
@@ -118,8 +138,7 @@ class ProcessExecutor(Executor):
                 f"run {spec.name!r} has neither entry nor cmd; the process executor runs no "
                 f"image ({spec.image}) by itself"
             )
-        env = {**os.environ, **spec.env}
-        if spec.payload is None and shutil.which(argv[0], path=env.get("PATH")) is None:
+        if spec.payload is None and not self._on_path(argv[0], spec.env.get("PATH")):
             # Inside the sandbox a missing command is only bwrap's exit code 1: say it here.
             raise ExecutorError(f"run {spec.name!r}: command {argv[0]!r} not found on PATH"
                                 + missing_tool_hint(spec, argv[0]))
@@ -130,27 +149,25 @@ class ProcessExecutor(Executor):
         except BaseException:
             _remove(scratch)
             raise
-        if prefix:
-            env = {**os.environ, "PWD": WORKDIR, **spec.env}
+        overrides = dict(spec.env)  # PWD in the sandbox: bubblewrap sets it (see bwrap_argv)
         if self.debug_dir is not None:
             # The relay's folder is kept at its own path in the sandbox (see _keep).
-            env["LEV_DEBUG"] = os.path.join(self.debug_dir, SOCKET_NAME)
+            overrides["LEV_DEBUG"] = os.path.join(self.debug_dir, SOCKET_NAME)
+        # None: the child inherits this process's environment as it is, which spares every
+        # run a copy and an encoding of the whole environment.
+        env = {**os.environ, **overrides} if overrides else None
+        spawn = functools.partial(_spawn, [*prefix, *self.limit, *argv], env,
+                                  spec.payload is not None, bool(prefix))
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *prefix, *self.limit, *argv,
-                stdin=PIPE if spec.payload is not None else DEVNULL,
-                stdout=PIPE,
-                stderr=PIPE,
-                env=env,
-                start_new_session=True,  # one process group: a kill reaches all of the run
-            )
+            proc, status = await spawn()
         except FileNotFoundError:
             _remove(scratch)
             raise ExecutorError(
                 f"run {spec.name!r}: command {(prefix or self.limit or argv)[0]!r} not found"
             ) from None
-        handle = ProcessHandle(proc, spec, _Hints(observer, spec), scratch,
-                               sandboxed=bool(prefix), timeout=self.settings.run_timeout)
+        handle = ProcessHandle(proc, spec, _Hints(observer, spec), scratch, status,
+                               respawn=spawn if prefix else None,
+                               timeout=self.settings.run_timeout)
         try:
             if spec.payload is not None:
                 await handle.send_payload(spec.payload)
@@ -166,17 +183,26 @@ class ProcessHandle(RunHandle):
     host = "localhost"
 
     def __init__(self, proc: asyncio.subprocess.Process, spec: RunSpec, observer: RunObserver,
-                 scratch: Path | None, *, sandboxed: bool, timeout: float) -> None:
-        self._proc = proc
+                 scratch: Path | None, status: int | None, *,
+                 respawn: Callable[[], Awaitable[tuple[asyncio.subprocess.Process, int | None]]]
+                 | None, timeout: float) -> None:
         self._spec = spec
         self._observer = observer
         self._scratch = scratch
-        self._sandboxed = sandboxed
+        self._sandboxed = respawn is not None
+        self._respawn = respawn
+        self._retries = SETUP_RETRIES
         self._timeout = timeout or None
+        self._attach(proc, status)
+
+    def _attach(self, proc: asyncio.subprocess.Process, status: int | None) -> None:
+        self._proc = proc
+        self._status = status
+        self._stderr = _FirstLine(self._observer)
         assert proc.stdout is not None and proc.stderr is not None
         self._pumps = [
-            asyncio.ensure_future(_pump(proc.stdout, stdout_reader(spec, observer))),
-            asyncio.ensure_future(_pump(proc.stderr, LineSplitter("stderr", observer))),
+            asyncio.ensure_future(_pump(proc.stdout, stdout_reader(self._spec, self._observer))),
+            asyncio.ensure_future(_pump(proc.stderr, LineSplitter("stderr", self._stderr))),
         ]
 
     async def send_payload(self, payload: dict) -> None:
@@ -198,22 +224,55 @@ class ProcessHandle(RunHandle):
 
     async def wait(self) -> int:
         try:
-            try:
-                code = await asyncio.wait_for(self._proc.wait(), self._timeout)
-            except asyncio.TimeoutError:
-                self._observer.on_error("Timeout", f"run took longer than {self._timeout:.0f}s "
-                                                   "(run_timeout) and was killed")
-                self._signal_group(signals.SIGKILL)
-                code = await self._proc.wait()
-            # The run ends with its main process, as a container does: stop what it left behind
-            # (in the sandbox its PID namespace is gone already) so that nothing holds the pipes.
-            self._signal_group(signals.SIGKILL)
-            await asyncio.gather(*self._pumps)
+            while True:
+                code = await self._wait_once()
+                if not (code == 1 and self._retries and self._setup_failed()):
+                    break
+                # bubblewrap failed before the tool started: a mount it was copying went away
+                # (a container or a network namespace of someone else's ended meanwhile).
+                self._retries -= 1
+                self._observer.on_log("stderr", ["[lev] the sandbox could not be set up; "
+                                                 "starting the run again"])
+                assert self._respawn is not None
+                self._attach(*await self._respawn())
+                if self._spec.payload is not None:
+                    await self.send_payload(self._spec.payload)
             if self._sandboxed and 128 < code <= 128 + 64:
                 code = -(code - 128)  # bubblewrap reports a signal's death as a shell does
             return code
         finally:
             await self.kill()
+
+    async def _wait_once(self) -> int:
+        try:
+            code = await asyncio.wait_for(self._proc.wait(), self._timeout)
+        except asyncio.TimeoutError:
+            self._observer.on_error("Timeout", f"run took longer than {self._timeout:.0f}s "
+                                               "(run_timeout) and was killed")
+            self._signal_group(signals.SIGKILL)
+            code = await self._proc.wait()
+        # The run ends with its main process, as a container does: stop what it left behind
+        # (in the sandbox its PID namespace is gone already) so that nothing holds the pipes.
+        self._signal_group(signals.SIGKILL)
+        await asyncio.gather(*self._pumps)
+        return code
+
+    def _setup_failed(self) -> bool:
+        """Whether bubblewrap failed to make a mount and exited without ever running the
+        tool: it reports the tool's exit on its status descriptor, and nothing when its own
+        setup failed (a missing command too, which another attempt would not cure)."""
+        if self._status is None or not _MOUNT_RACE.match(self._stderr.first or ""):
+            return False
+        report = b""
+        try:
+            while chunk := os.read(self._status, 4096):
+                report += chunk
+        except BlockingIOError:
+            pass  # bubblewrap has exited: what it wrote is all there
+        finally:
+            os.close(self._status)
+            self._status = None
+        return b'"exit-code"' not in report
 
     async def signal(self, sig: str) -> None:
         number = _signal_number(sig)
@@ -252,8 +311,27 @@ class ProcessHandle(RunHandle):
         for pump in self._pumps:
             if not pump.done():
                 pump.cancel()
+        if self._status is not None:
+            os.close(self._status)
+            self._status = None
         _remove(self._scratch)
         self._scratch = None
+
+
+class _FirstLine:
+    """Passes a run's stderr on, keeping its first line."""
+
+    def __init__(self, observer: RunObserver) -> None:
+        self._observer = observer
+        self.first: str | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._observer, name)
+
+    def on_log(self, stream: str, lines: list[str]) -> None:
+        if self.first is None and lines:
+            self.first = lines[0]
+        self._observer.on_log(stream, lines)
 
 
 class _Hints:
@@ -315,6 +393,30 @@ def _sandboxed_main(bwrap_pid: int) -> int | None:
             return None
         pid = int(children[0])
     return pid
+
+
+async def _spawn(argv: list[str], env: dict[str, str] | None, payload: bool,
+                 sandboxed: bool) -> tuple[asyncio.subprocess.Process, int | None]:
+    """Start one attempt of a run; in the sandbox, with bubblewrap's status descriptor (the
+    read end is returned, non-blocking)."""
+    if not sandboxed:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdin=PIPE if payload else DEVNULL, stdout=PIPE, stderr=PIPE, env=env,
+            start_new_session=True)  # one process group: a kill reaches all of the run
+        return proc, None
+    read, write = os.pipe()
+    try:
+        os.set_blocking(read, False)
+        proc = await asyncio.create_subprocess_exec(
+            argv[0], "--json-status-fd", str(write), *argv[1:],
+            stdin=PIPE if payload else DEVNULL, stdout=PIPE, stderr=PIPE, env=env,
+            start_new_session=True, pass_fds=(write,))
+    except BaseException:
+        os.close(read)
+        raise
+    finally:
+        os.close(write)
+    return proc, read
 
 
 def _prlimit() -> str:

@@ -4,6 +4,7 @@ hub's tables through :class:`~levrt.store._hub.HubMixin`."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import os
@@ -20,9 +21,11 @@ from sqlalchemy import (
     Row,
     String,
     UniqueConstraint,
+    bindparam,
     cast,
     create_engine,
     event,
+    exists,
     func,
     insert,
     inspect,
@@ -78,6 +81,26 @@ _documents = Document.__table__
 _fields = DocumentField.__table__
 _logs = Log.__table__
 _files = File.__table__
+
+# A run's two writes, built once with bound parameters: SQLAlchemy compiles each once per
+# engine and reuses it, where a statement built per call with its values in it is built,
+# coerced value by value and looked up again every time (that was most of what a command
+# run cost the host). The insert selects its row only if the job exists, so one statement
+# both checks and writes.
+_RUN_COLUMNS = ("job_id", "run_id", "name", "image", "schema", "coll", "spec", "namespace",
+                "status", "exit_code", "error", "started_at", "finished_at")
+_INSERT_RUN = insert(_runs).from_select(
+    _RUN_COLUMNS,
+    select(*(bindparam(name, type_=_runs.c[name].type) for name in _RUN_COLUMNS))
+    .where(exists().where(_jobs.c.id == bindparam("job_id"))),
+).execution_options(preserve_rowcount=True)  # an INSERT's rowcount is kept only when asked
+# bindparam names differ from the columns': an UPDATE reserves the columns' own for SET.
+_FINISH_RUN = (
+    update(_runs)
+    .where(_runs.c.job_id == bindparam("b_job_id"), _runs.c.run_id == bindparam("b_run_id"))
+    .values(status=bindparam("b_status"), exit_code=bindparam("b_exit_code"),
+            error=bindparam("b_error"), finished_at=bindparam("b_finished_at"))
+)
 
 
 class StoreError(Exception):
@@ -202,21 +225,36 @@ def _upsert(conn: Connection, table: Any, rows: list[dict[str, Any]],
             changed: tuple[str, ...]) -> None:
     """Insert ``rows``; where one exists with the same primary or unique key, set its
     ``changed`` columns instead. One statement per batch on SQLite and PostgreSQL."""
-    name = conn.dialect.name
-    if name == "sqlite":
+    conn.execute(_upsert_statement(conn.dialect.name, table, changed), rows)
+
+
+@functools.cache
+def _upsert_statement(dialect: str, table: Any, changed: tuple[str, ...]) -> Any:
+    # Built once per dialect and table, so that its compiled form is reused.
+    if dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    elif name == "postgresql":
+    elif dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
     else:
-        raise StoreError(f"the store supports SQLite and PostgreSQL, not {name}")
+        raise StoreError(f"the store supports SQLite and PostgreSQL, not {dialect}")
     keys = [column.name for column in table.primary_key.columns]
     if "id" in keys:  # a surrogate key: conflicts are on the natural one
         keys = [column.name for constraint in table.constraints
                 if isinstance(constraint, UniqueConstraint) for column in constraint.columns]
     statement = dialect_insert(table)
-    statement = statement.on_conflict_do_update(
+    return statement.on_conflict_do_update(
         index_elements=keys, set_={column: statement.excluded[column] for column in changed})
-    conn.execute(statement, rows)
+
+
+def _merge_fields(conn: Connection, coll: str, job_id: str, run_id: int | None,
+                  fields: dict[str, Any]) -> None:
+    """Create document ``coll`` of the run (``None``: the job's own) or touch it, and set
+    its encoded top-level ``fields``, inside the caller's transaction."""
+    where = {"job_id": job_id, "run_id": NO_RUN if run_id is None else run_id, "coll": coll}
+    _upsert(conn, _documents, [{**where, "updated_at": _now()}], ("updated_at",))
+    if fields:
+        _upsert(conn, _fields, [{**where, "key": name, "value": value}
+                                for name, value in fields.items()], ("value",))
 
 
 def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -643,32 +681,24 @@ class Store(HubMixin, DevicesMixin):
         spec: dict[str, Any] | None = None,
         namespace: list[str] | None = None,
     ) -> None:
-        """Record run ``run_id`` of a job as running."""
-        with self._write() as conn:
-            if conn.execute(select(_jobs.c.id).where(_jobs.c.id == job_id)).first() is None:
-                raise KeyError(f"cannot add run {run_id} to job {job_id!r}: no such job")
-            try:
-                conn.execute(
-                    insert(_runs).values(
-                        job_id=job_id,
-                        run_id=run_id,
-                        name=clean_text(name),
-                        image=clean_data(image),
-                        schema=clean_data(schema),
-                        coll=clean_text(coll),
-                        spec=encode(clean_data(spec), path="spec"),
-                        namespace=clean_data(namespace),
-                        status="running",
-                        exit_code=None,
-                        error=None,
-                        started_at=_now(),
-                        finished_at=None,
-                    )
-                )
-            except IntegrityError as exc:
-                raise ValueError(
-                    f"run {run_id} of job {job_id!r} already exists; run ids must be unique per job"
-                ) from exc
+        """Record run ``run_id`` of a job as running, in one statement.
+
+        Raises KeyError when there is no such job, ValueError when the run exists already.
+        """
+        row = {"job_id": job_id, "run_id": run_id, "name": clean_text(name),
+               "image": clean_data(image), "schema": clean_data(schema),
+               "coll": clean_text(coll), "spec": encode(clean_data(spec), path="spec"),
+               "namespace": clean_data(namespace), "status": "running", "exit_code": None,
+               "error": None, "started_at": _now(), "finished_at": None}
+        try:
+            with self._write() as conn:
+                added = conn.execute(_INSERT_RUN, row).rowcount
+        except IntegrityError as exc:
+            raise ValueError(
+                f"run {run_id} of job {job_id!r} already exists; run ids must be unique per job"
+            ) from exc
+        if not added:
+            raise KeyError(f"cannot add run {run_id} to job {job_id!r}: no such job")
 
     def finish_run(
         self,
@@ -678,17 +708,25 @@ class Store(HubMixin, DevicesMixin):
         status: str,
         exit_code: int | None,
         error: str | None = None,
+        coll: str | None = None,
+        data: Mapping[str, Any] | None = None,
     ) -> None:
-        """Mark a run done, failed or cancelled."""
+        """Mark a run done, failed or cancelled; with ``data``, merge it into the run's
+        document ``coll`` first (as :meth:`merge_document`), in the same transaction, so
+        that a run never reads as finished without what it wrote last.
+
+        Raises KeyError when there is no such run.
+        """
         _check_status(status, FINAL_STATUSES, "run")
-        query = (
-            update(_runs)
-            .where(_runs.c.job_id == job_id, _runs.c.run_id == run_id)
-            .values(status=status, exit_code=exit_code, error=clean_data(error),
-                    finished_at=_now())
-        )
+        fields = _encode_fields(clean_data(data), clean_text(coll or "")) if data else None
+        values = {"b_job_id": job_id, "b_run_id": run_id, "b_status": status,
+                  "b_exit_code": exit_code, "b_error": clean_data(error),
+                  "b_finished_at": _now()}
         with self._write() as conn:
-            if conn.execute(query).rowcount == 0:
+            if fields:
+                assert coll is not None, "finish_run: data needs its coll"
+                _merge_fields(conn, clean_text(coll), job_id, run_id, fields)
+            if conn.execute(_FINISH_RUN, values).rowcount == 0:
                 raise KeyError(f"no run {run_id} in job {job_id!r}")
 
     def count_runs(self, job_id: str) -> tuple[int, int]:
@@ -714,13 +752,8 @@ class Store(HubMixin, DevicesMixin):
         cost in proportion to ``data`` alone: each key is a row of its own."""
         coll = clean_text(coll)
         fields = _encode_fields(clean_data(data), coll)
-        key = NO_RUN if run_id is None else run_id
-        where = {"job_id": job_id, "run_id": key, "coll": coll}
         with self._write() as conn:
-            _upsert(conn, _documents, [{**where, "updated_at": _now()}], ("updated_at",))
-            if fields:
-                _upsert(conn, _fields, [{**where, "key": name, "value": value}
-                                        for name, value in fields.items()], ("value",))
+            _merge_fields(conn, coll, job_id, run_id, fields)
 
     def find_documents(
         self,
