@@ -864,21 +864,15 @@ def cli_main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         print(f"lev: error: {exc}", file=sys.stderr)
         return exc.code
-    except LoginRequired as exc:
-        print(f"lev: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
     except ApiUnreachable as exc:
         print(f"lev: error: cannot reach the hub at {exc.url}: {exc.reason}", file=sys.stderr)
         return EXIT_FAILED
-    except (ApiError, CredentialsError) as exc:
-        print(f"lev: error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    except StoreError as exc:
-        print(f"lev: error: {_first_line(exc)}", file=sys.stderr)
-        return EXIT_FAILED
-    except ConfigError as exc:
+    except (LoginRequired, ConfigError) as exc:  # before ApiError: LoginRequired is one
         print(f"lev: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except (ApiError, CredentialsError, StoreError) as exc:
+        print(f"lev: error: {_first_line(exc)}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print("lev: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -14,6 +14,7 @@ coroutine): a mode written ``async def m() -> Cr: return Cr(...)`` runs its ``Cr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import io
 import logging
@@ -300,7 +301,12 @@ async def arun(coro: Awaitable[Any], db: str | None = None, *, store: Store | No
         await job.cancel_live_runs()
         await executor.aclose()
         if error:
-            job.log(None, "job", f"job {status}: {error}".splitlines())
+            from .store import StoreError
+
+            # The job's end matters more than its last log line: on a full disk the line
+            # may not fit, and the end must still be tried.
+            with contextlib.suppress(StoreError):
+                job.log(None, "job", f"job {status}: {error}".splitlines())
         store.finish_job(job_id, status, error=error, result=kept)
         _current.reset(token)
         if own_store:
