@@ -19,7 +19,7 @@ from helpers_hub import (
     serve_in_thread,
     wheel_filename,
 )
-from test_tasks import NOOP
+from test_tasks import noop_package
 
 from levrt.client import (
     ApiError,
@@ -215,15 +215,8 @@ def lev_serve(tmp_path):
     tools of tests/test_tasks.py published; yields its URL."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("LEV_")}
     env.update(LEV_HOME=str(tmp_path / "server-home"), LEV_SERVER_EXECUTOR="process")
-    folder = tmp_path / "hub" / "alice.noop"
-    (folder / "lev" / "alice" / "noop").mkdir(parents=True)
-    (folder / "pyproject.toml").write_text(
-        '[project]\nname = "lev.alice.noop"\nversion = "1.0"\ndependencies = ["levrt"]\n'
-        '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n'
-        '[tool.hatch.build.targets.wheel]\npackages = ["lev"]\n')
-    (folder / "lev" / "alice" / "noop" / "__init__.py").write_text(NOOP)
     lev("user", "add", "alice", "--password-stdin", env=env, stdin=PASSWORD + "\n")
-    lev("hub", "load", folder.parent, env=env)
+    lev("hub", "load", noop_package(tmp_path / "hub"), env=env)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = (tmp_path / "server.log").open("w")

@@ -62,21 +62,28 @@ __lev__ = annot.meta([hello, nap, lines])
 '''
 
 
-@pytest.fixture
-def noop(tmp_path, tokens, capsys):
-    """A hub package folder ``alice.noop`` whose tools only print and ``ctx.set``, published
-    as alice's ``lev.alice.noop`` 1.0."""
-    folder = tmp_path / "hub" / "alice.noop"
+def noop_package(hub: Path) -> Path:
+    """Writes the package folder ``HUB/alice.noop`` (lev.alice.noop 1.0 with :data:`NOOP`);
+    returns ``hub``, the folder ``lev hub load`` takes."""
+    folder = hub / "alice.noop"
     (folder / "lev" / "alice" / "noop").mkdir(parents=True)
     (folder / "pyproject.toml").write_text(
         '[project]\nname = "lev.alice.noop"\nversion = "1.0"\ndependencies = ["levrt"]\n'
         '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n'
         '[tool.hatch.build.targets.wheel]\npackages = ["lev"]\n')
     (folder / "lev" / "alice" / "noop" / "__init__.py").write_text(NOOP)
-    code = cli_main(["hub", "load", str(folder.parent)])
+    return hub
+
+
+@pytest.fixture
+def noop(tmp_path, tokens, capsys):
+    """A hub package folder ``alice.noop`` whose tools only print and ``ctx.set``, published
+    as alice's ``lev.alice.noop`` 1.0."""
+    hub = noop_package(tmp_path / "hub")
+    code = cli_main(["hub", "load", str(hub)])
     assert code == 0, capsys.readouterr().err
     capsys.readouterr()  # what it printed is no test's output
-    return folder
+    return hub / "alice.noop"
 
 
 @pytest.fixture

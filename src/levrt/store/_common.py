@@ -8,9 +8,10 @@ from datetime import datetime, timezone
 from sqlalchemy import Connection, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from levrt.store.models import File
+from levrt.store.models import File, User
 
 _files = File.__table__
+_users = User.__table__
 
 
 def now() -> datetime:
@@ -25,6 +26,14 @@ def utc(value: datetime | None) -> datetime | None:
     if value.tzinfo is None:
         return value.replace(tzinfo=timezone.utc)
     return value.astimezone(timezone.utc)
+
+
+def user_id_of(conn: Connection, name: str) -> int:
+    """The id of the user ``name``; KeyError when there is none."""
+    found = conn.execute(select(_users.c.id).where(_users.c.name == name)).scalar()
+    if found is None:
+        raise KeyError(f"no user {name!r}")
+    return int(found)
 
 
 def file_digest(content: bytes) -> str:

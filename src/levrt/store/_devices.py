@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, Row, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from levrt.store._common import now, utc
+from levrt.store._common import now, user_id_of, utc
 from levrt.store._hub import HubConflictError, HubError
 from levrt.store.models import Device, User
 
@@ -93,9 +93,7 @@ class DevicesMixin:
         code = CODE_PREFIX + secrets.token_urlsafe(24)
         created = now()
         with self._write() as conn:
-            owner_id = conn.execute(select(_users.c.id).where(_users.c.name == owner)).scalar()
-            if owner_id is None:
-                raise KeyError(f"no user {owner!r}")
+            owner_id = user_id_of(conn, owner)
             try:
                 conn.execute(insert(_devices).values(
                     owner_id=owner_id, name=name, pools=pools, token_sha256=None,

@@ -23,7 +23,7 @@ from packaging.version import InvalidVersion, Version
 from sqlalchemy import Connection, Row, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from levrt.store._common import insert_file, now, utc
+from levrt.store._common import insert_file, now, user_id_of, utc
 from levrt.store.models import (
     File,
     FileOwner,
@@ -286,9 +286,7 @@ class HubMixin:
         """Store ``content`` (once, whoever else uploads the same bytes) as a file ``user``
         owns, and return its digest (``sha256:<hex>``); KeyError for an unknown user."""
         with self._write() as conn:
-            user_id = conn.execute(select(_users.c.id).where(_users.c.name == user)).scalar()
-            if user_id is None:
-                raise KeyError(f"no user {user!r}")
+            user_id = user_id_of(conn, user)
             digest = insert_file(conn, content, name)
             owned = conn.execute(select(_file_owners.c.digest).where(
                 _file_owners.c.digest == digest, _file_owners.c.user_id == user_id)).first()
@@ -313,9 +311,7 @@ class HubMixin:
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         created = now()
         with self._write() as conn:
-            user_id = conn.execute(select(_users.c.id).where(_users.c.name == user)).scalar()
-            if user_id is None:
-                raise KeyError(f"no user {user!r}")
+            user_id = user_id_of(conn, user)
             token_id = conn.execute(
                 insert(_tokens).values(
                     user_id=user_id,
@@ -463,11 +459,7 @@ class HubMixin:
         normalized = canonicalize_name(package)
         created = now()
         with self._write() as conn:
-            uploader_id = conn.execute(
-                select(_users.c.id).where(_users.c.name == uploader)
-            ).scalar()
-            if uploader_id is None:
-                raise KeyError(f"no user {uploader!r}")
+            uploader_id = user_id_of(conn, uploader)
             owner_id = conn.execute(
                 select(_namespaces.c.owner_id).where(_namespaces.c.name == namespace)
             ).scalar()
