@@ -805,6 +805,38 @@ def test_a_full_disk_ends_the_run_and_the_job_with_one_error_line(full_disk, tmp
     assert job["status"] == "failed" and "store write failed" in job["error"]
 
 
+def _fill(where: Path) -> Path:
+    """Write zeros into ``where/filler`` until the file system refuses more."""
+    filler = where / "filler"
+    with open(filler, "wb", buffering=0) as file:
+        try:
+            while True:
+                file.write(bytes(4096))
+        except OSError:
+            pass
+    return filler
+
+
+def test_a_full_disk_still_takes_a_jobs_end_from_the_reserve(full_disk):
+    store = Store(file_url(full_disk))
+    job_id = store.create_job("full")
+    reserve = full_disk / "levrt.db.reserve"
+    assert reserve.stat().st_size == store_module.RESERVE_BYTES
+    filler = _fill(full_disk)
+    with pytest.raises(StoreError, match="disk is full"):
+        store.create_job("does not fit")
+    store.finish_job(job_id, "failed", error="store write failed: disk full")
+    assert not reserve.exists()
+    store.close()
+    with Store(file_url(full_disk)) as again:
+        assert again.get_job(job_id)["status"] == "failed"
+        # A new one is set aside whole (the WAL closed gave room back) or not at all.
+        assert not reserve.exists() or reserve.stat().st_size == store_module.RESERVE_BYTES
+    filler.unlink()
+    with Store(file_url(full_disk)):
+        assert reserve.stat().st_size == store_module.RESERVE_BYTES
+
+
 SLEEPER = '''import sys
 from levrt import Cr
 

@@ -10,10 +10,10 @@ import math
 import os
 import threading
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import EllipsisType, TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     Connection,
@@ -56,6 +56,12 @@ from levrt.store.models import NO_RUN, Document, DocumentField, File, Job, Log, 
 SCHEMA_HEAD = "0007"
 # The most a job keeps of its workflow's return value, in characters of JSON.
 RESULT_MAX_CHARS = 1_000_000
+# Space a file store keeps beside its database (``<file>.reserve``) and gives up on a full
+# disk so that the end of a job or a run can still be written: SQLite needs free pages for
+# any write, a deletion included. A few pages suffice; a MiB leaves room for both ends.
+RESERVE_BYTES = 1 << 20
+
+_T = TypeVar("_T")
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -370,6 +376,30 @@ def _create_engine(url: str) -> Engine:
     return engine
 
 
+def _keep_reserve(url: URL) -> Path | None:
+    """The reserve file of a file-backed SQLite store, written now if missing (in zeros, so
+    that its blocks are really taken); None when there is none and none fits."""
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    reserve = Path(f"{url.database}.reserve")
+    if reserve.exists():
+        return reserve
+    try:
+        with open(reserve, "xb") as file:
+            file.write(bytes(RESERVE_BYTES))
+    except FileExistsError:
+        return reserve
+    except OSError:
+        reserve.unlink(missing_ok=True)
+        return None
+    return reserve
+
+
+def _disk_full(exc: StoreWriteError) -> bool:
+    cause = getattr(exc.__cause__, "orig", None)
+    return getattr(cause, "sqlite_errorname", None) == "SQLITE_FULL" or "full" in str(cause)
+
+
 class Store(HubMixin, DevicesMixin):
     """Persistent jobs, runs, result documents, logs and content-addressed files.
 
@@ -401,6 +431,7 @@ class Store(HubMixin, DevicesMixin):
         except BaseException:
             self._engine.dispose()
             raise
+        self._reserve = _keep_reserve(self._engine.url)
 
     @classmethod
     def open(cls, url: str | None = None) -> Store:
@@ -441,6 +472,21 @@ class Store(HubMixin, DevicesMixin):
                     yield conn
         except OperationalError as exc:
             raise StoreWriteError(f"store write failed: {exc.orig} ({self.where()})") from exc
+
+    def _ending(self, write: Callable[[], _T]) -> _T:
+        """Write the end of a job or a run; on a full disk, free the reserve and try again
+        once (the next opening of the store sets a new reserve aside when it can)."""
+        try:
+            return write()
+        except StoreWriteError as exc:
+            if self._reserve is None or not _disk_full(exc):
+                raise
+            try:
+                self._reserve.unlink()
+            except FileNotFoundError:
+                raise exc from None  # spent by another process already
+            self._reserve = None
+            return write()
 
     def where(self) -> str:
         """Where the store is, for messages: ``LEV_HOME=...`` for the default store."""
@@ -549,8 +595,8 @@ class Store(HubMixin, DevicesMixin):
         if size > RESULT_MAX_CHARS:
             stored = (f"(a result of {size} characters as JSON, more than the "
                       f"{RESULT_MAX_CHARS} a job keeps: store it in a document)")
-        self._update_job(job_id, status=status, error=error, result=stored,
-                         finished_at=_now())
+        self._ending(functools.partial(self._update_job, job_id, status=status, error=error,
+                                       result=stored, finished_at=_now()))
 
     def end_unfinished_job(self, job_id: str, status: str, *, error: str) -> bool:
         """Finish a job with ``status`` unless it has finished already (whoever ran it
@@ -561,8 +607,12 @@ class Store(HubMixin, DevicesMixin):
             .where(_jobs.c.id == job_id, _jobs.c.status.in_(UNFINISHED_STATUSES))
             .values(status=status, error=clean_text(error), finished_at=_now())
         )
-        with self._write() as conn:
-            return bool(conn.execute(query).rowcount)
+
+        def write() -> bool:
+            with self._write() as conn:
+                return bool(conn.execute(query).rowcount)
+
+        return self._ending(write)
 
     def set_job_progress(self, job_id: str, progress: float) -> None:
         """Record progress as a fraction, clamped to 0..1."""
@@ -722,12 +772,16 @@ class Store(HubMixin, DevicesMixin):
         values = {"b_job_id": job_id, "b_run_id": run_id, "b_status": status,
                   "b_exit_code": exit_code, "b_error": clean_data(error),
                   "b_finished_at": _now()}
-        with self._write() as conn:
-            if fields:
-                assert coll is not None, "finish_run: data needs its coll"
-                _merge_fields(conn, clean_text(coll), job_id, run_id, fields)
-            if conn.execute(_FINISH_RUN, values).rowcount == 0:
-                raise KeyError(f"no run {run_id} in job {job_id!r}")
+
+        def write() -> None:
+            with self._write() as conn:
+                if fields:
+                    assert coll is not None, "finish_run: data needs its coll"
+                    _merge_fields(conn, clean_text(coll), job_id, run_id, fields)
+                if conn.execute(_FINISH_RUN, values).rowcount == 0:
+                    raise KeyError(f"no run {run_id} in job {job_id!r}")
+
+        self._ending(write)
 
     def count_runs(self, job_id: str) -> tuple[int, int]:
         """How many runs the job has, and how many of them have finished."""
