@@ -34,6 +34,7 @@ from levrt.server.params import NAMED_KINDS, ParamsInvalid, check_value
 from levrt.server.runner import TaskRunner, local_device
 from levrt.server.tasks import find_job
 from levrt.server.throttle import LoginThrottled
+from levrt.server.timeline import timeline_svg
 from levrt.server.upload import OwnFiles, UploadRefused, keep_file
 from levrt.store import Store
 
@@ -445,6 +446,7 @@ def _task(request: Request, user: dict[str, Any], task_id: str) -> dict[str, Any
             "tables": _tables(shown), "documents_json": raw if stored else None,
             "failure": _failure(store, job, runs), "run_names": _run_names(runs),
             "finished_runs": sum(run["status"] in FINAL_STATUSES for run in runs),
+            "timeline": timeline_svg(runs),
             "log": store.get_logs(job["id"], limit=_PAGE_LOG_LINES)}
 
 
@@ -485,6 +487,19 @@ async def task_runs(request: Request, task_id: str) -> Response:
         return _not_found(request, user, f"no task {task_id!r}")
     runs = await run_in_threadpool(_store(request).list_runs, job["id"])
     return _render(request, "_runs.html", tree=_run_tree(runs))
+
+
+@router.get("/tasks/{task_id}/timeline.svg")
+async def task_timeline(request: Request, task_id: str) -> Response:
+    """The task's runs on a time axis (:mod:`levrt.server.timeline`), an SVG the task page
+    shows and fetches again while the task runs."""
+    user = await _user(request)
+    job = await _users_job(request, user, task_id)
+    if job is None:
+        return _not_found(request, user, f"no task {task_id!r}")
+    runs = await run_in_threadpool(_store(request).list_runs, job["id"])
+    return Response(timeline_svg(runs), media_type="image/svg+xml",
+                    headers={"Cache-Control": "no-store"})
 
 
 @router.post("/tasks/{task_id}/cancel")
