@@ -645,3 +645,102 @@ def test_a_new_users_path(browser_ready, page, tmp_path):
         open_quick_form(page)
         run_server_port(page, port)
         check_server_port_results(page, port)
+
+
+# A workflow package of this test's own: two namespaces, a Concurrent fan-out in the second,
+# on top of the example nmap tool.
+STAGED = '''
+from lev.szczecin.nmap_python import nmap_python as nmap
+
+from levrt import Concurrent, annot, lev
+
+
+@annot.meta(desc="Find a host alive, then check its ports one run each",
+            params=[annot.Param("ip", "The host", holder="127.0.0.1"),
+                    annot.Param("ports", "Ports, separated by commas", holder="22,80")])
+async def staged(ip: str, ports: str) -> dict:
+    with lev / "discover":
+        alive = (await (await nmap.alive(ip)).get())["alive"]
+    with lev / "ports":
+        async with Concurrent(limit=4) as c:
+            tasks = [c.start(nmap.raw(["-sT", "-Pn", *nmap.FAST, "-p", port, *nmap.XML_OUT,
+                                       *nmap.one_target(ip)]))
+                     for port in ports.split(",")]
+    states = {}
+    for task in tasks:
+        xml_text = (await (await task).get())["stdout"]
+        states.update({f"{p['port']}": p["state"] for p in nmap.parse_ports(xml_text)})
+    return {"alive": alive, "ports": states}
+
+
+__lev__ = annot.meta([staged])
+'''
+STAGED_PYPROJECT = '''
+[build-system]
+requires = ["hatchling>=1.18"]
+build-backend = "hatchling.build"
+
+[project]
+name = "lev.szczecin.staged"
+version = "1.0.0"
+description = "Two stages in two namespaces"
+requires-python = ">=3.10"
+dependencies = ["levrt", "lev.szczecin.nmap_python>=1.0"]
+
+[tool.hatch.build.targets.wheel]
+packages = ["lev"]
+'''
+
+
+def publish_staged(url: str, folder: Path) -> None:
+    """Publish lev.szczecin.staged (STAGED) as the user szczecin, from ``folder``, next to
+    the nmap tool it imports (a sibling folder, as in a lev-hub checkout)."""
+    source = folder / "hub" / "szczecin.staged"
+    (source / "lev" / "szczecin" / "staged").mkdir(parents=True)
+    (source / "pyproject.toml").write_text(STAGED_PYPROJECT)
+    (source / "lev" / "szczecin" / "staged" / "__init__.py").write_text(STAGED)
+    (folder / "hub" / "szczecin.nmap_python").symlink_to(EXAMPLES / "szczecin.nmap_python")
+    client = clean_env(folder / "client-home")
+    run([*LEV, "login", url, "--user", USER, "--password-stdin"], client, stdin=PASSWORD + "\n")
+    run([*LEV, "publish", source], client)
+
+
+def test_the_timeline_of_a_namespaced_workflow(server, page, shots, tmp_path):
+    """A workflow with a namespace per stage and a fan-out of three runs in the second: the
+    task page draws each run as a bar under its namespace, with its times in a tooltip."""
+    url = server
+    publish_staged(url, tmp_path)
+    log_in(page, url)
+    page.goto(f"{url}/packages/lev.szczecin.staged")
+    page.locator("nav.index li", has_text="staged").locator("a.button").click()
+    page.wait_for_selector("form.quick")
+    closed = [free_port(), free_port()]
+    with ssh_listener(delay=1.0) as port:
+        page.fill("#p_ip", "127.0.0.1")
+        page.fill("#p_ports", ",".join(str(p) for p in (port, *closed)))
+        with page.expect_navigation():
+            page.click("form.quick button[type=submit]")
+        page.wait_for_function(
+            "() => document.getElementById('log').dataset.live === 'no'", timeout=60_000)
+    assert page.inner_text("#status") == "done", page.content()
+    box = page.locator("#timeline svg")
+    heads = box.locator("text.tl-head").all_text_contents()
+    assert heads == ["discover · 1 done", "ports · 3 done"], heads
+    tips = box.locator("g > title").all_text_contents()
+    assert len(tips) == 4 and tips[0].startswith("alive 127.0.0.1 (done)\nstarted "), tips
+    assert all("\nended " in tip and "\ntook " in tip for tip in tips), tips
+    assert box.locator("rect.tl-done").count() == 4
+    # The fan-out ran at once: its bars overlap in time.
+    starts = sorted(float(x) for x in box.locator("rect.tl-bar").evaluate_all(
+        "rects => rects.map(r => r.getAttribute('x'))"))
+    widths = box.locator("rect.tl-bar").evaluate_all(
+        "rects => rects.map(r => Number(r.getAttribute('width')))")
+    assert starts[3] < starts[1] + max(widths), (starts, widths)
+    # The drawing fits the window, and its route serves the same runs.
+    assert page_width(page) <= VIEWPORT["width"]
+    svg = page.request.get(page.url + "/timeline.svg")
+    assert svg.ok and svg.headers["content-type"].startswith("image/svg+xml")
+    assert svg.text().count("<title>") == 4
+    page.locator("#timeline-box").scroll_into_view_if_needed()
+    shots(page, "task-timeline")
+    page.locator("#timeline-box").screenshot(path=str(shots.folder / "timeline.png"))

@@ -91,11 +91,11 @@ def test_no_runs_started_yet():
 
 
 def test_ticks_fit_long_and_short_spans():
-    for span, expect in ((0.3, "10:00:00"), (45 * 60, "10:00"), (5 * 3600, "10:00"),
-                         (3 * 86400, "12-01 12:00")):
+    for span, expect in ((0.3, "10:00:00.0"), (1.1, "10:00:00.0"), (45 * 60, "10:00"),
+                         (5 * 3600, "10:00"), (3 * 86400, "12-01 12:00")):
         svg = timeline_svg([run(1, 0, span)])
-        ticks = [w for w in texts(svg) if w and re.fullmatch(r"[\d:\- ]+", w)]
-        assert 2 <= len(ticks) <= 9, (span, ticks)
+        ticks = [w for w in texts(svg) if w and re.fullmatch(r"[\d:.\- ]+", w)]
+        assert 3 <= len(ticks) <= 9, (span, ticks)
         assert ticks[0] == expect, (span, ticks)
 
 

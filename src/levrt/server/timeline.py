@@ -31,8 +31,8 @@ _AXIS_H = 24
 _MIN_BAR = 2  # px: a run that took no time still shows
 _CHAR_W = 6.6  # px per character of the 11 px font, to fit labels
 # Tick steps in seconds; the smallest that leaves at most _MAX_TICKS ticks is taken.
-_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600,
-          43200, 86400, 172800, 604800)
+_STEPS = (0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200,
+          10800, 21600, 43200, 86400, 172800, 604800)
 _MAX_TICKS = 8
 # No wider than its box: a narrow window scales the drawing down.
 _FIT = "max-width:100%;height:auto"
@@ -48,9 +48,11 @@ class _Group:
     left_out: int = 0
 
 
-def _clock(moment: datetime, step: int, span: float) -> str:
+def _clock(moment: datetime, step: float, span: float) -> str:
     if span >= 86400:
         return moment.strftime("%m-%d %H:%M")
+    if step < 1:
+        return f"{moment:%H:%M:%S}.{moment.microsecond // 100_000}"
     return moment.strftime("%H:%M" if step >= 60 and moment.second == 0 else "%H:%M:%S")
 
 
@@ -66,7 +68,7 @@ def _seconds(delta: timedelta) -> str:
     return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds} s"
 
 
-def _ticks(start: datetime, end: datetime) -> tuple[int, list[datetime]]:
+def _ticks(start: datetime, end: datetime) -> tuple[float, list[datetime]]:
     span = (end - start).total_seconds()
     step = next((s for s in _STEPS if span / s <= _MAX_TICKS), _STEPS[-1])
     # Ticks on whole multiples of the step since midnight UTC (10:20, 10:25, ...).
@@ -132,7 +134,7 @@ def timeline_svg(runs: list[dict[str, Any]], now: datetime | None = None) -> str
 
     start = min(run["started_at"] for run in started)
     end = max(end_of(run) for run in started)
-    span = max((end - start).total_seconds(), 1.0)
+    span = max((end - start).total_seconds(), 0.5)
     end = start + timedelta(seconds=span)
     per_run = len(started) <= ROW_PER_RUN
     plot_x = _LABEL_W + 8
