@@ -32,30 +32,37 @@ def _cores() -> int:
         return os.cpu_count() or 0
 
 
-def _images(engine: str) -> list[str]:
-    """The tagged images of the engine at ``engine``; none when it does not answer."""
+def engine_facts(engine: str) -> dict[str, Any]:
+    """What the container engine at ``engine`` (a Docker API URL) is and holds:
+    ``engine_version`` (``"Podman Engine 5.4.2"``, empty when it does not say) and its tagged
+    ``images`` (at most :data:`MAX_IMAGES`; none when it does not answer). Blocking."""
     import docker
 
     try:
         client = docker.DockerClient(base_url=engine, timeout=10)
         try:
+            about = client.version()
             tags = {tag for image in client.images.list() for tag in image.tags}
         finally:
             client.close()
     except docker.errors.DockerException:
-        return []
-    return sorted(tags)[:MAX_IMAGES]
+        return {"engine_version": "", "images": []}
+    names = [part.get("Name", "") for part in about.get("Components") or []]
+    product = next((name for name in names if name), "Docker Engine")
+    version = f"{product} {about.get('Version', '')}".strip()
+    return {"engine_version": version, "images": sorted(tags)[:MAX_IMAGES]}
 
 
 def gather_facts() -> dict[str, Any]:
     """This machine's facts (the server's ``Facts`` shape). Blocking: asks the container
-    engine, if one answers, for its images."""
+    engine, if one answers, for its version and images."""
     from levrt.executors.docker import engine_url
     from levrt.executors.sandbox import bwrap
 
     engine = engine_url()
     executors = (["docker"] if engine else []) + (["process"] if bwrap() else [])
     tools = {name: path for name in TOOLS if (path := shutil.which(name))}
-    return {"executors": executors, "images": _images(engine) if engine else [],
-            "tools": tools, "cores": _cores(), "memory": _memory(), "version": __version__,
+    held = engine_facts(engine) if engine else {"engine_version": "", "images": []}
+    return {"executors": executors, "engine": engine or "", **held, "tools": tools,
+            "cores": _cores(), "memory": _memory(), "version": __version__,
             "hostname": socket.gethostname()}

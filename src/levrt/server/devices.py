@@ -22,6 +22,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from levrt.agent._facts import engine_facts
 from levrt.server import sessions, web
 from levrt.server.auth import CurrentReader, CurrentUser, StoreDep
 from levrt.server.runner import local_device
@@ -75,6 +76,10 @@ class Facts(BaseModel):
 
     executors: list[str] = Field(default_factory=list, max_length=16,
                                  description="executors its runs can use: process, docker")
+    engine: str = Field("", max_length=1000,
+                        description="the Docker API URL that answered (empty: none did)")
+    engine_version: str = Field("", max_length=200,
+                                description="that engine's product and version")
     images: list[str] = Field(default_factory=list, max_length=10_000,
                               description="image references its container engine holds")
     tools: dict[str, str] = Field(default_factory=dict,
@@ -155,10 +160,38 @@ def agent_view(device: dict[str, Any]) -> dict[str, Any]:
     """A device as ``GET /api/devices`` shows it."""
     facts = device["facts"] or {}
     executors = facts.get("executors") or []
+    executor = executors[0] if executors else "none"
     return {"name": device["name"], "kind": "agent", "status": device_status(device),
-            "pools": device["pools"], "executor": executors[0] if executors else "none",
+            "pools": device["pools"], "executor": executor,
+            "executor_reason": _agent_reason(executor, facts, device["facts"] is not None),
             "running": device["running"], "slots": device["slots"], "facts": device["facts"],
             "last_seen": device["last_seen"], "code_expires_at": device["code_expires_at"]}
+
+
+def _agent_reason(executor: str, facts: dict[str, Any], reported: bool) -> str:
+    """Why an agent's runs get ``executor``, from the facts it reported: its executors are
+    ``docker`` when a Docker API answered it, then ``process`` when it has bubblewrap."""
+    if not reported:
+        return "not known until its agent reports its facts"
+    if executor == "docker":
+        engine = facts.get("engine") or "its machine"
+        version = f" ({facts['engine_version']})" if facts.get("engine_version") else ""
+        return f"auto: a Docker API answers at {engine}{version}"
+    if executor == "process":
+        return ("auto: no Docker API answers on its machine, so tools run as processes in "
+                "bubblewrap sandboxes")
+    return ("no Docker API answers on its machine and it has no bubblewrap: start a "
+            "container engine there, or install bubblewrap")
+
+
+def local_view(request: Request) -> dict[str, Any]:
+    """This server's runner as ``GET /api/devices`` shows it: :func:`~levrt.server.runner.
+    local_device` with, when its tools run in containers, the engine's ``engine_version``
+    and the ``images`` it holds. Blocks on the engine: call it off the event loop."""
+    local = local_device(request)
+    held = engine_facts(local["engine"]) if local["engine"] else {"engine_version": "",
+                                                                  "images": []}
+    return {**local, **held}
 
 
 def _config(request: Request, device: dict[str, Any]) -> dict[str, Any]:
@@ -187,11 +220,13 @@ def _add(request: Request, store: Store, user: dict[str, Any], name: str,
 @router.get("")
 def list_devices(request: Request, user: CurrentReader, store: StoreDep) -> list[dict[str, Any]]:
     """The devices tasks run on: first the server's runner (``kind`` ``local runner``: its
-    ``executor`` and why, ``running`` and ``queued`` tasks of everyone,
+    ``executor`` and why, the Docker API URL that answered as ``engine`` (or null) with
+    its ``engine_version`` and ``images``, ``running`` and ``queued`` tasks of everyone,
     ``max_running_tasks``), then the caller's devices (``kind`` ``agent``: ``status``
-    online / offline / not enrolled, ``pools``, ``executor``, ``running`` runs of its
-    ``slots``, the ``facts`` it reported, ``last_seen``)."""
-    return [local_device(request), *map(agent_view, store.list_devices(user["name"]))]
+    online / offline / not enrolled, ``pools``, ``executor`` and why, ``running`` runs of
+    its ``slots``, the ``facts`` it reported — with its ``engine``, ``engine_version`` and
+    ``images`` —, ``last_seen``)."""
+    return [local_view(request), *map(agent_view, store.list_devices(user["name"]))]
 
 
 @router.post("", response_model=DeviceCode, status_code=201, responses=errors(400, 409, 422))
@@ -232,7 +267,8 @@ def heartbeat(body: Heartbeat, request: Request, device: CurrentDevice,
               store: StoreDep) -> dict[str, Any]:
     """The agent is alive, with its load and (at start, or when they change) its facts;
     the answer is its configuration."""
-    facts = None if body.facts is None else body.facts.model_dump()
+    # What the agent said: an older agent's facts lack the fields it does not know.
+    facts = None if body.facts is None else body.facts.model_dump(exclude_unset=True)
     store.device_seen(device["id"], running=body.running, slots=body.slots, facts=facts)
     return _config(request, device)
 
@@ -263,7 +299,7 @@ async def ask_device(temporal: str, queue: str, activity: str, *args: Any,
 async def _page(request: Request, status_code: int = 200, **context: Any) -> Response:
     user = await web._user(request)
     store: Store = request.app.state.store
-    local = await run_in_threadpool(local_device, request)
+    local = await run_in_threadpool(local_view, request)
     mine = await run_in_threadpool(store.list_devices, user["name"])
     return web._render(request, "devices.html", status_code, user=user, local=local,
                       devices=[agent_view(device) for device in mine],

@@ -268,5 +268,6 @@ def local_device(request: Request) -> dict[str, Any]:
     executor = choose_executor(request.app.state.settings)
     return {"name": socket.gethostname(), "kind": "local runner", "status": "online",
             "executor": executor.name or "none", "executor_reason": executor.reason,
-            "running": runner.running_count(), "queued": runner.queued_count(),
+            "engine": executor.url, "running": runner.running_count(),
+            "queued": runner.queued_count(),
             "max_running_tasks": request.app.state.settings.max_running_tasks}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, ClassVar
@@ -68,6 +69,25 @@ class TaskRequest(Body):
 def _runner(request: Request) -> TaskRunner:
     runner: TaskRunner = request.app.state.runner
     return runner
+
+
+def device_filter(store: Store, user: dict[str, Any], device: str) -> dict[str, Any]:
+    """The :meth:`~levrt.store.Store.list_jobs` filters of the tasks of ``device``, a name as
+    the devices page lists it: this server's runner (named as its host) has the tasks whose
+    ``lev run`` ran on this host and the queued ones, which wait for its slots; one of the
+    user's agent devices has those whose ``lev run`` ran on the host it reported. LookupError,
+    in words, for any other name or a device that has not reported its host yet."""
+    here = socket.gethostname()
+    if device == here:
+        return {"driver_host": here, "with_queued": True}
+    found = store.get_device(user["name"], device)
+    if found is None:
+        raise LookupError(f"no device {device!r}: give this server's runner ({here}) or one "
+                          "of your devices (the devices page lists them)")
+    host = (found["facts"] or {}).get("hostname")
+    if not host:
+        raise LookupError(f"device {device!r} has not reported its host yet: start its agent")
+    return {"driver_host": host}
 
 
 def _summary(job: dict[str, Any]) -> dict[str, Any]:
@@ -161,16 +181,26 @@ def list_tasks(
                                    description="text the name or target holds")] = None,
     page: Annotated[int, Query(ge=1, le=1_000_000, description="from 1")] = 1,
     limit: Annotated[int, Query(ge=1, le=1000, description="tasks per page")] = 50,
+    device: Annotated[str | None, Query(
+        max_length=255, description="only the tasks of this device: this server's runner "
+        "(its host name) or one of your devices, as GET /api/devices names them")] = None,
 ) -> list[dict[str, Any]]:
     """A page of the caller's tasks (an administrator's: everyone's), newest first. The
     ``X-Total-Count`` header says how many match over all pages, and ``Link`` gives the
-    ``next`` and ``prev`` pages."""
+    ``next`` and ``prev`` pages. ``device`` keeps the tasks whose ``lev run`` ran on that
+    device's machine (and, for this server's runner, the queued ones); 422 for a name that
+    is no device of the caller's."""
     owner = None if user["is_admin"] else user["name"]
-    total = store.count_jobs(status=status, owner=owner, search=q)
+    try:
+        on = device_filter(store, user, device) if device else {}
+    except LookupError as exc:
+        raise HTTPException(422, [{"loc": ["query", "device"], "msg": str(exc),
+                                   "type": "value_error"}]) from None
+    total = store.count_jobs(status=status, owner=owner, search=q, **on)
     shown = Page(page, limit, total)
     shown.set_headers(request, response)
     found = store.list_jobs(limit=limit, offset=shown.offset, status=status, owner=owner,
-                            search=q)
+                            search=q, **on)
     return [_summary(job) for job in found]
 
 

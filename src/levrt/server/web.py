@@ -32,7 +32,7 @@ from levrt.server.checks import MAX_DEPTH, check_json
 from levrt.server.paging import Page
 from levrt.server.params import NAMED_KINDS, ParamsInvalid, check_value
 from levrt.server.runner import TaskRunner, local_device
-from levrt.server.tasks import find_job
+from levrt.server.tasks import device_filter, find_job
 from levrt.server.throttle import LoginThrottled
 from levrt.server.timeline import timeline_svg
 from levrt.server.upload import OwnFiles, UploadRefused, keep_file
@@ -329,15 +329,23 @@ def _tasks(store: Store, page: int, **filters: Any) -> dict[str, Any]:
 
 @router.get("/tasks", response_class=HTMLResponse)
 async def tasks_page(request: Request, status: str | None = None, q: str | None = None,
-                     page: str | None = None) -> Response:
+                     page: str | None = None, device: str | None = None) -> Response:
     user = await _user(request)
     status = status if status in JOB_STATUSES else None
     owner = None if user["is_admin"] else user["name"]
+    device = (device or "")[:255] or None
+    try:
+        on = (await run_in_threadpool(device_filter, _store(request), user, device)
+              if device else {})
+    except LookupError as exc:
+        return _render(request, "tasks.html", 422, user=user, status=status or "",
+                       q=q or "", statuses=JOB_STATUSES, device=device,
+                       device_error=str(exc), jobs=[], page=Page(1, _TASKS_PAGE, 0))
     found = await run_in_threadpool(_tasks, _store(request), _page_number(page),
                                     status=status, owner=owner,
-                                    search=(q or "")[:200] or None)
+                                    search=(q or "")[:200] or None, **on)
     return _render(request, "tasks.html", user=user, status=status or "", q=q or "",
-                   statuses=JOB_STATUSES, **found)
+                   statuses=JOB_STATUSES, device=device, **found)
 
 
 def _tables(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:

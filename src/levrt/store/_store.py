@@ -184,8 +184,9 @@ def _job_dict(row: Row[Any]) -> dict[str, Any]:
     }
 
 
-def _job_filters(status: str | None, owner: str | None,
-                 search: str | None) -> list[ColumnElement[bool]]:
+def _job_filters(status: str | None, owner: str | None, search: str | None,
+                 driver_host: str | None = None,
+                 with_queued: bool = False) -> list[ColumnElement[bool]]:
     """The conditions of list_jobs and count_jobs."""
     found: list[ColumnElement[bool]] = [
         column == value for column, value in ((_jobs.c.status, status), (_jobs.c.owner, owner))
@@ -196,6 +197,10 @@ def _job_filters(status: str | None, owner: str | None,
                      | _jobs.c.target.icontains(search, autoescape=True)
                      | cast(_jobs.c.params, String).icontains(search, autoescape=True)
                      | cast(_jobs.c.result, String).icontains(search, autoescape=True))
+    if driver_host is not None:
+        # A driver id is "host:pid:start" (levrt._driver); a queued job has none yet.
+        on_host = _jobs.c.driver.startswith(f"{driver_host}:", autoescape=True)
+        found.append(on_host | (_jobs.c.status == "queued") if with_queued else on_host)
     return found
 
 
@@ -675,13 +680,17 @@ class Store(HubMixin, DevicesMixin):
         search: str | None = None,
         oldest_first: bool = False,
         offset: int = 0,
+        driver_host: str | None = None,
+        with_queued: bool = False,
     ) -> list[dict[str, Any]]:
         """Up to ``limit`` jobs, newest first (or oldest), optionally only those with
         ``status`` and ``owner`` and whose name, target, parameters or result (as JSON
-        text) holds ``search`` (any case);
+        text) holds ``search`` (any case); with ``driver_host``, only those whose driver
+        ran on that host (and the queued ones too, ``with_queued``);
         ``offset`` skips that many first."""
         created = _jobs.c.created_at if oldest_first else _jobs.c.created_at.desc()
-        query = (select(_jobs).where(*_job_filters(status, owner, search))
+        query = (select(_jobs).where(*_job_filters(status, owner, search, driver_host,
+                                                   with_queued))
                  .order_by(created, _jobs.c.id).limit(limit).offset(offset))
         with self._read() as conn:
             jobs = [_job_dict(row) for row in conn.execute(query)]
@@ -689,10 +698,11 @@ class Store(HubMixin, DevicesMixin):
         return [job for job in settled if status is None or job["status"] == status]
 
     def count_jobs(self, *, status: str | None = None, owner: str | None = None,
-                   search: str | None = None) -> int:
+                   search: str | None = None, driver_host: str | None = None,
+                   with_queued: bool = False) -> int:
         """How many jobs :meth:`list_jobs` finds with these filters, without a limit."""
         query = select(func.count()).select_from(_jobs).where(
-            *_job_filters(status, owner, search))
+            *_job_filters(status, owner, search, driver_host, with_queued))
         with self._read() as conn:
             return int(conn.execute(query).scalar_one())
 
