@@ -744,3 +744,64 @@ def test_the_timeline_of_a_namespaced_workflow(server, page, shots, tmp_path):
     page.locator("#timeline-box").scroll_into_view_if_needed()
     shots(page, "task-timeline")
     page.locator("#timeline-box").screenshot(path=str(shots.folder / "timeline.png"))
+
+
+def test_devices_show_executor_images_load_and_their_tasks(server, page, shots):
+    """The runner says what ``auto`` resolved to, its images and load, and links to its
+    running tasks; an agent device (enrolled and heard from over HTTP with this machine's
+    real facts) shows the same from what it reported."""
+    from levrt.agent._facts import gather_facts
+
+    url = server
+    log_in(page, url)
+    page.goto(f"{url}/devices")
+    page.fill("#device-name", "browser-box")
+    page.fill("#device-pools", "lab")
+    with page.expect_navigation():
+        page.click("form.quick button[type=submit]")
+    code = page.inner_text("#enrol-command").rsplit(" ", 1)[1]
+    enrolled = page.request.post(f"{url}/api/agent/enrol", data={"code": code})
+    assert enrolled.ok, enrolled.text()
+    facts = gather_facts()
+    beat = page.request.post(f"{url}/api/agent/heartbeat", data={
+        "running": 0, "slots": 3, "facts": facts},
+        headers={"Authorization": f"Bearer {enrolled.json()['token']}"})
+    assert beat.ok, beat.text()
+    with ssh_listener(delay=20.0) as port:
+        page.goto(f"{url}/packages/{NMAP}")
+        open_quick_form(page)
+        page.fill("#p_ip", "127.0.0.1")
+        page.fill("#p_ports", str(port))
+        with page.expect_navigation():
+            page.click("form.quick button[type=submit]")
+        task_url = page.url
+        page.wait_for_function("() => document.getElementById('status').textContent"
+                               " === 'running'")
+        page.goto(f"{url}/devices")
+        engine = engine_url()
+        line = page.inner_text("#local-executor")
+        if engine:
+            assert f"docker, auto: a Docker API answers at {engine}" in line, line
+            assert page.locator("#local-images summary").inner_text().endswith("images")
+        else:
+            assert "process, auto: no Docker API answers" in line, line
+            assert "No container engine" in page.inner_text("#local-images")
+        assert page.inner_text("#local-load").startswith("Load: 1 running and 0 queued")
+        row = page.locator("#device-browser-box")
+        assert row.locator("td.executor strong").inner_text() == facts["executors"][0]
+        assert "0 of 3 slots" in row.locator("td.load").inner_text()
+        assert f"on {socket.gethostname()}" in row.inner_text()
+        assert page_width(page) <= VIEWPORT["width"]
+        shots(page, "devices")
+        # The runner's running tasks: the task list filtered to it, holding this task.
+        page.click("#local-load a:text('running tasks')")
+        page.wait_for_url(re.compile(r".*/tasks\?device=.*status=running"))
+        assert socket.gethostname() in page.inner_text("#device-filter")
+        rows = page.locator("tr.job a").evaluate_all("links => links.map(a => a.href)")
+        assert rows == [task_url], rows
+        shots(page, "device-tasks", full_page=False)
+        page.goto(task_url)
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.click("button.danger")
+        page.wait_for_function("() => document.getElementById('log').dataset.live === 'no'",
+                               timeout=30_000)
