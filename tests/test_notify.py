@@ -9,6 +9,7 @@ import hmac
 import json
 import socket
 import threading
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -24,6 +25,7 @@ from levrt.store import ScheduleError
 tokens = test_tasks.tokens
 noop = test_tasks.noop
 HELLO = "lev.alice.noop:hello"
+HOUR = timedelta(hours=1)
 
 
 def free_port() -> int:
@@ -215,19 +217,24 @@ def test_a_mail_reaches_a_local_smtp_server(store, smtp):
     store.create_user("alice", PASSWORD)
     schedule = store.add_schedule("alice", "nightly", target="m:f", params={},
                                   cron="0 3 * * *")
-    failed = ended_job(store, "failed")
-    store.claim_slot(schedule, schedule["next_fire"], 0, schedule["next_fire"])
-    store.record_fire(schedule["id"], schedule["next_fire"], failed)
+    earlier = ended_job(store, "done")
+    store.claim_slot(schedule, schedule["next_fire"], 0, schedule["next_fire"] + HOUR)
+    store.record_fire(schedule["id"], schedule["next_fire"], earlier)
     url = f"mailto://127.0.0.1:{smtp.port}?from=lev@example.org&to=ops@example.org"
     store.add_hook("alice", kind="apprise", url=url, events=["done", "failed"],
                    schedule_id=schedule["id"])
+    # Only tasks that end after the hook was added are told of.
+    failed = ended_job(store, "failed")
+    schedule = store.get_schedule("alice", "nightly")
+    store.claim_slot(schedule, schedule["next_fire"], 0, schedule["next_fire"] + HOUR)
+    store.record_fire(schedule["id"], schedule["next_fire"], failed)
     assert asyncio.run(deliver(Notifier(store))) == 1
     [mail] = smtp.messages
     assert mail.rcpt_tos == ["ops@example.org"]
     text = mail.content.decode()
     assert "levrt: task scan failed" in text and "it broke" in text
     [delivery] = store.list_deliveries("alice", schedule_id=schedule["id"])
-    assert delivery["status"] == "delivered"
+    assert delivery["status"] == "delivered" and delivery["job_id"] == failed
     assert store.list_hooks("alice")[0]["url"] == "mailto://127.0.0.1/…"
 
 

@@ -325,6 +325,19 @@ def test_schedule_pages(store, tokens, noop):
         assert web.post("/schedules/hello/resume",
                         data={"csrf_token": _csrf(page)}).status_code == 303
         assert not store.get_schedule("alice", "hello")["paused"]
+        # A notification: its webhook secret on this answer only, its URL's path never.
+        added = web.post("/schedules/hello/hooks", data={
+            "csrf_token": _csrf(page), "kind": "webhook", "events": ["done", "failed"],
+            "url": "http://127.0.0.1:9/private-path"})
+        assert added.status_code == 200
+        secret = added.text.split('<code id="hook-secret">', 1)[1].split("<", 1)[0]
+        assert secret.startswith("levw_")
+        again = web.get("/schedules").text
+        assert secret not in again and "private-path" not in again
+        assert "webhook http://127.0.0.1/… on done, failed" in again
+        refused = web.post("/schedules/hello/hooks", data={
+            "csrf_token": _csrf(page), "kind": "webhook", "events": ["done"], "url": "nope"})
+        assert refused.status_code == 400 and "url:" in refused.text
         assert web.post("/schedules/hello/remove",
                         data={"csrf_token": _csrf(page)}).status_code == 303
         assert store.get_schedule("alice", "hello") is None

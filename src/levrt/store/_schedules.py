@@ -367,7 +367,8 @@ class SchedulesMixin:
         return True
 
     def pending_notifications(self, limit: int = 100) -> list[dict[str, Any]]:
-        """Hooks with an ended job they have not been delivered for, oldest jobs first:
+        """Hooks with an ended job they have not been delivered for, oldest jobs first (a
+        schedule's hook: jobs that ended after it was added):
         ``{"hook": {..., "url", "secret"}, "job": {id, name, status, error, ...},
         "event"}``, ``event`` the job's (:func:`job_event`); left out when the hook wants
         neither that event nor, for a done job, ``new_rows``."""
@@ -381,8 +382,11 @@ class SchedulesMixin:
             .join(_jobs, or_(_jobs.c.id == _hooks.c.job_id, _jobs.c.id == fired.c.job_id))
             .join(_deliveries, and_(_deliveries.c.hook_id == _hooks.c.id,
                                     _deliveries.c.job_id == _jobs.c.id), isouter=True)
-            .where(_deliveries.c.id.is_(None), _jobs.c.status.in_(("done", "failed",
-                                                                    "cancelled")))
+            .where(_deliveries.c.id.is_(None),
+                   _jobs.c.status.in_(("done", "failed", "cancelled")),
+                   # A schedule's new hook is not sent for the tasks it fired before.
+                   or_(_hooks.c.job_id.is_not(None),
+                       _jobs.c.finished_at >= _hooks.c.created_at))
             .order_by(_jobs.c.finished_at).limit(limit))
         with self._read() as conn:
             rows = conn.execute(query).all()
