@@ -78,6 +78,8 @@ def test_fields_are_checked(db_url):
 
         for timing, field in [({"cron": "61 * * * *"}, "cron"), ({"cron": "* * *"}, "cron"),
                               ({"interval": 0}, "interval"), ({"interval": 59}, "interval"),
+                              ({"interval": 10**18}, "interval"), ({"cron": "0 0 31 2 *"}, "cron"),
+                              ({"cron": "0 3 * * *", "timezone": "../etc/passwd"}, "timezone"),
                               ({}, "cron"), ({"cron": "0 3 * * *", "interval": 60}, "cron"),
                               ({"cron": "0 3 * * *", "timezone": "Mars/Olympus"}, "timezone")]:
             with pytest.raises(ScheduleError) as refused:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterError, croniter
 from sqlalchemy import Connection, Row, and_, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -36,6 +36,7 @@ _users = User.__table__
 SCHEDULE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 # Shorter intervals would make the scheduler's poll the real period.
 MIN_INTERVAL_SECONDS = 60
+MAX_INTERVAL_SECONDS = 366 * 24 * 3600
 HOOK_KINDS = ("webhook", "apprise")
 HOOK_EVENTS = ("done", "failed", "new_rows")
 HOOK_SECRET_PREFIX = "levw_"
@@ -69,9 +70,9 @@ def check_timing(cron: str | None, interval: int | None, zone: str) -> None:
     if cron is not None and (len(cron.split()) != 5 or not croniter.is_valid(cron)):
         raise ScheduleError("cron", f"{cron!r} is not a cron expression of five fields "
                             "(minute hour day-of-month month day-of-week), e.g. '0 3 * * *'")
-    if interval is not None and interval < MIN_INTERVAL_SECONDS:
-        raise ScheduleError("interval", f"the interval must be at least "
-                            f"{MIN_INTERVAL_SECONDS} seconds, not {interval}")
+    if interval is not None and not MIN_INTERVAL_SECONDS <= interval <= MAX_INTERVAL_SECONDS:
+        raise ScheduleError("interval", f"the interval must be {MIN_INTERVAL_SECONDS} to "
+                            f"{MAX_INTERVAL_SECONDS} seconds (a year), not {interval}")
     check_zone(zone)
 
 
@@ -165,8 +166,11 @@ class SchedulesMixin:
                                 "digits, '_', '.' or '-', starting with a letter or digit")
         check_timing(cron, interval, timezone)
         created = at or now()
-        first = next_slot({"cron": cron, "interval_seconds": interval, "timezone": timezone,
-                           "created_at": created}, created)
+        try:
+            first = next_slot({"cron": cron, "interval_seconds": interval,
+                               "timezone": timezone, "created_at": created}, created)
+        except (CroniterError, OverflowError) as exc:  # "0 0 31 2 *": no such day
+            raise ScheduleError("cron", f"{cron!r} never fires: {exc}") from None
         with self._write() as conn:
             owner_id = user_id_of(conn, owner)
             try:
