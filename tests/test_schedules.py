@@ -7,6 +7,7 @@ import html
 import io
 import sys
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -20,7 +21,7 @@ from levrt import ctx
 from levrt.server import Settings, create_app
 from levrt.server.schedules import Scheduler
 from levrt.store import HubConflictError, ScheduleError, Store
-from levrt.store._schedules import due_slot, next_slot
+from levrt.store._schedules import MAX_SKIPPED_COUNTED, due_slot, next_slot
 
 # The fixtures of test_tasks: alice's, bob's and root's tokens, and lev.alice.noop published.
 tokens = test_tasks.tokens
@@ -59,6 +60,16 @@ def test_missed_slots_fire_once_for_the_latest():
     # Down from the 29th to the 1st of April at 04:00: slots 29th, 30th, 31st, 1st.
     assert due_slot(daily, utc(2026, 4, 1, 4)) == (utc(2026, 4, 1, 3), 3)
     assert due_slot(daily, utc(2026, 3, 29, 3)) == (utc(2026, 3, 29, 3), 0)
+    # Every minute, missed for ten weeks: the latest slot, the count capped, and quickly.
+    minutely = dict(daily, cron="* * * * *", timezone="Europe/Paris")
+    started = time.perf_counter()
+    assert due_slot(minutely, utc(2026, 6, 7, 3, 5, 30)) == (utc(2026, 6, 7, 3, 5),
+                                                            MAX_SKIPPED_COUNTED)
+    assert time.perf_counter() - started < 1
+    every = {"cron": None, "interval_seconds": 60, "timezone": "UTC", "created_at": T0,
+             "next_fire": T0 + timedelta(minutes=1)}
+    assert due_slot(every, T0 + timedelta(days=70, seconds=90)) == (
+        T0 + timedelta(days=70, minutes=1), 70 * 24 * 60)
 
 
 # -- the store -----------------------------------------------------------------------------
