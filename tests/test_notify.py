@@ -248,3 +248,31 @@ def test_apprise_urls_it_cannot_send_to_fail_after_retries(store):
     assert delivery["status"] == "failed" and len(delivery["attempts"]) == 2
     with pytest.raises(ScheduleError):
         store.add_hook("alice", kind="webhook", url="http://127.0.0.1/", events=["done"])
+
+
+def test_new_rows_are_told_of_alone(store):
+    """A hook on new_rows only: sent when a done job has rows its previous run had not,
+    with those rows; skipped (and logged) when it has none."""
+    pytest.importorskip("levrt.rows", reason="the row diff (levrt.rows) is not installed")
+    store.create_user("alice", PASSWORD)
+
+    def scan(ports):
+        job = store.create_job("scan", target="m:f", params={}, owner="alice")
+        store.merge_document("_", job, None, {"host": "127.0.0.1", "ports": [
+            {"port": port, "state": "open"} for port in ports]})
+        store.finish_job(job, "done")
+        return job
+
+    with Listener([200]) as listener:
+        jobs = []
+        for ports in ([22], [22, 80], [22, 80]):
+            jobs.append(scan(ports))
+            store.add_hook("alice", kind="webhook", url=listener.url, events=["new_rows"],
+                           job_id=jobs[-1])
+            asyncio.run(deliver(Notifier(store)))
+        bodies = [json.loads(body) for _, body in listener.received]
+        assert [b["job"]["id"] for b in bodies] == jobs[:2]
+        assert {b["event"] for b in bodies} == {"new_rows"}
+        assert [row["port"] for row in bodies[1]["new_rows"][0]["new"]] == [80]
+        by_job = {d["job_id"]: d for d in store.list_deliveries("alice")}
+        assert by_job[jobs[2]]["status"] == "skipped"

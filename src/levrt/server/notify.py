@@ -48,15 +48,19 @@ def sign(secret: str, body: bytes) -> str:
 
 
 def new_rows(store: Store, job_id: str) -> list[dict[str, Any]] | None:
-    """The rows of ``job_id`` new since the previous run of its schedule or target: the hook
-    for ``levrt.rows``'s diff. None while that module is not there: a hook on ``new_rows``
-    alone is then sent on every done job."""
+    """The rows of ``job_id`` its previous run (:meth:`~levrt.store.Store.previous_documents`)
+    did not have, per collection: ``[{"coll", "keys", "new": [row, ...]}]``, only those with
+    new rows (every row is new on a first run). None while :mod:`levrt.rows` (its tables and
+    diff) is not installed: a hook on ``new_rows`` alone is then sent on every done job."""
     try:
-        from levrt import rows  # type: ignore[attr-defined]
+        from levrt import rows  # type: ignore[attr-defined,unused-ignore]
     except ImportError:
         return None
-    diff = getattr(rows, "new_rows", None)
-    return None if diff is None else list(diff(store, job_id))
+    previous = store.previous_documents(job_id)
+    before = [] if previous is None else rows.job_tables(store, previous["job_id"])
+    found = rows.diff(before, rows.job_tables(store, job_id))
+    return [{"coll": table.coll, "keys": table.keys, "new": to_json(table.new)}
+            for table in found if table.new]
 
 
 class _Refused(Exception):
@@ -97,14 +101,15 @@ class Notifier:
         for item in await run_in_threadpool(self.store.pending_notifications):
             hook, job = item["hook"], item["job"]
             event, found = item["event"], None
-            if event == "done" and "done" not in hook["events"]:  # on new rows only
+            if event == "done" and "new_rows" in hook["events"]:
                 found = await run_in_threadpool(new_rows, self.store, job["id"])
-                event = "new_rows"
+                if "done" not in hook["events"]:  # on new rows only
+                    event = "new_rows"
             delivery = await run_in_threadpool(self.store.claim_delivery, hook["id"],
                                                job["id"], event)
             if delivery is None:
                 continue  # another server sends it
-            if found == []:
+            if event == "new_rows" and found == []:
                 await run_in_threadpool(self.store.record_attempt, delivery, {
                     "at": self.clock().isoformat(), "code": None, "error": "no new rows"},
                     "skipped")
