@@ -16,11 +16,12 @@ import pytest
 import test_tasks
 from aiosmtpd.controller import Controller
 from helpers_hub import PASSWORD, TestClient
+from helpers_pg import store_url
 from test_tasks import ended, submit, wait_for
 
 from levrt.server import Settings, create_app
 from levrt.server.notify import SIGNATURE_HEADER, Notifier
-from levrt.store import ScheduleError
+from levrt.store import ScheduleError, Store
 
 tokens = test_tasks.tokens
 noop = test_tasks.noop
@@ -276,3 +277,27 @@ def test_new_rows_are_told_of_alone(store):
         assert [row["port"] for row in bodies[1]["new_rows"][0]["new"]] == [80]
         by_job = {d["job_id"]: d for d in store.list_deliveries("alice")}
         assert by_job[jobs[2]]["status"] == "skipped"
+
+
+@pytest.fixture(params=["file", "postgresql"])
+def any_store(request):
+    with Store(store_url(request, request.param)) as opened:
+        yield opened
+
+
+def test_only_wanted_events_are_pending(any_store):
+    """Done jobs a hook on failed does not want never crowd out the failed one it does,
+    however many there are (SQLite and PostgreSQL)."""
+    store = any_store
+    store.create_user("alice", PASSWORD)
+    schedule = store.add_schedule("alice", "s", target="m:f", params={}, interval=60)
+    store.add_hook("alice", kind="webhook", url="http://127.0.0.1:9/", events=["failed"],
+                   schedule_id=schedule["id"])
+    jobs = [ended_job(store, "done") for _ in range(12)] + [ended_job(store, "cancelled")]
+    for job in jobs:
+        schedule = store.get_schedule("alice", "s")
+        store.claim_slot(schedule, schedule["next_fire"], 0,
+                         schedule["next_fire"] + timedelta(minutes=1))
+        store.record_fire(schedule["id"], schedule["next_fire"], job)
+    [pending] = store.pending_notifications(limit=5)
+    assert pending["job"]["id"] == jobs[-1] and pending["event"] == "failed"

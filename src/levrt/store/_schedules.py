@@ -18,8 +18,20 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterError, croniter
-from sqlalchemy import Connection, Row, and_, delete, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Row,
+    String,
+    and_,
+    cast,
+    delete,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql import ColumnElement
 
 from levrt.shim.entry import decode
 from levrt.store._common import now, user_id_of, utc
@@ -149,6 +161,12 @@ def _delivery_dict(row: Row[Any]) -> dict[str, Any]:
 
 _SELECT = select(_schedules, _users.c.name.label("owner")).join(
     _users, _users.c.id == _schedules.c.owner_id)
+
+
+def _wants(event: str) -> ColumnElement[bool]:
+    """Whether a hook's JSON list of events holds ``event`` (its stored text, as SQLite and
+    PostgreSQL both write it: ``["done", "failed"]``)."""
+    return cast(_hooks.c.events, String).contains(f'"{event}"', autoescape=True)
 
 
 def job_event(status: str) -> str | None:
@@ -404,27 +422,24 @@ class SchedulesMixin:
             .join(_deliveries, and_(_deliveries.c.hook_id == _hooks.c.id,
                                     _deliveries.c.job_id == _jobs.c.id), isouter=True)
             .where(_deliveries.c.id.is_(None),
-                   _jobs.c.status.in_(("done", "failed", "cancelled")),
+                   # Only what the hook wants, here rather than after: ended jobs it does
+                   # not want would otherwise fill every page before those it does.
+                   or_(and_(_jobs.c.status == "done",
+                            or_(_wants("done"), _wants("new_rows"))),
+                       and_(_jobs.c.status.in_(("failed", "cancelled")), _wants("failed"))),
                    # A schedule's new hook is not sent for the tasks it fired before.
                    or_(_hooks.c.job_id.is_not(None),
                        _jobs.c.finished_at >= _hooks.c.created_at))
             .order_by(_jobs.c.finished_at).limit(limit))
         with self._read() as conn:
             rows = conn.execute(query).all()
-        found = []
-        for row in rows:
-            event = job_event(row.status)
-            # new_rows is decided by the notifier, on done jobs, from their rows.
-            if event not in row.events and not (event == "done" and "new_rows" in row.events):
-                continue
-            found.append({
-                "hook": {"id": row.id, "kind": row.kind, "url": row.url, "secret": row.secret,
-                         "events": list(row.events), "schedule_id": row.schedule_id},
-                "job": {"id": row.jid, "name": row.jname, "status": row.status,
-                        "error": row.error, "target": row.target, "owner": row.owner,
-                        "finished_at": utc(row.finished_at)},
-                "event": event})
-        return found
+        return [{
+            "hook": {"id": row.id, "kind": row.kind, "url": row.url, "secret": row.secret,
+                     "events": list(row.events), "schedule_id": row.schedule_id},
+            "job": {"id": row.jid, "name": row.jname, "status": row.status,
+                    "error": row.error, "target": row.target, "owner": row.owner,
+                    "finished_at": utc(row.finished_at)},
+            "event": job_event(row.status)} for row in rows]
 
     def claim_delivery(self, hook_id: int, job_id: str, event: str) -> int | None:
         """Take the delivery of ``job_id``'s ``event`` by the hook; its id, or None when
