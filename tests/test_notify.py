@@ -9,7 +9,7 @@ import hmac
 import json
 import socket
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -74,16 +74,26 @@ def valid(secret: str, headers: dict, body: bytes) -> bool:
     return hmac.compare_digest(headers[SIGNATURE_HEADER], expected)
 
 
+async def drain(notifier):
+    """Let ``notifier`` look until no delivery is left sending; how many attempts it made."""
+    made = 0
+    for _ in range(200):
+        started = await notifier.tick()
+        if started:
+            await asyncio.wait(started)
+        made += len(started)
+        later = notifier.clock() + timedelta(days=1)
+        if not notifier.store.due_deliveries(later):
+            return made
+        await asyncio.sleep(notifier.backoff)
+    raise AssertionError("deliveries still sending")
+
+
 def notify_now(client):
-    """Run the app's notifier once and wait for the deliveries it started."""
+    """Run the app's notifier until its deliveries ended."""
     notifier = client.app.state.notifier
     notifier.backoff = 0.05
-
-    async def once():
-        sending = await notifier.tick()
-        if sending:
-            await asyncio.wait(sending)
-    client.portal.call(once)
+    return client.portal.call(drain, notifier)
 
 
 def test_a_webhook_is_signed_and_retried_after_a_500(store, tokens, noop):
@@ -153,11 +163,8 @@ def ended_job(store, status, owner="alice"):
     return job
 
 
-async def deliver(notifier):
-    sending = await notifier.tick()
-    if sending:
-        await asyncio.wait(sending)
-    return len(sending)
+def deliver(notifier):
+    return asyncio.run(drain(notifier))
 
 
 def test_a_refusal_is_not_retried_and_events_are_chosen(store):
@@ -168,7 +175,7 @@ def test_a_refusal_is_not_retried_and_events_are_chosen(store):
             store.add_hook("alice", kind="webhook", url=listener.url, events=["failed"],
                            job_id=job)
         notifier = Notifier(store, backoff=0.01)
-        assert asyncio.run(deliver(notifier)) == 1  # the failed job's only
+        assert deliver(notifier) == 1  # the failed job's only
         [delivery] = store.list_deliveries("alice")
         assert delivery["job_id"] == failed and delivery["event"] == "failed"
         assert delivery["status"] == "failed"
@@ -186,7 +193,7 @@ def test_two_notifiers_on_one_store_deliver_once(store):
                            job_id=job)
 
         async def both():
-            counts = await asyncio.gather(*(deliver(Notifier(store)) for _ in range(2)))
+            counts = await asyncio.gather(*(drain(Notifier(store, backoff=0.01)) for _ in range(2)))
             return sum(counts)
 
         assert asyncio.run(both()) == 5
@@ -229,7 +236,7 @@ def test_a_mail_reaches_a_local_smtp_server(store, smtp):
     schedule = store.get_schedule("alice", "nightly")
     store.claim_slot(schedule, schedule["next_fire"], 0, schedule["next_fire"] + HOUR)
     store.record_fire(schedule["id"], schedule["next_fire"], failed)
-    assert asyncio.run(deliver(Notifier(store))) == 1
+    assert deliver(Notifier(store, backoff=0.01)) == 1
     [mail] = smtp.messages
     assert mail.rcpt_tos == ["ops@example.org"]
     text = mail.content.decode()
@@ -244,7 +251,7 @@ def test_apprise_urls_it_cannot_send_to_fail_after_retries(store):
     job = ended_job(store, "done")
     store.add_hook("alice", kind="apprise", url=f"mailto://127.0.0.1:{free_port()}?"
                    "from=lev@example.org&to=ops@example.org", events=["done"], job_id=job)
-    asyncio.run(deliver(Notifier(store, attempts=2, backoff=0.01)))
+    deliver(Notifier(store, attempts=2, backoff=0.01))
     [delivery] = store.list_deliveries("alice")
     assert delivery["status"] == "failed" and len(delivery["attempts"]) == 2
     with pytest.raises(ScheduleError):
@@ -270,7 +277,7 @@ def test_new_rows_are_told_of_alone(store):
             jobs.append(scan(ports))
             store.add_hook("alice", kind="webhook", url=listener.url, events=["new_rows"],
                            job_id=jobs[-1])
-            asyncio.run(deliver(Notifier(store)))
+            deliver(Notifier(store, backoff=0.01))
         bodies = [json.loads(body) for _, body in listener.received]
         assert [b["job"]["id"] for b in bodies] == jobs[:2]
         assert {b["event"] for b in bodies} == {"new_rows"}
@@ -301,3 +308,32 @@ def test_only_wanted_events_are_pending(any_store):
         store.record_fire(schedule["id"], schedule["next_fire"], job)
     [pending] = store.pending_notifications(limit=5)
     assert pending["job"]["id"] == jobs[-1] and pending["event"] == "failed"
+
+
+def test_a_retry_survives_a_restart_and_a_dead_server(store):
+    """The next attempt is kept in the store: a new notifier (the server restarted) makes
+    it; a delivery held by a server that died is taken up once the hold ends."""
+    store.create_user("alice", PASSWORD)
+    first, second = ended_job(store, "done"), ended_job(store, "done")
+    with Listener([500, 200]) as listener:
+        for job in (first, second):
+            store.add_hook("alice", kind="webhook", url=listener.url, events=["done"],
+                           job_id=job)
+        # A server that claimed the second job's delivery and died before sending it.
+        hooks = {h["job_id"]: h["id"] for h in store.list_hooks("alice")}
+        gone = store.claim_delivery(hooks[second], second, "done",
+                                    until=datetime.now(timezone.utc) - timedelta(seconds=1))
+
+        async def once():
+            started = await Notifier(store, backoff=0.01).tick()
+            await asyncio.wait(started)
+            return len(started)
+
+        assert asyncio.run(once()) == 2  # the first job's first attempt, and the orphan
+        restarted = Notifier(store, backoff=0.01)
+        assert deliver(restarted) >= 1
+        by_job = {d["job_id"]: d for d in store.list_deliveries("alice")}
+        assert by_job[second]["id"] == gone
+        assert {d["status"] for d in by_job.values()} == {"delivered"}
+        assert sorted(len(d["attempts"]) for d in by_job.values()) == [1, 2]
+        assert len(listener.received) == 3

@@ -3,8 +3,12 @@ apprise, chat and mail services.
 
 The :class:`Notifier` runs in the app's lifespan: every ``poll`` seconds it asks the store for
 hooks with an ended job not yet delivered, claims each delivery there (of two servers on one
-store only one sends it) and sends it, trying again after ``backoff``, 2 × ``backoff``, 4 ×
-... seconds, ``attempts`` times in all. Every attempt goes to the delivery log.
+store only one sends it) and makes its first attempt. A failed attempt worth another makes
+the next one due ``backoff`` × 2 ** n seconds later, ``attempts`` in all; the due time is
+kept with the delivery, so whichever server sharing the store looks next makes it, after a
+restart too. A server holds a delivery while attempting it (:data:`LEASE_SECONDS`): if it
+dies meanwhile, another takes the delivery up after that. Every attempt goes to the
+delivery log.
 
 A webhook is a POST of a JSON body with ``X-Lev-Event``, ``X-Lev-Delivery`` and
 ``X-Lev-Signature: sha256=<hex>``, the HMAC-SHA256 of the body's bytes under the hook's
@@ -21,7 +25,7 @@ import hmac
 import json
 import logging
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import apprise
@@ -37,6 +41,9 @@ POLL_SECONDS = 5.0
 ATTEMPTS = 5
 BACKOFF_SECONDS = 2.0
 SEND_TIMEOUT = 15.0
+# How long a server holds a delivery it is attempting: past it (the server died), another
+# server takes the delivery up again.
+LEASE_SECONDS = SEND_TIMEOUT + 45.0
 SIGNATURE_HEADER = "X-Lev-Signature"
 # Answers that say "later" rather than "never".
 _RETRIED_4XX = (408, 429)
@@ -67,7 +74,7 @@ class _Refused(Exception):
     """A delivery the receiver refused for good."""
 
 
-def _message(job: dict[str, Any], event: str, url: str | None) -> tuple[str, str]:
+def _message(job: dict[str, Any], url: str | None) -> tuple[str, str]:
     """The title and text of a chat or mail notification."""
     title = f"levrt: task {job['name']} {job['status']}"
     lines = [f"Task {job['id']} ({job['target']}) ended {job['status']}."]
@@ -96,61 +103,77 @@ class Notifier:
         self._sending: set[asyncio.Task[None]] = set()
 
     async def tick(self) -> list[asyncio.Task[None]]:
-        """Claim and start sending each pending notification; the sending tasks."""
+        """Claim each new notification and each delivery due for another attempt, and
+        start an attempt at each; the attempts started."""
+        at = self.clock()
+        until = at + timedelta(seconds=LEASE_SECONDS)
         started = []
         for item in await run_in_threadpool(self.store.pending_notifications):
-            hook, job = item["hook"], item["job"]
-            event, found = item["event"], None
-            if event == "done" and "new_rows" in hook["events"]:
-                found = await run_in_threadpool(new_rows, self.store, job["id"])
-                if "done" not in hook["events"]:  # on new rows only
-                    event = "new_rows"
-            delivery = await run_in_threadpool(self.store.claim_delivery, hook["id"],
-                                               job["id"], event)
+            event, rows = await run_in_threadpool(self._event, item)
+            delivery = await run_in_threadpool(self.store.claim_delivery, item["hook"]["id"],
+                                               item["job"]["id"], event, until=until)
             if delivery is None:
                 continue  # another server sends it
-            if event == "new_rows" and found == []:
+            if event == "new_rows" and rows == []:
                 await run_in_threadpool(self.store.record_attempt, delivery, {
-                    "at": self.clock().isoformat(), "code": None, "error": "no new rows"},
-                    "skipped")
+                    "at": at.isoformat(), "code": None, "error": "no new rows"}, "skipped")
                 continue
-            task = asyncio.create_task(self._deliver(delivery, hook, job, event, found))
-            self._sending.add(task)
-            task.add_done_callback(self._sending.discard)
-            started.append(task)
+            started.append(self._start(delivery, 0, {**item, "event": event}, rows))
+        for item in await run_in_threadpool(self.store.due_deliveries, at):
+            if not await run_in_threadpool(self.store.take_delivery, item["delivery"], until):
+                continue
+            _, rows = await run_in_threadpool(self._event, item)
+            started.append(self._start(item["delivery"]["id"], item["delivery"]["attempts"],
+                                       item, rows))
         return started
 
-    def _body(self, delivery: int, hook: dict[str, Any], job: dict[str, Any], event: str,
+    def _event(self, item: dict[str, Any]) -> tuple[str, list[dict[str, Any]] | None]:
+        """The event a notification is sent as, and the job's new rows when its hook asks
+        for them (None: not asked, or not known)."""
+        hook, event = item["hook"], item["event"]
+        if event not in ("done", "new_rows") or "new_rows" not in hook["events"]:
+            return event, None
+        rows = new_rows(self.store, item["job"]["id"])
+        return ("done" if "done" in hook["events"] else "new_rows"), rows
+
+    def _start(self, delivery: int, number: int, item: dict[str, Any],
+               rows: list[dict[str, Any]] | None) -> asyncio.Task[None]:
+        task = asyncio.create_task(self._attempt(delivery, number, item, rows))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+        return task
+
+    def _body(self, delivery: int, item: dict[str, Any],
               rows: list[dict[str, Any]] | None) -> dict[str, Any]:
+        job = item["job"]
         url = f"{self.public_url.rstrip('/')}/tasks/{job['id']}" if self.public_url else None
-        body = {"event": event, "delivery": delivery, "job": job,
-                "schedule_id": hook["schedule_id"], "url": url}
+        body = {"event": item["event"], "delivery": delivery, "job": job,
+                "schedule_id": item["hook"]["schedule_id"], "url": url}
         if rows is not None:
             body["new_rows"] = rows
         return dict(to_json(body))
 
-    async def _deliver(self, delivery: int, hook: dict[str, Any], job: dict[str, Any],
-                       event: str, rows: list[dict[str, Any]] | None) -> None:
-        body = self._body(delivery, hook, job, event, rows)
-        for attempt in range(self.attempts):
-            code, error = None, None
-            try:
-                if hook["kind"] == "webhook":
-                    code = await self._post(delivery, hook, event, body)
-                else:
-                    await self._apprise(hook["url"], job, event, body["url"])
-                status = "delivered"
-            except _Refused as exc:
-                code, error, status = exc.args[0], exc.args[1], "failed"
-            except Exception as exc:  # no answer, 5xx, a service that failed: try again
-                code = getattr(exc, "code", None)
-                error = str(exc) or type(exc).__name__
-                status = "failed" if attempt + 1 == self.attempts else "sending"
-            await run_in_threadpool(self.store.record_attempt, delivery, {
-                "at": self.clock().isoformat(), "code": code, "error": error}, status)
-            if status != "sending":
-                return
-            await asyncio.sleep(self.backoff * 2 ** attempt)
+    async def _attempt(self, delivery: int, number: int, item: dict[str, Any],
+                       rows: list[dict[str, Any]] | None) -> None:
+        """Attempt ``number`` (from 0) of the delivery, recorded; on a failure worth
+        another, the next one is due after ``backoff`` × 2 ** ``number`` seconds."""
+        hook, body = item["hook"], self._body(delivery, item, rows)
+        code, error, next_at = None, None, None
+        try:
+            if hook["kind"] == "webhook":
+                code = await self._post(delivery, hook, item["event"], body)
+            else:
+                await self._apprise(hook["url"], item["job"], body["url"])
+            status = "delivered"
+        except _Refused as exc:
+            code, error, status = exc.args[0], exc.args[1], "failed"
+        except Exception as exc:  # no answer, 5xx, a service that failed: try again
+            code = getattr(exc, "code", None)
+            error = str(exc) or type(exc).__name__
+            status = "failed" if number + 1 >= self.attempts else "sending"
+            next_at = self.clock() + timedelta(seconds=self.backoff * 2 ** number)
+        await run_in_threadpool(self.store.record_attempt, delivery, {
+            "at": self.clock().isoformat(), "code": code, "error": error}, status, next_at)
 
     async def _post(self, delivery: int, hook: dict[str, Any], event: str,
                     body: dict[str, Any]) -> int:
@@ -169,12 +192,11 @@ class Notifier:
         failure.code = answer.status_code  # type: ignore[attr-defined]
         raise failure
 
-    async def _apprise(self, url: str, job: dict[str, Any], event: str,
-                       link: str | None) -> None:
+    async def _apprise(self, url: str, job: dict[str, Any], link: str | None) -> None:
         notifier = apprise.Apprise()
         if not notifier.add(url):
             raise _Refused(None, "apprise does not take this URL: see its list of services")
-        title, text = _message(job, event, link)
+        title, text = _message(job, link)
         if not await run_in_threadpool(notifier.notify, body=text, title=title):
             raise RuntimeError("apprise could not send it (see the server's log)")
 
@@ -190,7 +212,8 @@ class Notifier:
         self._loop = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
-        """Stop looking and sending; a delivery cut short keeps its attempts so far."""
+        """Stop looking and sending; an attempt cut short is made again (by any server)
+        once its hold ends."""
         for task in [self._loop, *self._sending]:
             if task is not None:
                 task.cancel()

@@ -169,6 +169,20 @@ def _wants(event: str) -> ColumnElement[bool]:
     return cast(_hooks.c.events, String).contains(f'"{event}"', autoescape=True)
 
 
+_JOB_COLUMNS = (_jobs.c.id.label("jid"), _jobs.c.name.label("jname"), _jobs.c.status,
+                _jobs.c.error, _jobs.c.target, _jobs.c.owner, _jobs.c.finished_at)
+
+
+def _notification(row: Row[Any], event: str | None) -> dict[str, Any]:
+    """A hook and an ended job of a row selecting ``_hooks`` and :data:`_JOB_COLUMNS`."""
+    return {
+        "hook": {"id": row.id, "kind": row.kind, "url": row.url, "secret": row.secret,
+                 "events": list(row.events), "schedule_id": row.schedule_id},
+        "job": {"id": row.jid, "name": row.jname, "status": row.status, "error": row.error,
+                "target": row.target, "owner": row.owner, "finished_at": utc(row.finished_at)},
+        "event": event}
+
+
 def job_event(status: str) -> str | None:
     """The hook event of a job's final status: ``done``, or ``failed`` (failed or
     cancelled); None while it has not ended."""
@@ -406,17 +420,15 @@ class SchedulesMixin:
         return True
 
     def pending_notifications(self, limit: int = 100) -> list[dict[str, Any]]:
-        """Hooks with an ended job they have not been delivered for, oldest jobs first (a
-        schedule's hook: jobs that ended after it was added):
-        ``{"hook": {..., "url", "secret"}, "job": {id, name, status, error, ...},
-        "event"}``, ``event`` the job's (:func:`job_event`); left out when the hook wants
-        neither that event nor, for a done job, ``new_rows``."""
+        """Hooks with an ended job they have no delivery for yet, oldest jobs first (a
+        schedule's hook: jobs that ended after it was added): ``{"hook": {..., "url",
+        "secret", "events"}, "job": {id, name, status, error, ...}, "event"}``, ``event``
+        the job's (:func:`job_event`); left out when the hook wants neither that event nor,
+        for a done job, ``new_rows``."""
         fired = select(_fires.c.job_id, _fires.c.schedule_id).where(
             _fires.c.job_id.is_not(None)).subquery()
         query = (
-            select(_hooks, _jobs.c.id.label("jid"), _jobs.c.name.label("jname"),
-                   _jobs.c.status, _jobs.c.error, _jobs.c.target, _jobs.c.owner,
-                   _jobs.c.finished_at)
+            select(_hooks, *_JOB_COLUMNS)
             .join(fired, fired.c.schedule_id == _hooks.c.schedule_id, isouter=True)
             .join(_jobs, or_(_jobs.c.id == _hooks.c.job_id, _jobs.c.id == fired.c.job_id))
             .join(_deliveries, and_(_deliveries.c.hook_id == _hooks.c.id,
@@ -433,34 +445,59 @@ class SchedulesMixin:
             .order_by(_jobs.c.finished_at).limit(limit))
         with self._read() as conn:
             rows = conn.execute(query).all()
-        return [{
-            "hook": {"id": row.id, "kind": row.kind, "url": row.url, "secret": row.secret,
-                     "events": list(row.events), "schedule_id": row.schedule_id},
-            "job": {"id": row.jid, "name": row.jname, "status": row.status,
-                    "error": row.error, "target": row.target, "owner": row.owner,
-                    "finished_at": utc(row.finished_at)},
-            "event": job_event(row.status)} for row in rows]
+        return [_notification(row, job_event(row.status)) for row in rows]
 
-    def claim_delivery(self, hook_id: int, job_id: str, event: str) -> int | None:
-        """Take the delivery of ``job_id``'s ``event`` by the hook; its id, or None when
-        another server took it first."""
+    def claim_delivery(self, hook_id: int, job_id: str, event: str, *,
+                       until: datetime) -> int | None:
+        """Take the delivery of ``job_id``'s ``event`` by the hook, held by the caller
+        ``until`` then; its id, or None when another server took it first."""
         try:
             with self._write() as conn:
                 result = conn.execute(insert(_deliveries).values(
                     hook_id=hook_id, job_id=job_id, event=event, status="sending",
-                    attempts=[], created_at=now()))
+                    attempts=[], next_at=until, created_at=now()))
         except IntegrityError:
             return None
         return int(result.inserted_primary_key[0])
 
-    def record_attempt(self, delivery_id: int, attempt: dict[str, Any], status: str) -> None:
+    def due_deliveries(self, at: datetime, limit: int = 100) -> list[dict[str, Any]]:
+        """Deliveries still sending whose next attempt is due at ``at`` (or whose server
+        stopped holding them), as :meth:`pending_notifications` with their ``event`` and
+        ``"delivery": {"id", "next_at", "attempts"}`` (how many were made)."""
+        query = (
+            select(_hooks, *_JOB_COLUMNS, _deliveries.c.id.label("did"),
+                   _deliveries.c.event.label("devent"), _deliveries.c.next_at,
+                   _deliveries.c.attempts)
+            .join(_hooks, _hooks.c.id == _deliveries.c.hook_id)
+            .join(_jobs, _jobs.c.id == _deliveries.c.job_id)
+            .where(_deliveries.c.status == "sending", _deliveries.c.next_at <= at)
+            .order_by(_deliveries.c.next_at).limit(limit))
+        with self._read() as conn:
+            rows = conn.execute(query).all()
+        return [{**_notification(row, row.devent),
+                 "delivery": {"id": row.did, "next_at": utc(row.next_at),
+                              "attempts": len(row.attempts or [])}} for row in rows]
+
+    def take_delivery(self, delivery: dict[str, Any], until: datetime) -> bool:
+        """Hold a due delivery (as :meth:`due_deliveries` read it) ``until`` then, to try it
+        again; False when another server took it first."""
+        with self._write() as conn:
+            result = conn.execute(update(_deliveries).where(
+                _deliveries.c.id == delivery["id"], _deliveries.c.status == "sending",
+                _deliveries.c.next_at == delivery["next_at"]).values(next_at=until))
+        return result.rowcount == 1
+
+    def record_attempt(self, delivery_id: int, attempt: dict[str, Any], status: str,
+                       next_at: datetime | None = None) -> None:
         """Add an attempt (``{"at", "code", "error"}``, JSON-ready) to the delivery and set
-        its status: ``sending`` (more attempts to come), ``delivered`` or ``failed``."""
+        its status: ``sending`` (the next attempt due at ``next_at``), ``delivered``,
+        ``failed`` or ``skipped``."""
         with self._write() as conn:
             attempts = conn.execute(select(_deliveries.c.attempts).where(
                 _deliveries.c.id == delivery_id)).scalar() or []
             conn.execute(update(_deliveries).where(_deliveries.c.id == delivery_id).values(
-                attempts=[*attempts, attempt], status=status))
+                attempts=[*attempts, attempt], status=status,
+                next_at=next_at if status == "sending" else None))
 
     def list_deliveries(self, owner: str, *, schedule_id: int | None = None,
                         job_id: str | None = None, limit: int = 50) -> list[dict[str, Any]]:

@@ -330,4 +330,7 @@ class Delivery(Base):
     status: Mapped[str] = mapped_column(String(16))
     # [{"at", "code", "error"}] per attempt, oldest first.
     attempts: Mapped[Any] = mapped_column(JSON)
+    # While sending: when the next attempt is due, or until when the server trying it now
+    # holds it (if that server dies, another takes it from then on). None once it ended.
+    next_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

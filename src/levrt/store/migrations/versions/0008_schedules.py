@@ -80,15 +80,18 @@ def upgrade() -> None:
         sa.Column("event", sa.String(length=16), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("attempts", sa.JSON(), nullable=False),
+        sa.Column("next_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["hook_id"], ["hooks.id"], name="fk_deliveries_hook_id_hooks"),
         sa.PrimaryKeyConstraint("id", name="pk_deliveries"),
         sa.UniqueConstraint("hook_id", "job_id", name="uq_deliveries_hook_id_job_id"),
     )
     op.create_index("ix_deliveries_hook_id", "deliveries", ["hook_id"])
+    op.create_index("ix_deliveries_next_at", "deliveries", ["next_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_deliveries_next_at", table_name="deliveries")
     op.drop_index("ix_deliveries_hook_id", table_name="deliveries")
     op.drop_table("deliveries")
     for index in ("ix_hooks_job_id", "ix_hooks_schedule_id", "ix_hooks_owner_id"):
