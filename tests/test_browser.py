@@ -805,3 +805,41 @@ def test_devices_show_executor_images_load_and_their_tasks(server, page, shots):
         page.click("button.danger")
         page.wait_for_function("() => document.getElementById('log').dataset.live === 'no'",
                                timeout=30_000)
+
+
+def test_a_task_made_a_schedule(server, page, shots):
+    """Schedule… on a task's page opens a form filled from the task; the schedule it makes
+    is listed on the Schedules page, paused, resumed and deleted there."""
+    url = server
+    log_in(page, url)
+    page.goto(f"{url}/packages/lev.szczecin.lan_audit")
+    page.locator("nav.index li", has_text="quick_check").locator("a.button").click()
+    page.wait_for_selector("form.quick")
+    page.fill("#p_ip", "127.0.0.1")
+    page.fill("#p_ports", "9")
+    with page.expect_navigation():
+        page.click("form.quick button[type=submit]")
+    with page.expect_navigation():
+        page.click("#schedule-task")
+    assert page.input_value("#schedule-name") == "quick_check"
+    assert '"ip": "127.0.0.1"' in page.inner_text("#schedule-params")
+    page.fill("#schedule-name", "hourly-check")
+    page.fill("#schedule-cron", "")
+    page.fill("#schedule-interval", "3600")
+    page.fill("#schedule-timezone", "Europe/Paris")
+    with page.expect_navigation():
+        page.click("text=Save schedule")
+    assert page.url == f"{url}/schedules"
+    row = page.locator("#schedule-hourly-check")
+    assert "every 3600 s (Europe/Paris)" in row.inner_text()
+    shots(page, "schedules")
+    with page.expect_navigation():
+        row.locator("text=Pause").click()
+    assert "paused" in page.locator("#schedule-hourly-check").inner_text()
+    with page.expect_navigation():
+        page.locator("#schedule-hourly-check").locator("text=Resume").click()
+    assert "active" in page.locator("#schedule-hourly-check").inner_text()
+    page.once("dialog", lambda dialog: dialog.accept())
+    with page.expect_navigation():
+        page.locator("#schedule-hourly-check").locator("text=Delete").click()
+    assert page.locator("#schedule-hourly-check").count() == 0

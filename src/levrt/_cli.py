@@ -39,7 +39,16 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from . import __version__, _cli_agent, _cli_hub, _cli_packages, _cli_tasks, _params, executors
+from . import (
+    __version__,
+    _cli_agent,
+    _cli_hub,
+    _cli_packages,
+    _cli_schedule,
+    _cli_tasks,
+    _params,
+    executors,
+)
 from ._cli_base import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -843,6 +852,7 @@ def build_parser() -> argparse.ArgumentParser:
     _cli_hub.register(commands)
     _cli_tasks.register(commands)
     _cli_agent.register(commands)
+    _cli_schedule.register(commands)
     return parser
 
 

@@ -92,6 +92,18 @@ class Lev:
         """The job's own document (the root namespace's)."""
         return _namespace_document(())
 
+    async def previous(self) -> dict[str, Any] | None:
+        """What the previous successful job left, so a recurring scan can do only what is
+        new: the last ``done`` job of this job's schedule (docs/schedules.md), else of the
+        same owner, target, package version and parameters, before this one.
+
+        ``{"job_id": str, "finished_at": datetime, "documents": [{"coll", "run_id",
+        "data", ...}]}`` (as ``lev show --json`` lists documents), or None when there is
+        no such job. Outside a job: LookupError."""
+        job = current_job()
+        found: dict[str, Any] | None = job.store.previous_documents(job.id)
+        return found
+
     def set(self, data: dict | None = None, **kw: Any) -> None:
         raise RuntimeError(
             "ctx.set() writes a run's document from inside a @remote entry; in a workflow "

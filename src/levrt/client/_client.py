@@ -245,6 +245,50 @@ class Client:
         answer: list[dict[str, Any]] = self._json("GET", "/api/devices")
         return answer
 
+    # -- schedules -------------------------------------------------------------------------
+
+    def add_schedule(self, name: str, target: str, params: dict[str, Any] | None = None, *,
+                     cron: str | None = None, interval: int | None = None,
+                     timezone: str = "UTC", version: str | None = None,
+                     device: str | None = None) -> dict[str, Any]:
+        """A schedule ``name`` firing ``target`` with ``params`` at each slot of ``cron``
+        (five fields, read in ``timezone``) or every ``interval`` seconds; answers it with
+        its ``next_fire``. ApiError 422 names the refused field, 409 when the name is taken."""
+        body = {"name": name, "target": target, "params": params or {}, "timezone": timezone,
+                **_present(cron=cron, interval=interval, version=version, device=device)}
+        answer: dict[str, Any] = self._json("POST", "/api/schedules", json=body)
+        return answer
+
+    def list_schedules(self) -> list[dict[str, Any]]:
+        """The caller's schedules by name."""
+        answer: list[dict[str, Any]] = self._json("GET", "/api/schedules")
+        return answer
+
+    def get_schedule(self, name: str) -> dict[str, Any]:
+        """A schedule with its latest ``fires``, ``hooks`` and ``deliveries``."""
+        answer: dict[str, Any] = self._json("GET", f"/api/schedules/{_segment(name)}")
+        return answer
+
+    def pause_schedule(self, name: str, paused: bool = True) -> dict[str, Any]:
+        """Pause (or, with ``paused=False``, resume) a schedule; ApiError 404 if not theirs."""
+        action = "pause" if paused else "resume"
+        answer: dict[str, Any] = self._json("POST", f"/api/schedules/{_segment(name)}/{action}")
+        return answer
+
+    def remove_schedule(self, name: str) -> None:
+        """Remove a schedule and its notifications (its jobs stay)."""
+        self.request("DELETE", f"/api/schedules/{_segment(name)}")
+
+    def add_hook(self, kind: str, url: str, events: list[str] | None = None, *,
+                 schedule: str | None = None, task_id: str | None = None) -> dict[str, Any]:
+        """Notify ``url`` (``kind`` ``webhook`` or ``apprise``) on ``events`` of a schedule's
+        jobs or of one task; a webhook's answer holds its signing ``secret``, shown once."""
+        path = (f"/api/schedules/{_segment(schedule)}/hooks" if schedule is not None
+                else _task_path(task_id or "", "/hooks"))
+        body = {"kind": kind, "url": url, **_present(events=events)}
+        answer: dict[str, Any] = self._json("POST", path, json=body)
+        return answer
+
     # -- plumbing --------------------------------------------------------------------------
 
     def url(self, path: str) -> str:

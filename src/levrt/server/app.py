@@ -26,7 +26,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from levrt import __version__
-from levrt.server import devices, hub, simple, tasks, web
+from levrt.server import devices, hub, notify, schedules, simple, tasks, web
 from levrt.server.auth import StoreDep, current_reader
 from levrt.server.runner import TaskRunner
 from levrt.server.sessions import CsrfRefused
@@ -100,7 +100,11 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runner.start()  # tasks queued when the server last stopped
+        app.state.scheduler.start()
+        app.state.notifier.start()
         yield
+        await app.state.scheduler.stop()
+        await app.state.notifier.stop()
         # Tasks are subprocesses of the server: none may outlive it, nor its store.
         await runner.stop()
         if owned:
@@ -136,6 +140,8 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.include_router(devices.router)
     app.include_router(devices.agent_router)
     app.include_router(devices.pages)
+    app.state.scheduler = schedules.register(app, runner, app_store)
+    app.state.notifier = notify.Notifier(app_store, public_url=settings.public_url)
     app.include_router(web.router)
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
     _add_docs(app)

@@ -14,6 +14,7 @@ from levrt.store._hub import (
     check_name,
     split_package_name,
 )
+from levrt.store._schedules import ScheduleError
 from levrt.store._store import Store, StoreError, StoreWriteError, default_home, default_url
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "HubConflictError",
     "HubError",
     "HubPermissionError",
+    "ScheduleError",
     "Store",
     "StoreError",
     "StoreWriteError",

@@ -48,12 +48,13 @@ from levrt.store._common import utc as _utc
 from levrt.store._devices import DevicesMixin
 from levrt.store._hub import HubMixin
 from levrt.store._logs import RunLog
+from levrt.store._schedules import SchedulesMixin
 from levrt.store.models import NO_RUN, Document, DocumentField, File, Job, Log, Run
 
 # The newest revision in migrations/versions. Kept here so opening an
 # up-to-date store needs neither Alembic nor a scan of the scripts; a test
 # checks it against the scripts.
-SCHEMA_HEAD = "0007"
+SCHEMA_HEAD = "0008"
 # The most a job keeps of its workflow's return value, in characters of JSON.
 RESULT_MAX_CHARS = 1_000_000
 # Space a file store keeps beside its database (``<file>.reserve``) and gives up on a full
@@ -405,7 +406,7 @@ def _disk_full(exc: StoreWriteError) -> bool:
     return getattr(cause, "sqlite_errorname", None) == "SQLITE_FULL" or "full" in str(cause)
 
 
-class Store(HubMixin, DevicesMixin):
+class Store(HubMixin, DevicesMixin, SchedulesMixin):
     """Persistent jobs, runs, result documents, logs and content-addressed files.
 
     Thread-safe: every call checks a connection out of the engine's pool for

@@ -257,3 +257,80 @@ class Device(Base):
     running: Mapped[int] = mapped_column(Integer, default=0)
     slots: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Schedule(Base):
+    """A task template fired at the slots of a cron expression or an interval, in a time
+    zone. ``next_fire`` is the next slot (UTC), advanced by compare-and-set when a server
+    claims a slot, so two servers on one store never both fire it."""
+
+    __tablename__ = "schedules"
+    __table_args__ = (UniqueConstraint("owner_id", "name", name="uq_schedules_owner_id_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    target: Mapped[str] = mapped_column(String)
+    # "package==version" of the published package, pinned when the schedule was made.
+    package: Mapped[str | None] = mapped_column(String)
+    params: Mapped[Any] = mapped_column(JSON)
+    # The device or pool to run on (kept for dispatch to devices; the server's runner for now).
+    device: Mapped[str | None] = mapped_column(String(64))
+    cron: Mapped[str | None] = mapped_column(String(200))
+    interval_seconds: Mapped[int | None] = mapped_column(Integer)
+    timezone: Mapped[str] = mapped_column(String(64))
+    paused: Mapped[bool] = mapped_column(Boolean)
+    next_fire: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ScheduleFire(Base):
+    """A slot of a schedule that was fired, and its job: the key is the claim."""
+
+    __tablename__ = "schedule_fires"
+
+    schedule_id: Mapped[int] = mapped_column(ForeignKey("schedules.id"), primary_key=True)
+    slot: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    # Older slots passed over because the server was not running at their time.
+    skipped: Mapped[int] = mapped_column(Integer)
+    job_id: Mapped[str | None] = mapped_column(String(12), index=True)
+    fired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Hook(Base):
+    """A notification of a schedule's jobs or of one task's job: a signed webhook or an
+    apprise URL. ``url`` and ``secret`` are sent by the server and never shown again."""
+
+    __tablename__ = "hooks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    schedule_id: Mapped[int | None] = mapped_column(ForeignKey("schedules.id"), index=True)
+    job_id: Mapped[str | None] = mapped_column(String(12), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    url: Mapped[str] = mapped_column(Text)
+    secret: Mapped[str | None] = mapped_column(String(64))
+    # The events it is sent on, as a JSON list: done, failed, new_rows.
+    events: Mapped[Any] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Delivery(Base):
+    """One notification of one job by one hook, with its attempts: the key is the claim,
+    so a job is notified once by one of the servers sharing the store."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (UniqueConstraint("hook_id", "job_id", name="uq_deliveries_hook_id_job_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    hook_id: Mapped[int] = mapped_column(ForeignKey("hooks.id"), index=True)
+    job_id: Mapped[str] = mapped_column(String(12))
+    event: Mapped[str] = mapped_column(String(16))
+    # sending, delivered, failed (every attempt refused) or skipped (no new rows).
+    status: Mapped[str] = mapped_column(String(16))
+    # [{"at", "code", "error"}] per attempt, oldest first.
+    attempts: Mapped[Any] = mapped_column(JSON)
+    # While sending: when the next attempt is due, or until when the server trying it now
+    # holds it (if that server dies, another takes it from then on). None once it ended.
+    next_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

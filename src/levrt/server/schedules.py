@@ -1,0 +1,367 @@
+"""Schedules: task templates the server submits at the slots of a cron expression or an
+interval (docs/schedules.md), their API under ``/api/schedules``, their notifications
+(``/api/hooks``) and their pages.
+
+The :class:`Scheduler` runs in the app's lifespan: every ``poll`` seconds it asks the store
+for the schedules due, claims each slot there (of two servers on one store only one gets it)
+and submits the task through the runner. Its clock is injectable, so tests need not wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from pydantic import Field
+from starlette.concurrency import run_in_threadpool
+
+from levrt.server import sessions, web
+from levrt.server.auth import CurrentReader, CurrentUser, StoreDep
+from levrt.server.runner import TaskRunner
+from levrt.server.schemas import Body, errors
+from levrt.server.tasks import TaskRequest, _checked, _invalid, find_job
+from levrt.store import HubConflictError, ScheduleError, Store
+from levrt.store._common import now
+from levrt.store._schedules import HOOK_EVENTS, due_slot, next_slot
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/api/schedules", tags=["schedules"], responses=errors(401))
+hooks_router = APIRouter(tags=["notifications"], responses=errors(401))
+pages = APIRouter(include_in_schema=False)
+
+# How often the scheduler looks for due schedules, in seconds: the most a slot fires late.
+POLL_SECONDS = 5.0
+
+
+class Scheduler:
+    """Submits the due schedules' tasks through ``runner``; ``clock`` gives the time (UTC,
+    aware), ``poll`` the seconds between looks."""
+
+    def __init__(self, store: Store, runner: TaskRunner, *,
+                 clock: Callable[[], datetime] = now, poll: float = POLL_SECONDS) -> None:
+        self.store = store
+        self.runner = runner
+        self.clock = clock
+        self.poll = poll
+        self._loop: asyncio.Task[None] | None = None
+
+    async def tick(self) -> list[str]:
+        """Fire every schedule due now, once each: the ids of the jobs submitted. A slot
+        another server claimed first is left to it."""
+        at = self.clock()
+        fired = []
+        for schedule in await run_in_threadpool(self.store.due_schedules, at):
+            slot, skipped = due_slot(schedule, at)
+            claimed = await run_in_threadpool(self.store.claim_slot, schedule, slot, skipped,
+                                              next_slot(schedule, at), at=at)
+            if not claimed:
+                continue
+            try:
+                job_id = await self.runner.submit(schedule["target"], schedule["params"],
+                                                  schedule["name"], schedule["owner"],
+                                                  schedule["package"])
+            except Exception:  # one schedule's failure must not stop the others
+                logger.exception("schedule %s of %s: cannot submit its task",
+                                 schedule["name"], schedule["owner"])
+                continue
+            await run_in_threadpool(self.store.record_fire, schedule["id"], slot, job_id)
+            fired.append(job_id)
+        return fired
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except Exception:  # the store was unreachable for a moment: try next time
+                logger.exception("the scheduler could not look for due schedules")
+            await asyncio.sleep(self.poll)
+
+    def start(self) -> None:
+        """Look for due schedules every ``poll`` seconds from now on."""
+        self._loop = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._loop is not None:
+            self._loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop
+
+
+# -- shapes --------------------------------------------------------------------------------
+
+
+class ScheduleRequest(TaskRequest):
+    name: str = Field(min_length=1, max_length=64, description=(  # type: ignore[assignment]
+        "the schedule's name, also its jobs' (letters, digits, '_', '.', '-')"))
+    cron: str | None = Field(None, max_length=200, description=(
+        "five cron fields (minute hour day-of-month month day-of-week), e.g. '0 3 * * *'"))
+    interval: int | None = Field(None, description="seconds between slots (at least 60)")
+    timezone: str = Field("UTC", max_length=64, description="IANA zone the cron reads in")
+    device: str | None = Field(None, max_length=64, description=(
+        "the device or pool to run on (kept; tasks run on the server's runner for now)"))
+
+
+class HookRequest(Body):
+    kind: Literal["webhook", "apprise"] = Field(description=(
+        "webhook: a signed JSON POST; apprise: any apprise URL (mailto://, slack://...)"))
+    url: str = Field(min_length=3, max_length=2000, description="never shown again")
+    events: list[str] = Field(default_factory=lambda: ["done", "failed"], description=(
+        f"some of {', '.join(HOOK_EVENTS)}"))
+
+
+def _refused(exc: ScheduleError) -> HTTPException:
+    return _invalid({(exc.field,): str(exc)})
+
+
+def _mine(store: Store, user: dict[str, Any], name: str) -> dict[str, Any]:
+    schedule = store.get_schedule(user["name"], name)
+    if schedule is None:
+        raise HTTPException(404, f"you have no schedule {name!r}")
+    return schedule
+
+
+def _create(store: Store, user: dict[str, Any], body: ScheduleRequest) -> dict[str, Any]:
+    target, params, package = _checked(store, user, body)
+    try:
+        return store.add_schedule(user["name"], body.name, target=target, params=params,
+                                  package=package, device=body.device, cron=body.cron,
+                                  interval=body.interval, timezone=body.timezone)
+    except ScheduleError as exc:
+        raise _refused(exc) from None
+
+
+def _details(store: Store, user: dict[str, Any], schedule: dict[str, Any]) -> dict[str, Any]:
+    return {**schedule, "fires": store.list_fires(schedule["id"]),
+            "hooks": store.list_hooks(user["name"], schedule_id=schedule["id"]),
+            "deliveries": store.list_deliveries(user["name"], schedule_id=schedule["id"])}
+
+
+def _add_hook(store: Store, user: dict[str, Any], body: HookRequest, *,
+              schedule_id: int | None = None, job_id: str | None = None) -> dict[str, Any]:
+    try:
+        hook, secret = store.add_hook(user["name"], kind=body.kind, url=body.url,
+                                      events=body.events, schedule_id=schedule_id,
+                                      job_id=job_id)
+    except ScheduleError as exc:
+        raise _refused(exc) from None
+    return {**hook, "secret": secret}
+
+
+# -- the API -------------------------------------------------------------------------------
+
+
+@router.post("", status_code=201, responses=errors(400, 409, 413, 422))
+def add_schedule(body: ScheduleRequest, store: StoreDep, user: CurrentUser) -> dict[str, Any]:
+    """A schedule firing ``target`` with ``params`` (checked as for a task; the version
+    is pinned now) at each slot of ``cron`` in ``timezone``, or every ``interval`` seconds.
+    422 names the field: a cron expression that does not parse, an unknown zone, an
+    interval under 60 s, both or neither. 409 when the name is taken."""
+    return _create(store, user, body)
+
+
+@router.get("")
+def list_schedules(store: StoreDep, user: CurrentReader) -> list[dict[str, Any]]:
+    """The caller's schedules by name, each with its ``next_fire`` (UTC)."""
+    return store.list_schedules(user["name"])
+
+
+@router.get("/{name}", responses=errors(404))
+def show_schedule(name: str, store: StoreDep, user: CurrentReader) -> dict[str, Any]:
+    """The schedule with its latest ``fires`` (slot, skipped older slots, job and its
+    status), ``hooks`` (URLs redacted) and ``deliveries`` (each with its attempts)."""
+    return _details(store, user, _mine(store, user, name))
+
+
+@router.post("/{name}/pause", responses=errors(404))
+def pause_schedule(name: str, store: StoreDep, user: CurrentUser) -> dict[str, Any]:
+    """Stop firing it until resumed."""
+    return _pause(store, user, name, True)
+
+
+@router.post("/{name}/resume", responses=errors(404))
+def resume_schedule(name: str, store: StoreDep, user: CurrentUser) -> dict[str, Any]:
+    """Fire it again, from its first slot after now (slots passed while paused are not)."""
+    return _pause(store, user, name, False)
+
+
+def _pause(store: Store, user: dict[str, Any], name: str, paused: bool) -> dict[str, Any]:
+    schedule = store.pause_schedule(user["name"], name, paused)
+    if schedule is None:
+        raise HTTPException(404, f"you have no schedule {name!r}")
+    return schedule
+
+
+@router.delete("/{name}", status_code=204, responses=errors(404))
+def remove_schedule(name: str, store: StoreDep, user: CurrentUser) -> Response:
+    """Remove the schedule and its hooks; its jobs stay."""
+    if not store.remove_schedule(user["name"], name):
+        raise HTTPException(404, f"you have no schedule {name!r}")
+    return Response(status_code=204)
+
+
+@router.post("/{name}/hooks", status_code=201, responses=errors(400, 404, 422))
+def add_schedule_hook(name: str, body: HookRequest, store: StoreDep,
+                      user: CurrentUser) -> dict[str, Any]:
+    """Notify on ``events`` of the schedule's jobs. For a webhook the answer's ``secret``
+    signs each body (``X-Lev-Signature: sha256=<hex HMAC>``): it is shown this once."""
+    return _add_hook(store, user, body, schedule_id=_mine(store, user, name)["id"])
+
+
+@hooks_router.post("/api/tasks/{task_id}/hooks", status_code=201,
+                   responses=errors(400, 404, 422))
+def add_task_hook(task_id: str, body: HookRequest, store: StoreDep,
+                  user: CurrentUser) -> dict[str, Any]:
+    """Notify on ``events`` of this task's job (as for a schedule's hooks)."""
+    return _add_hook(store, user, body, job_id=find_job(store, user, task_id)["id"])
+
+
+@hooks_router.get("/api/hooks")
+def list_hooks(store: StoreDep, user: CurrentReader) -> list[dict[str, Any]]:
+    """The caller's hooks, URLs redacted, secrets never shown."""
+    return store.list_hooks(user["name"])
+
+
+@hooks_router.get("/api/hooks/deliveries")
+def list_deliveries(
+    store: StoreDep, user: CurrentReader,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> list[dict[str, Any]]:
+    """The delivery log of the caller's hooks, newest first: per hook and job the
+    ``event``, ``status`` (sending, delivered, failed, skipped) and each attempt's ``at``,
+    ``code`` (the HTTP status, if any) and ``error``."""
+    return store.list_deliveries(user["name"], limit=limit)
+
+
+@hooks_router.delete("/api/hooks/{hook_id}", status_code=204, responses=errors(404))
+def remove_hook(hook_id: int, store: StoreDep, user: CurrentUser) -> Response:
+    if not store.remove_hook(user["name"], hook_id):
+        raise HTTPException(404, f"you have no hook {hook_id}")
+    return Response(status_code=204)
+
+
+# -- the pages -----------------------------------------------------------------------------
+
+
+async def _page(request: Request, status_code: int = 200, **context: Any) -> Response:
+    user = await web._user(request)
+    store: Store = request.app.state.store
+
+    def read() -> list[dict[str, Any]]:
+        return [_details(store, user, schedule)
+                for schedule in store.list_schedules(user["name"])]
+
+    return web._render(request, "schedules.html", status_code, user=user,
+                       schedules=await run_in_threadpool(read), events=HOOK_EVENTS, **context)
+
+
+@pages.get("/schedules", response_class=HTMLResponse)
+async def schedules_page(request: Request) -> Response:
+    return await _page(request)
+
+
+def _form_timing(form: Any) -> tuple[str | None, int | None]:
+    cron = str(form.get("cron") or "").strip() or None
+    interval = str(form.get("interval") or "").strip()
+    if not interval:
+        return cron, None
+    try:
+        return cron, int(interval)
+    except ValueError:
+        raise ScheduleError("interval", f"the interval is a number of seconds, not "
+                            f"{interval!r}") from None
+
+
+async def _schedule_form(request: Request, task_id: str, status_code: int = 200,
+                         **context: Any) -> Response:
+    user = await web._user(request)
+    job = await web._users_job(request, user, task_id)
+    if job is None or not job["target"]:
+        return web._not_found(request, user, f"no task {task_id!r} to schedule")
+    context.setdefault("form", {"name": job["name"], "cron": "0 3 * * *", "interval": "",
+                                "timezone": "UTC", "device": ""})
+    return web._render(request, "schedule_form.html", status_code, user=user, job=job,
+                       task_id=task_id, params_json=json.dumps(job["params"], indent=2),
+                       **context)
+
+
+@pages.get("/tasks/{task_id}/schedule", response_class=HTMLResponse)
+async def schedule_form(request: Request, task_id: str) -> Response:
+    """The form that makes a schedule of a task: its target, version and parameters."""
+    return await _schedule_form(request, task_id)
+
+
+@pages.post("/tasks/{task_id}/schedule", response_class=HTMLResponse)
+async def schedule_task(request: Request, task_id: str) -> Response:
+    user = await web._user(request)
+    form = await sessions.check_csrf(request)
+    job = await web._users_job(request, user, task_id)
+    if job is None or not job["target"]:
+        return web._not_found(request, user, f"no task {task_id!r} to schedule")
+    values = {key: str(form.get(key) or "").strip()
+              for key in ("name", "cron", "interval", "timezone", "device")}
+    store: Store = request.app.state.store
+    try:
+        cron, interval = _form_timing(form)
+        await run_in_threadpool(
+            lambda: store.add_schedule(
+                user["name"], values["name"], target=job["target"],
+                params=dict(job["params"] or {}), package=job["package"],
+                device=values["device"] or None, cron=cron, interval=interval,
+                timezone=values["timezone"] or "UTC"))
+    except (ScheduleError, HubConflictError) as exc:
+        field = exc.field if isinstance(exc, ScheduleError) else "name"
+        return await _schedule_form(request, task_id, 409 if field == "name" and isinstance(
+            exc, HubConflictError) else 400, form=values, error=str(exc), error_field=field)
+    return RedirectResponse("/schedules", 303)
+
+
+@pages.post("/schedules/{name}/{action}")
+async def schedule_action(request: Request, name: str, action: str) -> Response:
+    """Pause, resume or remove a schedule, or add a hook to it, from the page."""
+    user = await web._user(request)
+    form = await sessions.check_csrf(request)
+    store: Store = request.app.state.store
+    if action in ("pause", "resume"):
+        done = await run_in_threadpool(store.pause_schedule, user["name"], name,
+                                       action == "pause")
+    elif action == "remove":
+        done = await run_in_threadpool(store.remove_schedule, user["name"], name)
+    elif action == "hooks":
+        return await _page_hook(request, user, store, name, form)
+    else:
+        return web._not_found(request, user, f"no action {action!r}")
+    if not done:
+        return await _page(request, 404, error=f"you have no schedule {name!r}")
+    return RedirectResponse("/schedules", 303)
+
+
+async def _page_hook(request: Request, user: dict[str, Any], store: Store, name: str,
+                     form: Any) -> Response:
+    schedule = await run_in_threadpool(store.get_schedule, user["name"], name)
+    if schedule is None:
+        return await _page(request, 404, error=f"you have no schedule {name!r}")
+    try:
+        hook, secret = await run_in_threadpool(
+            lambda: store.add_hook(user["name"], kind=str(form.get("kind") or ""),
+                                   url=str(form.get("url") or "").strip(),
+                                   events=[str(event) for event in form.getlist("events")],
+                                   schedule_id=schedule["id"]))
+    except ScheduleError as exc:
+        return await _page(request, 400, error=f"{exc.field}: {exc}")
+    return await _page(request, added_hook={**hook, "secret": secret, "schedule": name})
+
+
+def register(app: Any, runner: TaskRunner, store: Store) -> Scheduler:
+    """Add the routes and pages to ``app``; the scheduler for its lifespan to start."""
+    for routes in (router, hooks_router, pages):
+        app.include_router(routes)
+    return Scheduler(store, runner)
+
