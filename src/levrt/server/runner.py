@@ -141,6 +141,17 @@ def _hidden_dirs(store: Store) -> list[str]:
     return sorted(os.path.abspath(path) for path in found if os.path.isdir(path))
 
 
+def _target_path(target: str) -> tuple[str, list[str]]:
+    """An administrator's target naming a folder or file of the server (``DIR:function``,
+    ``file.py:function``) made absolute, since the driver starts in a folder of its own, and
+    that path, which its sandbox must show; any other target as it is."""
+    where, colon, function = target.rpartition(":")
+    if colon and where and os.path.exists(where):
+        where = os.path.abspath(where)
+        return f"{where}:{function}", [where]
+    return target, []
+
+
 @contextlib.contextmanager
 def _driver_home() -> Iterator[str]:
     """A fresh folder for one driver's ``HOME`` and ``LEV_HOME``, holding a copy of the
@@ -333,8 +344,9 @@ class TaskRunner:
             return
         # lev run's options before TARGET: after it, a parameter named like one (job, json,
         # ...) would take it over.
+        target, shown = _target_path(task.target) if task.package is None else (task.target, [])
         argv = [sys.executable, "-m", "levrt", "run", "--job", task.job_id,
-                "--executor", executor.name, "--quiet", task.target]
+                "--executor", executor.name, "--quiet", target]
         path = []
         if task.package:
             path = await run_in_threadpool(published.search_path, self._store, task.package)
@@ -352,7 +364,8 @@ class TaskRunner:
                 os.pathsep))]
             if python_path:
                 env["PYTHONPATH"] = os.pathsep.join(python_path)
-            prefix = self._sandbox(api, home, _engine_socket(executor.url), python_path)
+            prefix = self._sandbox(api, home, _engine_socket(executor.url),
+                                   [*python_path, *shown])
             task.sandboxed = bool(prefix)
             # The argument list goes to exec as it is: no shell ever sees the user's values.
             # A session of its own: a cancelled task's leftover processes are killed as a
