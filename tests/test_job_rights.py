@@ -15,6 +15,7 @@ from helpers_hub import PASSWORD, serve_in_thread
 
 from levrt._cli import cli_main
 from levrt.client import ApiError, JobStore
+from levrt.executors.docker import engine_url
 from levrt.server.auth import make_job_token
 from levrt.server.sessions import load_secret
 from levrt.store import Store, default_url
@@ -190,3 +191,46 @@ def test_job_store_records_a_job_through_the_api(server, rights_store, alice):
     assert len(rows) == 52 and rows[-1]["text"] == "the job's own"
     # 52 lines in few requests: the store holds them and sends them together.
     assert [r["run_id"] for r in rows].count(0) == 51
+
+
+DOCK = '''"""A tool the docker executor runs."""
+import sys
+
+from levrt import Cr, annot, ctx, remote
+
+
+def probe() -> Cr:
+    @remote
+    def entry():
+        ctx.set(py=list(sys.version_info[:2]))
+    return Cr("localhost/lev-py39:bullseye", entry=entry())
+
+
+__lev__ = annot.meta([probe])
+'''
+
+
+def test_the_docker_executor_works_from_the_sandbox(server_home, rights_store, alice,
+                                                      tmp_path, capsys, monkeypatch):
+    url = engine_url()
+    if url is None:
+        pytest.skip("no container engine answers")
+    monkeypatch.setenv("LEV_SERVER_EXECUTOR", "docker")
+    monkeypatch.setenv("DOCKER_HOST", url)
+    folder = tmp_path / "hub" / "alice.dock"
+    (folder / "lev" / "alice" / "dock").mkdir(parents=True)
+    (folder / "pyproject.toml").write_text(
+        '[project]\nname = "lev.alice.dock"\nversion = "1.0"\ndependencies = ["levrt"]\n'
+        '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n'
+        '[tool.hatch.build.targets.wheel]\npackages = ["lev"]\n')
+    (folder / "lev" / "alice" / "dock" / "__init__.py").write_text(DOCK)
+    assert cli_main(["hub", "load", str(tmp_path / "hub")]) == 0, capsys.readouterr().err
+    with serve_in_thread(rights_store) as server, httpx.Client(base_url=server,
+                                                                timeout=30) as http:
+        answer = http.post("/api/tasks", headers=alice,
+                           json={"target": "lev.alice.dock:probe", "params": {}})
+        assert answer.status_code == 202, answer.text
+        bundle = _ended(http, alice, answer.json()["id"], timeout=120)
+    assert bundle["job"]["status"] == "done", (bundle["job"]["error"], bundle["log"])
+    assert bundle["job"]["executor"] == "docker"
+    assert [doc["data"] for doc in bundle["documents"]] == [{"py": [3, 9]}]

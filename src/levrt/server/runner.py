@@ -113,6 +113,7 @@ def choose_executor(settings: Settings) -> ExecutorChoice:
 # What a driver's environment takes from the server's: the system's basics and the job
 # runtime's own settings (levrt._config), nothing of the server's.
 _PASSED_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "COVERAGE_PROCESS_START",
+               "LEV_PYTHON_IMAGE",  # the docker executor's image for tools without Python
                *(f"LEV_{f.name.upper()}" for f in dataclasses.fields(JobSettings)))
 _SOCKET = "api.sock"
 
@@ -125,11 +126,17 @@ class _SocketServer(uvicorn.Server):
         return contextlib.nullcontext()
 
 
-def _engine_socket(url: str | None) -> str | None:
-    """The file of a ``unix://`` Docker API URL."""
-    if url and url.startswith("unix://"):
-        return url.removeprefix("unix://")
-    return None
+def _engine_sockets(executor: str, url: str | None) -> list[str]:
+    """The container engine sockets the docker executor of a driver may ask: the one of
+    ``url`` (or ``DOCKER_HOST``), else those it looks for, where they exist."""
+    if executor != "docker":
+        return []
+    url = url or os.environ.get("DOCKER_HOST")
+    candidates = [url] if url else [
+        "unix:///var/run/docker.sock", "unix:///run/podman/podman.sock",
+        "unix:///run/podman.sock"]
+    return [os.path.realpath(found.removeprefix("unix://")) for found in candidates
+            if found.startswith("unix://") and os.path.exists(found.removeprefix("unix://"))]
 
 
 def _hidden_dirs(store: Store) -> list[str]:
@@ -360,11 +367,13 @@ class TaskRunner:
                        LEV_JOB_TOKEN=make_job_token(self._secret, task.job_id))
             if executor.url is not None:  # the engine that answered, not another one
                 env["DOCKER_HOST"] = executor.url
+            elif os.environ.get("DOCKER_HOST"):
+                env["DOCKER_HOST"] = os.environ["DOCKER_HOST"]
             python_path = [*path, *filter(None, os.environ.get("PYTHONPATH", "").split(
                 os.pathsep))]
             if python_path:
                 env["PYTHONPATH"] = os.pathsep.join(python_path)
-            prefix = self._sandbox(api, home, _engine_socket(executor.url),
+            prefix = self._sandbox(api, home, _engine_sockets(executor.name, executor.url),
                                    [*python_path, *shown])
             task.sandboxed = bool(prefix)
             # The argument list goes to exec as it is: no shell ever sees the user's values.
@@ -378,7 +387,7 @@ class TaskRunner:
             )
             await self._follow(task, process)
 
-    def _sandbox(self, api: str, home: str, engine: str | None,
+    def _sandbox(self, api: str, home: str, engines: list[str],
                  python_path: list[str]) -> list[str]:
         """bubblewrap's argv for a driver (empty without bubblewrap): the host read-only
         and the server's folders empty, but for the runner's socket, the driver's home,
@@ -387,9 +396,7 @@ class TaskRunner:
         binary = bwrap()
         if binary is None:
             return []
-        placed = {api: api, home: home}
-        if engine is not None and os.path.exists(engine):
-            placed[engine] = engine
+        placed = {api: api, home: home, **{engine: engine for engine in engines}}
         shown = [sys.prefix, sys.base_prefix, sys.executable, *sys.path, *python_path]
         argv = bwrap_argv(placed, kept_paths(shown), binary=binary)
         hide: list[str] = []
