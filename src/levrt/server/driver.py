@@ -29,7 +29,7 @@ from levrt.store._logs import LOG_STREAMS, RunLog
 from levrt.store._store import JobStateError
 
 router = APIRouter(prefix="/api/driver/jobs/{job_id}", tags=["driver"],
-                   responses=errors(401, 403, 422))
+                   responses=errors(400, 401, 403, 422))
 
 # Lines one log request may carry: a driver flushes far fewer, a few times a second.
 MAX_LOG_ENTRIES = 20_000
