@@ -234,3 +234,25 @@ def test_the_docker_executor_works_from_the_sandbox(server_home, rights_store, a
     assert bundle["job"]["status"] == "done", (bundle["job"]["error"], bundle["log"])
     assert bundle["job"]["executor"] == "docker"
     assert [doc["data"] for doc in bundle["documents"]] == [{"py": [3, 9]}]
+
+
+def test_a_chatty_run_costs_few_requests(server, rights_store, alice):
+    job = rights_store.create_job("chatty", owner="alice", queued=True)
+    store = JobStore(job, make_job_token(load_secret(), job), base_url=server)
+    sent: list[str] = []
+    request = store._client.request
+
+    def counted(method, path, **kwargs):
+        sent.append(path.rsplit("/", 1)[-1])
+        return request(method, path, **kwargs)
+
+    store._client.request = counted
+    with store:
+        store.start_job(job, executor="process")
+        log = store.run_log(job, None, 0)
+        for i in range(10_000):  # one line a write, as a tool printing line by line
+            log.append([("job", f"line {i}")])
+        store.finish_job(job, "done")
+    assert len(rights_store.get_logs(job, limit=20_000)) == 10_000
+    # At most one request a LOG_FLUSH_LINES lines, or a quarter of a second, whichever first.
+    assert 5 <= sent.count("logs") <= 5 + 8, sent.count("logs")
