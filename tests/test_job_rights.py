@@ -22,6 +22,7 @@ from levrt.store import Store, default_url
 
 SNOOP = '''"""A workflow that looks for what a job must not reach."""
 import os
+import stat
 
 from levrt import annot, lev
 from levrt._job import current_job
@@ -46,6 +47,7 @@ async def snoop(home: str, other: str) -> dict:
         "home": _try(lambda: sorted(os.listdir(home))),
         "db": _try(lambda: _read(os.path.join(home, "levrt.db"))),
         "secret": _try(lambda: _read(os.path.join(home, "web-secret"))),
+        "engine": _try(lambda: stat.S_ISSOCK(os.stat("/run/podman.sock").st_mode)),
         "env": sorted(name for name in os.environ if name.startswith("LEV_")),
         "my_home": os.environ.get("LEV_HOME"),
         "user_route": _try(lambda: client.request("GET", "/api/tasks").status_code),
@@ -128,6 +130,8 @@ def test_a_published_workflow_reaches_its_own_job_only(server, server_home, righ
     # package's own files.
     assert (server_home / "levrt.db").exists() and (server_home / "web-secret").exists()
     assert found["home"] == ["unpacked"] and found["db"] == found["secret"] == "FileNotFoundError"
+    # The process executor's driver reaches no container engine.
+    assert found["engine"] in (False, "FileNotFoundError")
     # Nothing of the server's settings, database or token in the environment.
     assert found["env"] == ["LEV_API_SOCKET", "LEV_DRIVER_ID", "LEV_HOME"], found["env"]
     assert found["my_home"] != str(server_home)

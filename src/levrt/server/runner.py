@@ -367,7 +367,7 @@ class TaskRunner:
                        LEV_JOB_TOKEN=make_job_token(self._secret, task.job_id))
             if executor.url is not None:  # the engine that answered, not another one
                 env["DOCKER_HOST"] = executor.url
-            elif os.environ.get("DOCKER_HOST"):
+            elif executor.name == "docker" and os.environ.get("DOCKER_HOST"):
                 env["DOCKER_HOST"] = os.environ["DOCKER_HOST"]
             python_path = [*path, *filter(None, os.environ.get("PYTHONPATH", "").split(
                 os.pathsep))]
