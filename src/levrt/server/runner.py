@@ -373,8 +373,9 @@ class TaskRunner:
                 os.pathsep))]
             if python_path:
                 env["PYTHONPATH"] = os.pathsep.join(python_path)
-            prefix = self._sandbox(api, home, _engine_sockets(executor.name, executor.url),
-                                   [*python_path, *shown])
+            prefix = await run_in_threadpool(
+                self._sandbox, api, home, _engine_sockets(executor.name, executor.url),
+                [*python_path, *shown])
             task.sandboxed = bool(prefix)
             # The argument list goes to exec as it is: no shell ever sees the user's values.
             # A session of its own: a cancelled task's leftover processes are killed as a
@@ -403,9 +404,12 @@ class TaskRunner:
         for folder in _hidden_dirs(self._store):
             if PurePosixPath(folder).parts[1] in ("tmp", "proc", "dev"):
                 continue  # the sandbox has its own: nothing of the host's shows there
+            # What lies below it and must show is shown again, over the empty folder.
             hide += ["--tmpfs", folder]
             hide += [arg for kept in shown if kept.startswith(folder + os.sep)
                      and os.path.exists(kept) for arg in ("--ro-bind", kept, kept)]
+            hide += [arg for path in placed if path.startswith(folder + os.sep)
+                     for arg in ("--bind", path, path)]
         return [*argv[:-1], *hide, "--"]
 
     async def _follow(self, task: Task, process: asyncio.subprocess.Process) -> None:
