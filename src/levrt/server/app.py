@@ -26,7 +26,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from levrt import __version__
-from levrt.server import devices, hub, notify, schedules, simple, tasks, web
+from levrt.server import devices, driver, hub, notify, schedules, simple, tasks, web
 from levrt.server.auth import StoreDep, current_reader
 from levrt.server.runner import TaskRunner
 from levrt.server.sessions import CsrfRefused
@@ -126,6 +126,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.state.settings = settings
     app.state.store = app_store
     app.state.runner = runner
+    app.state.driver_logs = runner.driver_logs
     app.state.event_streams = tasks.EventStreams(settings.max_event_streams)
     app.state.throttle = LoginThrottle(settings.login_max_failures, settings.login_window)
     app.add_exception_handler(RequestValidationError, _invalid_request)
@@ -139,6 +140,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.include_router(tasks.router)
     app.include_router(devices.router)
     app.include_router(devices.agent_router)
+    app.include_router(driver.router)
     app.include_router(devices.pages)
     app.state.scheduler = schedules.register(app, runner, app_store)
     app.state.notifier = notify.Notifier(app_store, public_url=settings.public_url)
