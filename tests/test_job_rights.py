@@ -260,3 +260,39 @@ def test_a_chatty_run_costs_few_requests(server, rights_store, alice):
     assert len(rights_store.get_logs(job, limit=20_000)) == 10_000
     # At most one request a LOG_FLUSH_LINES lines, or a quarter of a second, whichever first.
     assert 5 <= sent.count("logs") <= 5 + 8, sent.count("logs")
+
+
+REMEMBER = '''"""A workflow that reads what its previous run left."""
+from levrt import annot, ctx
+
+
+async def remember(target: str):
+    before = await ctx.previous()
+    hosts = [] if before is None else before["documents"][0]["data"]["hosts"]
+    await ctx.doc.set(hosts=[*hosts, f"{target}-{len(hosts)}"])
+    return None if before is None else before["job_id"]
+
+
+__lev__ = annot.meta([remember])
+'''
+
+
+def test_a_server_task_reads_its_previous_run_through_the_api(server, rights_store, alice,
+                                                              tmp_path, capsys):
+    """``ctx.previous()`` in a driver holding a job token: the one read beyond its job."""
+    hub = _snoop_package(tmp_path / "hub")
+    (hub / "alice.snoop" / "lev" / "alice" / "snoop" / "__init__.py").write_text(REMEMBER)
+    assert cli_main(["hub", "load", str(hub)]) == 0, capsys.readouterr().err
+    results, ids = [], []
+    with httpx.Client(base_url=server, timeout=30) as http:
+        for _ in range(2):
+            answer = http.post("/api/tasks", headers=alice, json={
+                "target": "lev.alice.snoop:remember", "params": {"target": "a"}})
+            assert answer.status_code == 202, answer.text
+            bundle = _ended(http, alice, answer.json()["id"])
+            assert bundle["job"]["status"] == "done", bundle["job"]
+            results.append(bundle["job"]["result"])
+            ids.append(bundle["job"]["id"])
+            hosts = [d["data"] for d in bundle["documents"]]
+    assert results == [None, ids[0]]
+    assert hosts == [{"hosts": ["a-0", "a-1"]}]

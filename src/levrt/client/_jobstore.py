@@ -114,6 +114,13 @@ class JobStore:
         job: dict[str, Any] | None = _revived(self._read(""))
         return job
 
+    def previous_documents(self, job_id: str) -> dict[str, Any] | None:
+        self._check(job_id)
+        found: dict[str, Any] | None = self._read("/previous")
+        if found is not None:
+            found = {**_revived(found), "documents": _revived(found["documents"])}
+        return found
+
     def set_job_progress(self, job_id: str, progress: float) -> None:
         self._check(job_id)
         self._call("POST", "/progress", json={"value": min(1.0, max(0.0, float(progress)))})

@@ -156,6 +156,16 @@ async def job(job_id: JobDriver, store: StoreDep) -> dict[str, Any]:
     return answer
 
 
+@router.get("/previous")
+async def previous(job_id: JobDriver, store: StoreDep) -> dict[str, Any] | None:
+    """What the previous successful job of the same schedule (else of the same owner,
+    target, package and parameters) left: ``{"job_id", "finished_at", "documents"}``, or
+    null. The one read beyond the job's own, for ``ctx.previous()``."""
+    answer: dict[str, Any] | None = to_json(
+        await run_in_threadpool(store.previous_documents, job_id))
+    return answer
+
+
 @router.get("/runs")
 async def runs(job_id: JobDriver, store: StoreDep) -> list[dict[str, Any]]:
     """The job's runs, by run id."""
