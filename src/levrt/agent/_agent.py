@@ -15,7 +15,7 @@ from typing import Any
 from levrt.agent._activities import Activities, Load
 from levrt.agent._enrolment import AgentError
 from levrt.agent._facts import gather_facts
-from levrt.agent._workflows import Ask
+from levrt.agent._workflows import Ask, RunJob
 from levrt.client import AgentClient, ApiError, ApiUnreachable
 
 log = logging.getLogger("lev.agent")
@@ -92,8 +92,8 @@ class Agent:
         except RuntimeError as exc:
             raise AgentError(f"cannot reach Temporal at {address}: {exc}") from None
         queues = [config["queues"]["device"], *config["queues"]["pools"]]
-        activities = Activities(self._load, self._facts)
-        workers = [Worker(temporal, task_queue=queue, workflows=[Ask],
+        activities = Activities(self._load, self._client, self._facts)
+        workers = [Worker(temporal, task_queue=queue, workflows=[Ask, RunJob],
                           activities=activities.registered(),
                           max_concurrent_activities=self._load.slots,
                           interceptors=[self._load],
