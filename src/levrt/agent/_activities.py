@@ -52,12 +52,14 @@ class _Counted(ActivityInboundInterceptor):
 
 class Activities:
     """The agent's activities; :meth:`registered` lists them for a Temporal worker.
-    ``client`` is the agent's (its device token); ``grace`` is how long (seconds) an
+    ``client`` is the agent's (its device token); ``executor`` runs the jobs' tools
+    (``auto``: docker when an engine answers); ``grace`` is how long (seconds) an
     interrupted ``lev run`` has to record its job cancelled before its session is killed."""
 
     def __init__(self, load: Load, client: AgentClient,
                  facts: Callable[[], dict[str, Any]] = gather_facts, *,
-                 grace: float = 10.0) -> None:
+                 executor: str = "auto", grace: float = 10.0) -> None:
+        self._executor = executor
         self._load = load
         self._client = client
         self._facts = facts
@@ -90,7 +92,7 @@ class Activities:
                                     f"the agent cannot fetch the package: {exc}")
             raise ApplicationError(str(exc), type="JobRefused", non_retryable=True) from None
         process = await start_driver(job_id, claim["target"], path, self._client.base_url,
-                                     claim["token"])
+                                     claim["token"], self._executor)
         output = asyncio.ensure_future(process.communicate())
         try:
             while not output.done():

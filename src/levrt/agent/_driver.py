@@ -38,11 +38,13 @@ def error_line(stderr: bytes, code: int | None) -> str:
 
 
 async def start_driver(job_id: str, target: str, path: list[str], server: str,
-                       token: str) -> asyncio.subprocess.Process:
+                       token: str, executor: str = "auto") -> asyncio.subprocess.Process:
     """Start ``lev run --job job_id`` for ``target`` with ``path`` (the package's folders)
-    on its ``PYTHONPATH``, reaching ``server`` with the job ``token``."""
-    url = await asyncio.to_thread(engine_url)
-    executor = "docker" if url is not None else "process"
+    on its ``PYTHONPATH``, reaching ``server`` with the job ``token``, its tools run by
+    ``executor`` (``auto``: docker when a Docker API answers, else process)."""
+    url = await asyncio.to_thread(engine_url) if executor in ("auto", "docker") else None
+    if executor == "auto":
+        executor = "docker" if url is not None else "process"
     env: dict[str, Any] = {name: os.environ[name] for name in _PASSED if name in os.environ}
     env.update(LEV_SERVER_URL=server, LEV_JOB_TOKEN=token,
                PYTHONPATH=os.pathsep.join(path))

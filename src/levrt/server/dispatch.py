@@ -147,6 +147,7 @@ class Dispatcher:
         workflow cannot be started ends ``failed`` saying why, and RuntimeError is raised;
         :class:`~levrt.server.params.ParamsInvalid` when the parameters are too large."""
         check_size(params, max_params_bytes)
+        await self._temporal()  # not configured, or unreachable: no job is recorded
         job_id = await run_in_threadpool(store.create_job, name, target=target, params=params,
                                          owner=owner, package=package, queued=True,
                                          placement=str(where))

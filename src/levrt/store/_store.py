@@ -24,6 +24,7 @@ from sqlalchemy import (
     bindparam,
     cast,
     create_engine,
+    delete,
     event,
     exists,
     func,
@@ -805,6 +806,14 @@ class Store(HubMixin, DevicesMixin):
                     raise KeyError(f"no run {run_id} in job {job_id!r}")
 
         self._ending(write)
+
+    def discard_run(self, job_id: str, run_id: int) -> None:
+        """Forget run ``run_id`` of a job with its documents and log: a later attempt of the
+        job runs it again under the same number (see :meth:`requeue_job`)."""
+        with self._write() as conn:
+            for table in (_fields, _documents, _logs, _runs):
+                conn.execute(delete(table).where(table.c.job_id == job_id,
+                                                 table.c.run_id == run_id))
 
     def count_runs(self, job_id: str) -> tuple[int, int]:
         """How many runs the job has, and how many of them have finished."""
