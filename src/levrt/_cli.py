@@ -694,8 +694,23 @@ def _cmd_run(args: argparse.Namespace, extras: list[str]) -> int:
         args.parser.print_help()
         _print_params(Console(), func)
         return EXIT_OK
-    with Store.open() as store:
+    with _job_store(args) as store:
         return _run_job(args, func, _values(args, extras, func, store), store)
+
+
+def _job_store(args: argparse.Namespace) -> Any:
+    """The store ``lev run`` records its job in: with ``--job`` and the job token the
+    server's runner gave (``LEV_JOB_TOKEN``), that one job's store through the server's API
+    (:class:`levrt.client.JobStore`), the package code in this process reaching nothing else;
+    otherwise the store of ``LEV_DB_URL`` / ``LEV_HOME``."""
+    if args.job is None or "LEV_JOB_TOKEN" not in os.environ:
+        return Store.open()
+    from .client import JobStore
+
+    try:
+        return JobStore.from_env(args.job)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
 
 
 def _run_job(args: argparse.Namespace, func: Callable[..., Any], values: dict[str, Any],

@@ -24,10 +24,15 @@ def _stat(pid: int | str) -> tuple[str, str] | None:
         return None
 
 
-def driver_id() -> str:
-    """This process's id as a driver: ``host:pid:start`` (``host:pid`` without ``/proc``)."""
-    stat = _stat("self")
-    me = f"{socket.gethostname()}:{os.getpid()}"
+def driver_id(pid: int | None = None) -> str:
+    """Process ``pid``'s id as a driver (default: this process's): ``host:pid:start``
+    (``host:pid`` without ``/proc``). This process's is ``LEV_DRIVER_ID`` when set: a driver
+    in a PID namespace of its own has a pid there that means nothing to its host, and learns
+    its host's id of it from the server that started it."""
+    if pid is None and os.environ.get("LEV_DRIVER_ID"):
+        return os.environ["LEV_DRIVER_ID"]
+    stat = _stat("self" if pid is None else pid)
+    me = f"{socket.gethostname()}:{os.getpid() if pid is None else pid}"
     return f"{me}:{stat[1]}" if stat else me
 
 

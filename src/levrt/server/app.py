@@ -26,7 +26,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from levrt import __version__
-from levrt.server import devices, hub, simple, tasks, web
+from levrt.server import devices, driver, hub, simple, tasks, web
 from levrt.server.auth import StoreDep, current_reader
 from levrt.server.dispatch import Dispatcher
 from levrt.server.runner import TaskRunner
@@ -124,6 +124,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.state.store = app_store
     app.state.runner = runner
     app.state.dispatcher = Dispatcher(settings.temporal)
+    app.state.driver_logs = runner.driver_logs
     app.state.event_streams = tasks.EventStreams(settings.max_event_streams)
     app.state.throttle = LoginThrottle(settings.login_max_failures, settings.login_window)
     app.add_exception_handler(RequestValidationError, _invalid_request)
@@ -137,6 +138,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.include_router(tasks.router)
     app.include_router(devices.router)
     app.include_router(devices.agent_router)
+    app.include_router(driver.router)
     app.include_router(devices.pages)
     app.include_router(web.router)
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")

@@ -10,17 +10,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Path, Request
 from fastapi.security import (
     HTTPAuthorizationCredentials,
     HTTPBasic,
     HTTPBasicCredentials,
     HTTPBearer,
 )
+from itsdangerous import BadData, URLSafeSerializer
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
-from levrt.server.sessions import session_user
+from levrt._status import UNFINISHED_STATUSES
+from levrt.server.sessions import load_secret, session_user
 from levrt.server.throttle import LoginThrottle
 from levrt.store import Store, TokenRevokedError
 
@@ -93,6 +95,9 @@ async def _resolve(
     revoked."""
     if token is None:
         raise HTTPException(401, f"missing API token: {send}; {_GET_ONE}", headers=challenge)
+    if token.startswith(JOB_TOKEN_PREFIX):
+        raise HTTPException(401, "a job token opens only its own job's /api/driver/ routes, "
+                            "not this one", headers=challenge)
     try:
         user = await run_in_threadpool(store.resolve_token, token)
     except TokenRevokedError as exc:
@@ -138,3 +143,67 @@ async def current_reader(
 
 CurrentReader = Annotated[dict[str, Any], Depends(current_reader)]
 """A user by API token (Bearer or Basic) or by the web pages' session cookie (GET only)."""
+
+
+# -- job tokens ------------------------------------------------------------------------------
+#
+# A job's driver (the `lev run --job` process, running package code) holds one of these, not a
+# user's token: it names its job, signed with the web secret, and opens only the /api/driver/
+# routes of that job while the job is queued or running. Its end revokes every token of it at
+# once, with no table to keep: the check reads the job's status.
+
+JOB_TOKEN_PREFIX = "levjob."
+_JOB_SALT = "lev-job-token"
+
+
+def server_secret(state: Any) -> bytes:
+    """The server's signing secret (``$LEV_HOME/web-secret``), read once per app ``state``."""
+    secret: bytes | None = getattr(state, "session_secret", None)
+    if secret is None:
+        secret = state.session_secret = load_secret()
+    return secret
+
+
+def make_job_token(secret: bytes, job_id: str) -> str:
+    """A token that opens the driver routes of job ``job_id`` until the job ends."""
+    body = URLSafeSerializer(secret, salt=_JOB_SALT).dumps({"job": job_id})
+    return JOB_TOKEN_PREFIX + body
+
+
+def job_of_token(secret: bytes, token: str) -> str | None:
+    """The job id a job token names, or None when it is no job token of this server."""
+    if not token.startswith(JOB_TOKEN_PREFIX):
+        return None
+    try:
+        data = URLSafeSerializer(secret, salt=_JOB_SALT).loads(token[len(JOB_TOKEN_PREFIX):])
+    except BadData:
+        return None
+    job = data.get("job") if isinstance(data, dict) else None
+    return job if isinstance(job, str) else None
+
+
+async def job_driver(request: Request, store: StoreDep, bearer: _BearerDep,
+                     job_id: Annotated[str, Path(description="the job's id")]) -> str:
+    """The id of the job the route touches, when the request's Bearer token is that job's
+    token and the job has not ended: 401 for a missing, unknown or dead token, 403 for
+    another job's."""
+    if bearer is None:
+        raise HTTPException(401, f"missing job token: {_SEND_BEARER} with the job token the "
+                            "runner gave the driver (LEV_JOB_TOKEN)", headers=_CHALLENGE)
+    token_job = job_of_token(server_secret(request.app.state), bearer.credentials)
+    if token_job is None:
+        raise HTTPException(401, "not a job token of this server: the driver routes take only "
+                            "the token the runner made for the job", headers=_CHALLENGE)
+    if token_job != job_id:
+        raise HTTPException(403, f"job_id: this job token is for job {token_job}, not "
+                            f"{job_id}: a job token reaches its own job only")
+    job = await run_in_threadpool(store.get_job, job_id)
+    if job is None or job["status"] not in UNFINISHED_STATUSES:
+        state = "is gone" if job is None else f"has ended ({job['status']})"
+        raise HTTPException(401, f"job {job_id} {state}: its job token died with it",
+                            headers=_CHALLENGE)
+    return job_id
+
+
+JobDriver = Annotated[str, Depends(job_driver)]
+"""The job id of a driver route, its token checked (:func:`job_driver`)."""

@@ -5,16 +5,20 @@ A submitted task is a job recorded ``queued`` in the store, so it survives a res
 server: :meth:`TaskRunner.start` takes up every queued job again. It waits for one of
 ``max_running_tasks`` slots, then runs as
 
-    python -m levrt run --job ID --executor EXECUTOR --quiet --json TARGET
+    python -m levrt run --job ID --executor EXECUTOR --quiet TARGET
 
-with the server's store (``LEV_DB_URL``) and, for a published package's target, that
-version's files on ``PYTHONPATH`` (:mod:`~levrt.server.published`), because the server never
-imports or executes package code (docs/hub.md): ``lev run`` loads the target, marks the queued
-job running (only one process can), takes the parameters from the job's record — as the
-server converted them, never as text to convert again, and never through argv, whose size is
-limited (``max_params_bytes`` bounds them instead) — and records its runs, documents and
-logs. A ``lev run`` that fails before that (the target does not load, the parameters do not
-fit it) leaves the job queued; the runner then records it failed with the one error line
+inside a bubblewrap sandbox of its own, with that job's token and the runner's private API
+socket (:mod:`~levrt.server.driver`) rather than the store: package code runs in that process
+and must reach nothing but its own job (docs/tasks.md#what-a-job-can-reach). Its environment
+is built anew (no database URL, no secret, none of the server's settings), the server's
+``LEV_HOME`` and database folder are empty there, and for a published package's target that
+version's files are on ``PYTHONPATH`` (:mod:`~levrt.server.published`), because the server
+never imports or executes package code (docs/hub.md): ``lev run`` loads the target, marks
+the queued job running (only one process can), takes the parameters from the job's record —
+as the server converted them, never as text to convert again, and never through argv, whose
+size is limited (``max_params_bytes`` bounds them instead) — and records its runs, documents
+and logs. A ``lev run`` that fails before that (the target does not load, the parameters do
+not fit it) leaves the job queued; the runner then records it failed with the one error line
 ``lev run`` printed.
 
 Cancelling a queued task finishes its job at once; a running one gets SIGINT, which
@@ -27,23 +31,36 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
 from typing import Any
 
+import uvicorn
+from sqlalchemy.engine import make_url
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from levrt._driver import driver_gone
+from levrt._config import Settings as JobSettings
+from levrt._driver import driver_gone, driver_id
 from levrt._status import UNFINISHED_STATUSES
 from levrt.executors.docker import engine_url
-from levrt.store import Store
+from levrt.executors.process import _sandboxed_main
+from levrt.executors.sandbox import bwrap, bwrap_argv, kept_paths
+from levrt.store import Store, default_home
 
 from . import published
+from .auth import make_job_token
+from .driver import DriverLogs, driver_app
 from .params import check_size
+from .sessions import load_secret
 from .settings import Settings
 
 # Queued jobs a starting server takes up again, at most.
@@ -59,6 +76,7 @@ class Task:
     package: str | None = None  # "name==version" when the target is a published package's
     cancel_requested: asyncio.Event = field(default_factory=asyncio.Event)
     process: asyncio.subprocess.Process | None = None
+    sandboxed: bool = False  # its process is bubblewrap, the workflow its grandchild
 
 
 @dataclass(frozen=True)
@@ -92,6 +110,52 @@ def choose_executor(settings: Settings) -> ExecutorChoice:
                           "process) to run tools as processes on the server")
 
 
+# What a driver's environment takes from the server's: the system's basics and the job
+# runtime's own settings (levrt._config), nothing of the server's.
+_PASSED_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "COVERAGE_PROCESS_START",
+               *(f"LEV_{f.name.upper()}" for f in dataclasses.fields(JobSettings)))
+_SOCKET = "api.sock"
+
+
+class _SocketServer(uvicorn.Server):
+    """uvicorn on the runner's socket, inside the server's event loop: the signals stay the
+    server's own."""
+
+    def capture_signals(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
+
+def _engine_socket(url: str | None) -> str | None:
+    """The file of a ``unix://`` Docker API URL."""
+    if url and url.startswith("unix://"):
+        return url.removeprefix("unix://")
+    return None
+
+
+def _hidden_dirs(store: Store) -> list[str]:
+    """The server's folders a driver must find empty: its LEV_HOME and the database's."""
+    found = {str(default_home())}
+    url = make_url(store.url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        found.add(os.path.dirname(os.path.abspath(url.database)))
+    return sorted(os.path.abspath(path) for path in found if os.path.isdir(path))
+
+
+@contextlib.contextmanager
+def _driver_home() -> Iterator[str]:
+    """A fresh folder for one driver's ``HOME`` and ``LEV_HOME``, holding a copy of the
+    server's job settings (``$LEV_HOME/config.toml``: executor defaults, image aliases), not
+    its secret nor its database; removed when the driver ends."""
+    home = tempfile.mkdtemp(prefix="lev-driver-")
+    try:
+        config = default_home() / "config.toml"
+        if config.is_file():
+            shutil.copyfile(config, Path(home) / "config.toml")
+        yield home
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
 def _error_line(stderr: bytes, code: int | None) -> str:
     """The one-line error lev run printed, without its ``lev: error:`` prefix."""
     lines = stderr.decode("utf-8", "replace").strip().splitlines()
@@ -110,6 +174,11 @@ class TaskRunner:
         self._tasks: dict[str, Task] = {}  # by job id, until the task ends
         self._workers: set[asyncio.Task[None]] = set()
         self._stopping = False
+        #: the log writers of the driver routes, on the runner's socket and the app alike
+        self.driver_logs = DriverLogs()
+        self._api_lock = asyncio.Lock()
+        self._api: tuple[str, _SocketServer, asyncio.Task[None]] | None = None
+        self._secret: bytes | None = None
 
     # -- what the app and the routes call --------------------------------------------------
 
@@ -138,6 +207,19 @@ class TaskRunner:
         self._take(Task(job_id, target, package))
         return job_id
 
+    def driver_of(self, job_id: str) -> str | None:
+        """The driver id (``host:pid:start``) of the process running ``job_id``'s workflow,
+        as this host sees it, or None when this runner has no such process."""
+        task = self._tasks.get(job_id)
+        if task is None or task.process is None:
+            return None
+        pid = task.process.pid
+        if task.sandboxed:
+            # The workflow is bubblewrap's grandchild, in a PID namespace of its own: its
+            # own pid there means nothing to this host.
+            pid = _sandboxed_main(pid) or pid
+        return driver_id(pid)
+
     def running_count(self) -> int:
         """Tasks whose ``lev run`` process is alive."""
         return sum(1 for task in list(self._tasks.values())
@@ -159,8 +241,25 @@ class TaskRunner:
             await run_in_threadpool(self._store.end_unfinished_job, job_id, "cancelled",
                                     error="cancelled before it started")
         elif task.process.returncode is None:
-            task.process.send_signal(signal.SIGINT)
+            await self._interrupt(task)
         return True
+
+    async def _interrupt(self, task: Task) -> None:
+        """SIGINT to the workflow's process: in the sandbox, not bubblewrap, which would
+        die of it and take the workflow along before it recorded anything."""
+        process = task.process
+        assert process is not None
+        pid = process.pid
+        if task.sandboxed:
+            deadline = asyncio.get_running_loop().time() + 10
+            while process.returncode is None:
+                main = await run_in_threadpool(_sandboxed_main, process.pid)
+                if main is not None or asyncio.get_running_loop().time() > deadline:
+                    pid = main or pid
+                    break
+                await asyncio.sleep(0.01)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGINT)
 
     async def stop(self) -> None:
         """Cancel the running tasks and wait for their processes (the server is shutting
@@ -171,6 +270,33 @@ class TaskRunner:
                 await self.cancel(task.job_id)
         if self._workers:
             await asyncio.wait(self._workers, timeout=self._settings.cancel_grace + 5)
+        if self._api is not None:
+            folder, server, serving = self._api
+            server.should_exit = True
+            await serving
+            shutil.rmtree(folder, ignore_errors=True)
+            self._api = None
+
+    async def _open_api(self) -> str:
+        """The path of the runner's socket, serving the driver routes alone (started at the
+        first task): a driver reaches the server through it and nothing else."""
+        async with self._api_lock:
+            if self._api is None:
+                self._secret = await run_in_threadpool(load_secret)
+                folder = tempfile.mkdtemp(prefix="lev-api-")  # mode 0700
+                path = os.path.join(folder, _SOCKET)
+                app = driver_app(self._store, self, self.driver_logs, self._secret)
+                server = _SocketServer(uvicorn.Config(app, uds=path, lifespan="off",
+                                                      log_level="warning"))
+                serving = asyncio.create_task(server.serve())
+                while not server.started:
+                    if serving.done():
+                        shutil.rmtree(folder, ignore_errors=True)
+                        serving.result()
+                        raise RuntimeError(f"the driver API did not start on {path}")
+                    await asyncio.sleep(0.01)
+                self._api = (folder, server, serving)
+            return os.path.join(self._api[0], _SOCKET)
 
     def _settle_orphans(self) -> None:
         # A job stays "running" when its process was killed outright (the server killed with
@@ -209,30 +335,67 @@ class TaskRunner:
         # lev run's options before TARGET: after it, a parameter named like one (job, json,
         # ...) would take it over.
         argv = [sys.executable, "-m", "levrt", "run", "--job", task.job_id,
-                "--executor", executor.name, "--quiet", "--json", task.target]
-        env = {**os.environ, "LEV_DB_URL": self._store.url}
-        if executor.url is not None:  # the engine that answered, not another one lev run finds
-            env["DOCKER_HOST"] = executor.url
+                "--executor", executor.name, "--quiet", task.target]
+        path = []
         if task.package:
             path = await run_in_threadpool(published.search_path, self._store, task.package)
-            env["PYTHONPATH"] = os.pathsep.join([*path, env.get("PYTHONPATH", "")]).rstrip(
-                os.pathsep)
+        api = await self._open_api()
+        assert self._secret is not None
         if self._stopping:  # the server began to stop meanwhile: the job stays queued
             return
-        # The argument list goes to exec as it is: no shell ever sees the user's values.
-        # A session of its own: a cancelled task's leftover processes are killed as a group,
-        # and a Ctrl-C meant for the server does not reach the task behind the runner's back.
-        process = await asyncio.create_subprocess_exec(
-            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE, env=env,
-            start_new_session=True,
-        )
+        with _driver_home() as home:
+            env = {name: os.environ[name] for name in _PASSED_ENV if name in os.environ}
+            env.update(HOME=home, LEV_HOME=home, LEV_API_SOCKET=api,
+                       LEV_JOB_TOKEN=make_job_token(self._secret, task.job_id))
+            if executor.url is not None:  # the engine that answered, not another one
+                env["DOCKER_HOST"] = executor.url
+            python_path = [*path, *filter(None, os.environ.get("PYTHONPATH", "").split(
+                os.pathsep))]
+            if python_path:
+                env["PYTHONPATH"] = os.pathsep.join(python_path)
+            prefix = self._sandbox(api, home, _engine_socket(executor.url), python_path)
+            task.sandboxed = bool(prefix)
+            # The argument list goes to exec as it is: no shell ever sees the user's values.
+            # A session of its own: a cancelled task's leftover processes are killed as a
+            # group, and a Ctrl-C meant for the server does not reach the task behind the
+            # runner's back.
+            process = await asyncio.create_subprocess_exec(
+                *prefix, *argv, stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env=env,
+                start_new_session=True,
+            )
+            await self._follow(task, process)
+
+    def _sandbox(self, api: str, home: str, engine: str | None,
+                 python_path: list[str]) -> list[str]:
+        """bubblewrap's argv for a driver (empty without bubblewrap): the host read-only
+        and the server's folders empty, but for the runner's socket, the driver's home,
+        the container engine's socket (for the docker executor) and the package's files;
+        the network is the host's, for the tools."""
+        binary = bwrap()
+        if binary is None:
+            return []
+        placed = {api: api, home: home}
+        if engine is not None and os.path.exists(engine):
+            placed[engine] = engine
+        shown = [sys.prefix, sys.base_prefix, sys.executable, *sys.path, *python_path]
+        argv = bwrap_argv(placed, kept_paths(shown), binary=binary)
+        hide: list[str] = []
+        for folder in _hidden_dirs(self._store):
+            if PurePosixPath(folder).parts[1] in ("tmp", "proc", "dev"):
+                continue  # the sandbox has its own: nothing of the host's shows there
+            hide += ["--tmpfs", folder]
+            hide += [arg for kept in shown if kept.startswith(folder + os.sep)
+                     and os.path.exists(kept) for arg in ("--ro-bind", kept, kept)]
+        return [*argv[:-1], *hide, "--"]
+
+    async def _follow(self, task: Task, process: asyncio.subprocess.Process) -> None:
         task.process = process
         cancelled = task.cancel_requested
         if self._stopping:  # stop() looked while the process was being started
             cancelled.set()
         if cancelled.is_set():  # cancelled while the process was being started
-            process.send_signal(signal.SIGINT)
+            await self._interrupt(task)
         output = asyncio.create_task(process.communicate())
         cancel = asyncio.create_task(cancelled.wait())
         await asyncio.wait({output, cancel}, return_when=asyncio.FIRST_COMPLETED)
