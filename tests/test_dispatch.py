@@ -79,7 +79,8 @@ def _published(store, tmp_path):
     assert done.returncode == 0, done.stderr
 
 
-def test_where_a_task_may_be_sent(store):
+def test_where_a_task_may_be_sent(store, tmp_path):
+    _published(store, tmp_path)
     alice = bearer(store.create_token("alice", "t")["token"])
     with _app(store, "127.0.0.1:1") as client:
         enrolled(client, alice, "box", ["lab"])
@@ -265,7 +266,8 @@ def test_a_job_whose_agent_was_killed_goes_on_on_another(cluster, tmp_path):
     wait_for(lambda: _left(f"sleep {marker}") == "", 10, "the lost agent's runs gone")
     task = _ended(server, job_id, 240)
     assert task["job"]["status"] == "done", task
-    assert _runs_of(task) == [(0, "step", "done"), (1, "nap", "done"), (2, "step", "done")]
+    assert _runs_of(task) == [(0, "step.entry", "done"), (1, "nap.entry", "done"),
+                              (2, "step.entry", "done")]
     assert task["runs"][0]["started_at"] == first_started
     words = sorted(d["data"]["word"] for d in task["documents"] if d["coll"] == "test/step@1.0")
     assert words == ["first", "last"]
@@ -300,3 +302,20 @@ def test_a_requeued_job_reuses_its_finished_runs(store, tmp_path):
     assert [(r["run_id"], r["status"]) for r in runs] == [(0, "done"), (1, "done"), (2, "done")]
     texts = [row["text"] for row in store.get_logs(job_id)]
     assert texts.count("step first") == 1 and texts.count("step last") == 1
+
+
+def test_where_the_code_came_from_is_not_what_a_run_does():
+    from levrt.executors import RunSpec
+
+    def spec(path):
+        payload = {"v": 1, "entry": {"name": "entry", "source": "def entry(): pass\n",
+                                     "file": path}, "modules": {}, "args": [],
+                   "kwargs": {"file": path}}
+        return RunSpec(job_id="j", run_id=0, name="entry", image="i", payload=payload)
+
+    # Unpacked on two agents: the same run. A value the run is given is what it does.
+    one, two = spec("/a/lev/x.py"), spec("/b/lev/x.py")
+    one.payload["kwargs"] = two.payload["kwargs"] = {"file": "same"}
+    assert one.fingerprint() == two.fingerprint()
+    two.payload["kwargs"] = {"file": "other"}
+    assert one.fingerprint() != two.fingerprint()

@@ -21,8 +21,9 @@ from levrt.agent._facts import gather_facts
 from levrt.agent._wheels import search_path
 from levrt.client import AgentClient, ApiError
 
-# Seconds between an activity's heartbeats (Temporal's timeout for them is 30 s).
-HEARTBEAT_EVERY = 5.0
+# Seconds between an activity's heartbeats (Temporal's timeout for them is 30 s). A
+# cancellation reaches the activity in the answer to a heartbeat: this is its delay too.
+HEARTBEAT_EVERY = 2.0
 
 
 class Load(Interceptor):

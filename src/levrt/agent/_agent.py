@@ -9,10 +9,11 @@ import contextlib
 import logging
 import os
 from collections.abc import Callable
+from datetime import timedelta
 from types import TracebackType
 from typing import Any
 
-from levrt.agent._activities import Activities, Load
+from levrt.agent._activities import HEARTBEAT_EVERY, Activities, Load
 from levrt.agent._enrolment import AgentError
 from levrt.agent._facts import gather_facts
 from levrt.agent._workflows import Ask, RunJob
@@ -99,6 +100,9 @@ class Agent:
         workers = [Worker(temporal, task_queue=queue, workflows=[Ask, RunJob],
                           activities=activities.registered(),
                           max_concurrent_activities=self._load.slots,
+                          # Temporal's default sends one every 24 s at most (80% of the
+                          # timeout), and a cancellation waits for the next one.
+                          max_heartbeat_throttle_interval=timedelta(seconds=HEARTBEAT_EVERY),
                           interceptors=[self._load],
                           workflow_runner=_passthrough_runner()) for queue in queues]
         log.info("device %s/%s: polling %s at %s", config["owner"], config["name"],

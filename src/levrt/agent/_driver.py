@@ -46,8 +46,9 @@ async def start_driver(job_id: str, target: str, path: list[str], server: str,
     if executor == "auto":
         executor = "docker" if url is not None else "process"
     env: dict[str, Any] = {name: os.environ[name] for name in _PASSED if name in os.environ}
-    env.update(LEV_SERVER_URL=server, LEV_JOB_TOKEN=token,
-               PYTHONPATH=os.pathsep.join(path))
+    # The agent's own path after the package's: where its levrt may come from.
+    env.update(LEV_API_URL=server, LEV_JOB_TOKEN=token, PYTHONPATH=os.pathsep.join(
+        [*path, *filter(None, [os.environ.get("PYTHONPATH")])]))
     if url is not None:  # the engine that answered, not another one lev run finds
         env["DOCKER_HOST"] = url
     # lev run's options before TARGET: after it, a parameter named like one would take it.
