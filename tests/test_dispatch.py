@@ -9,10 +9,13 @@ import sys
 import time
 import uuid
 
+import helpers_netns
 import pytest
 from helpers_agent import AgentProcess, LevServer, wait_for
 from helpers_hub import PASSWORD, TestClient
+from helpers_temporal import free_port
 from test_agent_api import bearer, enrolled
+from test_agent_netns import lab  # noqa: F401 - a fixture
 from test_tasks import noop_package
 
 from levrt.server import Settings, create_app
@@ -42,13 +45,25 @@ def nap(marker: str) -> Cr:
     return Cr("localhost/test:latest", entry=entry())
 
 
+def probe(port: str) -> Cr:
+    @remote
+    def entry():
+        import socket
+        try:
+            with socket.create_connection(("127.0.0.1", int(port)), timeout=3) as conn:
+                ctx.set(banner=conn.recv(100).decode().strip())
+        except OSError as exc:
+            ctx.set(banner=None, error=str(exc))
+    return Cr("localhost/test:latest", "test/probe@1.0", entry=entry())
+
+
 async def steps(marker: str):
     await step("first")
     await nap(marker)
     await step("last")
 
 
-__lev__ = annot.meta([step, nap, steps])
+__lev__ = annot.meta([step, nap, probe, steps])
 '''
 
 
@@ -319,3 +334,49 @@ def test_where_the_code_came_from_is_not_what_a_run_does():
     assert one.fingerprint() == two.fingerprint()
     two.payload["kwargs"] = {"file": "other"}
     assert one.fingerprint() != two.fingerprint()
+
+
+BANNER = ("import socket, sys\n"
+          "server = socket.create_server(('127.0.0.1', int(sys.argv[1])))\n"
+          "while True:\n"
+          "    conn, _ = server.accept()\n"
+          "    conn.sendall(f'SSH-2.0-{sys.argv[2]}\\r\\n'.encode())\n"
+          "    conn.close()\n")
+
+
+def test_each_task_runs_where_it_was_sent(lab, tmp_path, temporal_server):  # noqa: F811
+    """Two agents, each in a network namespace of its own with a service on its own
+    127.0.0.1 that only it reaches: a probe sent to each device finds that device's."""
+    one, two = lab.add(), lab.add()
+    temporal = helpers_netns.Relay(lab.hub, temporal_server.address)
+    server = None
+    agents: dict[str, AgentProcess] = {}
+    services = []
+    try:
+        server = LevServer.start(tmp_path / "server", temporal.address, ip=lab.hub)
+        with Store(f"sqlite:///{tmp_path / 'server' / 'levrt.db'}") as store:
+            _published(store, tmp_path)
+        port = free_port()  # any port: each namespace's 127.0.0.1 is its own and bare
+        for name, netns in (("one", one), ("two", two)):
+            services.append(subprocess.Popen(netns.argv(sys.executable, "-c", BANNER,
+                                                        str(port), name)))
+            agents[name] = AgentProcess.start(tmp_path / name, server.url,
+                                              code=server.add_device(name), netns=netns.name,
+                                              extra=("--executor", "process"))
+        for name in agents:
+            wait_for(lambda name=name: server.status(name) == "online", 60, f"{name} online")
+        for name in agents:
+            job_id = _submit(server, "lev.alice.steps:probe", {"port": str(port)}, device=name)
+            task = _ended(server, job_id)
+            assert task["job"]["status"] == "done", task
+            [found] = [d["data"] for d in task["documents"] if d["coll"] == "test/probe@1.0"]
+            assert found == {"banner": f"SSH-2.0-{name}"}, found
+    finally:
+        for agent in agents.values():
+            agent.stop()
+        for service in services:
+            service.kill()
+            service.wait()
+        if server is not None:
+            server.stop()
+        temporal.close()
