@@ -10,6 +10,7 @@ import time
 import uuid
 
 import helpers_netns
+import httpx
 import pytest
 from helpers_agent import AgentProcess, LevServer, wait_for
 from helpers_hub import PASSWORD, TestClient
@@ -17,6 +18,7 @@ from helpers_temporal import free_port
 from test_agent_api import bearer, enrolled
 from test_agent_netns import lab  # noqa: F401 - a fixture
 from test_tasks import noop_package
+from test_web import csrf_of, login
 
 from levrt.server import Settings, create_app
 from levrt.store import Store
@@ -115,6 +117,29 @@ def test_where_a_task_may_be_sent(store, tmp_path):
     with _app(store, "127.0.0.1:1") as client:
         answer = client.post("/api/tasks", json={"target": HELLO, "device": "box"}, headers=bob)
         assert answer.status_code == 422 and "no device 'box'" in answer.text
+
+
+def test_the_run_form_offers_the_users_devices(store, tmp_path):
+    _published(store, tmp_path)
+    alice = bearer(store.create_token("alice", "t")["token"])
+    with _app(store, "127.0.0.1:1") as client:
+        enrolled(client, alice, "box", ["lab"])
+        login(client, "alice")
+        form = client.get("/packages/lev.alice.noop/run/lev.alice.noop:hello")
+        assert '<option value="device:box">device box</option>' in form.text
+        assert '<option value="pool:lab">any device of pool lab</option>' in form.text
+
+        def sent(where):
+            return client.post("/packages/lev.alice.noop/run/lev.alice.noop:hello",
+                               data={"csrf_token": csrf_of(form), "version": "1.0",
+                                     "p_word": "x", "where": where})
+
+        refused = sent("device:nope")
+        assert refused.status_code == 400 and "you have no device &#39;nope&#39;" in refused.text
+        unreachable = sent("pool:lab")  # Temporal does not answer at 127.0.0.1:1
+        assert unreachable.status_code == 503 and "cannot reach Temporal" in unreachable.text
+        assert 'value="pool:lab" selected' in unreachable.text
+    assert store.list_jobs() == []
 
 
 def test_a_server_without_temporal_sends_nothing(store, tmp_path):
@@ -234,6 +259,17 @@ def test_a_task_runs_on_the_device_it_was_sent_to(cluster, tmp_path):
         [document] = [d for d in task["documents"] if d["coll"] == "test/noop@1.0"]
         assert document["data"] == {"word": "far"}
         assert any("saying far" in line["text"] for line in task["log"])
+    # From the run form too.
+    with httpx.Client(base_url=server.url, timeout=30) as browser:
+        login(browser, "alice")
+        form = browser.get(f"/packages/lev.alice.noop/run/{HELLO}")
+        answer = browser.post(f"/packages/lev.alice.noop/run/{HELLO}", data={
+            "csrf_token": csrf_of(form), "version": "1.0", "p_word": "web",
+            "where": "device:box"})
+        assert answer.status_code == 303, answer.text
+        job_id = answer.headers["location"].rpartition("/")[2]
+    task = _ended(server, job_id)
+    assert task["job"]["status"] == "done" and task["job"]["placement"] == "device:box"
     # The agent unpacked the wheel once, under its own LEV_HOME.
     assert len(list((tmp_path / "box" / "wheels").iterdir())) == 1
 
