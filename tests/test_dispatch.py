@@ -20,6 +20,8 @@ from test_agent_netns import lab  # noqa: F401 - a fixture
 from test_tasks import noop_package
 from test_web import csrf_of, login
 
+from levrt._cli import cli_main
+from levrt.client._credentials import save_login
 from levrt.server import Settings, create_app
 from levrt.store import Store
 
@@ -248,9 +250,17 @@ def _left(marker):
     return subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout
 
 
-def test_a_task_runs_on_the_device_it_was_sent_to(cluster, tmp_path):
+def test_a_task_runs_on_the_device_it_was_sent_to(cluster, tmp_path, capsys):
     server, agents = cluster
     _agent(server, agents, tmp_path, "box", ["lab"])
+    # From the command line, followed to its end.
+    save_login(server.url, "alice", server.token)
+    assert cli_main(["task", "submit", HELLO, "--param", "word=cli", "--pool", "lab",
+                     "--follow"]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "saying cli" in out and out.rstrip().endswith("done"), out
+    assert cli_main(["task", "submit", HELLO, "--device", "box", "--pool", "lab"]) == 2
+    assert "not allowed with argument" in capsys.readouterr().err
     for where in ({"device": "box"}, {"pool": "lab"}):
         job_id = _submit(server, HELLO, {"word": "far"}, **where)
         task = _ended(server, job_id)
