@@ -103,7 +103,8 @@ def _cmd_agent(args: argparse.Namespace, extras: list[str]) -> int:
                       f" token kept in {path}", file=sys.stderr)
         kept = load_enrolment(server)
         with AgentClient(server, kept["token"]) as client:
-            return asyncio.run(_serve(Agent(client, temporal=args.temporal, slots=args.slots)))
+            return asyncio.run(_serve(Agent(client, temporal=args.temporal, slots=args.slots,
+                                             executor=args.executor)))
     except AgentError as exc:
         raise CliError(str(exc), EXIT_FAILED) from None
 
@@ -162,4 +163,7 @@ def register(commands: Any) -> None:
     agent.add_argument("--slots", type=int, metavar="N",
                        help="activities run at once from each queue, the device's and each pool's "
                        "(default: the machine's cores)")
+    agent.add_argument("--executor", choices=("auto", "docker", "process"), default="auto",
+                       help="what runs the jobs' tools: auto takes the container engine when "
+                       "a Docker API answers, else sandboxed processes (default: auto)")
     agent.set_defaults(handler=_cmd_agent)

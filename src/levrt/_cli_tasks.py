@@ -69,7 +69,8 @@ def _cmd_submit(args: argparse.Namespace, extras: list[str]) -> int:
         # Each file goes up first: the parameter's value is its digest on the server.
         params.update({name: _upload(client, path) for name, path in files.items()})
         answer = client.submit_task(args.target, params, name=args.name or None,
-                                    version=args.version or None)
+                                    version=args.version or None, device=args.device,
+                                    pool=args.pool)
         print(f"task {answer['id']} submitted ({answer['status']})", flush=True)
         return _follow(client, answer["id"]) if args.follow else EXIT_OK
 
@@ -152,6 +153,11 @@ def register(commands: Any) -> None:
                         help="a File parameter: the local file PATH, uploaded (repeatable)")
     submit.add_argument("--version", help="the published version to run (default: the latest)")
     submit.add_argument("--name", metavar="JOBNAME", help="job name (default: the function's)")
+    where = submit.add_mutually_exclusive_group()
+    where.add_argument("--device", metavar="NAME",
+                       help="run it on this device of yours (default: the server's runner)")
+    where.add_argument("--pool", metavar="NAME",
+                       help="run it on whichever device of this pool of yours is free first")
     submit.add_argument("--follow", action="store_true",
                         help="print the log until the task ends; fail unless it is done")
     server_option(submit)

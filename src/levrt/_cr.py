@@ -184,6 +184,12 @@ class Cr:
         coll = collection_name(self.schema, namespace)
         spec = self.spec(job, run_id)
         info = RunInfo(run_id, self.name, self.image, coll)
+        earlier = job.earlier_run(run_id, spec.fingerprint(), coll)
+        if earlier is not None:
+            info.status, info.exit_code = "done", earlier["exit_code"]
+            job.log(None, "job", [f"run {run_id} ({self.name}) finished in an earlier attempt "
+                                  "of this job: its document stands, it is not run again"])
+            return Task(job, info, None, None)
         job.store.create_run(job.id, run_id, name=self.name, image=self.image,
                              schema=self.schema, coll=coll, spec=spec.summary(),
                              namespace=list(namespace))
@@ -299,20 +305,26 @@ class _Recorder:
 class Task:
     """A started run. ``await task`` waits for it and returns its ``Document``."""
 
-    def __init__(self, job: Job, info: RunInfo, handle: Any, recorder: _Recorder) -> None:
+    def __init__(self, job: Job, info: RunInfo, handle: Any,
+                 recorder: _Recorder | None) -> None:
+        # Without a handle, the run finished in an earlier attempt of the job.
         self.id = info.run_id
-        self.host = handle.host
+        self.host = None if handle is None else handle.host
         self.name = info.name
         self._job = job
         self._info = info
         self._handle = handle
         self._recorder = recorder
-        self._outcome = asyncio.ensure_future(self._finish())
+        self._outcome: asyncio.Future[Document] = asyncio.ensure_future(self._finish())
 
     def __repr__(self) -> str:
         return f"<Task {self.id} {self.name} {self._info.status}>"
 
     async def _finish(self) -> Document:
+        if self._handle is None:
+            return Document(Collection(self._info.coll, self._job.store), self._job.id,
+                            self._info.run_id)
+        assert self._recorder is not None
         try:
             code = await self._handle.wait()
         except asyncio.CancelledError:
@@ -333,7 +345,8 @@ class Task:
 
     async def signal(self, signal: str = "SIGINT") -> None:
         """Send a signal (``"SIGINT"``, ``"SIGTERM"``, ...) to the run's main process."""
-        await self._handle.signal(signal)
+        if self._handle is not None:
+            await self._handle.signal(signal)
 
     async def cancel(self) -> None:
         """Kill the run and wait until it is recorded as cancelled."""
@@ -342,7 +355,7 @@ class Task:
         await self._record_cancel()  # in case it was cancelled before it began to wait
 
     async def _record_cancel(self) -> None:
-        if self._info.status == "running":
+        if self._info.status == "running" and self._recorder is not None:
             await self._handle.kill()
             self._recorder.finish("cancelled", None, "cancelled")
 

@@ -72,7 +72,8 @@ class JobListener(Protocol):
 
 class Job:
     def __init__(self, job_id: str, name: str, store: Store, executor: Executor,
-                 listeners: Iterable[JobListener] = (), echo: bool = False) -> None:
+                 listeners: Iterable[JobListener] = (), echo: bool = False,
+                 earlier: Iterable[dict[str, Any]] = ()) -> None:
         self.id = job_id
         self.name = name
         self.store = store
@@ -84,11 +85,28 @@ class Job:
         self._lock = threading.Lock()
         self._log_max_bytes = load_settings().log_max_bytes
         self._logs: dict[int | None, RunLog] = {}
+        # Runs of an earlier attempt of this job (its driver was lost), by number.
+        self._earlier = {run["run_id"]: run for run in earlier}
 
     def next_run_id(self) -> int:
         with self._lock:
             run_id, self._next_run = self._next_run, self._next_run + 1
             return run_id
+
+    def earlier_run(self, run_id: int, fingerprint: str, coll: str) -> dict[str, Any] | None:
+        """Run ``run_id`` as an earlier attempt of the job recorded it, when it finished
+        ``done`` doing the same (same spec ``fingerprint``, same ``coll``): its document
+        stands, and the run is not done again. Any other earlier run of that number is
+        forgotten, to be run again."""
+        with self._lock:
+            run = self._earlier.pop(run_id, None)
+        if run is None:
+            return None
+        if (run["status"] == "done" and run["coll"] == coll
+                and (run["spec"] or {}).get("fingerprint") == fingerprint):
+            return run
+        self.store.discard_run(self.id, run_id)
+        return None
 
     def track(self, run_id: int, task: Task | None) -> None:
         if task is None:
@@ -264,14 +282,16 @@ async def arun(coro: Awaitable[Any], db: str | None = None, *, store: Store | No
         if job_id is None:
             job_id = store.create_job(name, target=target, params=params, executor=executor.name,
                                       driver=driver_id())
+            earlier: list[dict[str, Any]] = []
         else:
             store.start_job(job_id, executor=executor.name, driver=driver_id())
+            earlier = store.list_runs(job_id)  # of an attempt whose driver was lost
     except BaseException:
         _discard(coro)
         if own_store and store is not None:
             store.close()
         raise
-    job = Job(job_id, name, store, executor, listeners, echo)
+    job = Job(job_id, name, store, executor, listeners, echo, earlier)
     token = _current.set(job)
     _install_capture()
     status, error, kept = "failed", None, None

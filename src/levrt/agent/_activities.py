@@ -7,13 +7,23 @@ they share: the agent's facts and its load."""
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
 from typing import Any
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
 
+from levrt.agent._driver import error_line, start_driver, stop_driver
+from levrt.agent._enrolment import AgentError
 from levrt.agent._facts import gather_facts
+from levrt.agent._wheels import search_path
+from levrt.client import AgentClient, ApiError
+
+# Seconds between an activity's heartbeats (Temporal's timeout for them is 30 s). A
+# cancellation reaches the activity in the answer to a heartbeat: this is its delay too.
+HEARTBEAT_EVERY = 2.0
 
 
 class Load(Interceptor):
@@ -42,16 +52,67 @@ class _Counted(ActivityInboundInterceptor):
 
 
 class Activities:
-    """The agent's activities; :meth:`registered` lists them for a Temporal worker."""
+    """The agent's activities; :meth:`registered` lists them for a Temporal worker.
+    ``client`` is the agent's (its device token); ``executor`` runs the jobs' tools
+    (``auto``: docker when an engine answers); ``grace`` is how long (seconds) an
+    interrupted ``lev run`` has to record its job cancelled before its session is killed."""
 
-    def __init__(self, load: Load, facts: Callable[[], dict[str, Any]] = gather_facts) -> None:
+    def __init__(self, load: Load, client: AgentClient,
+                 facts: Callable[[], dict[str, Any]] = gather_facts, *,
+                 executor: str = "auto", grace: float = 10.0) -> None:
+        self._executor = executor
         self._load = load
+        self._client = client
         self._facts = facts
+        self._grace = grace
 
     @activity.defn(name="agent.facts")
     async def facts(self) -> dict[str, Any]:
         """This machine's facts now, as the agent reports them at start."""
         return await asyncio.to_thread(self._facts)
 
+    @activity.defn(name="agent.run_job")
+    async def run_job(self, job_id: str) -> str:
+        """Run a job sent to this device or its pools with ``lev run --job`` and its own
+        job token; the job's status when ``lev run`` ends. Heartbeats while it goes; on
+        cancellation, interrupts it and waits for it (at most the grace time, then kills
+        its session)."""
+        try:
+            claim = await asyncio.to_thread(self._client.claim_job, job_id)
+        except ApiError as exc:
+            if exc.status in (403, 409):  # not ours, or ended: no other attempt would do
+                raise ApplicationError(str(exc), type="JobRefused", non_retryable=True) \
+                    from None
+            raise
+        try:
+            path = await asyncio.to_thread(
+                search_path, claim["wheels"],
+                functools.partial(self._client.job_wheel, job_id))
+        except (AgentError, OSError, ApiError) as exc:
+            await asyncio.to_thread(self._client.end_job, job_id, "failed",
+                                    f"the agent cannot fetch the package: {exc}")
+            raise ApplicationError(str(exc), type="JobRefused", non_retryable=True) from None
+        process = await start_driver(job_id, claim["target"], path, self._client.base_url,
+                                     claim["token"], self._executor)
+        output = asyncio.ensure_future(process.communicate())
+        try:
+            while not output.done():
+                activity.heartbeat()
+                await asyncio.wait({output}, timeout=HEARTBEAT_EVERY)
+        except asyncio.CancelledError:
+            await stop_driver(process, output, self._grace)
+            await asyncio.to_thread(self._client.end_job, job_id, "cancelled", "cancelled")
+            raise
+        _, stderr = output.result()
+        if process.returncode != 0:
+            await asyncio.to_thread(self._client.end_job, job_id, "failed",
+                                    error_line(stderr, process.returncode))
+        return "done" if process.returncode == 0 else "failed"
+
+    @activity.defn(name="agent.end_job")
+    async def end_job(self, job_id: str, status: str, error: str) -> None:
+        """Record a job no agent could finish as ``status`` with ``error``."""
+        await asyncio.to_thread(self._client.end_job, job_id, status, error)
+
     def registered(self) -> list[Callable[..., Any]]:
-        return [self.facts]
+        return [self.facts, self.run_job, self.end_job]

@@ -9,13 +9,14 @@ import contextlib
 import logging
 import os
 from collections.abc import Callable
+from datetime import timedelta
 from types import TracebackType
 from typing import Any
 
-from levrt.agent._activities import Activities, Load
+from levrt.agent._activities import HEARTBEAT_EVERY, Activities, Load
 from levrt.agent._enrolment import AgentError
 from levrt.agent._facts import gather_facts
-from levrt.agent._workflows import Ask
+from levrt.agent._workflows import Ask, RunJob
 from levrt.client import AgentClient, ApiError, ApiUnreachable
 
 log = logging.getLogger("lev.agent")
@@ -36,14 +37,16 @@ class Agent:
 
     ``temporal`` (``HOST:PORT``) overrides the address the server tells; ``slots`` is how
     many activities run at once from each of its queues (default: the machine's cores; one
-    limit over all queues would let idle pollers of one queue hold every slot). :meth:`run`
+    limit over all queues would let idle pollers of one queue hold every slot); ``executor``
+    runs the tools of the jobs it takes (``auto``, ``docker`` or ``process``). :meth:`run`
     returns after :meth:`shutdown`; it raises :class:`AgentError` when the server refuses the
     device or Temporal cannot be reached at start."""
 
     def __init__(self, client: AgentClient, *, temporal: str | None = None,
-                 slots: int | None = None,
+                 slots: int | None = None, executor: str = "auto",
                  facts: Callable[[], dict[str, Any]] = gather_facts) -> None:
         self._client = client
+        self._executor = executor
         self._temporal = temporal
         self._load = Load(slots or os.cpu_count() or 1)
         self._facts = facts
@@ -92,10 +95,14 @@ class Agent:
         except RuntimeError as exc:
             raise AgentError(f"cannot reach Temporal at {address}: {exc}") from None
         queues = [config["queues"]["device"], *config["queues"]["pools"]]
-        activities = Activities(self._load, self._facts)
-        workers = [Worker(temporal, task_queue=queue, workflows=[Ask],
+        activities = Activities(self._load, self._client, self._facts,
+                                executor=self._executor)
+        workers = [Worker(temporal, task_queue=queue, workflows=[Ask, RunJob],
                           activities=activities.registered(),
                           max_concurrent_activities=self._load.slots,
+                          # Temporal's default sends one every 24 s at most (80% of the
+                          # timeout), and a cancellation waits for the next one.
+                          max_heartbeat_throttle_interval=timedelta(seconds=HEARTBEAT_EVERY),
                           interceptors=[self._load],
                           workflow_runner=_passthrough_runner()) for queue in queues]
         log.info("device %s/%s: polling %s at %s", config["owner"], config["name"],

@@ -8,6 +8,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, CancelledError
 
 # The name the server starts it by (levrt.server.devices.ASK_WORKFLOW).
 ASK = "levrt.ask"
@@ -24,3 +25,38 @@ class Ask:
             activity, args=args, task_queue=workflow.info().task_queue,
             start_to_close_timeout=timedelta(seconds=timeout),
             retry_policy=RetryPolicy(maximum_attempts=1))
+
+
+# The name the server starts it by (levrt.server.dispatch.JOB_WORKFLOW).
+JOB = "levrt.job"
+# An agent silent this long is lost: its job goes to another agent of the pool.
+HEARTBEAT_TIMEOUT = timedelta(seconds=30)
+# How often a lost job is given to an agent again before it fails.
+JOB_ATTEMPTS = 3
+
+
+@workflow.defn(name=JOB)
+class RunJob:
+    """Run one dispatched job on an agent polling this workflow's queue (``agent.run_job``).
+    An agent that stops heartbeating loses it to another agent of the queue; when no attempt
+    finishes it, an agent records the job failed (``agent.end_job``). Cancelling the workflow
+    interrupts the job's ``lev run`` and waits for it to stop."""
+
+    @workflow.run
+    async def run(self, job_id: str) -> Any:
+        queue = workflow.info().task_queue
+        try:
+            return await workflow.execute_activity(
+                "agent.run_job", job_id, task_queue=queue,
+                start_to_close_timeout=timedelta(days=30), heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                retry_policy=RetryPolicy(maximum_attempts=JOB_ATTEMPTS,
+                                         non_retryable_error_types=["JobRefused"]),
+                cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED)
+        except ActivityError as exc:
+            if isinstance(exc.cause, CancelledError):
+                raise
+            reason = str(exc.cause or exc)
+            await workflow.execute_activity(
+                "agent.end_job", args=[job_id, "failed", f"no agent finished it: {reason}"],
+                task_queue=queue, start_to_close_timeout=timedelta(minutes=1))
+            raise

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._client import Client
+from ._client import Client, _segment
 
 
 class AgentClient(Client):
@@ -33,3 +33,22 @@ class AgentClient(Client):
             body["facts"] = facts
         answer: dict[str, Any] = self.request("POST", "/api/agent/heartbeat", json=body).json()
         return answer
+
+    def claim_job(self, job_id: str) -> dict[str, Any]:
+        """Take a job sent to this device or its pools: ``id``, ``target``, ``wheels``
+        (``filename``, ``sha256``: the published package's first) and ``token``, the job's
+        own token for its ``lev run``. ApiError 403 for a job not sent here, 409 for one
+        that has ended."""
+        answer: dict[str, Any] = self._json("POST", f"/api/agent/jobs/{_segment(job_id)}/claim")
+        return answer
+
+    def job_wheel(self, job_id: str, filename: str) -> bytes:
+        """The bytes of one of the wheels :meth:`claim_job` named."""
+        return self.request(
+            "GET", f"/api/agent/jobs/{_segment(job_id)}/wheels/{_segment(filename)}").content
+
+    def end_job(self, job_id: str, status: str, error: str) -> None:
+        """Record a job this agent could not finish as ``status`` (``failed`` or
+        ``cancelled``) with ``error``, unless it has ended already."""
+        self.request("POST", f"/api/agent/jobs/{_segment(job_id)}/end",
+                     json={"status": status, "error": error})

@@ -48,7 +48,7 @@ class RunSpec:
         body = {
             "image": self.image,
             "schema": self.schema,
-            "payload": self.payload,
+            "payload": _without_files(self.payload),
             "cmd": self.cmd,
             "env": self.env,
             "files": {p: hashlib.sha256(c).hexdigest() for p, c in self.files.items()},
@@ -72,6 +72,23 @@ class RunSpec:
             "services": sorted(self.services),
             "fingerprint": self.fingerprint(),
         }
+
+
+def _without_files(payload: Any) -> Any:
+    """A payload without the source files its code came from: they serve tracebacks, and
+    differ where a package is unpacked (on each agent) while the run does the same."""
+    if not isinstance(payload, dict):
+        return payload
+    return {**payload, "entry": _strip_file(payload.get("entry")),
+            "modules": _strip_file(payload.get("modules"))}
+
+
+def _strip_file(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _strip_file(item) for key, item in value.items() if key != "file"}
+    if isinstance(value, list):
+        return [_strip_file(item) for item in value]
+    return value
 
 
 # How much of a run's main argument its summary keeps, in characters.

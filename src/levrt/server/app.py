@@ -28,6 +28,7 @@ from starlette.concurrency import run_in_threadpool
 from levrt import __version__
 from levrt.server import devices, driver, hub, notify, schedules, simple, tasks, web
 from levrt.server.auth import StoreDep, current_reader
+from levrt.server.dispatch import Dispatcher
 from levrt.server.runner import TaskRunner
 from levrt.server.sessions import CsrfRefused
 from levrt.server.settings import Settings
@@ -126,6 +127,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.state.settings = settings
     app.state.store = app_store
     app.state.runner = runner
+    app.state.dispatcher = Dispatcher(settings.temporal)
     app.state.driver_logs = runner.driver_logs
     app.state.event_streams = tasks.EventStreams(settings.max_event_streams)
     app.state.throttle = LoginThrottle(settings.login_max_failures, settings.login_window)

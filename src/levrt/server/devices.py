@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta, timezone
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -22,9 +22,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from levrt._status import UNFINISHED_STATUSES
 from levrt.agent._facts import engine_facts
-from levrt.server import sessions, web
-from levrt.server.auth import CurrentReader, CurrentUser, StoreDep
+from levrt.server import dispatch, published, sessions, web
+from levrt.server.auth import CurrentReader, CurrentUser, StoreDep, make_job_token, server_secret
+from levrt.server.dispatch import device_queue, pool_queue
 from levrt.server.runner import local_device
 from levrt.server.schemas import Body, errors
 from levrt.store import EnrolmentError, HubConflictError, Store
@@ -38,16 +40,6 @@ HEARTBEAT_INTERVAL = 5.0
 OFFLINE_AFTER = timedelta(seconds=3 * HEARTBEAT_INTERVAL)
 # The workflow every agent runs on its queues to answer one activity (levrt.agent).
 ASK_WORKFLOW = "levrt.ask"
-
-
-def device_queue(owner: str, name: str) -> str:
-    """The Temporal task queue of ``owner``'s device ``name``."""
-    return f"lev-device:{owner}/{name}"
-
-
-def pool_queue(owner: str, pool: str) -> str:
-    """The Temporal task queue of ``owner``'s pool ``pool``, polled by each device in it."""
-    return f"lev-pool:{owner}/{pool}"
 
 
 # -- shapes --------------------------------------------------------------------------------
@@ -271,6 +263,91 @@ def heartbeat(body: Heartbeat, request: Request, device: CurrentDevice,
     facts = None if body.facts is None else body.facts.model_dump(exclude_unset=True)
     store.device_seen(device["id"], running=body.running, slots=body.slots, facts=facts)
     return _config(request, device)
+
+
+# -- jobs sent to a device ------------------------------------------------------------------
+
+
+class Wheel(BaseModel):
+    filename: str
+    sha256: str
+
+
+class Claimed(BaseModel):
+    """What an agent needs to run a job sent to its device or pool."""
+
+    id: str
+    target: str
+    wheels: list[Wheel] = Field(description="the published package's wheel and those of the "
+                                "hub packages it requires, the package's first")
+    token: str = Field(description="the job's own token, for lev run --job: valid for this "
+                       "job only, until it ends")
+
+
+class JobEnd(Body):
+    status: Literal["failed", "cancelled"]
+    error: str = Field(max_length=10_000)
+
+
+def _placed_job(store: Store, device: dict[str, Any], job_id: str) -> dict[str, Any]:
+    """The job ``job_id`` if it was sent to ``device`` or one of its pools; 403 otherwise,
+    for a job that does not exist as for another device's."""
+    job = store.get_job(job_id)
+    where = None if job is None else dispatch.Placement.parse(job["placement"])
+    if job is None or where is None or job["owner"] != device["owner"] or not where.takes(device):
+        raise HTTPException(403, f"job {job_id!r} was not sent to device {device['name']!r} or "
+                            "its pools")
+    return job
+
+
+def _wheels(store: Store, job: dict[str, Any]) -> list[dict[str, str]]:
+    if not job["package"]:
+        return []
+    package, _, version = job["package"].partition("==")
+    found = []
+    for name, wanted in published.closure(store, package, version):
+        stored = store.get_version(name, wanted)
+        if stored is not None:
+            found.append({"filename": stored["filename"], "sha256": stored["sha256"]})
+    return found
+
+
+@agent_router.post("/jobs/{job_id}/claim", response_model=Claimed,
+                   responses=errors(401, 403, 409))
+def claim_job(job_id: str, request: Request, device: CurrentDevice,
+              store: StoreDep) -> dict[str, Any]:
+    """Take a job sent to this device or one of its pools, to run it: its target, the
+    wheels to run it from and its job token. 409 when the job has ended (cancelled
+    before an agent took it, say). A job still running is one whose agent was lost
+    (Temporal gave its workflow to another agent): it is queued again first."""
+    job = _placed_job(store, device, job_id)
+    if job["status"] not in UNFINISHED_STATUSES:
+        raise HTTPException(409, f"job {job_id!r} has ended ({job['status']})")
+    if job["status"] == "running":
+        store.requeue_job(job_id, f"its agent was lost; device {device['name']!r} took the job")
+    return {"id": job_id, "target": job["target"], "wheels": _wheels(store, job),
+            "token": make_job_token(server_secret(request.app.state), job_id)}
+
+
+@agent_router.get("/jobs/{job_id}/wheels/{filename}", responses=errors(401, 403, 404))
+def job_wheel(job_id: str, filename: str, device: CurrentDevice, store: StoreDep) -> Response:
+    """One of the wheels :func:`claim_job` names for the job, as bytes."""
+    job = _placed_job(store, device, job_id)
+    if filename not in {wheel["filename"] for wheel in _wheels(store, job)}:
+        raise HTTPException(404, f"job {job_id!r} needs no wheel {filename!r}")
+    wheel = store.get_wheel(filename)
+    if wheel is None:
+        raise HTTPException(404, f"no file {filename!r} on this hub")
+    return Response(wheel["content"], media_type="application/octet-stream")
+
+
+@agent_router.post("/jobs/{job_id}/end", status_code=204, responses=errors(401, 403, 422))
+def end_job(job_id: str, body: JobEnd, device: CurrentDevice, store: StoreDep) -> Response:
+    """The agent could not run the job, or its ``lev run`` ended without finishing it:
+    record the job ``status`` with ``error`` unless it has ended already."""
+    _placed_job(store, device, job_id)
+    store.end_unfinished_job(job_id, body.status, error=body.error)
+    return Response(status_code=204)
 
 
 # -- asking a device through Temporal ------------------------------------------------------

@@ -185,6 +185,14 @@ async def create_run(job_id: JobDriver, body: RunRequest, store: StoreDep) -> Re
     return Response(status_code=204)
 
 
+@router.delete("/runs/{run_id}", status_code=204)
+async def discard_run(job_id: JobDriver, run_id: int, store: StoreDep) -> Response:
+    """Forget a run of an earlier attempt of the job, with its documents and log, to run it
+    again under its number."""
+    await run_in_threadpool(store.discard_run, job_id, run_id)
+    return Response(status_code=204)
+
+
 @router.post("/runs/{run_id}/finish", status_code=204, responses=errors(404))
 async def finish_run(job_id: JobDriver, run_id: int, body: RunEnd, store: StoreDep) -> Response:
     """Record a run's end, with the ``ctx`` writes still held, in one transaction."""

@@ -207,7 +207,8 @@ class TaskRunner:
         jobs = await run_in_threadpool(self._store.list_jobs, status="queued",
                                        limit=_REQUEUE_LIMIT, oldest_first=True)
         for job in jobs:
-            if job["id"] not in self._tasks:
+            # A task sent to a device waits in Temporal for its agent, not here.
+            if job["id"] not in self._tasks and job["placement"] is None:
                 self._take(Task(job["id"], job["target"] or "", job["package"]))
         return len(jobs)
 

@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 
 from levrt._job_json import job_bundle, to_json
 from levrt._status import FINAL_STATUSES, JobStatus
-from levrt.server import published
+from levrt.server import dispatch, published
 from levrt.server.auth import CurrentReader, CurrentUser, StoreDep
 from levrt.server.paging import Page
 from levrt.server.params import ParamsInvalid, check_params
@@ -55,6 +55,10 @@ class TaskRequest(Body):
                              description="job name (default: the function's)")
     version: str | None = Field(None, min_length=1, max_length=100, description=(
         "for a published package's target: the version to run (default: the latest)"))
+    device: str | None = Field(None, min_length=1, max_length=64, description=(
+        "run it on this device of yours (default: the server's own runner)"))
+    pool: str | None = Field(None, min_length=1, max_length=64, description=(
+        "run it on whichever device of this pool of yours takes it first"))
 
     @field_validator("target")
     @classmethod
@@ -90,6 +94,11 @@ def device_filter(store: Store, user: dict[str, Any], device: str) -> dict[str, 
     return {"driver_host": host}
 
 
+def _dispatcher(request: Request) -> dispatch.Dispatcher:
+    dispatcher: dispatch.Dispatcher = request.app.state.dispatcher
+    return dispatcher
+
+
 def _summary(job: dict[str, Any]) -> dict[str, Any]:
     return to_json({
         "id": job["id"], "name": job["name"], "target": job["target"], "status": job["status"],
@@ -122,10 +131,22 @@ async def submit(body: TaskRequest, request: Request, store: StoreDep,
     target, params, package = await run_in_threadpool(_checked, store, user, body)
     name = body.name or target.rpartition(":")[2]
     try:
-        job_id = await _runner(request).submit(target, params, name, user["name"], package)
+        where = await run_in_threadpool(dispatch.placement, store, user["name"], body.device,
+                                        body.pool)
+    except dispatch.PlacementError as exc:
+        raise _invalid({(exc.field,): str(exc)}) from None
+    try:
+        if where is None:
+            job_id = await _runner(request).submit(target, params, name, user["name"], package)
+        else:
+            job_id = await _dispatcher(request).submit(
+                store, where, target=target, params=params, name=name, owner=user["name"],
+                package=package, max_params_bytes=request.app.state.settings.max_params_bytes)
     except ParamsInvalid as exc:  # more parameters than a task takes
         raise _invalid({("params", field): msg for field, msg in exc.errors.items()},
                        413) from None
+    except RuntimeError as exc:  # Temporal cannot be reached, or is not configured
+        raise HTTPException(503, str(exc)) from None
     return {"id": job_id, "status": "queued"}
 
 
@@ -338,6 +359,22 @@ def events(
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
+async def cancel_dispatched(request: Request, store: Store, job: dict[str, Any]) -> None:
+    """Cancel a task sent to a device or pool: through its workflow, which interrupts the
+    agent's ``lev run``; one no agent took yet ends ``cancelled`` at once. 503 when
+    Temporal cannot be reached."""
+    try:
+        await _dispatcher(request).cancel(job["id"])
+    except RuntimeError as exc:
+        raise HTTPException(503, str(exc)) from None
+    except Exception as exc:  # temporalio's RPCError: the workflow is gone already
+        if job["status"] != "queued":
+            raise HTTPException(409, f"task {job['id']!r} cannot be cancelled: {exc}") from None
+    if job["status"] == "queued":
+        await run_in_threadpool(store.end_unfinished_job, job["id"], "cancelled",
+                                error="cancelled before it started")
+
+
 @router.post("/{task_id}/cancel", status_code=202, responses=errors(404, 409))
 async def cancel(task_id: str, request: Request, store: StoreDep,
                  user: CurrentUser) -> dict[str, Any]:
@@ -346,7 +383,9 @@ async def cancel(task_id: str, request: Request, store: StoreDep,
     job = await run_in_threadpool(find_job, store, user, task_id)
     if job["status"] in FINAL_STATUSES:
         raise HTTPException(409, f"task {task_id!r} has already ended ({job['status']})")
-    if not await _runner(request).cancel(job["id"]):
+    if job["placement"] is not None:
+        await cancel_dispatched(request, store, job)
+    elif not await _runner(request).cancel(job["id"]):
         raise HTTPException(409, f"task {task_id!r} was not started by this server: stop it "
                             "where it runs")
     job = await run_in_threadpool(find_job, store, user, task_id)

@@ -26,7 +26,7 @@ from levrt._job_json import job_bundle, to_json
 from levrt._params import jsonable
 from levrt._status import FINAL_STATUSES, JOB_STATUSES
 from levrt.annot.cats import Attck
-from levrt.server import labels, produces, published, sessions
+from levrt.server import dispatch, labels, produces, published, sessions
 from levrt.server.auth import verify_login
 from levrt.server.checks import MAX_DEPTH, check_json
 from levrt.server.paging import Page
@@ -691,7 +691,8 @@ def _form_page(request: Request, user: dict[str, Any], found: published.Publishe
                fields: list[dict[str, Any]], values: dict[str, Any],
                errors: dict[str, str], status_code: int = 200, *, tab: str = "quick",
                argv: list[str] | None = None, argv_error: str | None = None,
-               task_name: str | None = None, device: dict[str, Any] | None = None) -> Response:
+               task_name: str | None = None, device: dict[str, Any] | None = None,
+               places: dict[str, Any] | None = None) -> Response:
     customized = _argv_mode(fields)
     if argv is None:
         default = fields[0].get("default") if customized else None
@@ -700,7 +701,16 @@ def _form_page(request: Request, user: dict[str, Any], found: published.Publishe
                    version=found.version, entry=found.entry, fields=fields, values=values,
                    errors=errors, customized=customized, tab=tab if customized else "quick",
                    argv=argv, argv_error=argv_error, tool=_tool_name(found),
-                   task_name=task_name or _function(found), device=device)
+                   task_name=task_name or _function(found), device=device, places=places)
+
+
+def _places(store: Store, user: dict[str, Any], selected: str | None) -> dict[str, Any]:
+    """Where the run form offers to send a task: the server's runner (``""``), each of the
+    user's devices (``device:NAME``) and pools (``pool:NAME``); ``selected`` is chosen."""
+    devices = store.list_devices(user["name"])
+    return {"devices": [device["name"] for device in devices],
+            "pools": sorted({pool for device in devices for pool in device["pools"]}),
+            "selected": selected or ""}
 
 
 def _function(found: published.Published) -> str:
@@ -754,7 +764,7 @@ _TASK_NAME_MAX = 200
 
 async def _run_page(request: Request, user: dict[str, Any], found: published.Published,
                     tab: str, given: dict[str, Any] | None = None,
-                    task_name: str | None = None) -> Response:
+                    task_name: str | None = None, where: str | None = None) -> Response:
     """The run form of ``found``, filled with ``given`` parameters (a task's, to edit and
     run) or the defaults."""
     fields = _fields(found.entry)
@@ -763,9 +773,10 @@ async def _run_page(request: Request, user: dict[str, Any], found: published.Pub
     if given and _argv_mode(fields) and isinstance(given.get("argv"), list):
         argv, tab = [str(item) for item in given["argv"]], "customized"
     device = await run_in_threadpool(local_device, request)
+    places = await run_in_threadpool(_places, _store(request), user, where)
     return _form_page(request, user, found, fields, values, {},
                       tab="customized" if tab == "customized" else "quick", argv=argv,
-                      task_name=task_name, device=device)
+                      task_name=task_name, device=device, places=places)
 
 
 @router.get("/packages/{name}/run/{export}", response_class=HTMLResponse)
@@ -798,7 +809,7 @@ async def edit_task(request: Request, task_id: str) -> Response:
         return _not_found(request, user, f"task {task_id!r} runs no published package: run "
                                          "it again with lev run")
     return await _run_page(request, user, found, "quick", dict(job["params"] or {}),
-                           job["name"])
+                           job["name"], job["placement"])
 
 
 @router.post("/packages/{name}/run/{export}", response_class=HTMLResponse)
@@ -818,9 +829,18 @@ async def run_submit(request: Request, name: str, export: str) -> Response:
     values: dict[str, Any] = {}
     task_name = str(form.get("task_name") or "").strip() or _function(found)
     device = await run_in_threadpool(local_device, request)
-    page = {"task_name": task_name, "device": device}
+    where = str(form.get("where") or "")
+    places = await run_in_threadpool(_places, store, user, where)
+    page = {"task_name": task_name, "device": device, "places": places}
     if len(task_name) > _TASK_NAME_MAX:
         errors["task_name"] = f"at most {_TASK_NAME_MAX} characters"
+    kind, _, place = where.partition(":")
+    try:
+        placed = await run_in_threadpool(dispatch.placement, store, user["name"],
+                                         place if kind == "device" else None,
+                                         place if kind == "pool" else None)
+    except dispatch.PlacementError as exc:
+        errors["where"] = str(exc)
     if form.get("tab") == "customized" and _argv_mode(fields):
         values = {f["name"]: _initial(f) for f in fields}
         typed = _argv_rows(form)
@@ -851,8 +871,18 @@ async def run_submit(request: Request, name: str, export: str) -> Response:
     # The task runs the published version's files (see levrt.server.published); the
     # parameters go to lev run as JSON, never through a shell.
     try:
-        job_id = await _runner(request).submit(found.entry["qualname"], jsonable(params),
-                                               task_name, user["name"], found.pin)
+        if placed is None:
+            job_id = await _runner(request).submit(found.entry["qualname"], jsonable(params),
+                                                   task_name, user["name"], found.pin)
+        else:
+            dispatcher: dispatch.Dispatcher = request.app.state.dispatcher
+            job_id = await dispatcher.submit(
+                store, placed, target=found.entry["qualname"], params=jsonable(params),
+                name=task_name, owner=user["name"], package=found.pin,
+                max_params_bytes=request.app.state.settings.max_params_bytes)
     except ParamsInvalid as exc:  # too large for a task
         return _form_page(request, user, found, fields, values, exc.errors, 413, **page)
+    except RuntimeError as exc:  # Temporal is not configured, or does not answer
+        return _form_page(request, user, found, fields, values, {"where": str(exc)}, 503,
+                          **page)
     return RedirectResponse(f"/tasks/{job_id}", 303)

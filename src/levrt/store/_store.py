@@ -24,6 +24,7 @@ from sqlalchemy import (
     bindparam,
     cast,
     create_engine,
+    delete,
     event,
     exists,
     func,
@@ -54,7 +55,7 @@ from levrt.store.models import NO_RUN, Document, DocumentField, File, Job, Log, 
 # The newest revision in migrations/versions. Kept here so opening an
 # up-to-date store needs neither Alembic nor a scan of the scripts; a test
 # checks it against the scripts.
-SCHEMA_HEAD = "0008"
+SCHEMA_HEAD = "0009"
 # The most a job keeps of its workflow's return value, in characters of JSON.
 RESULT_MAX_CHARS = 1_000_000
 # Space a file store keeps beside its database (``<file>.reserve``) and gives up on a full
@@ -174,6 +175,7 @@ def _job_dict(row: Row[Any]) -> dict[str, Any]:
         "params": decode(row.params),
         "executor": row.executor,
         "owner": row.owner,
+        "placement": row.placement,
         "driver": row.driver,
         "status": row.status,
         "progress": row.progress,
@@ -544,9 +546,11 @@ class Store(HubMixin, DevicesMixin, SchedulesMixin):
         package: str | None = None,
         driver: str | None = None,
         queued: bool = False,
+        placement: str | None = None,
     ) -> str:
         """Record a new job, running (or ``queued``: see :meth:`start_job`), and return its
-        12-hex-digit id."""
+        12-hex-digit id. ``placement`` (``device:NAME`` or ``pool:NAME``) says which of the
+        owner's devices it was sent to; None, the server's own runner."""
         job_id = uuid.uuid4().hex[:12]
         now = _now()
         with self._write() as conn:
@@ -559,6 +563,7 @@ class Store(HubMixin, DevicesMixin, SchedulesMixin):
                     params=encode(clean_data(params), path="params"),
                     executor=executor,
                     owner=owner,
+                    placement=placement,
                     driver=driver,
                     status="queued" if queued else "running",
                     progress=0.0,
@@ -641,7 +646,10 @@ class Store(HubMixin, DevicesMixin, SchedulesMixin):
         return None if row is None else self._settled(_job_dict(row))
 
     def _settled(self, job: dict[str, Any]) -> dict[str, Any]:
-        if job["status"] != "running" or not driver_gone(job["driver"]):
+        # A job sent to a device is its workflow's to settle: Temporal gives it to another
+        # agent when its driver's agent is lost.
+        if (job["status"] != "running" or job["placement"] is not None
+                or not driver_gone(job["driver"])):
             return job
         error = (f"driver gone: its process ({job['driver']}) ended without finishing the "
                  "job: it was killed, or the machine stopped")
@@ -671,6 +679,22 @@ class Store(HubMixin, DevicesMixin, SchedulesMixin):
                     .where(_runs.c.job_id == job_id, _runs.c.status == "running")
                     .values(status="failed", error="driver gone", finished_at=_now()))
         return bool(ended)
+
+    def requeue_job(self, job_id: str, reason: str) -> bool:
+        """Queue a running job again, for another driver to start (its first one was lost):
+        its runs still running fail with ``reason``; whether it was running."""
+        with self._write() as conn:
+            queued = conn.execute(
+                update(_jobs)
+                .where(_jobs.c.id == job_id, _jobs.c.status == "running")
+                .values(status="queued", driver=None, started_at=None)
+            ).rowcount
+            if queued:
+                conn.execute(
+                    update(_runs)
+                    .where(_runs.c.job_id == job_id, _runs.c.status == "running")
+                    .values(status="failed", error=clean_text(reason), finished_at=_now()))
+        return bool(queued)
 
     def list_jobs(
         self,
@@ -793,6 +817,14 @@ class Store(HubMixin, DevicesMixin, SchedulesMixin):
                     raise KeyError(f"no run {run_id} in job {job_id!r}")
 
         self._ending(write)
+
+    def discard_run(self, job_id: str, run_id: int) -> None:
+        """Forget run ``run_id`` of a job with its documents and log: a later attempt of the
+        job runs it again under the same number (see :meth:`requeue_job`)."""
+        with self._write() as conn:
+            for table in (_fields, _documents, _logs, _runs):
+                conn.execute(delete(table).where(table.c.job_id == job_id,
+                                                 table.c.run_id == run_id))
 
     def count_runs(self, job_id: str) -> tuple[int, int]:
         """How many runs the job has, and how many of them have finished."""

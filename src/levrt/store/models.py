@@ -58,6 +58,8 @@ class Job(Base):
     params: Mapped[Any] = mapped_column(JSON, nullable=True)
     executor: Mapped[str | None] = mapped_column(String)
     owner: Mapped[str | None] = mapped_column(String)
+    # Where it was sent: "device:NAME" or "pool:NAME" of the owner's; None: the server's runner.
+    placement: Mapped[str | None] = mapped_column(String)
     # "host:pid" of the process running the job (levrt._driver).
     driver: Mapped[str | None] = mapped_column(String)
     status: Mapped[str] = mapped_column(String(16))

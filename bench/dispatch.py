@@ -1,0 +1,164 @@
+"""A task sent to an agent through Temporal, beside a bare Temporal activity doing the same.
+
+    .venv/bin/python bench/dispatch.py [--tasks 10] [--json]
+
+Starts what a distributed levrt needs on this machine (a Temporal dev server, ``lev serve``,
+one ``lev agent`` with the process executor: the processes of tests/helpers_agent.py), then,
+one at a time, ``--tasks`` times each:
+
+- dispatched: ``POST /api/tasks`` of a published tool whose one run is ``cmd=["true"]``, sent
+  to the agent's device, until the task reads ``done`` — the agent claims the job, fetches its
+  wheel (once), starts ``lev run --job`` with the job token, which runs ``true`` in the
+  sandbox and records it through the API;
+- bare: a Temporal workflow whose one activity runs ``true`` as a subprocess, in a worker of
+  this process: what Temporal itself costs for the same work.
+
+Prints the median wall of each, their ratio (target: dispatched at most 2x bare), and the
+latency from submitting a task to its job starting on the idle agent (the job's
+``started_at - created_at``). A benchmark, not a test: it exits 0 whether the target is met or
+not. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from helpers_agent import AgentProcess, LevServer, wait_for  # noqa: E402
+from helpers_temporal import TemporalServer  # noqa: E402
+from temporalio import activity, workflow  # noqa: E402
+from temporalio.client import Client  # noqa: E402
+from temporalio.worker import Worker  # noqa: E402
+
+TARGET_RATIO = 2.0
+TOOL = "lev.alice.truth:truth"
+PACKAGE = '''"""One run of `true`."""
+from levrt import Cr, annot
+
+
+def truth() -> Cr:
+    return Cr("localhost/test:latest", cmd=["true"])
+
+
+__lev__ = annot.meta([truth])
+'''
+
+
+def _publish(home: Path, hub: Path) -> None:
+    folder = hub / "alice.truth"
+    (folder / "lev" / "alice" / "truth").mkdir(parents=True)
+    (folder / "pyproject.toml").write_text(
+        '[project]\nname = "lev.alice.truth"\nversion = "1.0"\ndependencies = ["levrt"]\n'
+        '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n'
+        '[tool.hatch.build.targets.wheel]\npackages = ["lev"]\n')
+    (folder / "lev" / "alice" / "truth" / "__init__.py").write_text(PACKAGE)
+    env = {**os.environ, "LEV_DB_URL": f"sqlite:///{home / 'levrt.db'}"}
+    subprocess.run([sys.executable, "-m", "levrt", "hub", "load", str(hub)], check=True,
+                   env=env, capture_output=True)
+
+
+def _dispatched(server: LevServer, tasks: int) -> tuple[list[float], list[float]]:
+    walls, latencies = [], []
+    for _ in range(tasks):
+        started = time.perf_counter()
+        answer = server.api("POST", "/api/tasks", json={"target": TOOL, "device": "box"})
+        answer.raise_for_status()
+        job_id = answer.json()["id"]
+        job = wait_for(lambda path=f"/api/tasks/{job_id}": (
+            found := server.api("GET", path).json()["job"])["status"] in ("done", "failed")
+            and found, 120, "the task's end", step=0.01)
+        walls.append(time.perf_counter() - started)
+        if job["status"] != "done":
+            raise SystemExit(f"task {job_id} {job['status']}: {job['error']}")
+        latencies.append((datetime.fromisoformat(job["started_at"])
+                          - datetime.fromisoformat(job["created_at"])).total_seconds())
+    return walls, latencies
+
+
+@activity.defn(name="bench.true")
+async def _run_true() -> int:
+    process = await asyncio.create_subprocess_exec(
+        "true", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    await process.communicate()
+    return int(process.returncode or 0)
+
+
+@workflow.defn(name="bench.flow", sandboxed=False)
+class _Flow:
+    @workflow.run
+    async def run(self) -> int:
+        return int(await workflow.execute_activity(
+            "bench.true", start_to_close_timeout=timedelta(seconds=60)))
+
+
+async def _bare(address: str, tasks: int) -> list[float]:
+    client = await Client.connect(address)
+    queue = f"bench-{uuid.uuid4().hex}"
+    walls = []
+    async with Worker(client, task_queue=queue, workflows=[_Flow], activities=[_run_true]):
+        for _ in range(tasks):
+            started = time.perf_counter()
+            await client.execute_workflow("bench.flow", id=f"bench-{uuid.uuid4().hex}",
+                                          task_queue=queue)
+            walls.append(time.perf_counter() - started)
+    return walls
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tasks", type=int, default=10)
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="lev-bench-dispatch-"))
+    temporal = TemporalServer.start()
+    server = agent = None
+    try:
+        server = LevServer.start(root / "server", temporal.address)
+        _publish(root / "server", root / "hub")
+        agent = AgentProcess.start(root / "box", server.url, code=server.add_device("box"),
+                                   extra=("--executor", "process"))
+        wait_for(lambda: server.status("box") == "online", 60, "the agent online")
+        _dispatched(server, 1)  # warm-up: the wheel fetched, the page cache
+        asyncio.run(_bare(temporal.address, 1))
+        walls, latencies = _dispatched(server, args.tasks)
+        bare = asyncio.run(_bare(temporal.address, args.tasks))
+    finally:
+        if agent is not None:
+            agent.stop()
+        if server is not None:
+            server.stop()
+        temporal.stop()
+    figures: dict[str, Any] = {
+        "tasks": args.tasks,
+        "dispatched_median_s": statistics.median(walls),
+        "bare_activity_median_s": statistics.median(bare),
+        "submit_to_start_median_s": statistics.median(latencies),
+    }
+    figures["ratio"] = figures["dispatched_median_s"] / figures["bare_activity_median_s"]
+    if args.json:
+        print(json.dumps(figures, indent=2))
+        return 0
+    print(f"{args.tasks} tasks, one at a time, each one run of `true` (medians):")
+    print(f"  dispatched to an agent   {figures['dispatched_median_s'] * 1000:8.1f} ms")
+    print(f"  bare Temporal activity   {figures['bare_activity_median_s'] * 1000:8.1f} ms")
+    print(f"  ratio                    {figures['ratio']:8.1f}x (target <= {TARGET_RATIO:g}x)")
+    print(f"  submit to start (idle)   {figures['submit_to_start_median_s'] * 1000:8.1f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
