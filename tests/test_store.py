@@ -79,6 +79,7 @@ def test_create_and_get_job(store):
         "params",
         "executor",
         "owner",
+        "placement",
         "status",
         "progress",
         "error",
@@ -92,6 +93,7 @@ def test_create_and_get_job(store):
     assert job["target"] == "10.0.0.1"
     assert job["params"] == {"ports": [22, 80], "deep": True}
     assert job["executor"] == "local" and job["owner"] == "alice"
+    assert job["placement"] is None  # the server's own runner
     assert job["status"] == "running"
     assert job["progress"] == 0.0
     assert job["error"] is None and job["finished_at"] is None
