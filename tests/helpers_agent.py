@@ -109,6 +109,16 @@ class LevServer:
     def stop(self) -> None:
         _stop(self.process)
 
+    def restart(self, down: Callable[[], object] = lambda: None) -> None:
+        """Stop the server, call ``down()``, and start it again on the same address and
+        store."""
+        self.stop()
+        down()
+        with open(self.log, "ab") as out:
+            self.process = subprocess.Popen(self.process.args, env=_env(self.log.parent),
+                                            stdout=out, stderr=subprocess.STDOUT)
+        wait_for(self._healthy, 30, f"lev serve at {self.url} again")
+
 
 @dataclass
 class AgentProcess:

@@ -337,6 +337,26 @@ def test_a_job_whose_agent_was_killed_goes_on_on_another(cluster, tmp_path):
     assert any("finished in an earlier attempt" in text for text in texts), texts
 
 
+def test_a_dispatched_job_outlives_a_restart_of_the_server(cluster, tmp_path):
+    server, agents = cluster
+    _agent(server, agents, tmp_path, "box")
+    marker = f"6.{uuid.uuid4().int % 1000}"
+    job_id = _submit(server, STEPS, {"marker": marker}, device="box")
+    wait_for(lambda: _left(f"sleep {marker}"), 60, "the nap running")
+
+    def while_down():
+        # The nap ends and the driver's next writes find no server: it waits for it.
+        wait_for(lambda: _left(f"sleep {marker}") == "", 30, "the nap ended")
+        time.sleep(3)
+
+    server.restart(while_down)
+    task = _ended(server, job_id, 120)
+    assert task["job"]["status"] == "done", task
+    assert [run["status"] for run in task["runs"]] == ["done"] * 3
+    words = sorted(d["data"]["word"] for d in task["documents"] if d["coll"] == "test/step@1.0")
+    assert words == ["first", "last"]
+
+
 def test_a_requeued_job_reuses_its_finished_runs(store, tmp_path):
     """The same without Temporal: a lev run --job killed mid-job, the job queued again, and
     a second lev run --job that redoes only what had not finished."""

@@ -67,7 +67,8 @@ class Client:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
-            raise ApiUnreachable(self.url(path), _reason(exc)) from None
+            sent = not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
+            raise ApiUnreachable(self.url(path), _reason(exc), sent=sent) from None
         if response.is_error:
             raise _refusal(response)
         return response

@@ -33,12 +33,14 @@ class ApiError(Exception):
 
 class ApiUnreachable(ApiError):
     """No answer: connection refused, unknown host, TLS failure or timeout. ``status`` is 0;
-    ``url`` is what was asked and ``reason`` why there was no answer."""
+    ``url`` is what was asked and ``reason`` why there was no answer; ``sent`` is False when
+    no connection was made, so the server cannot have acted on the request."""
 
-    def __init__(self, url: str, reason: str) -> None:
+    def __init__(self, url: str, reason: str, *, sent: bool = True) -> None:
         super().__init__(0, reason, f"cannot reach {url}: {reason}")
         self.url = url
         self.reason = reason
+        self.sent = sent
 
 
 class LoginRequired(ApiError):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterable
 from datetime import datetime
 from types import EllipsisType, TracebackType
@@ -22,12 +23,15 @@ import httpx
 from .._job_json import to_json
 from ..shim.entry import decode
 from ._client import Client
+from ._errors import ApiUnreachable
 
 __all__ = ["JobStore"]
 
 # Held log lines are sent this often (seconds), or at once when this many are held.
 LOG_FLUSH_SECONDS = 0.25
 LOG_FLUSH_LINES = 2000
+# How long a driver waits for a server it cannot connect to (restarting) before its job fails.
+RECONNECT_SECONDS = 120.0
 
 
 def _revived(row: Any) -> Any:
@@ -93,7 +97,21 @@ class JobStore:
 
     def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         self.flush()
-        return self._client.request(method, self._base + path, **kwargs)
+        return self._request(method, path, **kwargs)
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One request, sent again while the server cannot be connected to (restarting),
+        for up to :data:`RECONNECT_SECONDS`: a request that never left was not acted on."""
+        deadline = time.monotonic() + RECONNECT_SECONDS
+        pause = 0.1
+        while True:
+            try:
+                return self._client.request(method, self._base + path, **kwargs)
+            except ApiUnreachable as exc:
+                if exc.sent or time.monotonic() + pause > deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 5.0)
 
     def _read(self, path: str, **params: Any) -> Any:
         return self._call("GET", path, params=params).json()
@@ -237,7 +255,7 @@ class JobStore:
                 if not batches or batches[-1]["run_id"] != run_id:
                     batches.append({"run_id": run_id, "entries": []})
                 batches[-1]["entries"].append([stream, line])
-            self._client.request("POST", self._base + "/logs", json={"batches": batches})
+            self._request("POST", "/logs", json={"batches": batches})
 
     def get_logs(self, job_id: str, *, after: int = 0, limit: int | None = None,
                  max_bytes: int | None = None, last: bool = False) -> list[dict[str, Any]]:
