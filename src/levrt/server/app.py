@@ -26,7 +26,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from levrt import __version__
-from levrt.server import devices, hub, simple, tasks, web
+from levrt.server import devices, hub, rows, simple, tasks, web
 from levrt.server.auth import StoreDep, current_reader
 from levrt.server.runner import TaskRunner
 from levrt.server.sessions import CsrfRefused
@@ -136,6 +136,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.include_router(devices.router)
     app.include_router(devices.agent_router)
     app.include_router(devices.pages)
+    app.include_router(rows.router)
     app.include_router(web.router)
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
     _add_docs(app)
