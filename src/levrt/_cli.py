@@ -39,7 +39,16 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from . import __version__, _cli_agent, _cli_hub, _cli_packages, _cli_tasks, _params, executors
+from . import (
+    __version__,
+    _cli_agent,
+    _cli_hub,
+    _cli_packages,
+    _cli_rows,
+    _cli_tasks,
+    _params,
+    executors,
+)
 from ._cli_base import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -764,6 +773,8 @@ def _cmd_jobs(args: argparse.Namespace, extras: list[str]) -> int:
 
 
 def _cmd_show(args: argparse.Namespace, extras: list[str]) -> int:
+    if args.table or args.csv:
+        return _cli_rows.show_rows(args.job, csv=args.csv, coll=args.coll)
     with Store.open() as store:
         try:
             job_id = store.resolve_job(args.job)
@@ -826,6 +837,11 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true", help="print it all as one JSON object")
     show.add_argument("--log", action=argparse.BooleanOptionalAction, default=True,
                       help="include the job log (default: yes)")
+    shape = show.add_mutually_exclusive_group()
+    shape.add_argument("--table", action="store_true",
+                       help="only the results, as rows: one per innermost record")
+    shape.add_argument("--csv", action="store_true", help="only the results' rows, as CSV")
+    show.add_argument("--coll", metavar="NAME", help="with --table/--csv: only this collection")
     show.set_defaults(handler=_cmd_show)
 
     image = commands.add_parser("image", help="build tool images")
@@ -843,6 +859,7 @@ def build_parser() -> argparse.ArgumentParser:
     _cli_hub.register(commands)
     _cli_tasks.register(commands)
     _cli_agent.register(commands)
+    _cli_rows.register(commands)
     return parser
 
 

@@ -145,6 +145,11 @@ def tables(documents: Iterable[Mapping[str, Any]],
         for row in flatten(doc["data"]):
             table.rows.append(row)
             table.columns += [column for column in row if column not in table.columns]
+    for table in found.values():
+        # Lists (nmap's OS guesses) read best after the plain values that name a row.
+        lists = {column for row in table.rows for column, value in row.items()
+                 if isinstance(value, list)}
+        table.columns.sort(key=lambda column: column in lists)
     return list(found.values())
 
 
