@@ -42,7 +42,9 @@ def _add_columns(shown: RichTable, columns: Sequence[str], keys: Sequence[str],
                  found: Sequence[rows.Row]) -> None:
     for column in columns:
         if column in keys:
-            widest = max([len(column), *(len(rows.cell_text(row.get(column))) for row in found)])
+            # Two more for a diff's mark ("+ ").
+            widest = 2 + max([len(column),
+                              *(len(rows.cell_text(row.get(column))) for row in found)])
             shown.add_column(column, style="bold", no_wrap=True, min_width=min(widest, _KEY_WIDTH))
         else:
             shown.add_column(column, no_wrap=True, overflow="ellipsis", max_width=_CELL_WIDTH)
@@ -79,8 +81,8 @@ def show_rows(job: str, *, csv: bool, coll: str | None = None) -> int:
 
 
 def print_diff(console: Console, found: Sequence[rows.TableDiff]) -> None:
-    """Per collection, its counts, then its rows: ``+`` new, ``-`` gone, ``~`` changed (a
-    changed cell as ``before → after``)."""
+    """Per collection, its counts, then its rows marked ``+`` new, ``-`` gone, ``~`` changed
+    (a changed cell as ``before → after``)."""
     for table in found:
         counts = (f"{len(table.new)} new, {len(table.gone)} gone, {len(table.changed)} changed, "
                   f"{table.same} same")
@@ -88,24 +90,25 @@ def print_diff(console: Console, found: Sequence[rows.TableDiff]) -> None:
             console.print(Text(f"{_title(table.coll)}: {counts}", style="dim"))
             continue
         shown = RichTable(title=f"{_title(table.coll)}: {counts}", title_justify="left")
-        shown.add_column("", width=1, no_wrap=True)
-        _add_columns(shown, table.columns, table.keys,
+        # The mark goes in the first cell: rich squeezes a column of its own to nothing.
+        _add_columns(shown, table.columns, [*table.columns[:1], *table.keys],
                      [*table.new, *table.gone, *(change.row for change in table.changed)])
         for mark, style, row in ([("+", "green", row) for row in table.new]
                                  + [("-", "red", row) for row in table.gone]):
-            shown.add_row(Text(mark, style=style),
-                          *(Text(rows.cell_text(row.get(column)), style=style)
-                            for column in table.columns))
+            cells = [rows.cell_text(row.get(column)) for column in table.columns]
+            shown.add_row(*(Text(f"{mark} {cell}" if not at else cell, style=style)
+                            for at, cell in enumerate(cells)))
         for change in table.changed:
-            cells = []
-            for column in table.columns:
+            changed = []
+            for at, column in enumerate(table.columns):
                 if column in change.fields:
                     before, after = change.fields[column]
-                    cells.append(Text(f"{rows.cell_text(before)} → {rows.cell_text(after)}",
-                                      style="yellow"))
+                    text = Text(f"{rows.cell_text(before)} → {rows.cell_text(after)}",
+                                style="yellow")
                 else:
-                    cells.append(Text(rows.cell_text(change.row.get(column))))
-            shown.add_row(Text("~", style="yellow"), *cells)
+                    text = Text(rows.cell_text(change.row.get(column)))
+                changed.append(Text("~ ", style="yellow") + text if not at else text)
+            shown.add_row(*changed)
         console.print(shown)
 
 
