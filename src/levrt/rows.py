@@ -49,22 +49,20 @@ Row = dict[str, Any]
 
 def flatten(data: Any) -> list[Row]:
     """The rows of one document's ``data`` (a dict; anything else is one row ``value``)."""
-    if not isinstance(data, Mapping):
+    if not isinstance(data, dict):
         return [{"value": data}]
     return _rows(data, {}, ())
 
 
-def _is_records(value: Any) -> bool:
-    return isinstance(value, list) and bool(value) and all(isinstance(v, Mapping) for v in value)
-
-
-def _name(key: str, taken: Mapping[str, Any], path: tuple[str, ...]) -> str:
-    """``key``, or the path to it when an outer record took that name already."""
-    if key not in taken:
+def _name(key: str, outer: Mapping[str, Any], own: Mapping[str, Any],
+          path: tuple[str, ...]) -> str:
+    """``key``, or the path to it when a record around it (``outer``) or its own record
+    (``own``) took that name already."""
+    if key not in outer and key not in own:
         return key
     for depth in range(len(path) - 1, -1, -1):
         longer = ".".join((*path[depth:], key))
-        if longer not in taken:
+        if longer not in outer and longer not in own:
             return longer
     return ".".join((*path, key, "1"))
 
@@ -72,38 +70,40 @@ def _name(key: str, taken: Mapping[str, Any], path: tuple[str, ...]) -> str:
 Lists = list[tuple[str, list[Any]]]
 
 
-def _cells(record: Mapping[str, Any], prefix: str, into: Row, outer: Row,
+def _cells(record: dict[str, Any], prefix: str, into: Row, outer: Row,
            path: tuple[str, ...]) -> tuple[Lists, Lists]:
     """Put ``record``'s own cells in ``into``; its lists of records and of plain values,
     each with its dotted name."""
     record_lists: Lists = []
     value_lists: Lists = []
+    # dict and list, not Mapping and Sequence: documents are decoded JSON, and checks
+    # against the abstract classes were most of what flattening a store's jobs cost.
     for key, value in record.items():
         dotted = f"{prefix}{key}"
-        if isinstance(value, Mapping):
+        if isinstance(value, dict):
             inner = _cells(value, f"{dotted}.", into, outer, path)
             record_lists += inner[0]
             value_lists += inner[1]
-        elif _is_records(value):
-            record_lists.append((dotted, value))
         elif isinstance(value, list):
-            if value:
+            if value and all(isinstance(item, dict) for item in value):
+                record_lists.append((dotted, value))
+            elif value:
                 value_lists.append((dotted, value))
         else:
-            into[_name(dotted, {**outer, **into}, path)] = value
+            into[_name(dotted, outer, into, path)] = value
     return record_lists, value_lists
 
 
-def _rows(record: Mapping[str, Any], outer: Row, path: tuple[str, ...]) -> list[Row]:
+def _rows(record: dict[str, Any], outer: Row, path: tuple[str, ...]) -> list[Row]:
     own: Row = {}
     record_lists, value_lists = _cells(record, "", own, outer, path)
     if not record_lists and len(value_lists) == 1:
         # A record that is only a list of values (nmap's alive hosts): a row per value.
         name, values = value_lists[0]
-        column = _name(name, {**outer, **own}, path)
+        column = _name(name, outer, own, path)
         return [{**outer, **own, column: item} for item in values]
     for name, values in value_lists:
-        own[_name(name, {**outer, **own}, path)] = list(values)
+        own[_name(name, outer, own, path)] = list(values)
     here = {**outer, **own}
     if not record_lists:
         return [here]
@@ -194,8 +194,13 @@ def to_csv(found: Sequence[Table]) -> str:
 def row_key(row: Mapping[str, Any], keys: Sequence[str]) -> str:
     """What identifies ``row`` across jobs, as text: its ``keys`` columns, or (without keys)
     the whole row."""
-    picked = {key: row.get(key) for key in keys} if keys else dict(row)
-    return json.dumps(to_json(picked), sort_keys=True, ensure_ascii=False)
+    picked = {key: row.get(key) for key in keys} if keys else row
+    return json.dumps(picked, sort_keys=True, ensure_ascii=False, default=_plain)
+
+
+def _plain(value: Any) -> Any:
+    """What ``json.dumps`` cannot write itself (bytes), as :func:`to_json` writes it."""
+    return to_json(value)
 
 
 @dataclass
