@@ -41,7 +41,7 @@ from ._job_json import to_json
 if TYPE_CHECKING:
     from .store import Store
 
-__all__ = ["Asset", "Change", "Table", "TableDiff", "asset_rows", "cell_text", "diff",
+__all__ = ["Asset", "Change", "Table", "TableDiff", "asset_rows", "cell_text", "columns", "diff",
            "flatten", "job_tables", "row_key", "tables", "to_csv"]
 
 Row = dict[str, Any]
@@ -142,15 +142,20 @@ def tables(documents: Iterable[Mapping[str, Any]],
         declared = (keys or {}).get(doc["run_id"])
         if declared and not table.keys:
             table.keys = list(declared)
-        for row in flatten(doc["data"]):
-            table.rows.append(row)
-            table.columns += [column for column in row if column not in table.columns]
+        table.rows += flatten(doc["data"])
     for table in found.values():
-        # Lists (nmap's OS guesses) read best after the plain values that name a row.
-        lists = {column for row in table.rows for column, value in row.items()
-                 if isinstance(value, list)}
-        table.columns.sort(key=lambda column: column in lists)
+        table.columns = columns(table.rows)
     return list(found.values())
+
+
+def columns(found: Iterable[Row]) -> list[str]:
+    """The columns of rows in the order they first appear, those holding lists (nmap's OS
+    guesses) last: they read best after the plain values that name a row."""
+    seen: dict[str, bool] = {}
+    for row in found:
+        for column, value in row.items():
+            seen[column] = seen.get(column, False) or isinstance(value, list)
+    return sorted(seen, key=lambda column: seen[column])
 
 
 def job_tables(store: Store, job_id: str) -> list[Table]:

@@ -193,11 +193,11 @@ async def assets_page(request: Request, coll: Annotated[str | None, Query(max_le
     by_coll: dict[str, dict[str, Any]] = {}
     for asset in found:
         table = by_coll.setdefault(asset.coll, {"coll": asset.coll, "keys": asset.keys,
-                                                "columns": [], "rows": []})
-        table["columns"] += [c for c in asset.row if c not in table["columns"]]
+                                                "assets": [], "rows": []})
+        table["assets"].append(asset.row)
         table["rows"].append({**asset.row, **_seen(asset)})
     for table in by_coll.values():
-        table["columns"] += list(_SEEN)
+        table["columns"] = [*rows.columns(table.pop("assets")), *_SEEN]
     colls = sorted({asset.coll for asset in everything}, key=labels.coll_label)
     return _render(request, "assets.html", user=user, tables=list(by_coll.values()),
                    colls=colls, coll=coll or "", q=q or "", count=len(found))
