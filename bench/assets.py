@@ -1,5 +1,6 @@
 """How long the assets (levrt.rows.asset_rows: the latest row per key across a user's jobs)
-take to compute on a store of many finished scans, and the diff of two of them.
+take to compute on a store of many finished scans, what the server's AssetIndex costs for a
+page after one more job, and the diff of two jobs.
 
     .venv/bin/python bench/assets.py [--jobs 3000] [--ports 10]
 
@@ -18,8 +19,8 @@ from levrt import rows
 from levrt.store import Store
 
 
-def fill(store: Store, jobs: int, ports: int) -> None:
-    for number in range(jobs):
+def fill(store: Store, jobs: int, ports: int, first: int = 0) -> None:
+    for number in range(first, first + jobs):
         job_id = store.create_job("server_port", target="lev.x.nmap:server_port",
                                   params={"ip": "10.0.0.0/24"}, owner="alice")
         host = f"10.0.{number % 256 // 16}.{number % 16}"
@@ -48,6 +49,14 @@ def main() -> None:
         found = rows.asset_rows(store, "alice")
         took = time.perf_counter() - start
         print(f"assets: {len(found)} rows from {args.jobs} jobs in {took * 1000:.0f} ms")
+        index = rows.AssetIndex("alice")
+        start = time.perf_counter()
+        index.update(store)
+        print(f"the server's index, first page: {(time.perf_counter() - start) * 1000:.0f} ms")
+        fill(store, 1, args.ports, args.jobs)
+        start = time.perf_counter()
+        index.update(store)
+        print(f"  a page after one more job: {(time.perf_counter() - start) * 1000:.0f} ms")
         a, b = (job["id"] for job in store.list_jobs(limit=2))
         start = time.perf_counter()
         rows.diff(rows.job_tables(store, a), rows.job_tables(store, b))

@@ -133,6 +133,9 @@ def test_assets_keep_the_latest_row_with_first_and_last_seen():
     assert (by_port[22].first_job, by_port[22].last_job) == ("a", "b")
     assert (by_port[80].last_job, by_port[80].jobs) == ("a", 1)
     assert found[0].row["port"] == 22  # newest seen first
+    # In any order of jobs, the row of the job that ended last wins.
+    assert rows.assets([("a", t0, first), ("b", t0 + timedelta(days=1), second)])[0].row[
+        "version"] == "9.3"
 
 
 # -- keys declared by tools ------------------------------------------------------------
@@ -171,6 +174,18 @@ def test_keys_of_annot_meta_or_cr_are_stored_with_the_run(store):
     assert [job_id for job_id, _ in owned["jobs"]] == [job["id"]]
     assert len(owned["documents"]) == 2 and store.owned_results("nobody")["jobs"] == []
     assert len(rows.asset_rows(store, None)) == 4
+
+    # The server's index reads only what ended since: a third job adds its rows.
+    index = rows.AssetIndex(None)
+    assert len(index.update(store)) == 4
+
+    async def again():
+        await (await keyed("10.0.0.3")).get()
+
+    levrt.run(again())
+    found = index.update(store)
+    assert len(found) == 6 and {a.row["host"] for a in found[:2]} == {"10.0.0.3"}
+    assert index.update(store) == found and found[0].jobs == 1
 
 
 # -- the nmap example, for real, through the API, the pages and the CLI -----------------

@@ -31,7 +31,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -41,8 +42,9 @@ from ._job_json import to_json
 if TYPE_CHECKING:
     from .store import Store
 
-__all__ = ["Asset", "Change", "Table", "TableDiff", "asset_rows", "cell_text", "columns", "diff",
-           "flatten", "job_tables", "row_key", "tables", "to_csv"]
+__all__ = ["Asset", "AssetIndex", "Change", "Table", "TableDiff", "asset_rows", "assets",
+           "cell_text", "columns", "diff", "flatten", "job_tables", "row_key", "tables",
+           "to_csv"]
 
 Row = dict[str, Any]
 
@@ -295,32 +297,78 @@ class Asset:
                         "jobs": self.jobs})
 
 
+def _fold(known: dict[tuple[str, str], Asset], job_id: str, when: datetime,
+          found: Sequence[Table]) -> None:
+    """Add one job's rows to ``known``, in any order of jobs: the row of the job that ended
+    last is kept."""
+    for table in found:
+        for key, row in _by_key(table.rows, table.keys).items():
+            asset = known.get((table.coll, key))
+            if asset is None:
+                known[(table.coll, key)] = Asset(table.coll, list(table.keys), row, when, when,
+                                                 job_id, job_id)
+                continue
+            asset.jobs += 1
+            if when >= asset.last_seen:
+                asset.row, asset.last_seen, asset.last_job = row, when, job_id
+            if when < asset.first_seen:
+                asset.first_seen, asset.first_job = when, job_id
+
+
+def _newest_first(known: dict[tuple[str, str], Asset]) -> list[Asset]:
+    return sorted(known.values(), key=lambda asset: asset.last_seen, reverse=True)
+
+
 def assets(jobs: Iterable[tuple[str, datetime, Sequence[Table]]]) -> list[Asset]:
     """The latest row per key and collection over ``jobs`` (id, when it ended, its tables),
     with when and in which job it was first and last seen; newest seen first."""
     known: dict[tuple[str, str], Asset] = {}
-    for job_id, when, found in sorted(jobs, key=lambda job: job[1]):
-        for table in found:
-            for key, row in _by_key(table.rows, table.keys).items():
-                asset = known.get((table.coll, key))
-                if asset is None:
-                    known[(table.coll, key)] = Asset(table.coll, list(table.keys), row, when,
-                                                     when, job_id, job_id)
-                else:
-                    asset.row, asset.last_seen, asset.last_job = row, when, job_id
-                    asset.jobs += 1
-    return sorted(known.values(), key=lambda asset: asset.last_seen, reverse=True)
+    for job_id, when, found in jobs:
+        _fold(known, job_id, when, found)
+    return _newest_first(known)
 
 
-def asset_rows(store: Store, owner: str | None) -> list[Asset]:
-    """:func:`assets` over the finished (``done``) jobs of ``owner`` (None: every job) in
-    ``store``, read in two queries whatever the number of jobs."""
-    found = store.owned_results(owner)
+def _read_jobs(store: Store, owner: str | None, since: datetime | None,
+               ) -> Iterator[tuple[str, datetime, list[Table]]]:
+    found = store.owned_results(owner, since=since)
     declared: dict[str, dict[int | None, Any]] = {}
     for run in found["runs"]:
         declared.setdefault(run["job_id"], {})[run["run_id"]] = run["keys"]
     by_job: dict[str, list[Mapping[str, Any]]] = {}
     for doc in found["documents"]:
         by_job.setdefault(doc["job_id"], []).append(doc)
-    return assets((job_id, ended, tables(by_job.get(job_id, []), declared.get(job_id)))
-                  for job_id, ended in found["jobs"])
+    for job_id, ended in found["jobs"]:
+        yield job_id, ended, tables(by_job.get(job_id, []), declared.get(job_id))
+
+
+def asset_rows(store: Store, owner: str | None) -> list[Asset]:
+    """:func:`assets` over the finished (``done``) jobs of ``owner`` (None: every job) in
+    ``store``, read in three queries whatever the number of jobs."""
+    return assets(_read_jobs(store, owner, None))
+
+
+class AssetIndex:
+    """The assets of one owner (None: everyone's), kept between calls: :meth:`update` reads
+    only the jobs that ended since the last one it saw, so a page of assets costs what the
+    new jobs hold, not all of them. Thread-safe. A done job never changes, so nothing read
+    needs reading again."""
+
+    def __init__(self, owner: str | None) -> None:
+        self.owner = owner
+        self._known: dict[tuple[str, str], Asset] = {}
+        self._folded: set[str] = set()
+        self._since: datetime | None = None
+        self._lock = threading.Lock()
+
+    def update(self, store: Store) -> list[Asset]:
+        """The assets now, newest seen first, after reading the jobs that ended since."""
+        with self._lock:
+            # From the last end seen, itself included: a job that ended in the same instant
+            # may have been written after the last read.
+            for job_id, when, found in _read_jobs(store, self.owner, self._since):
+                if job_id in self._folded:
+                    continue
+                _fold(self._known, job_id, when, found)
+                self._folded.add(job_id)
+                self._since = when if self._since is None else max(self._since, when)
+            return _newest_first(self._known)

@@ -7,6 +7,7 @@ and JSON links are these routes). A task another user owns is a 404, as everywhe
 
 from __future__ import annotations
 
+import threading
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -25,6 +26,8 @@ router = APIRouter()
 
 templates.env.filters["row_cell"] = rows.cell_text
 
+# Guards the making of an app's asset indexes (routes run on a thread pool).
+_INDEXES_LOCK = threading.Lock()
 # Done jobs of the same target looked through for the previous run, and offered to compare.
 _EARLIER_JOBS = 200
 _CHOICES = 20
@@ -110,9 +113,19 @@ def task_diff(task_id: str, store: StoreDep, user: CurrentReader,
                        for table in found]}
 
 
-def _assets(store: Store, user: dict[str, Any], coll: str | None,
+def _index(request: Request, owner: str | None) -> rows.AssetIndex:
+    """The server's :class:`~levrt.rows.AssetIndex` of ``owner`` (made on first use)."""
+    state = request.app.state
+    with _INDEXES_LOCK:
+        if not hasattr(state, "asset_indexes"):
+            state.asset_indexes = {}
+        indexes: dict[str | None, rows.AssetIndex] = state.asset_indexes
+        return indexes.setdefault(owner, rows.AssetIndex(owner))
+
+
+def _assets(request: Request, store: Store, user: dict[str, Any], coll: str | None,
             q: str | None) -> list[rows.Asset]:
-    found = rows.asset_rows(store, None if user["is_admin"] else user["name"])
+    found = _index(request, None if user["is_admin"] else user["name"]).update(store)
     needle = (q or "").casefold()
     return [asset for asset in found
             if (coll is None or asset.coll == coll)
@@ -121,14 +134,14 @@ def _assets(store: Store, user: dict[str, Any], coll: str | None,
 
 
 @router.get("/api/assets", tags=["rows"], responses=errors(422))
-def assets(store: StoreDep, user: CurrentReader, coll: Coll = None,
+def assets(request: Request, store: StoreDep, user: CurrentReader, coll: Coll = None,
            q: Annotated[str | None, Query(max_length=200, description=(
                "only rows with a cell holding this text (any case)"))] = None,
            ) -> list[dict[str, Any]]:
     """The latest row known under each key across the caller's done tasks (an
     administrator's: everyone's), newest seen first: ``[{"coll", "keys", "row",
     "first_seen", "last_seen", "first_job", "last_job", "jobs"}]``."""
-    return [asset.to_json() for asset in _assets(store, user, coll, q)]
+    return [asset.to_json() for asset in _assets(request, store, user, coll, q)]
 
 
 # -- pages ---------------------------------------------------------------------------------
@@ -187,9 +200,9 @@ async def assets_page(request: Request, coll: Annotated[str | None, Query(max_le
                       q: Annotated[str | None, Query(max_length=200)] = None) -> Response:
     user = await _user(request)
     store: Store = request.app.state.store
-    found = await run_in_threadpool(_assets, store, user, coll or None, q or None)
+    found = await run_in_threadpool(_assets, request, store, user, coll or None, q or None)
     everything = found if not (coll or q) else await run_in_threadpool(
-        _assets, store, user, None, None)
+        _assets, request, store, user, None, None)
     by_coll: dict[str, dict[str, Any]] = {}
     for asset in found:
         table = by_coll.setdefault(asset.coll, {"coll": asset.coll, "keys": asset.keys,

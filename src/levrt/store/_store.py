@@ -11,6 +11,7 @@ import os
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
 from pathlib import Path
 from types import EllipsisType, TracebackType
 from typing import Any, TypeVar
@@ -852,13 +853,16 @@ class Store(HubMixin, DevicesMixin):
         """All documents of a job."""
         return self.find_documents(job_id=job_id)
 
-    def owned_results(self, owner: str | None) -> dict[str, Any]:
+    def owned_results(self, owner: str | None, *,
+                      since: datetime | None = None) -> dict[str, Any]:
         """What :func:`levrt.rows.asset_rows` reads, in three queries whatever the number of
-        jobs: the ``done`` jobs of ``owner`` (None: all) as ``jobs`` ``[(id, finished_at)]``
-        by end, their runs' declared keys as ``runs`` ``[{"job_id", "run_id", "keys"}]`` and
-        their documents as ``documents`` (as :meth:`find_documents` gives them)."""
+        jobs: the ``done`` jobs of ``owner`` (None: all) that ended at ``since`` or later
+        (None: all) as ``jobs`` ``[(id, finished_at)]`` by end, their runs' declared keys as
+        ``runs`` ``[{"job_id", "run_id", "keys"}]`` and their documents as ``documents`` (as
+        :meth:`find_documents` gives them)."""
         owned = select(_jobs.c.id).where(_jobs.c.status == "done", *(
-            [_jobs.c.owner == owner] if owner is not None else []))
+            [_jobs.c.owner == owner] if owner is not None else []), *(
+            [_jobs.c.finished_at >= since] if since is not None else []))
         jobs = (select(_jobs.c.id, _jobs.c.finished_at).where(_jobs.c.id.in_(owned))
                 .order_by(_jobs.c.finished_at, _jobs.c.id))
         runs = select(_runs.c.job_id, _runs.c.run_id, _runs.c.spec).where(
