@@ -289,6 +289,8 @@ def test_rows_csv_diff_and_assets_of_the_nmap_example(store, nmap_package, capsy
         assert client.get(f"/api/tasks/{second}/rows").status_code == 200
         diff_page = client.get(f"/tasks/{second}/diff", params={"with": first}).text
         assert "1 new" in diff_page and f'data-sort="{base + 2}"' in diff_page
+        typed = client.get(f"/tasks/{second}/diff", params={"with": second, "other": first[:8]})
+        assert "1 new" in typed.text and f'<option value="{first}" selected>' in typed.text
         assets_page = client.get("/assets", params={"q": "ssh"}).text
         assert "OpenSSH" in assets_page and "SimpleHTTPServer" not in assets_page
         # Another user sees none of it.

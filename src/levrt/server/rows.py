@@ -163,12 +163,15 @@ async def rows_part(request: Request, task_id: str) -> Response:
 
 @router.get("/tasks/{task_id}/diff", response_class=HTMLResponse, include_in_schema=False)
 async def diff_page(request: Request, task_id: str, with_: Annotated[
-        str | None, Query(alias="with", max_length=40)] = None) -> Response:
+        str | None, Query(alias="with", max_length=40)] = None,
+        other: Annotated[str | None, Query(max_length=40)] = None) -> Response:
+    """What changed since ``with`` (the menu of tasks of the same target) or ``other`` (any
+    task's id, typed; it wins)."""
     user = await _user(request)
     store: Store = request.app.state.store
     try:
         before, job, found = await run_in_threadpool(_compared, store, user, task_id,
-                                                     with_ or None)
+                                                     (other or "").strip() or with_ or None)
     except HTTPException as exc:
         return _not_found(request, user, str(exc.detail))
     choices = await run_in_threadpool(_choices, store, job)
