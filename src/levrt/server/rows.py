@@ -42,7 +42,7 @@ def _tables(store: Store, job_id: str, coll: str | None) -> list[rows.Table]:
     return [table for table in found if coll is None or table.coll == coll]
 
 
-def _table_json(table: rows.Table) -> dict[str, Any]:
+def _table_json(table: rows.Table | rows.TableDiff) -> dict[str, Any]:
     return {**table.to_json(), "label": labels.coll_label(table.coll)}
 
 
@@ -52,7 +52,7 @@ def _csv(found: list[rows.Table], name: str) -> Response:
 
 
 @router.get("/api/tasks/{task_id}/rows", tags=["rows"], responses={
-    **errors(404, 422), 200: {"content": {"text/csv": {}}}})
+    **errors(401, 404, 422), 200: {"content": {"text/csv": {}}}})
 def task_rows(task_id: str, store: StoreDep, user: CurrentReader, coll: Coll = None,
               format: Format = "json") -> Any:
     """The task's result documents as flat rows, one table per collection: ``{"task",
@@ -96,7 +96,7 @@ def _compared(store: Store, user: dict[str, Any], task_id: str,
                                   rows.job_tables(store, job["id"]))
 
 
-@router.get("/api/tasks/{task_id}/diff", tags=["rows"], responses=errors(404, 422))
+@router.get("/api/tasks/{task_id}/diff", tags=["rows"], responses=errors(401, 404, 422))
 def task_diff(task_id: str, store: StoreDep, user: CurrentReader,
               with_: Annotated[str | None, Query(
                   alias="with", min_length=1, max_length=40, description=(
@@ -109,8 +109,7 @@ def task_diff(task_id: str, store: StoreDep, user: CurrentReader,
     "row"}], "same"}]}``."""
     before, job, found = _compared(store, user, task_id, with_)
     return {"task": job["id"], "with": before["id"],
-            "tables": [{**table.to_json(), "label": labels.coll_label(table.coll)}
-                       for table in found]}
+            "tables": [_table_json(table) for table in found]}
 
 
 def _index(request: Request, owner: str | None) -> rows.AssetIndex:
@@ -133,7 +132,7 @@ def _assets(request: Request, store: Store, user: dict[str, Any], coll: str | No
                                    for value in asset.row.values()))]
 
 
-@router.get("/api/assets", tags=["rows"], responses=errors(422))
+@router.get("/api/assets", tags=["rows"], responses=errors(401, 422))
 def assets(request: Request, store: StoreDep, user: CurrentReader, coll: Coll = None,
            q: Annotated[str | None, Query(max_length=200, description=(
                "only rows with a cell holding this text (any case)"))] = None,
