@@ -775,6 +775,8 @@ def _cmd_jobs(args: argparse.Namespace, extras: list[str]) -> int:
 def _cmd_show(args: argparse.Namespace, extras: list[str]) -> int:
     if args.table or args.csv:
         return _cli_rows.show_rows(args.job, csv=args.csv, coll=args.coll)
+    if args.coll is not None:
+        raise CliError("--coll goes with --table or --csv")
     with Store.open() as store:
         try:
             job_id = store.resolve_job(args.job)
