@@ -201,8 +201,18 @@ def to_csv(found: Sequence[Table]) -> str:
 def row_key(row: Mapping[str, Any], keys: Sequence[str]) -> str:
     """What identifies ``row`` across jobs, as text: its ``keys`` columns, or (without keys)
     the whole row."""
-    picked = {key: row.get(key) for key in keys} if keys else row
+    picked = {key: _canonical(row.get(key)) for key in (keys or row)}
     return json.dumps(picked, sort_keys=True, ensure_ascii=False, default=_plain)
+
+
+def _canonical(value: Any) -> Any:
+    """``value`` with the items of its lists in one order: a list in a cell is a set of
+    facts (nmap lists OS guesses of equal accuracy in any order from one scan to the next),
+    so two lists with the same items are the same value."""
+    if not isinstance(value, list):
+        return value
+    items = [_canonical(item) for item in value]
+    return sorted(items, key=lambda item: json.dumps(item, sort_keys=True, default=_plain))
 
 
 def _plain(value: Any) -> Any:
@@ -250,7 +260,7 @@ def diff(before: Sequence[Table], after: Sequence[Table]) -> list[TableDiff]:
     """Compare two jobs' tables, collection by collection (those of ``after`` first, in its
     order, then those only ``before`` has). A row is matched by its table's keys (``after``'s,
     else ``before``'s): ``new`` (only after), ``gone`` (only before), ``changed`` (both, with
-    other values in some column), ``same`` counts the rest."""
+    other values in some column; a list's order does not count), ``same`` counts the rest."""
     earlier = {table.coll: table for table in before}
     later = {table.coll: table for table in after}
     found = []
@@ -267,7 +277,7 @@ def diff(before: Sequence[Table], after: Sequence[Table]) -> list[TableDiff]:
                 result.new.append(row)
                 continue
             changed = {column: [was.get(column), row.get(column)] for column in columns
-                       if was.get(column) != row.get(column)}
+                       if _canonical(was.get(column)) != _canonical(row.get(column))}
             if changed:
                 result.changed.append(Change({k: row.get(k) for k in keys}, changed, row))
             else:
