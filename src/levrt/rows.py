@@ -118,9 +118,8 @@ def _rows(record: dict[str, Any], outer: Row, path: tuple[str, ...]) -> list[Row
 
 @dataclass
 class Table:
-    """The rows of one collection of a job: ``columns`` in the order they first appear,
-    ``keys`` the columns that identify a row (empty: the whole row does), ``label`` for
-    people (set by the pages)."""
+    """The rows of one collection of a job: ``columns`` as :func:`columns` orders them,
+    ``keys`` the columns that identify a row (empty: the whole row does)."""
 
     coll: str
     keys: list[str] = field(default_factory=list)
