@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The main job: the seed's workflow `server_port` against 127.0.0.1 on the embedded
-# defaults (process executor, SQLite store), printing the open ports it finds.
+# The quick start's demo (examples/demo.py): an HTTP server and an SSH-like listener on
+# 127.0.0.1 for the demo's duration, the seed's workflow `server_port` on them on the embedded
+# defaults (process executor, SQLite store), again with one more service, then the rows found
+# and what changed.
 set -eo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh nmap bubblewrap
-exec .venv/bin/lev run examples/lev-hub/szczecin.nmap_python:server_port --ip 127.0.0.1 "$@"
+exec .venv/bin/python examples/demo.py "$@"

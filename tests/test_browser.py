@@ -246,7 +246,7 @@ def submit_bad_ports(page) -> None:
         page.click("form.quick button[type=submit]")
 
 
-def run_server_port(page, port: int) -> None:
+def run_server_port(page, port: int | str) -> None:
     """From the Quick form of server_port: run it on 127.0.0.1 and ``port``, on to the task's
     page; returns once the task has ended and the page has reloaded."""
     page.fill("#p_ip", "127.0.0.1")
@@ -577,6 +577,98 @@ def test_a_workflows_answer_comes_first(server, page, shots):
     assert pairs.count() == 1
     assert pairs.first.inner_text().split() == [f"{port}/tcp", "open"]
     shots(page, "task-answer")
+
+
+def demo_module():
+    """examples/demo.py, whose services (an HTTP server, SSH- and SMTP-like listeners on a
+    window of free ports) the rows test scans."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("levrt_demo", ROOT / "examples" / "demo.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def rows_table(page, label: str):
+    """The Rows section's table under the heading that starts with ``label``."""
+    page.wait_for_selector("#rows[data-loaded=yes]")
+    heading = page.locator("#rows h3", has_text=label).first
+    return heading.locator("xpath=following-sibling::div[contains(@class,'rows-box')][1]")
+
+
+def test_rows_compare_with_previous_run_and_assets(server, page, shots):
+    """server_port on a window of ports with two services, then again with a third: the
+    task page's rows (filter, sort, CSV), Compare with previous run (one new port), Assets."""
+    url = server
+    demo = demo_module()
+    log_in(page, url)
+    with demo.services() as (ports, third):
+        base = int(ports.split("-")[0])
+        page.goto(f"{url}/packages/{NMAP}")
+        open_quick_form(page)
+        run_server_port(page, ports)
+        assert page.inner_text("#status") == "done", page.content()
+        box = rows_table(page, "nmap · port_os")
+        assert "keys host, port, protocol" in page.locator("#rows h3", has_text="port_os")\
+            .first.inner_text()
+        body = box.locator("tbody tr")
+        assert body.count() == 2
+        heads = box.locator("thead th").all_inner_texts()
+        assert heads[:7] == ["host", "port", "protocol", "state", "service", "product",
+                             "version"], heads
+        # Filter: only the ssh row; sort by port, twice: the other way.
+        box.locator("input.rows-filter").fill("openssh")
+        assert [row.is_visible() for row in body.all()].count(True) == 1
+        assert "ssh" in box.locator("tbody tr:not([hidden])").inner_text()
+        box.locator("input.rows-filter").fill("")
+        box.locator("thead th", has_text="port").first.click()
+        box.locator("thead th", has_text="port").first.click()
+        assert box.locator("tbody tr").first.locator("td").nth(1).inner_text() == str(base + 1)
+        shots(page, "task-rows")
+        csv_link = page.locator("#rows h3", has_text="port_os").first.locator("a", has_text="CSV")
+        answer = page.request.get(url + csv_link.get_attribute("href"))
+        assert answer.ok and answer.headers["content-type"].startswith("text/csv")
+        lines = answer.text().splitlines()
+        assert lines[0].startswith("host,port,protocol,state,service,product,version")
+        assert any(line.startswith(f"127.0.0.1,{base + 1},tcp,open,ssh,OpenSSH") for line in lines)
+
+        # One more service, and the same task again: compare shows its port as new.
+        smtp = demo.Banner(third, demo.SMTP_BANNER)
+        try:
+            with page.expect_navigation():
+                page.click("form[action$='/rerun'] button[type=submit]")
+            page.wait_for_function(
+                "() => document.getElementById('log').dataset.live === 'no'", timeout=45_000)
+        finally:
+            smtp.close()
+    assert page.inner_text("#status") == "done", page.content()
+    assert rows_table(page, "nmap · port_os").locator("tbody tr").count() == 3
+    with page.expect_navigation():
+        page.click("#compare-previous")
+    assert "/diff?with=" in page.url
+    section = page.locator("section.diff", has_text="nmap · port_os")
+    assert "1 new · 0 gone · " in section.locator("h2").inner_text()
+    new_rows = section.locator("h3.added + .rows-box tbody tr")
+    assert new_rows.count() == 1
+    assert new_rows.first.locator("td").nth(1).inner_text() == str(base + 2)
+    assert "smtp" in new_rows.first.inner_text()
+    shots(page, "task-diff")
+
+    page.click("header.top nav a[href='/assets']")
+    page.wait_for_url(f"{url}/assets")
+    page.select_option("select[name=coll]", "szczecin/nmap.port_os@1.0")
+    page.fill("form.filters input[name=q]", "127.0.0.1")
+    with page.expect_navigation():
+        page.click("form.filters button[type=submit]")
+    table = page.locator("table.rows-table").first
+    found = {row.locator("td").nth(1).inner_text(): row.inner_text()
+             for row in table.locator("tbody tr").all()}
+    assert {str(base), str(base + 1), str(base + 2)} <= set(found), found
+    heads = table.locator("thead th").all_inner_texts()
+    assert heads[-4:] == ["first seen", "last seen", "tasks", "last task"], heads
+    shots(page, "assets")
 
 
 def test_confirmations_copy_and_a_phone_wide_header(server, page, shots):

@@ -44,6 +44,7 @@ from . import (
     _cli_agent,
     _cli_hub,
     _cli_packages,
+    _cli_rows,
     _cli_schedule,
     _cli_tasks,
     _params,
@@ -788,6 +789,10 @@ def _cmd_jobs(args: argparse.Namespace, extras: list[str]) -> int:
 
 
 def _cmd_show(args: argparse.Namespace, extras: list[str]) -> int:
+    if args.table or args.csv:
+        return _cli_rows.show_rows(args.job, csv=args.csv, coll=args.coll)
+    if args.coll is not None:
+        raise CliError("--coll goes with --table or --csv")
     with Store.open() as store:
         try:
             job_id = store.resolve_job(args.job)
@@ -850,6 +855,11 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true", help="print it all as one JSON object")
     show.add_argument("--log", action=argparse.BooleanOptionalAction, default=True,
                       help="include the job log (default: yes)")
+    shape = show.add_mutually_exclusive_group()
+    shape.add_argument("--table", action="store_true",
+                       help="only the results, as rows: one per innermost record")
+    shape.add_argument("--csv", action="store_true", help="only the results' rows, as CSV")
+    show.add_argument("--coll", metavar="NAME", help="with --table/--csv: only this collection")
     show.set_defaults(handler=_cmd_show)
 
     image = commands.add_parser("image", help="build tool images")
@@ -868,6 +878,7 @@ def build_parser() -> argparse.ArgumentParser:
     _cli_tasks.register(commands)
     _cli_agent.register(commands)
     _cli_schedule.register(commands)
+    _cli_rows.register(commands)
     return parser
 
 

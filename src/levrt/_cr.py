@@ -7,7 +7,8 @@ import contextlib
 import inspect
 import re
 import shlex
-from collections.abc import Awaitable, Callable, Generator
+import sys
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from ._context import collection_name, current_namespace
 from ._document import Collection, Document
 from ._job import Job, RunInfo, current_job
 from ._remote import Call, pack
+from .annot._meta import check_keys, declared_keys
 from .executors import RunSpec
 
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -118,7 +120,8 @@ class Cr:
                  entry: Call | Callable[[], Call] | None = None, cmd: list[Any] | str | None = None,
                  env: list[str] | dict[str, str] | None = None,
                  files: dict[str, Any] | None = None, links: dict[str, str] | None = None,
-                 ports: list[int] | None = None, services: dict[str, Cr] | None = None) -> None:
+                 ports: list[int] | None = None, services: dict[str, Cr] | None = None,
+                 keys: Sequence[str] | None = None) -> None:
         if not isinstance(image, str) or not image:
             raise ValueError(f"image: expected an image reference, got {image!r}")
         if schema is not None and (not isinstance(schema, str) or "|" in schema):
@@ -154,6 +157,9 @@ class Cr:
         self.services = dict(services or {})
         self.payload = pack(entry) if entry is not None else None
         self.name = _run_name(entry, self.cmd, image)
+        # Without keys of its own, those of the @annot.meta tool function that builds it.
+        self.keys = check_keys(keys, "Cr") if keys is not None else (
+            declared_keys(sys._getframe(1).f_code) or [])
 
     def __repr__(self) -> str:
         return f"Cr({self.image!r}, {self.schema!r}, name={self.name!r})"
@@ -190,8 +196,11 @@ class Cr:
             job.log(None, "job", [f"run {run_id} ({self.name}) finished in an earlier attempt "
                                   "of this job: its document stands, it is not run again"])
             return Task(job, info, None, None)
+        summary = spec.summary()
+        if self.keys:
+            summary["keys"] = self.keys
         job.store.create_run(job.id, run_id, name=self.name, image=self.image,
-                             schema=self.schema, coll=coll, spec=spec.summary(),
+                             schema=self.schema, coll=coll, spec=summary,
                              namespace=list(namespace))
         recorder = _Recorder(job, info)
         job.notify("run_started", info)

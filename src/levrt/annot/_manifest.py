@@ -70,6 +70,7 @@ def _function_entry(fn: types.FunctionType, kind: str) -> dict[str, Any]:
         "cats": {key: list(values) for key, values in meta.cats.items()},
         "tags": list(meta.tags),
         "ext": to_json(meta.ext, f"{fn.__qualname__}: ext"),
+        "keys": list(meta.keys),
     }
     entry.update(_params(fn, meta))
     if kind != "workflow":

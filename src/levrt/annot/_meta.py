@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Sequence
-from types import ModuleType
+from types import CodeType, ModuleType
 from typing import Any, TypeVar, cast, overload
 
 from ._manifest import export_kind, manifest_entry
 from ._model import JSON, Meta, Param, describe, to_json
 from .cats import Attck, BlackArch, parse_category
 
-__all__ = ["MANIFEST_VERSION", "meta", "normalize_cats"]
+__all__ = ["MANIFEST_VERSION", "check_keys", "declared_keys", "meta", "normalize_cats"]
 
 # Bumped when the shape of the manifest changes in a way readers must know about.
 MANIFEST_VERSION = 1
@@ -32,6 +32,7 @@ def meta(
     cats: object = None,
     tags: Sequence[str] | None = None,
     ext: dict[str, JSON] | None = None,
+    keys: Sequence[str] | None = None,
 ) -> dict[str, Any]: ...
 
 
@@ -43,6 +44,7 @@ def meta(
     cats: object = None,
     tags: Sequence[str] | None = None,
     ext: dict[str, JSON] | None = None,
+    keys: Sequence[str] | None = None,
 ) -> Callable[[F], F]: ...
 
 
@@ -53,6 +55,7 @@ def meta(
     cats: object = None,
     tags: Sequence[str] | None = None,
     ext: dict[str, JSON] | None = None,
+    keys: Sequence[str] | None = None,
 ) -> dict[str, Any] | Callable[[F], F]:
     """Annotate a tool mode or workflow, or build a module's `__lev__` manifest.
 
@@ -65,8 +68,10 @@ def meta(
     and the keywords describe the package; in a tool module the list holds its modes, in
     order, ``desc`` is the tool's display name and ``cats``/``tags`` are the tool's.
     ``params`` given with a list are kept in the manifest as written (they describe no
-    function there; ``lev check`` warns). Raises TypeError/ValueError naming the argument
-    at fault.
+    function there; ``lev check`` warns). ``keys`` (*ours*) names the columns that identify
+    a row of a tool's results across jobs (``["host", "port"]``, see :mod:`levrt.rows`): the
+    ``Cr`` the decorated function builds stores them with its run. Raises
+    TypeError/ValueError naming the argument at fault.
     """
     if exports is not None:
         manifest = _build_manifest(exports)
@@ -77,6 +82,9 @@ def meta(
             tags=_check_tags(tags),
             ext=_check_ext(ext),
         )
+        if keys is not None:
+            raise TypeError("annot.meta: keys describe one tool's rows; give them to "
+                            "@annot.meta(...) on the mode or to its Cr, not with an export list")
         return manifest
 
     annotation = Meta(
@@ -85,6 +93,7 @@ def meta(
         cats=normalize_cats(cats),
         tags=_check_tags(tags),
         ext=_check_ext(ext),
+        keys=check_keys(keys, "annot.meta"),
     )
 
     def attach(fn: F) -> F:
@@ -95,9 +104,37 @@ def meta(
         # The function itself is returned, not a wrapper: it must stay picklable and
         # inspect.getsource must still find its code (the manifest reads Cr(...) calls).
         fn.__lev_meta__ = annotation  # type: ignore[attr-defined]
+        if annotation.keys:
+            _KEYS_BY_CODE[fn.__code__] = annotation.keys
         return fn
 
     return attach
+
+
+# The keys of each decorated function, by its code: a Cr built in that function finds them
+# from its caller's frame (the function is returned unwrapped, so nothing else is called).
+_KEYS_BY_CODE: dict[CodeType, list[str]] = {}
+
+
+def declared_keys(code: CodeType) -> list[str] | None:
+    """The ``keys`` that ``@annot.meta`` gave the function whose code is ``code``, if any."""
+    return _KEYS_BY_CODE.get(code)
+
+
+def check_keys(keys: object, where: str) -> list[str]:
+    """``keys`` as a list of distinct non-empty str; TypeError/ValueError naming ``where``."""
+    if keys is None:
+        return []
+    if isinstance(keys, str) or not isinstance(keys, _COLLECTIONS):
+        raise TypeError(f"{where}: keys must be a list of column names, got {describe(keys)}")
+    for position, key in enumerate(keys):
+        if not isinstance(key, str) or not key:
+            raise TypeError(
+                f"{where}: keys[{position}] must be a column name (a non-empty str), "
+                f"got {describe(key)}")
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"{where}: keys name a column twice: {list(keys)!r}")
+    return list(keys)
 
 
 def _build_manifest(exports: object) -> dict[str, Any]:

@@ -137,6 +137,8 @@ class Meta:
     cats: dict[str, list[str]] = field(default_factory=dict)
     tags: list[str] = field(default_factory=list)
     ext: dict[str, Any] = field(default_factory=dict)
+    #: the columns that identify a row of the tool's results across jobs (levrt.rows)
+    keys: list[str] = field(default_factory=list)
 
 
 def get_meta(obj: object) -> Meta | None:

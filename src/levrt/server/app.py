@@ -26,7 +26,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from levrt import __version__
-from levrt.server import devices, driver, hub, notify, schedules, simple, tasks, web
+from levrt.server import devices, driver, hub, notify, rows, schedules, simple, tasks, web
 from levrt.server.auth import StoreDep, current_reader
 from levrt.server.dispatch import Dispatcher
 from levrt.server.runner import TaskRunner
@@ -146,6 +146,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.include_router(devices.pages)
     app.state.scheduler = schedules.register(app, runner, app_store)
     app.state.notifier = notify.Notifier(app_store, public_url=settings.public_url)
+    app.include_router(rows.router)
     app.include_router(web.router)
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
     _add_docs(app)

@@ -11,6 +11,7 @@ import os
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
 from pathlib import Path
 from types import EllipsisType, TracebackType
 from typing import Any, TypeVar
@@ -894,6 +895,38 @@ class Store(HubMixin, DevicesMixin, SchedulesMixin):
     def list_documents(self, job_id: str) -> list[dict[str, Any]]:
         """All documents of a job."""
         return self.find_documents(job_id=job_id)
+
+    def owned_results(self, owner: str | None, *,
+                      since: datetime | None = None) -> dict[str, Any]:
+        """What :func:`levrt.rows.asset_rows` reads, in three queries whatever the number of
+        jobs: the ``done`` jobs of ``owner`` (None: all) that ended at ``since`` or later
+        (None: all) as ``jobs`` ``[(id, finished_at)]`` by end, their runs' declared keys as
+        ``runs`` ``[{"job_id", "run_id", "keys"}]`` and their documents as ``documents`` (as
+        :meth:`find_documents` gives them)."""
+        owned = select(_jobs.c.id).where(_jobs.c.status == "done", *(
+            [_jobs.c.owner == owner] if owner is not None else []), *(
+            [_jobs.c.finished_at >= since] if since is not None else []))
+        jobs = (select(_jobs.c.id, _jobs.c.finished_at).where(_jobs.c.id.in_(owned))
+                .order_by(_jobs.c.finished_at, _jobs.c.id))
+        runs = select(_runs.c.job_id, _runs.c.run_id, _runs.c.spec).where(
+            _runs.c.job_id.in_(owned))
+        fields = (select(_fields.c.job_id, _fields.c.run_id, _fields.c.coll, _fields.c.key,
+                         _fields.c.value)
+                  .where(_fields.c.job_id.in_(owned)).order_by(_fields.c.id))
+        documents: dict[tuple[str, int, str], dict[str, Any]] = {}
+        with self._read() as conn:
+            ended = [(row.id, _utc(row.finished_at)) for row in conn.execute(jobs)]
+            declared = [{"job_id": row.job_id, "run_id": row.run_id,
+                         "keys": (decode(row.spec) or {}).get("keys")}
+                        for row in conn.execute(runs)]
+            for row in conn.execute(fields):
+                document = documents.get((row.job_id, row.run_id, row.coll))
+                if document is None:
+                    document = documents[(row.job_id, row.run_id, row.coll)] = {
+                        "coll": row.coll, "job_id": row.job_id,
+                        "run_id": None if row.run_id == NO_RUN else row.run_id, "data": {}}
+                document["data"][row.key] = decode(row.value)
+        return {"jobs": ended, "runs": declared, "documents": list(documents.values())}
 
     # -- logs ------------------------------------------------------------------
 

@@ -190,6 +190,7 @@ def raw(argv: list[str]) -> Cr:
     params=[annot.Param("ip", "Targets separated by blanks: addresses, ranges or CIDR blocks, "
                         "IPv4 or IPv6", holder="127.0.0.1/32 ::1")],
     cats=[Attck.Reconnaissance, Attck.Discovery, BlackArch.Scanner, BlackArch.Recon],
+    keys=["alive"],
 )
 def alive(ip: str) -> Cr:
     """Find live hosts (``nmap -sn``); stores ``alive``: the addresses that answered.
@@ -222,6 +223,8 @@ def alive(ip: str) -> Cr:
                     regex=r"^[0-9TUSP:,\-]+$", holder="22,80,443,8000-8100"),
     ],
     cats=[Attck.Reconnaissance, Attck.Discovery, BlackArch.Scanner, BlackArch.Fingerprint],
+    # A row per port (levrt.rows): the same host, port and protocol in two jobs is one port.
+    keys=["host", "port", "protocol"],
 )
 def port_os(ip: str, ports: str | None = None) -> Cr:
     """Scan ports with service detection (``nmap -sV``), plus OS detection when run as root.
