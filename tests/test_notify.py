@@ -261,7 +261,6 @@ def test_apprise_urls_it_cannot_send_to_fail_after_retries(store):
 def test_new_rows_are_told_of_alone(store):
     """A hook on new_rows only: sent when a done job has rows its previous run had not,
     with those rows; skipped (and logged) when it has none."""
-    pytest.importorskip("levrt.rows", reason="the row diff (levrt.rows) is not installed")
     store.create_user("alice", PASSWORD)
 
     def scan(ports):

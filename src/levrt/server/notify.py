@@ -33,6 +33,7 @@ import httpx
 from starlette.concurrency import run_in_threadpool
 
 from levrt._job_json import to_json
+from levrt.rows import diff, job_tables
 from levrt.store import Store
 
 logger = logging.getLogger(__name__)
@@ -54,18 +55,13 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def new_rows(store: Store, job_id: str) -> list[dict[str, Any]] | None:
+def new_rows(store: Store, job_id: str) -> list[dict[str, Any]]:
     """The rows of ``job_id`` its previous run (:meth:`~levrt.store.Store.previous_documents`)
     did not have, per collection: ``[{"coll", "keys", "new": [row, ...]}]``, only those with
-    new rows (every row is new on a first run). None while :mod:`levrt.rows` (its tables and
-    diff) is not installed: a hook on ``new_rows`` alone is then sent on every done job."""
-    try:
-        from levrt import rows  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        return None
+    new rows (every row is new on a first run)."""
     previous = store.previous_documents(job_id)
-    before = [] if previous is None else rows.job_tables(store, previous["job_id"])
-    found = rows.diff(before, rows.job_tables(store, job_id))
+    before = [] if previous is None else job_tables(store, previous["job_id"])
+    found = diff(before, job_tables(store, job_id))
     return [{"coll": table.coll, "keys": table.keys, "new": to_json(table.new)}
             for table in found if table.new]
 

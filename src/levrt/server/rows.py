@@ -66,16 +66,20 @@ def task_rows(task_id: str, store: StoreDep, user: CurrentReader, coll: Coll = N
 
 
 def previous_job(store: Store, job: dict[str, Any]) -> dict[str, Any] | None:
-    """The newest ``done`` job created before ``job`` with its owner and target, and its
-    parameters if there is one such (else any parameters); None when there is none."""
+    """The job ``job`` is compared with by default: its previous run as ``ctx.previous()``
+    finds it (the same schedule's, else the same owner, target, package and parameters'),
+    else the newest ``done`` job created before it with its owner and target, whatever its
+    parameters; None when there is none."""
+    found = store.previous_documents(job["id"])
+    if found is not None:
+        return store.get_job(found["job_id"])
     if not job["target"]:
         return None
     earlier = [other for other in store.list_jobs(
         limit=_EARLIER_JOBS, status="done", owner=job["owner"], search=job["target"])
         if other["target"] == job["target"] and other["created_at"] < job["created_at"]
         and other["id"] != job["id"]]
-    same = [other for other in earlier if other["params"] == job["params"]]
-    return (same or earlier or [None])[0]
+    return earlier[0] if earlier else None
 
 
 def _compared(store: Store, user: dict[str, Any], task_id: str,

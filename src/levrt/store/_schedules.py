@@ -328,8 +328,8 @@ class SchedulesMixin:
 
     def previous_documents(self, job_id: str) -> dict[str, Any] | None:
         """The documents of the previous successful job before ``job_id``: of the same
-        schedule when a schedule fired it, else of the same owner, target, package and
-        parameters. ``{"job_id", "finished_at", "documents"}`` (as :meth:`list_documents`),
+        schedule when a schedule fired it, else of the same owner, target (for a job without
+        one, of ``levrt.run`` in a script: the same name), package and parameters. ``{"job_id", "finished_at", "documents"}`` (as :meth:`list_documents`),
         or None when there is none."""
         with self._read() as conn:
             job = conn.execute(select(_jobs).where(_jobs.c.id == job_id)).first()
@@ -348,7 +348,10 @@ class SchedulesMixin:
                     .order_by(_jobs.c.created_at.desc()).limit(1)).first()
             if found is None:
                 params = decode(job.params)
-                same = and_(done, before, _jobs.c.target == job.target,
+                # A job of levrt.run in a script has no target: its workflow's name tells.
+                what = (_jobs.c.target == job.target if job.target is not None
+                        else and_(_jobs.c.target.is_(None), _jobs.c.name == job.name))
+                same = and_(done, before, what,
                             or_(_jobs.c.owner == job.owner,
                                 and_(_jobs.c.owner.is_(None), job.owner is None)),
                             or_(_jobs.c.package == job.package,
