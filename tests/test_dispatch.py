@@ -30,7 +30,7 @@ NAP = "lev.alice.noop:nap"
 STEPS = "lev.alice.steps:steps"
 
 STEPS_CODE = '''"""A workflow of three runs: a quick one, a nap, a quick one."""
-from levrt import Cr, annot, ctx, remote
+from levrt import Concurrent, Cr, annot, ctx, remote
 
 
 def step(word: str) -> Cr:
@@ -49,10 +49,12 @@ def nap(marker: str) -> Cr:
     return Cr("localhost/test:latest", entry=entry())
 
 
-def probe(port: str) -> Cr:
+def probe(port: str, wait: str = "0") -> Cr:
     @remote
     def entry():
         import socket
+        import time
+        time.sleep(float(wait))
         try:
             with socket.create_connection(("127.0.0.1", int(port)), timeout=3) as conn:
                 ctx.set(banner=conn.recv(100).decode().strip())
@@ -61,13 +63,20 @@ def probe(port: str) -> Cr:
     return Cr("localhost/test:latest", "test/probe@1.0", entry=entry())
 
 
+async def fan(port: str, runs: int = 6):
+    """``runs`` probes at once: each says whose service it reached."""
+    async with Concurrent() as c:
+        started = [c.start(probe(port, "2")) for _ in range(runs)]
+    return [(await (await task).get())["banner"] for task in started]
+
+
 async def steps(marker: str):
     await step("first")
     await nap(marker)
     await step("last")
 
 
-__lev__ = annot.meta([step, nap, probe, steps])
+__lev__ = annot.meta([step, nap, probe, fan, steps])
 '''
 
 
@@ -412,7 +421,8 @@ BANNER = ("import socket, sys\n"
 
 def test_each_task_runs_where_it_was_sent(lab, tmp_path, temporal_server):  # noqa: F811
     """Two agents, each in a network namespace of its own with a service on its own
-    127.0.0.1 that only it reaches: a probe sent to each device finds that device's."""
+    127.0.0.1 that only it reaches: a probe sent to each device finds that device's, and a
+    fan-out of probes spread over their pool finds both."""
     one, two = lab.add(), lab.add()
     temporal = helpers_netns.Relay(lab.hub, temporal_server.address)
     server = None
@@ -427,7 +437,8 @@ def test_each_task_runs_where_it_was_sent(lab, tmp_path, temporal_server):  # no
             services.append(subprocess.Popen(netns.argv(sys.executable, "-c", BANNER,
                                                         str(port), name)))
             agents[name] = AgentProcess.start(tmp_path / name, server.url,
-                                              code=server.add_device(name), netns=netns.name,
+                                              code=server.add_device(name, ["lab"]),
+                                              netns=netns.name,
                                               extra=("--executor", "process"))
         for name in agents:
             wait_for(lambda name=name: server.status(name) == "online", 60, f"{name} online")
@@ -437,6 +448,15 @@ def test_each_task_runs_where_it_was_sent(lab, tmp_path, temporal_server):  # no
             assert task["job"]["status"] == "done", task
             [found] = [d["data"] for d in task["documents"] if d["coll"] == "test/probe@1.0"]
             assert found == {"banner": f"SSH-2.0-{name}"}, found
+        # Spread: the job's driver on one agent of the pool, its six runs on both.
+        job_id = _submit(server, "lev.alice.steps:fan", {"port": str(port)}, pool="lab",
+                         spread=True)
+        task = _ended(server, job_id, 180)
+        assert task["job"]["status"] == "done", task
+        banners = task["job"]["result"]
+        assert len(banners) == 6 and set(banners) == {"SSH-2.0-one", "SSH-2.0-two"}, banners
+        assert "temporal" in task["log"][0]["text"]
+        assert [run["status"] for run in task["runs"]] == ["done"] * 6
     finally:
         for agent in agents.values():
             agent.stop()

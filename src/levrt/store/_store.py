@@ -818,11 +818,14 @@ class Store(HubMixin, DevicesMixin, SchedulesMixin):
 
         self._ending(write)
 
-    def discard_run(self, job_id: str, run_id: int) -> None:
+    def discard_run(self, job_id: str, run_id: int, *, keep_run: bool = False) -> None:
         """Forget run ``run_id`` of a job with its documents and log: a later attempt of the
-        job runs it again under the same number (see :meth:`requeue_job`)."""
+        job runs it again under the same number (see :meth:`requeue_job`). ``keep_run``
+        keeps its record, for a run started again as it is (another agent took it)."""
+        tables = (_fields, _documents, _logs) if keep_run else (_fields, _documents, _logs,
+                                                                  _runs)
         with self._write() as conn:
-            for table in (_fields, _documents, _logs, _runs):
+            for table in tables:
                 conn.execute(delete(table).where(table.c.job_id == job_id,
                                                  table.c.run_id == run_id))
 
