@@ -67,6 +67,7 @@ class Activities:
                  temporal: str | None = None) -> None:
         self._executor = executor
         self._temporal = temporal
+        self._run_tokens: dict[str, str] = {}
         self._load = load
         self._client = client
         self._facts = facts
@@ -127,7 +128,12 @@ class Activities:
         the first one recorded of the run, then runs it again."""
         run = RunSpec.from_json(spec)
         try:
-            token = await asyncio.to_thread(self._client.run_token, run.job_id)
+            # One request per job, not per run: the token is good until the job ends.
+            token = self._run_tokens.get(run.job_id) or await asyncio.to_thread(
+                self._client.run_token, run.job_id)
+            if len(self._run_tokens) >= 1000:  # of jobs long ended, most of them
+                self._run_tokens.clear()
+            self._run_tokens[run.job_id] = token
         except ApiError as exc:
             if exc.status in (403, 409):
                 raise ApplicationError(str(exc), type="JobRefused", non_retryable=True) \
