@@ -70,13 +70,17 @@ async def fan(port: str, runs: int = 6):
     return [(await (await task).get())["banner"] for task in started]
 
 
+async def lone_nap(marker: str):
+    await nap(marker)
+
+
 async def steps(marker: str):
     await step("first")
     await nap(marker)
     await step("last")
 
 
-__lev__ = annot.meta([step, nap, probe, fan, steps])
+__lev__ = annot.meta([step, nap, probe, fan, lone_nap, steps])
 '''
 
 
@@ -344,6 +348,33 @@ def test_a_job_whose_agent_was_killed_goes_on_on_another(cluster, tmp_path):
     texts = [line["text"] for line in task["log"]]
     assert texts.count("step first") == 1, texts
     assert any("finished in an earlier attempt" in text for text in texts), texts
+
+
+def _ancestors(pid):
+    while pid > 1:
+        yield pid
+        pid = _parent(pid)
+
+
+def test_a_spread_run_whose_agent_was_killed_runs_on_another(cluster, tmp_path):
+    server, agents = cluster
+    for name in ("a", "b", "c"):  # one slot each: the driver's agent takes no run
+        agents[name] = AgentProcess.start(tmp_path / name, server.url,
+                                          code=server.add_device(name, ["lab"]),
+                                          extra=("--executor", "process", "--slots", "1"))
+    for name in agents:
+        wait_for(lambda name=name: server.status(name) == "online", 60, f"{name} online")
+    marker = f"8.{uuid.uuid4().int % 1000}"
+    job_id = _submit(server, "lev.alice.steps:lone_nap", {"marker": marker}, pool="lab",
+                     spread=True)
+    sleeping = wait_for(lambda: _left(f"sleep {marker}").split(), 60, "the nap running")
+    running = {agent.process.pid: name for name, agent in agents.items()}
+    [lost] = [running[pid] for pid in _ancestors(int(sleeping[0])) if pid in running]
+    agents[lost].kill()
+    wait_for(lambda: _left(f"sleep {marker}") == "", 10, "the lost agent's run gone")
+    task = _ended(server, job_id, 180)
+    assert task["job"]["status"] == "done", task
+    assert _runs_of(task) == [(0, "nap.entry", "done")]
 
 
 def test_a_dispatched_job_outlives_a_restart_of_the_server(cluster, tmp_path):
