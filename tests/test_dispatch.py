@@ -3,6 +3,7 @@ and for real — a Temporal dev server, ``lev serve`` and ``lev agent`` processe
 on a device, one cancelled there, and one whose agent was killed with -9 finished by another
 agent of its pool."""
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import httpx
 import pytest
 from helpers_agent import AgentProcess, LevServer, wait_for
 from helpers_hub import PASSWORD, TestClient
-from helpers_temporal import free_port
+from helpers_temporal import TemporalServer, free_port
 from test_agent_api import bearer, enrolled
 from test_agent_netns import lab  # noqa: F401 - a fixture
 from test_tasks import noop_package
@@ -395,6 +396,46 @@ def test_a_dispatched_job_outlives_a_restart_of_the_server(cluster, tmp_path):
     assert [run["status"] for run in task["runs"]] == ["done"] * 3
     words = sorted(d["data"]["word"] for d in task["documents"] if d["coll"] == "test/step@1.0")
     assert words == ["first", "last"]
+
+
+async def _workflow_status(address, job_id):
+    from temporalio.client import Client
+
+    client = await Client.connect(address)
+    for _ in range(50):  # the workflow completes just after its activity
+        described = await client.get_workflow_handle(f"lev-job-{job_id}").describe()
+        if described.status.name != "RUNNING":
+            break
+        await asyncio.sleep(0.2)
+    return described.status.name
+
+
+def test_a_dispatched_job_outlives_a_restart_of_temporal(tmp_path):
+    """Its own Temporal dev server, stopped for a while mid-job and started again on the
+    same state: the agent reconnects, and the job and its workflow end as they would."""
+    temporal = TemporalServer.start()
+    server = agent = None
+    try:
+        server = LevServer.start(tmp_path / "server", temporal.address)
+        with Store(f"sqlite:///{tmp_path / 'server' / 'levrt.db'}") as store:
+            _published(store, tmp_path)
+        agent = AgentProcess.start(tmp_path / "box", server.url, code=server.add_device("box"),
+                                   extra=("--executor", "process"))
+        wait_for(lambda: server.status("box") == "online", 60, "box online")
+        marker = f"6.{uuid.uuid4().int % 1000}"
+        job_id = _submit(server, STEPS, {"marker": marker}, device="box")
+        wait_for(lambda: _left(f"sleep {marker}"), 60, "the nap running")
+        temporal.restart(down=10)
+        task = _ended(server, job_id, 120)
+        assert task["job"]["status"] == "done", task
+        assert [run["status"] for run in task["runs"]] == ["done"] * 3
+        # The workflow saw its activity through too.
+        assert asyncio.run(_workflow_status(temporal.address, job_id)) == "COMPLETED"
+    finally:
+        for each in (agent, server):
+            if each is not None:
+                each.stop()
+        temporal.stop()
 
 
 def test_a_requeued_job_reuses_its_finished_runs(store, tmp_path):
