@@ -45,16 +45,24 @@ from temporalio.client import Client  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
 
 TARGET_RATIO = 2.0
+TARGET_SPEEDUP = 1.8
 TOOL = "lev.alice.truth:truth"
-PACKAGE = '''"""One run of `true`."""
-from levrt import Cr, annot
+FAN = "lev.alice.truth:fan"
+PACKAGE = '''"""One run of `true`; a fan-out of runs that sleep."""
+from levrt import Concurrent, Cr, annot
 
 
 def truth() -> Cr:
     return Cr("localhost/test:latest", cmd=["true"])
 
 
-__lev__ = annot.meta([truth])
+async def fan(runs: int, seconds: str):
+    async with Concurrent() as c:
+        for _ in range(runs):
+            c.start(Cr("localhost/test:latest", cmd=["sleep", seconds]))
+
+
+__lev__ = annot.meta([truth, fan])
 '''
 
 
@@ -118,9 +126,28 @@ async def _bare(address: str, tasks: int) -> list[float]:
     return walls
 
 
+def _fanout(server: LevServer, runs: int, seconds: float) -> float:
+    """Wall of one job whose ``runs`` runs of ``sleep seconds`` spread over the pool."""
+    started = time.perf_counter()
+    answer = server.api("POST", "/api/tasks", json={
+        "target": FAN, "params": {"runs": runs, "seconds": str(seconds)}, "pool": "fan",
+        "spread": True})
+    answer.raise_for_status()
+    path = f"/api/tasks/{answer.json()['id']}"
+    job = wait_for(lambda: (found := server.api("GET", path).json()["job"])["status"]
+                   in ("done", "failed") and found, 1800, "the fan-out's end", step=0.1)
+    if job["status"] != "done":
+        raise SystemExit(f"fan-out {job['id']} {job['status']}: {job['error']}")
+    return time.perf_counter() - started
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", type=int, default=10)
+    parser.add_argument("--fanout", type=int, default=200, metavar="RUNS",
+                        help="runs of the fan-out (0: leave it out)")
+    parser.add_argument("--seconds", type=float, default=0.5, help="each run's sleep")
+    parser.add_argument("--slots", type=int, default=8, help="slots of each agent")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="lev-bench-dispatch-"))
@@ -130,12 +157,32 @@ def main() -> int:
         server = LevServer.start(root / "server", temporal.address)
         _publish(root / "server", root / "hub")
         agent = AgentProcess.start(root / "box", server.url, code=server.add_device("box"),
-                                   extra=("--executor", "process"))
+                                   extra=("--executor", "process", "--slots", "2"))
         wait_for(lambda: server.status("box") == "online", 60, "the agent online")
         _dispatched(server, 1)  # warm-up: the wheel fetched, the page cache
         asyncio.run(_bare(temporal.address, 1))
         walls, latencies = _dispatched(server, args.tasks)
         bare = asyncio.run(_bare(temporal.address, args.tasks))
+        fan: dict[str, float] = {}
+        if args.fanout:
+            agent.stop()
+            fans = [AgentProcess.start(root / f"fan{n}", server.url,
+                                       code=server.add_device(f"fan{n}", ["fan"]),
+                                       extra=("--executor", "process", "--slots",
+                                              str(args.slots)))
+                    for n in (1, 2)]
+            wait_for(lambda: all(server.status(f"fan{n}") == "online" for n in (1, 2)), 60,
+                     "the fan-out agents online")
+            fans[1].stop()
+            _fanout(server, args.slots, args.seconds)  # warm-up
+            fan["one_agent_s"] = _fanout(server, args.fanout, args.seconds)
+            fans[1] = AgentProcess.start(root / "fan2", server.url,
+                                         extra=("--executor", "process", "--slots",
+                                                str(args.slots)))
+            wait_for(lambda: server.status("fan2") == "online", 60, "fan2 online again")
+            fan["two_agents_s"] = _fanout(server, args.fanout, args.seconds)
+            for each in fans:
+                each.stop()
     finally:
         if agent is not None:
             agent.stop()
@@ -149,6 +196,9 @@ def main() -> int:
         "submit_to_start_median_s": statistics.median(latencies),
     }
     figures["ratio"] = figures["dispatched_median_s"] / figures["bare_activity_median_s"]
+    if fan:
+        figures.update(fan, fanout_runs=args.fanout, fanout_speedup=fan["one_agent_s"]
+                       / fan["two_agents_s"])
     if args.json:
         print(json.dumps(figures, indent=2))
         return 0
@@ -157,6 +207,13 @@ def main() -> int:
     print(f"  bare Temporal activity   {figures['bare_activity_median_s'] * 1000:8.1f} ms")
     print(f"  ratio                    {figures['ratio']:8.1f}x (target <= {TARGET_RATIO:g}x)")
     print(f"  submit to start (idle)   {figures['submit_to_start_median_s'] * 1000:8.1f} ms")
+    if fan:
+        print(f"fan-out of {args.fanout} runs of `sleep {args.seconds:g}`, {args.slots} slots "
+              "per agent, spread over a pool:")
+        print(f"  one agent                {fan['one_agent_s']:8.2f} s")
+        print(f"  two agents               {fan['two_agents_s']:8.2f} s")
+        print(f"  speed-up                 {figures['fanout_speedup']:8.2f}x (target >= "
+              f"{TARGET_SPEEDUP:g}x)")
     return 0
 
 

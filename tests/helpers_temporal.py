@@ -108,6 +108,10 @@ class TemporalServer:
             return ""
 
     def stop(self) -> None:
+        self._end()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def _end(self) -> None:
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
             try:
@@ -115,4 +119,13 @@ class TemporalServer:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
-        shutil.rmtree(self.root, ignore_errors=True)
+
+    def restart(self, down: float = 0.0) -> None:
+        """Stop the server, wait ``down`` seconds, and start it again on the same address
+        and state file (what it held survives)."""
+        self._end()
+        time.sleep(down)
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(self.process.args, stdout=log,
+                                            stderr=subprocess.STDOUT, start_new_session=True)
+        self._wait()

@@ -3,6 +3,7 @@ and for real — a Temporal dev server, ``lev serve`` and ``lev agent`` processe
 on a device, one cancelled there, and one whose agent was killed with -9 finished by another
 agent of its pool."""
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import httpx
 import pytest
 from helpers_agent import AgentProcess, LevServer, wait_for
 from helpers_hub import PASSWORD, TestClient
-from helpers_temporal import free_port
+from helpers_temporal import TemporalServer, free_port
 from test_agent_api import bearer, enrolled
 from test_agent_netns import lab  # noqa: F401 - a fixture
 from test_tasks import noop_package
@@ -30,7 +31,7 @@ NAP = "lev.alice.noop:nap"
 STEPS = "lev.alice.steps:steps"
 
 STEPS_CODE = '''"""A workflow of three runs: a quick one, a nap, a quick one."""
-from levrt import Cr, annot, ctx, remote
+from levrt import Concurrent, Cr, annot, ctx, remote
 
 
 def step(word: str) -> Cr:
@@ -49,10 +50,12 @@ def nap(marker: str) -> Cr:
     return Cr("localhost/test:latest", entry=entry())
 
 
-def probe(port: str) -> Cr:
+def probe(port: str, wait: str = "0") -> Cr:
     @remote
     def entry():
         import socket
+        import time
+        time.sleep(float(wait))
         try:
             with socket.create_connection(("127.0.0.1", int(port)), timeout=3) as conn:
                 ctx.set(banner=conn.recv(100).decode().strip())
@@ -61,13 +64,24 @@ def probe(port: str) -> Cr:
     return Cr("localhost/test:latest", "test/probe@1.0", entry=entry())
 
 
+async def fan(port: str, runs: int = 6):
+    """``runs`` probes at once: each says whose service it reached."""
+    async with Concurrent() as c:
+        started = [c.start(probe(port, "2")) for _ in range(runs)]
+    return [(await (await task).get())["banner"] for task in started]
+
+
+async def lone_nap(marker: str):
+    await nap(marker)
+
+
 async def steps(marker: str):
     await step("first")
     await nap(marker)
     await step("last")
 
 
-__lev__ = annot.meta([step, nap, probe, steps])
+__lev__ = annot.meta([step, nap, probe, fan, lone_nap, steps])
 '''
 
 
@@ -337,6 +351,33 @@ def test_a_job_whose_agent_was_killed_goes_on_on_another(cluster, tmp_path):
     assert any("finished in an earlier attempt" in text for text in texts), texts
 
 
+def _ancestors(pid):
+    while pid > 1:
+        yield pid
+        pid = _parent(pid)
+
+
+def test_a_spread_run_whose_agent_was_killed_runs_on_another(cluster, tmp_path):
+    server, agents = cluster
+    for name in ("a", "b", "c"):  # one slot each: the driver's agent takes no run
+        agents[name] = AgentProcess.start(tmp_path / name, server.url,
+                                          code=server.add_device(name, ["lab"]),
+                                          extra=("--executor", "process", "--slots", "1"))
+    for name in agents:
+        wait_for(lambda name=name: server.status(name) == "online", 60, f"{name} online")
+    marker = f"8.{uuid.uuid4().int % 1000}"
+    job_id = _submit(server, "lev.alice.steps:lone_nap", {"marker": marker}, pool="lab",
+                     spread=True)
+    sleeping = wait_for(lambda: _left(f"sleep {marker}").split(), 60, "the nap running")
+    running = {agent.process.pid: name for name, agent in agents.items()}
+    [lost] = [running[pid] for pid in _ancestors(int(sleeping[0])) if pid in running]
+    agents[lost].kill()
+    wait_for(lambda: _left(f"sleep {marker}") == "", 10, "the lost agent's run gone")
+    task = _ended(server, job_id, 180)
+    assert task["job"]["status"] == "done", task
+    assert _runs_of(task) == [(0, "nap.entry", "done")]
+
+
 def test_a_dispatched_job_outlives_a_restart_of_the_server(cluster, tmp_path):
     server, agents = cluster
     _agent(server, agents, tmp_path, "box")
@@ -355,6 +396,46 @@ def test_a_dispatched_job_outlives_a_restart_of_the_server(cluster, tmp_path):
     assert [run["status"] for run in task["runs"]] == ["done"] * 3
     words = sorted(d["data"]["word"] for d in task["documents"] if d["coll"] == "test/step@1.0")
     assert words == ["first", "last"]
+
+
+async def _workflow_status(address, job_id):
+    from temporalio.client import Client
+
+    client = await Client.connect(address)
+    for _ in range(50):  # the workflow completes just after its activity
+        described = await client.get_workflow_handle(f"lev-job-{job_id}").describe()
+        if described.status.name != "RUNNING":
+            break
+        await asyncio.sleep(0.2)
+    return described.status.name
+
+
+def test_a_dispatched_job_outlives_a_restart_of_temporal(tmp_path):
+    """Its own Temporal dev server, stopped for a while mid-job and started again on the
+    same state: the agent reconnects, and the job and its workflow end as they would."""
+    temporal = TemporalServer.start()
+    server = agent = None
+    try:
+        server = LevServer.start(tmp_path / "server", temporal.address)
+        with Store(f"sqlite:///{tmp_path / 'server' / 'levrt.db'}") as store:
+            _published(store, tmp_path)
+        agent = AgentProcess.start(tmp_path / "box", server.url, code=server.add_device("box"),
+                                   extra=("--executor", "process"))
+        wait_for(lambda: server.status("box") == "online", 60, "box online")
+        marker = f"6.{uuid.uuid4().int % 1000}"
+        job_id = _submit(server, STEPS, {"marker": marker}, device="box")
+        wait_for(lambda: _left(f"sleep {marker}"), 60, "the nap running")
+        temporal.restart(down=10)
+        task = _ended(server, job_id, 120)
+        assert task["job"]["status"] == "done", task
+        assert [run["status"] for run in task["runs"]] == ["done"] * 3
+        # The workflow saw its activity through too.
+        assert asyncio.run(_workflow_status(temporal.address, job_id)) == "COMPLETED"
+    finally:
+        for each in (agent, server):
+            if each is not None:
+                each.stop()
+        temporal.stop()
 
 
 def test_a_requeued_job_reuses_its_finished_runs(store, tmp_path):
@@ -412,7 +493,8 @@ BANNER = ("import socket, sys\n"
 
 def test_each_task_runs_where_it_was_sent(lab, tmp_path, temporal_server):  # noqa: F811
     """Two agents, each in a network namespace of its own with a service on its own
-    127.0.0.1 that only it reaches: a probe sent to each device finds that device's."""
+    127.0.0.1 that only it reaches: a probe sent to each device finds that device's, and a
+    fan-out of probes spread over their pool finds both."""
     one, two = lab.add(), lab.add()
     temporal = helpers_netns.Relay(lab.hub, temporal_server.address)
     server = None
@@ -427,7 +509,8 @@ def test_each_task_runs_where_it_was_sent(lab, tmp_path, temporal_server):  # no
             services.append(subprocess.Popen(netns.argv(sys.executable, "-c", BANNER,
                                                         str(port), name)))
             agents[name] = AgentProcess.start(tmp_path / name, server.url,
-                                              code=server.add_device(name), netns=netns.name,
+                                              code=server.add_device(name, ["lab"]),
+                                              netns=netns.name,
                                               extra=("--executor", "process"))
         for name in agents:
             wait_for(lambda name=name: server.status(name) == "online", 60, f"{name} online")
@@ -437,6 +520,15 @@ def test_each_task_runs_where_it_was_sent(lab, tmp_path, temporal_server):  # no
             assert task["job"]["status"] == "done", task
             [found] = [d["data"] for d in task["documents"] if d["coll"] == "test/probe@1.0"]
             assert found == {"banner": f"SSH-2.0-{name}"}, found
+        # Spread: the job's driver on one agent of the pool, its six runs on both.
+        job_id = _submit(server, "lev.alice.steps:fan", {"port": str(port)}, pool="lab",
+                         spread=True)
+        task = _ended(server, job_id, 180)
+        assert task["job"]["status"] == "done", task
+        banners = task["job"]["result"]
+        assert len(banners) == 6 and set(banners) == {"SSH-2.0-one", "SSH-2.0-two"}, banners
+        assert "temporal" in task["log"][0]["text"]
+        assert [run["status"] for run in task["runs"]] == ["done"] * 6
     finally:
         for agent in agents.values():
             agent.stop()

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from types import ModuleType, TracebackType
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
@@ -60,6 +60,7 @@ from ._cli_base import (
     prefixed,
     status_text,
 )
+from ._cli_hub import open_store
 from ._config import EXECUTORS, ConfigError
 from ._cr import Cr, TaskFailed
 from ._job import JobListener, RunInfo, arun, current_job, exit_failure
@@ -68,7 +69,10 @@ from ._remote import TransportError
 from ._status import JOB_STATUSES
 from .client import ApiError, ApiUnreachable, CredentialsError, LoginRequired
 from .executors import ExecutorError
-from .store import Store, StoreError
+from .store import StoreError
+
+if TYPE_CHECKING:
+    from .store import Store
 
 LOG_LINES = 15
 LIVE_RUNS = 10
@@ -714,7 +718,7 @@ def _job_store(args: argparse.Namespace) -> Any:
     (:class:`levrt.client.JobStore`), the package code in this process reaching nothing else;
     otherwise the store of ``LEV_DB_URL`` / ``LEV_HOME``."""
     if args.job is None or "LEV_JOB_TOKEN" not in os.environ:
-        return Store.open()
+        return open_store()
     from .client import JobStore
 
     try:
@@ -768,7 +772,7 @@ def _run_job(args: argparse.Namespace, func: Callable[..., Any], values: dict[st
 
 
 def _cmd_jobs(args: argparse.Namespace, extras: list[str]) -> int:
-    with Store.open() as store:
+    with open_store() as store:
         jobs = store.list_jobs(limit=args.limit, status=args.status)
     if args.json:
         print(json.dumps(to_json(jobs), indent=2, ensure_ascii=False))
@@ -793,7 +797,7 @@ def _cmd_show(args: argparse.Namespace, extras: list[str]) -> int:
         return _cli_rows.show_rows(args.job, csv=args.csv, coll=args.coll)
     if args.coll is not None:
         raise CliError("--coll goes with --table or --csv")
-    with Store.open() as store:
+    with open_store() as store:
         try:
             job_id = store.resolve_job(args.job)
         except LookupError as exc:

@@ -23,13 +23,22 @@ from typing import TYPE_CHECKING, Any
 
 from ._cli_base import EXIT_FAILED, EXIT_OK, CliError
 from .client import ApiError, ApiUnreachable, Client, save_login, server_url
-from .store import HubConflictError, Store, default_home
+from .store import HubConflictError, default_home
 
 if TYPE_CHECKING:
     from .server.settings import Settings
+    from .store import Store
 
 
 # -- settings, credentials ---------------------------------------------------------------
+
+
+def open_store(url: str | None = None) -> Store:
+    """The store at ``url`` (default: the runtime's), SQLAlchemy imported only now: most
+    commands, ``lev run`` of a server's task among them, need none."""
+    from .store import Store
+
+    return Store.open(url)
 
 
 def _server_settings(**overrides: Any) -> Settings:
@@ -78,7 +87,7 @@ def _cmd_serve(args: argparse.Namespace, extras: list[str]) -> int:
 
     settings = _server_settings(host=args.host, port=args.port, db_url=args.db,
                                 temporal=args.temporal)
-    store = Store(settings.db_url)
+    store = open_store(settings.db_url)
     try:
         if store.count_users() == 0:
             password = secrets.token_urlsafe(12)
@@ -104,7 +113,7 @@ def _cmd_serve(args: argparse.Namespace, extras: list[str]) -> int:
 def _cmd_user_add(args: argparse.Namespace, extras: list[str]) -> int:
     given = _read_stdin_password() if args.password_stdin else None
     password = given or secrets.token_urlsafe(12)
-    with Store(_server_settings().db_url) as store:
+    with open_store(_server_settings().db_url) as store:
         try:
             store.create_user(args.name, password, is_admin=args.admin)
         except (ValueError, HubConflictError) as exc:
@@ -116,7 +125,7 @@ def _cmd_user_add(args: argparse.Namespace, extras: list[str]) -> int:
 
 
 def _cmd_user_grant(args: argparse.Namespace, extras: list[str]) -> int:
-    with Store(_server_settings().db_url) as store:
+    with open_store(_server_settings().db_url) as store:
         try:
             store.grant_namespace(args.namespace, args.name)
         except (ValueError, LookupError, HubConflictError) as exc:
@@ -275,7 +284,7 @@ def _cmd_hub_load(args: argparse.Namespace, extras: list[str]) -> int:
         raise CliError(f"{root} holds no package folders (folders with a pyproject.toml)")
     settings = _server_settings()
     failed = 0
-    with Store(settings.db_url) as store:
+    with open_store(settings.db_url) as store:
         if args.user and store.get_user(args.user) is None:
             raise CliError(f"no user {args.user!r} in the store: lev user add {args.user} "
                            "first, or leave out --user", EXIT_FAILED)

@@ -7,7 +7,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table as RichTable
@@ -15,7 +15,10 @@ from rich.text import Text
 
 from . import rows
 from ._cli_base import EXIT_FAILED, EXIT_OK, CliError
-from .store import Store
+from ._cli_hub import open_store
+
+if TYPE_CHECKING:
+    from .store import Store
 
 __all__ = ["print_diff", "print_tables", "register", "show_rows"]
 
@@ -67,7 +70,7 @@ def print_tables(console: Console, found: Sequence[rows.Table]) -> None:
 
 def show_rows(job: str, *, csv: bool, coll: str | None = None) -> int:
     """``lev show JOB --table`` (or ``--csv``): the job's rows, from the local store."""
-    with Store.open() as store:
+    with open_store() as store:
         found = rows.job_tables(store, _resolve(store, job))
     if coll is not None:
         found = [table for table in found if table.coll == coll]
@@ -113,7 +116,7 @@ def print_diff(console: Console, found: Sequence[rows.TableDiff]) -> None:
 
 
 def _cmd_diff(args: argparse.Namespace, extras: list[str]) -> int:
-    with Store.open() as store:
+    with open_store() as store:
         before, after = _resolve(store, args.before), _resolve(store, args.after)
         found = rows.diff(rows.job_tables(store, before), rows.job_tables(store, after))
     if args.json:

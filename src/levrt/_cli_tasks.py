@@ -70,7 +70,7 @@ def _cmd_submit(args: argparse.Namespace, extras: list[str]) -> int:
         params.update({name: _upload(client, path) for name, path in files.items()})
         answer = client.submit_task(args.target, params, name=args.name or None,
                                     version=args.version or None, device=args.device,
-                                    pool=args.pool)
+                                    pool=args.pool, spread=args.spread)
         print(f"task {answer['id']} submitted ({answer['status']})", flush=True)
         return _follow(client, answer["id"]) if args.follow else EXIT_OK
 
@@ -158,6 +158,8 @@ def register(commands: Any) -> None:
                        help="run it on this device of yours (default: the server's runner)")
     where.add_argument("--pool", metavar="NAME",
                        help="run it on whichever device of this pool of yours is free first")
+    submit.add_argument("--spread", action="store_true",
+                        help="with --pool: spread the job's runs over the pool's agents too")
     submit.add_argument("--follow", action="store_true",
                         help="print the log until the task ends; fail unless it is done")
     server_option(submit)

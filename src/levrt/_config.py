@@ -31,7 +31,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-EXECUTORS = ("process", "docker", "auto")
+EXECUTORS = ("process", "docker", "auto", "temporal")
 
 
 class ConfigError(ValueError):

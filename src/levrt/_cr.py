@@ -377,3 +377,36 @@ class Task:
 
     def __await__(self) -> Generator[Any, None, Document]:
         return self.done().__await__()
+
+
+async def run_recorded(store: Any, executor: Any, spec: RunSpec, coll: str,
+                       beat: Callable[[], None], every: float = 2.0) -> dict[str, Any]:
+    """Run ``spec`` (a run the job's driver recorded) with ``executor`` and record its log,
+    ``ctx`` writes and end in ``store``, as its driver would: how an agent runs one run of a
+    job whose runs are spread over a pool (:mod:`levrt.executors.temporal`). ``beat()`` is
+    called every ``every`` seconds while it goes. Answers ``{"exit_code", "error"}``; a
+    cancellation kills the run, records it cancelled, and is raised again."""
+    job = Job(spec.job_id, spec.name, store, executor)
+    info = RunInfo(spec.run_id, spec.name, spec.image, coll)
+    recorder = _Recorder(job, info)
+    try:
+        handle = await executor.start(spec, recorder)
+    except Exception as exc:  # the run never started: its end says why
+        recorder.finish("failed", None, f"{type(exc).__name__}: {exc}")
+        return {"exit_code": 1, "error": info.error}
+    recorder.attach(handle)
+    ended = asyncio.ensure_future(handle.wait())
+    try:
+        while not ended.done():
+            beat()
+            await asyncio.wait({ended}, timeout=every)
+    except asyncio.CancelledError:
+        await handle.kill()
+        recorder.finish("cancelled", None, "cancelled")
+        raise
+    code = ended.result()
+    if recorder.broken is not None:
+        recorder.finish("failed", code, str(recorder.broken))
+    else:
+        recorder.finish("done" if code == 0 else "failed", code)
+    return {"exit_code": code, "error": info.error}

@@ -15,11 +15,14 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
 
+from levrt import executors
+from levrt._cr import run_recorded
 from levrt.agent._driver import error_line, start_driver, stop_driver
 from levrt.agent._enrolment import AgentError
 from levrt.agent._facts import gather_facts
 from levrt.agent._wheels import search_path
-from levrt.client import AgentClient, ApiError
+from levrt.client import AgentClient, ApiError, JobStore
+from levrt.executors import RunSpec
 
 # Seconds between an activity's heartbeats (Temporal's timeout for them is 30 s). A
 # cancellation reaches the activity in the answer to a heartbeat: this is its delay too.
@@ -54,13 +57,17 @@ class _Counted(ActivityInboundInterceptor):
 class Activities:
     """The agent's activities; :meth:`registered` lists them for a Temporal worker.
     ``client`` is the agent's (its device token); ``executor`` runs the jobs' tools
-    (``auto``: docker when an engine answers); ``grace`` is how long (seconds) an
+    (``auto``: docker when an engine answers); ``temporal`` is the frontend's
+    ``HOST:PORT``, for the drivers of jobs whose runs are spread; ``grace`` is how long (seconds) an
     interrupted ``lev run`` has to record its job cancelled before its session is killed."""
 
     def __init__(self, load: Load, client: AgentClient,
                  facts: Callable[[], dict[str, Any]] = gather_facts, *,
-                 executor: str = "auto", grace: float = 10.0) -> None:
+                 executor: str = "auto", grace: float = 10.0,
+                 temporal: str | None = None) -> None:
         self._executor = executor
+        self._temporal = temporal
+        self._run_tokens: dict[str, str] = {}
         self._load = load
         self._client = client
         self._facts = facts
@@ -92,8 +99,12 @@ class Activities:
             await asyncio.to_thread(self._client.end_job, job_id, "failed",
                                     f"the agent cannot fetch the package: {exc}")
             raise ApplicationError(str(exc), type="JobRefused", non_retryable=True) from None
+        spread = None
+        if claim.get("runs_queue") and self._temporal:
+            spread = {"LEV_TEMPORAL": self._temporal, "LEV_RUN_QUEUE": claim["runs_queue"]}
         process = await start_driver(job_id, claim["target"], path, self._client.base_url,
-                                     claim["token"], self._executor)
+                                     claim["token"], "temporal" if spread else self._executor,
+                                     spread or {})
         output = asyncio.ensure_future(process.communicate())
         try:
             while not output.done():
@@ -109,10 +120,41 @@ class Activities:
                                     error_line(stderr, process.returncode))
         return "done" if process.returncode == 0 else "failed"
 
+    @activity.defn(name="agent.run_cr")
+    async def run_cr(self, spec: dict[str, Any], coll: str | None) -> dict[str, Any]:
+        """Run one run of a job whose runs are spread over this agent's pool, with this
+        agent's executor, recording it through the server with the job's token:
+        ``{"exit_code", "error"}``. Another attempt (the first agent was lost) forgets what
+        the first one recorded of the run, then runs it again."""
+        run = RunSpec.from_json(spec)
+        try:
+            # One request per job, not per run: the token is good until the job ends.
+            token = self._run_tokens.get(run.job_id) or await asyncio.to_thread(
+                self._client.run_token, run.job_id)
+            if len(self._run_tokens) >= 1000:  # of jobs long ended, most of them
+                self._run_tokens.clear()
+            self._run_tokens[run.job_id] = token
+        except ApiError as exc:
+            if exc.status in (403, 409):
+                raise ApplicationError(str(exc), type="JobRefused", non_retryable=True) \
+                    from None
+            raise
+        store = JobStore(run.job_id, token, base_url=self._client.base_url)
+        executor = await asyncio.to_thread(executors.create, self._executor, "lev agent")
+        try:
+            if activity.info().attempt > 1:
+                await asyncio.to_thread(store.discard_run, run.job_id, run.run_id,
+                                        keep_run=True)
+            return await run_recorded(store, executor, run, coll or "_", activity.heartbeat,
+                                      HEARTBEAT_EVERY)
+        finally:
+            await executor.aclose()
+            await asyncio.to_thread(store.close)
+
     @activity.defn(name="agent.end_job")
     async def end_job(self, job_id: str, status: str, error: str) -> None:
         """Record a job no agent could finish as ``status`` with ``error``."""
         await asyncio.to_thread(self._client.end_job, job_id, status, error)
 
     def registered(self) -> list[Callable[..., Any]]:
-        return [self.facts, self.run_job, self.end_job]
+        return [self.facts, self.run_job, self.run_cr, self.end_job]

@@ -16,7 +16,7 @@ from typing import Any
 from levrt.agent._activities import HEARTBEAT_EVERY, Activities, Load
 from levrt.agent._enrolment import AgentError
 from levrt.agent._facts import gather_facts
-from levrt.agent._workflows import Ask, RunJob
+from levrt.agent._workflows import Ask, RunJob, RunSpecOnAgent
 from levrt.client import AgentClient, ApiError, ApiUnreachable
 
 log = logging.getLogger("lev.agent")
@@ -96,8 +96,8 @@ class Agent:
             raise AgentError(f"cannot reach Temporal at {address}: {exc}") from None
         queues = [config["queues"]["device"], *config["queues"]["pools"]]
         activities = Activities(self._load, self._client, self._facts,
-                                executor=self._executor)
-        workers = [Worker(temporal, task_queue=queue, workflows=[Ask, RunJob],
+                                executor=self._executor, temporal=address)
+        workers = [Worker(temporal, task_queue=queue, workflows=[Ask, RunJob, RunSpecOnAgent],
                           activities=activities.registered(),
                           max_concurrent_activities=self._load.slots,
                           # Temporal's default sends one every 24 s at most (80% of the

@@ -38,10 +38,12 @@ def error_line(stderr: bytes, code: int | None) -> str:
 
 
 async def start_driver(job_id: str, target: str, path: list[str], server: str,
-                       token: str, executor: str = "auto") -> asyncio.subprocess.Process:
+                       token: str, executor: str = "auto",
+                       extra: dict[str, str] | None = None) -> asyncio.subprocess.Process:
     """Start ``lev run --job job_id`` for ``target`` with ``path`` (the package's folders)
     on its ``PYTHONPATH``, reaching ``server`` with the job ``token``, its tools run by
-    ``executor`` (``auto``: docker when a Docker API answers, else process)."""
+    ``executor`` (``auto``: docker when a Docker API answers, else process; ``temporal``
+    with ``extra`` naming the pool's queue and Temporal)."""
     url = await asyncio.to_thread(engine_url) if executor in ("auto", "docker") else None
     if executor == "auto":
         executor = "docker" if url is not None else "process"
@@ -51,6 +53,7 @@ async def start_driver(job_id: str, target: str, path: list[str], server: str,
         [*path, *filter(None, [os.environ.get("PYTHONPATH")])]))
     if url is not None:  # the engine that answered, not another one lev run finds
         env["DOCKER_HOST"] = url
+    env.update(extra or {})
     # lev run's options before TARGET: after it, a parameter named like one would take it.
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "levrt", "run", "--job", job_id, "--executor", executor,

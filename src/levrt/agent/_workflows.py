@@ -60,3 +60,23 @@ class RunJob:
                 "agent.end_job", args=[job_id, "failed", f"no agent finished it: {reason}"],
                 task_queue=queue, start_to_close_timeout=timedelta(minutes=1))
             raise
+
+
+# The name the temporal executor starts it by (levrt.executors.temporal.RUN_WORKFLOW).
+RUN = "levrt.run"
+
+
+@workflow.defn(name=RUN)
+class RunSpecOnAgent:
+    """Run one spec of a job on an agent polling this workflow's queue (``agent.run_cr``):
+    its exit code and error. An agent lost mid-run loses it to another agent of the queue,
+    which runs it again from the start."""
+
+    @workflow.run
+    async def run(self, spec: dict[str, Any], coll: str | None) -> Any:
+        return await workflow.execute_activity(
+            "agent.run_cr", args=[spec, coll], task_queue=workflow.info().task_queue,
+            start_to_close_timeout=timedelta(days=30), heartbeat_timeout=HEARTBEAT_TIMEOUT,
+            retry_policy=RetryPolicy(maximum_attempts=JOB_ATTEMPTS,
+                                     non_retryable_error_types=["JobRefused"]),
+            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED)

@@ -42,6 +42,14 @@ class AgentClient(Client):
         answer: dict[str, Any] = self._json("POST", f"/api/agent/jobs/{_segment(job_id)}/claim")
         return answer
 
+    def run_token(self, job_id: str) -> str:
+        """The token of a running job whose runs are spread over this device's pool, to
+        record one of them (ApiError 403 for a job not sent to its pools, 409 for one that
+        is not running)."""
+        answer: dict[str, Any] = self._json("POST",
+                                            f"/api/agent/jobs/{_segment(job_id)}/run-token")
+        return str(answer["token"])
+
     def job_wheel(self, job_id: str, filename: str) -> bytes:
         """The bytes of one of the wheels :meth:`claim_job` named."""
         return self.request(

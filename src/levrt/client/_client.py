@@ -170,13 +170,16 @@ class Client:
 
     def submit_task(self, target: str, params: dict[str, Any] | None = None, *,
                     name: str | None = None, version: str | None = None,
-                    device: str | None = None, pool: str | None = None) -> dict[str, Any]:
+                    device: str | None = None, pool: str | None = None,
+                    spread: bool = False) -> dict[str, Any]:
         """Launch ``target`` (a published tool mode or workflow) with ``params``, on the
         server's runner or on one of the caller's devices (``device``) or pools (``pool``);
         answers ``{"id", "status"}``. ApiError 422 names each parameter (``params.NAME``)
-        or field that the server refused; 503 when the server cannot reach Temporal."""
+        or field that the server refused; 503 when the server cannot reach Temporal.
+        ``spread`` (with ``pool``) spreads the job's runs over the pool's agents too."""
         body = {"target": target, "params": params or {},
-                **_present(name=name, version=version, device=device, pool=pool)}
+                **_present(name=name, version=version, device=device, pool=pool),
+                **({"spread": True} if spread else {})}
         answer: dict[str, Any] = self._json("POST", "/api/tasks", json=body)
         return answer
 

@@ -171,9 +171,9 @@ class JobStore:
             "status": status, "exit_code": exit_code, "error": error, "coll": coll,
             "data": to_json(dict(data)) if data else None})
 
-    def discard_run(self, job_id: str, run_id: int) -> None:
+    def discard_run(self, job_id: str, run_id: int, *, keep_run: bool = False) -> None:
         self._check(job_id)
-        self._call("DELETE", f"/runs/{run_id}")
+        self._call("DELETE", f"/runs/{run_id}", params={"keep_run": keep_run})
 
     def list_runs(self, job_id: str) -> list[dict[str, Any]]:
         self._check(job_id)

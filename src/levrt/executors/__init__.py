@@ -63,4 +63,8 @@ def create_named(name: str, settings: Settings | None = None, url: str | None = 
         from .docker import DockerExecutor
 
         return DockerExecutor(url, settings)
+    if name == "temporal":
+        from .temporal import TemporalExecutor
+
+        return TemporalExecutor.from_env()
     raise ExecutorError(f"unknown executor {name!r}; choose one of: {', '.join(EXECUTORS)}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import abc
 import ast
 import asyncio
+import base64
 import hashlib
 import json
 import time
@@ -57,6 +58,21 @@ class RunSpec:
         blob = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(blob.encode()).hexdigest()
 
+    def to_json(self) -> dict[str, Any]:
+        """The whole spec as JSON data (files in base64), for an executor on another machine;
+        :meth:`from_json` reads it back."""
+        return {**{name: getattr(self, name) for name in _PLAIN_FIELDS},
+                "files": {path: base64.b64encode(content).decode()
+                          for path, content in self.files.items()},
+                "services": {name: spec.to_json() for name, spec in self.services.items()}}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunSpec:
+        return cls(**{name: data[name] for name in _PLAIN_FIELDS},
+                   files={path: base64.b64decode(text) for path, text in data["files"].items()},
+                   services={name: cls.from_json(spec)
+                             for name, spec in data["services"].items()})
+
     def summary(self) -> dict[str, Any]:
         """What the store records about the spec (no file contents, no payload source)."""
         return {
@@ -89,6 +105,10 @@ def _strip_file(value: Any) -> Any:
     if isinstance(value, list):
         return [_strip_file(item) for item in value]
     return value
+
+
+_PLAIN_FIELDS = ("job_id", "run_id", "name", "image", "host_network", "payload", "cmd", "env",
+                 "links", "ports", "schema")
 
 
 # How much of a run's main argument its summary keeps, in characters.

@@ -282,6 +282,13 @@ class Claimed(BaseModel):
                                 "hub packages it requires, the package's first")
     token: str = Field(description="the job's own token, for lev run --job: valid for this "
                        "job only, until it ends")
+    runs_queue: str | None = Field(description="for a job whose runs are spread over a "
+                                   "pool: the pool's Temporal task queue, where its driver "
+                                   "sends them (the temporal executor); else null")
+
+
+class RunToken(BaseModel):
+    token: str
 
 
 class JobEnd(Body):
@@ -325,8 +332,26 @@ def claim_job(job_id: str, request: Request, device: CurrentDevice,
         raise HTTPException(409, f"job {job_id!r} has ended ({job['status']})")
     if job["status"] == "running":
         store.requeue_job(job_id, f"its agent was lost; device {device['name']!r} took the job")
+    where = dispatch.Placement.parse(job["placement"])
     return {"id": job_id, "target": job["target"], "wheels": _wheels(store, job),
-            "token": make_job_token(server_secret(request.app.state), job_id)}
+            "token": make_job_token(server_secret(request.app.state), job_id),
+            "runs_queue": where.queue(device["owner"]) if where and where.kind == "spread"
+            else None}
+
+
+@agent_router.post("/jobs/{job_id}/run-token", response_model=RunToken,
+                   responses=errors(401, 403, 409))
+def run_token(job_id: str, request: Request, device: CurrentDevice,
+              store: StoreDep) -> dict[str, Any]:
+    """The token of a running job whose runs are spread over this device's pool, for the
+    agent that runs one of them to record it (403 for another job, 409 for one that is not
+    running or not spread)."""
+    job = _placed_job(store, device, job_id)
+    where = dispatch.Placement.parse(job["placement"])
+    if job["status"] != "running" or where is None or where.kind != "spread":
+        raise HTTPException(409, f"job {job_id!r} is not a running job whose runs are spread "
+                            f"over a pool ({job['status']}, {job['placement']})")
+    return {"token": make_job_token(server_secret(request.app.state), job_id)}
 
 
 @agent_router.get("/jobs/{job_id}/wheels/{filename}", responses=errors(401, 403, 404))

@@ -50,9 +50,10 @@ class PlacementError(ValueError):
 
 @dataclass(frozen=True)
 class Placement:
-    """Where a task runs: one of its owner's devices, or any device of one of its pools."""
+    """Where a task runs: one of its owner's devices, or any device of one of its pools;
+    ``spread``, a pool whose agents also share the job's runs (the temporal executor)."""
 
-    kind: Literal["device", "pool"]
+    kind: Literal["device", "pool", "spread"]
     name: str
 
     def __str__(self) -> str:
@@ -64,7 +65,7 @@ class Placement:
         if not text:
             return None
         kind, _, name = text.partition(":")
-        if kind not in ("device", "pool") or not name:
+        if kind not in ("device", "pool", "spread") or not name:
             raise ValueError(f"not a placement: {text!r}")
         return cls(kind, name)  # type: ignore[arg-type]
 
@@ -80,12 +81,15 @@ class Placement:
         return self.name in device["pools"]
 
 
-def placement(store: Store, owner: str, device: str | None,
-              pool: str | None) -> Placement | None:
+def placement(store: Store, owner: str, device: str | None, pool: str | None,
+              spread: bool = False) -> Placement | None:
     """The placement a task asks for (None: the server's runner), checked against
-    ``owner``'s devices. Raises :class:`PlacementError` naming the field."""
+    ``owner``'s devices; ``spread`` spreads the job's runs over the pool's agents. Raises
+    :class:`PlacementError` naming the field."""
     if device and pool:
         raise PlacementError("pool", "give a device or a pool, not both")
+    if spread and not pool:
+        raise PlacementError("spread", "runs spread over a pool's agents: give the pool")
     if not device and not pool:
         return None
     devices = store.list_devices(owner)
@@ -97,7 +101,7 @@ def placement(store: Store, owner: str, device: str | None,
     if not any(pool in found["pools"] for found in devices):
         raise PlacementError("pool", f"none of your devices is in a pool {pool!r} (lev device "
                              "add NAME --pool POOL)")
-    return Placement("pool", pool)
+    return Placement("spread" if spread else "pool", pool)
 
 
 class Dispatcher:

@@ -186,10 +186,12 @@ async def create_run(job_id: JobDriver, body: RunRequest, store: StoreDep) -> Re
 
 
 @router.delete("/runs/{run_id}", status_code=204)
-async def discard_run(job_id: JobDriver, run_id: int, store: StoreDep) -> Response:
+async def discard_run(job_id: JobDriver, run_id: int, store: StoreDep,
+                      keep_run: bool = False) -> Response:
     """Forget a run of an earlier attempt of the job, with its documents and log, to run it
-    again under its number."""
-    await run_in_threadpool(store.discard_run, job_id, run_id)
+    again under its number (``keep_run``: its record stays, for the same run started again
+    on another agent)."""
+    await run_in_threadpool(lambda: store.discard_run(job_id, run_id, keep_run=keep_run))
     return Response(status_code=204)
 
 

@@ -59,6 +59,9 @@ class TaskRequest(Body):
         "run it on this device of yours (default: the server's own runner)"))
     pool: str | None = Field(None, min_length=1, max_length=64, description=(
         "run it on whichever device of this pool of yours takes it first"))
+    spread: bool = Field(False, description=(
+        "with pool: also spread the job's runs over the pool's agents, each run on the "
+        "first with a free slot"))
 
     @field_validator("target")
     @classmethod
@@ -132,7 +135,7 @@ async def submit(body: TaskRequest, request: Request, store: StoreDep,
     name = body.name or target.rpartition(":")[2]
     try:
         where = await run_in_threadpool(dispatch.placement, store, user["name"], body.device,
-                                        body.pool)
+                                        body.pool, body.spread)
     except dispatch.PlacementError as exc:
         raise _invalid({(exc.field,): str(exc)}) from None
     try:

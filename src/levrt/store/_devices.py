@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, Row, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from levrt.store._base import EnrolmentError
 from levrt.store._common import now, user_id_of, utc
-from levrt.store._hub import HubConflictError, HubError
+from levrt.store._hub import HubConflictError
 from levrt.store.models import Device, User
 
 # Device and pool names become parts of Temporal task queue names and of URLs.
@@ -31,11 +32,6 @@ MAX_POOLS = 32
 
 _devices = Device.__table__
 _users = User.__table__
-
-
-class EnrolmentError(HubError):
-    """An enrolment code that cannot be traded: unknown, used or expired. The message says
-    what to do."""
 
 
 def check_device_name(name: str, what: str = "device name") -> str:

@@ -23,6 +23,7 @@ from packaging.version import InvalidVersion, Version
 from sqlalchemy import Connection, Row, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from levrt.store._base import HubConflictError, HubPermissionError, TokenRevokedError
 from levrt.store._common import insert_file, now, user_id_of, utc
 from levrt.store.models import (
     File,
@@ -57,22 +58,6 @@ _versions = PackageVersion.__table__
 _version_files = VersionFile.__table__
 _files = File.__table__
 _file_owners = FileOwner.__table__
-
-
-class HubError(Exception):
-    """The hub refuses a request; the message says why and what to do instead."""
-
-
-class HubPermissionError(HubError):
-    """The user may not do this (a namespace that is not theirs)."""
-
-
-class HubConflictError(HubError):
-    """It exists already: a user, a package name, a version."""
-
-
-class TokenRevokedError(HubError):
-    """An API token that was revoked."""
 
 
 # -- names and secrets ---------------------------------------------------------------------

@@ -34,6 +34,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql import ColumnElement
 
 from levrt.shim.entry import decode
+from levrt.store._base import ScheduleError
 from levrt.store._common import now, user_id_of, utc
 from levrt.store._hub import HubConflictError
 from levrt.store.models import Delivery, Hook, Job, Schedule, ScheduleFire, User
@@ -59,12 +60,6 @@ HOOK_SECRET_PREFIX = "levw_"
 _PREVIOUS_LOOKBACK = 200
 
 
-class ScheduleError(ValueError):
-    """A schedule's field that cannot be used: ``field`` names it, the message says why."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
 
 
 def check_zone(name: str) -> ZoneInfo:
@@ -329,8 +324,9 @@ class SchedulesMixin:
     def previous_documents(self, job_id: str) -> dict[str, Any] | None:
         """The documents of the previous successful job before ``job_id``: of the same
         schedule when a schedule fired it, else of the same owner, target (for a job without
-        one, of ``levrt.run`` in a script: the same name), package and parameters. ``{"job_id", "finished_at", "documents"}`` (as :meth:`list_documents`),
-        or None when there is none."""
+        one, of ``levrt.run`` in a script: the same name), package and parameters.
+        ``{"job_id", "finished_at", "documents"}`` (as :meth:`list_documents`), or None when
+        there is none."""
         with self._read() as conn:
             job = conn.execute(select(_jobs).where(_jobs.c.id == job_id)).first()
             if job is None:

@@ -44,6 +44,7 @@ from levrt._driver import driver_gone
 from levrt._status import FINAL_STATUSES, UNFINISHED_STATUSES
 from levrt._text import clean_data, clean_text
 from levrt.shim.entry import decode, encode
+from levrt.store._base import JobStateError, StoreError, StoreWriteError, default_home, default_url
 from levrt.store._common import insert_file
 from levrt.store._common import now as _now
 from levrt.store._common import utc as _utc
@@ -110,40 +111,6 @@ _FINISH_RUN = (
     .values(status=bindparam("b_status"), exit_code=bindparam("b_exit_code"),
             error=bindparam("b_error"), finished_at=bindparam("b_finished_at"))
 )
-
-
-class StoreError(Exception):
-    """The database cannot be used as a levrt store (bad URL, unknown schema, ...), or
-    refuses an operation."""
-
-
-class StoreWriteError(StoreError):
-    """The database refused a write (disk full, read-only, locked too long): whatever was
-    being recorded is not stored. The message names the cause and where the store is."""
-
-
-class JobStateError(StoreError, ValueError):
-    """A job is not in the state the operation needs: starting one that is not queued."""
-
-
-def default_home() -> Path:
-    """Directory for levrt's data: ``$LEV_HOME``, else ``$XDG_DATA_HOME/levrt``."""
-    home = os.environ.get("LEV_HOME")
-    if home:
-        return Path(home)
-    xdg = os.environ.get("XDG_DATA_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".local" / "share"
-    return base / "levrt"
-
-
-def default_url() -> str:
-    """``$LEV_DB_URL``, else a SQLite file in :func:`default_home` (created if missing)."""
-    url = os.environ.get("LEV_DB_URL")
-    if url:
-        return url
-    home = default_home()
-    home.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{home / 'levrt.db'}"
 
 
 def _check_status(status: str, allowed: tuple[str, ...], what: str) -> None:
@@ -819,11 +786,14 @@ class Store(HubMixin, DevicesMixin, SchedulesMixin):
 
         self._ending(write)
 
-    def discard_run(self, job_id: str, run_id: int) -> None:
+    def discard_run(self, job_id: str, run_id: int, *, keep_run: bool = False) -> None:
         """Forget run ``run_id`` of a job with its documents and log: a later attempt of the
-        job runs it again under the same number (see :meth:`requeue_job`)."""
+        job runs it again under the same number (see :meth:`requeue_job`). ``keep_run``
+        keeps its record, for a run started again as it is (another agent took it)."""
+        tables = (_fields, _documents, _logs) if keep_run else (_fields, _documents, _logs,
+                                                                  _runs)
         with self._write() as conn:
-            for table in (_fields, _documents, _logs, _runs):
+            for table in tables:
                 conn.execute(delete(table).where(table.c.job_id == job_id,
                                                  table.c.run_id == run_id))
 
