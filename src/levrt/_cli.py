@@ -58,6 +58,7 @@ from ._cli_base import (
     CliError,
     json_params,
     prefixed,
+    print_listing,
     status_text,
 )
 from ._cli_hub import open_store
@@ -774,22 +775,14 @@ def _run_job(args: argparse.Namespace, func: Callable[..., Any], values: dict[st
 def _cmd_jobs(args: argparse.Namespace, extras: list[str]) -> int:
     with open_store() as store:
         jobs = store.list_jobs(limit=args.limit, status=args.status)
-    if args.json:
-        print(json.dumps(to_json(jobs), indent=2, ensure_ascii=False))
-        return EXIT_OK
-    console = Console()
-    if not jobs:
-        console.print(Text("no jobs", style="dim"))
-        return EXIT_OK
-    table = Table()
-    for column in ("id", "name", "status", "progress", "started", "time"):
-        table.add_column(column, justify="right" if column in ("progress", "time") else "left")
-    for job in jobs:
-        table.add_row(job["id"], Text(job["name"]), status_text(job["status"]),
-                      f"{int(job['progress'] * 100)}%", _when(job["created_at"]),
-                      _seconds(_elapsed(job["created_at"], job["finished_at"])))
-    console.print(table)
-    return EXIT_OK
+    # JSON of the jobs as the API gives them; the table reads the store's own values.
+    return print_listing(
+        to_json(jobs) if args.json else jobs, as_json=args.json, what="jobs",
+        columns=("id", "name", "status", "progress", "started", "time"),
+        right=("progress", "time"),
+        row=lambda job: (job["id"], Text(job["name"]), status_text(job["status"]),
+                         f"{int(job['progress'] * 100)}%", _when(job["created_at"]),
+                         _seconds(_elapsed(job["created_at"], job["finished_at"]))))
 
 
 def _cmd_show(args: argparse.Namespace, extras: list[str]) -> int:

@@ -5,8 +5,11 @@ import it, it imports none of them."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from rich.console import Console
+from rich.table import Table
 from rich.text import Text
 
 from ._text import visible
@@ -61,3 +64,24 @@ def prefixed(run_id: int | None, lines: list[str], *, terminal: bool) -> list[st
     # A log entry may hold several lines (a job's error with its run's log tail).
     return [f"{prefix} {part}" for line in lines
             for part in (visible(line) if terminal else line).splitlines() or [""]]
+
+
+def print_listing(items: list[dict[str, Any]], *, as_json: bool, what: str,
+                  columns: Sequence[str], row: Callable[[dict[str, Any]], Sequence[Any]],
+                  right: Sequence[str] = ()) -> int:
+    """Print ``items`` as JSON (``as_json``) or as a table of ``columns`` (those in ``right``
+    right-aligned) with one ``row(item)`` each, or ``no WHAT`` when there are none; EXIT_OK."""
+    if as_json:
+        print(json.dumps(items, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    console = Console()
+    if not items:
+        console.print(Text(f"no {what}", style="dim"))
+        return EXIT_OK
+    table = Table()
+    for column in columns:
+        table.add_column(column, justify="right" if column in right else "left")
+    for item in items:
+        table.add_row(*row(item))
+    console.print(table)
+    return EXIT_OK

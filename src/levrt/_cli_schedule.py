@@ -4,14 +4,11 @@ expression or an interval (docs/schedules.md), through :mod:`levrt.client`."""
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
-from ._cli_base import EXIT_OK, CliError
+from ._cli_base import EXIT_OK, CliError, print_listing
 from ._cli_hub import hub_client
 from ._cli_tasks import _params
 from .client import ApiError
@@ -37,22 +34,13 @@ def _cmd_add(args: argparse.Namespace, extras: list[str]) -> int:
 def _cmd_list(args: argparse.Namespace, extras: list[str]) -> int:
     with hub_client(args.server) as client:
         schedules = client.list_schedules()
-    if args.json:
-        print(json.dumps(schedules, indent=2, ensure_ascii=False))
-        return EXIT_OK
-    console = Console()
-    if not schedules:
-        console.print(Text("no schedules", style="dim"))
-        return EXIT_OK
-    table = Table()
-    for column in ("name", "target", "when", "next (UTC)", "state"):
-        table.add_column(column)
-    for schedule in schedules:
-        table.add_row(schedule["name"], Text(schedule["target"]), Text(_when(schedule)),
-                      "" if schedule["paused"] else schedule["next_fire"][:16].replace("T", " "),
-                      "paused" if schedule["paused"] else "active")
-    console.print(table)
-    return EXIT_OK
+    return print_listing(
+        schedules, as_json=args.json, what="schedules",
+        columns=("name", "target", "when", "next (UTC)", "state"),
+        row=lambda schedule: (
+            schedule["name"], Text(schedule["target"]), Text(_when(schedule)),
+            "" if schedule["paused"] else schedule["next_fire"][:16].replace("T", " "),
+            "paused" if schedule["paused"] else "active"))
 
 
 def _one(action: str) -> Any:

@@ -9,11 +9,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
-from ._cli_base import EXIT_FAILED, EXIT_OK, CliError, json_params, prefixed, status_text
+from ._cli_base import (
+    EXIT_FAILED,
+    EXIT_OK,
+    CliError,
+    json_params,
+    prefixed,
+    print_listing,
+    status_text,
+)
 from ._cli_hub import hub_client
 from ._status import JOB_STATUSES
 from .client import Client
@@ -78,22 +84,12 @@ def _cmd_submit(args: argparse.Namespace, extras: list[str]) -> int:
 def _cmd_list(args: argparse.Namespace, extras: list[str]) -> int:
     with hub_client(args.server) as client:
         tasks = client.list_tasks(status=args.status, q=args.search or None, limit=args.limit)
-    if args.json:
-        print(json.dumps(tasks, indent=2, ensure_ascii=False))
-        return EXIT_OK
-    console = Console()
-    if not tasks:
-        console.print(Text("no tasks", style="dim"))
-        return EXIT_OK
-    table = Table()
-    for column in ("id", "name", "status", "progress", "owner", "created"):
-        table.add_column(column, justify="right" if column == "progress" else "left")
-    for task in tasks:
-        table.add_row(task["id"], Text(task["name"]), status_text(task["status"]),
-                      f"{int(task['progress'] * 100)}%", task["owner"] or "",
-                      (task["created"] or "")[:19].replace("T", " "))
-    console.print(table)
-    return EXIT_OK
+    return print_listing(
+        tasks, as_json=args.json, what="tasks",
+        columns=("id", "name", "status", "progress", "owner", "created"), right=("progress",),
+        row=lambda task: (task["id"], Text(task["name"]), status_text(task["status"]),
+                          f"{int(task['progress'] * 100)}%", task["owner"] or "",
+                          (task["created"] or "")[:19].replace("T", " ")))
 
 
 def _cmd_show(args: argparse.Namespace, extras: list[str]) -> int:
