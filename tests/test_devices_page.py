@@ -52,17 +52,20 @@ def enrolled(store, name, facts, running=1, slots=4):
 
 
 def jobs_on_hosts(store):
-    """alice's jobs: one driven by this process (this host), one driven on scanner-host,
-    one queued, one finished here; bob's, driven here."""
-    here, there, queued, old = (store.create_job(name, owner="alice", queued=True)
-                                for name in ("here", "there", "queued", "old"))
+    """alice's jobs: one driven by this process (this host), one sent to pool lab and driven
+    on scanner-host, one queued, one finished here, one sent to device box and waiting for
+    it; bob's, driven here."""
+    here, queued, old = (store.create_job(name, owner="alice", queued=True)
+                         for name in ("here", "queued", "old"))
+    there = store.create_job("there", owner="alice", queued=True, placement="pool:lab")
+    sent = store.create_job("sent", owner="alice", queued=True, placement="device:box")
     store.start_job(here, executor="process", driver=driver_id())
     store.start_job(there, executor="docker", driver="scanner-host:4242:1")
     store.start_job(old, executor="process", driver=f"{HOST}:1:1")
     store.finish_job(old, "done")
     bobs = store.create_job("bobs", owner="bob", queued=True)
     store.start_job(bobs, executor="process", driver=driver_id())
-    return {"here": here, "there": there, "queued": queued, "old": old}
+    return {"here": here, "there": there, "queued": queued, "old": old, "sent": sent}
 
 
 def test_the_task_list_filters_by_device(store):
@@ -76,12 +79,14 @@ def test_the_task_list_filters_by_device(store):
             assert answer.status_code == 200, answer.text
             return sorted(task["name"] for task in answer.json())
 
-        # The server's runner: what ran on this host, and what waits for its slots.
+        # The server's runner: what ran on this host, and what waits for its slots (not what
+        # was sent to a device).
         assert names(f"device={HOST}") == ["here", "old", "queued"]
         assert names(f"device={HOST}&status=running") == ["here"]
         assert names(f"device={HOST}&status=queued") == ["queued"]
-        # An agent: what ran on the host it reported.
-        assert names("device=box") == ["there"]
+        # An agent: what was sent to it, and what of its pools ran on the host it reported.
+        assert names("device=box") == ["sent", "there"]
+        assert names("device=box&status=queued") == ["sent"]
         answer = client.get(f"/api/tasks?device={HOST}", headers=token)
         assert answer.headers["x-total-count"] == "3"
         for device, words in (("nope", "no device 'nope'"),

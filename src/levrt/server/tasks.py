@@ -80,13 +80,14 @@ def _runner(request: Request) -> TaskRunner:
 
 def device_filter(store: Store, user: dict[str, Any], device: str) -> dict[str, Any]:
     """The :meth:`~levrt.store.Store.list_jobs` filters of the tasks of ``device``, a name as
-    the devices page lists it: this server's runner (named as its host) has the tasks whose
-    ``lev run`` ran on this host and the queued ones, which wait for its slots; one of the
-    user's agent devices has those whose ``lev run`` ran on the host it reported. LookupError,
-    in words, for any other name or a device that has not reported its host yet."""
+    the devices page lists it: this server's runner (named as its host) has the tasks not
+    sent to a device that ran on this host or wait for its slots; one of the user's agent
+    devices has those sent to it, and those sent to one of its pools whose ``lev run`` ran on
+    the host it reported. LookupError, in words, for any other name or a device that has not
+    reported its host yet."""
     here = socket.gethostname()
     if device == here:
-        return {"driver_host": here, "with_queued": True}
+        return {"driver_host": here}
     found = store.get_device(user["name"], device)
     if found is None:
         raise LookupError(f"no device {device!r}: give this server's runner ({here}) or one "
@@ -94,7 +95,7 @@ def device_filter(store: Store, user: dict[str, Any], device: str) -> dict[str, 
     host = (found["facts"] or {}).get("hostname")
     if not host:
         raise LookupError(f"device {device!r} has not reported its host yet: start its agent")
-    return {"driver_host": host}
+    return {"driver_host": host, "device": device}
 
 
 def _dispatcher(request: Request) -> dispatch.Dispatcher:

@@ -157,7 +157,7 @@ def _job_dict(row: Row[Any]) -> dict[str, Any]:
 
 def _job_filters(status: str | None, owner: str | None, search: str | None,
                  driver_host: str | None = None,
-                 with_queued: bool = False) -> list[ColumnElement[bool]]:
+                 device: str | None = None) -> list[ColumnElement[bool]]:
     """The conditions of list_jobs and count_jobs."""
     found: list[ColumnElement[bool]] = [
         column == value for column, value in ((_jobs.c.status, status), (_jobs.c.owner, owner))
@@ -171,7 +171,11 @@ def _job_filters(status: str | None, owner: str | None, search: str | None,
     if driver_host is not None:
         # A driver id is "host:pid:start" (levrt._driver); a queued job has none yet.
         on_host = _jobs.c.driver.startswith(f"{driver_host}:", autoescape=True)
-        found.append(on_host | (_jobs.c.status == "queued") if with_queued else on_host)
+        if device is None:  # the server's runner: its jobs run here, or waiting for a slot
+            found.append(_jobs.c.placement.is_(None) & (on_host | (_jobs.c.status == "queued")))
+        else:  # an agent: the jobs sent to it, and those of its pools it ran
+            found.append(_jobs.c.placement.is_not(None)
+                         & (on_host | (_jobs.c.placement == f"device:{device}")))
     return found
 
 
@@ -674,16 +678,17 @@ class Store(HubMixin, DevicesMixin, SchedulesMixin):
         oldest_first: bool = False,
         offset: int = 0,
         driver_host: str | None = None,
-        with_queued: bool = False,
+        device: str | None = None,
     ) -> list[dict[str, Any]]:
         """Up to ``limit`` jobs, newest first (or oldest), optionally only those with
         ``status`` and ``owner`` and whose name, target, parameters or result (as JSON
-        text) holds ``search`` (any case); with ``driver_host``, only those whose driver
-        ran on that host (and the queued ones too, ``with_queued``);
-        ``offset`` skips that many first."""
+        text) holds ``search`` (any case); with ``driver_host``, the tasks of a device on
+        that host: the server's runner's (not sent elsewhere: run there, or queued for its
+        slots), or with ``device`` those of that agent device (sent to it, or to one of its
+        pools and run there); ``offset`` skips that many first."""
         created = _jobs.c.created_at if oldest_first else _jobs.c.created_at.desc()
         query = (select(_jobs).where(*_job_filters(status, owner, search, driver_host,
-                                                   with_queued))
+                                                   device))
                  .order_by(created, _jobs.c.id).limit(limit).offset(offset))
         with self._read() as conn:
             jobs = [_job_dict(row) for row in conn.execute(query)]
@@ -692,10 +697,10 @@ class Store(HubMixin, DevicesMixin, SchedulesMixin):
 
     def count_jobs(self, *, status: str | None = None, owner: str | None = None,
                    search: str | None = None, driver_host: str | None = None,
-                   with_queued: bool = False) -> int:
+                   device: str | None = None) -> int:
         """How many jobs :meth:`list_jobs` finds with these filters, without a limit."""
         query = select(func.count()).select_from(_jobs).where(
-            *_job_filters(status, owner, search, driver_host, with_queued))
+            *_job_filters(status, owner, search, driver_host, device))
         with self._read() as conn:
             return int(conn.execute(query).scalar_one())
 
