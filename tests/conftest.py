@@ -20,6 +20,10 @@ def lev_home(tmp_path, monkeypatch):
     # The server's tasks run their tools as processes, whatever engine answers here: the
     # tests' tools name images no engine has. A test of the default sets it back.
     monkeypatch.setenv("LEV_SERVER_EXECUTOR", "process")
+    # A JobStore used in the tests' own process sets its driver's id there, as it does in
+    # lev run: set and deleted through monkeypatch, it goes with the test.
+    monkeypatch.setenv("LEV_DRIVER_ID", "")
+    monkeypatch.delenv("LEV_DRIVER_ID")
     return home
 
 

@@ -30,7 +30,7 @@ except ImportError:  # before FastAPI 0.137.2, included routers' routes were cop
     def iter_route_contexts(routes):
         return routes
 
-from levrt.server import Settings, create_app, devices, sessions, web
+from levrt.server import Settings, create_app, devices, rows, schedules, sessions, web
 from levrt.store import Store
 
 MAX_UPLOAD = 256 * 1024
@@ -639,7 +639,8 @@ def routes_of(router):
 def test_every_route_but_the_public_ones_needs_credentials(store):
     app = create_app(Settings(db_url=store.url), store=store)
     routes = set(routes_of(app))
-    pages = set(routes_of(web.router)) | set(routes_of(devices.pages))
+    pages = set().union(*(routes_of(router) for router in (
+        web.router, devices.pages, rows.pages, schedules.pages)))
     assert PUBLIC <= routes
     with TestClient(app) as client:
         for method, path in sorted(routes - PUBLIC):

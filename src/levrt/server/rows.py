@@ -23,6 +23,7 @@ from levrt.server.web import _not_found, _render, _user, templates
 from levrt.store import Store
 
 router = APIRouter()
+pages = APIRouter(include_in_schema=False)
 
 templates.env.filters["row_cell"] = rows.cell_text
 
@@ -150,7 +151,7 @@ def assets(request: Request, store: StoreDep, user: CurrentReader, coll: Coll = 
 # -- pages ---------------------------------------------------------------------------------
 
 
-@router.get("/tasks/{task_id}/rows", response_class=HTMLResponse, include_in_schema=False)
+@pages.get("/tasks/{task_id}/rows", response_class=HTMLResponse)
 async def rows_part(request: Request, task_id: str) -> Response:
     """The task page's tables of rows alone (its script fetches them)."""
     user = await _user(request)
@@ -164,7 +165,7 @@ async def rows_part(request: Request, task_id: str) -> Response:
     return _render(request, "_rows_tables.html", job=job, tables=found, previous=previous)
 
 
-@router.get("/tasks/{task_id}/diff", response_class=HTMLResponse, include_in_schema=False)
+@pages.get("/tasks/{task_id}/diff", response_class=HTMLResponse)
 async def diff_page(request: Request, task_id: str, with_: Annotated[
         str | None, Query(alias="with", max_length=40)] = None,
         other: Annotated[str | None, Query(max_length=40)] = None) -> Response:
@@ -201,7 +202,7 @@ def _choices(store: Store, job: dict[str, Any]) -> list[dict[str, Any]]:
             if other["id"] != job["id"] and other["target"] == job["target"]][:_CHOICES]
 
 
-@router.get("/assets", response_class=HTMLResponse, include_in_schema=False)
+@pages.get("/assets", response_class=HTMLResponse)
 async def assets_page(request: Request, coll: Annotated[str | None, Query(max_length=1000)] = None,
                       q: Annotated[str | None, Query(max_length=200)] = None) -> Response:
     user = await _user(request)
