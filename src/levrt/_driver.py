@@ -60,3 +60,11 @@ def driver_gone(driver: str | None) -> bool:
         return False
     state, started = stat
     return state == "Z" or (len(parts) == 3 and started != parts[2])
+
+
+def error_line(stderr: bytes, code: int | None) -> str:
+    """The one-line error ``lev run`` printed, without its ``lev: error:`` prefix."""
+    lines = stderr.decode("utf-8", "replace").strip().splitlines()
+    if lines:
+        return lines[-1].removeprefix("lev: error: ")
+    return f"lev run exited with code {code}"

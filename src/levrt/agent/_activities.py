@@ -17,7 +17,8 @@ from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, 
 
 from levrt import executors
 from levrt._cr import run_recorded
-from levrt.agent._driver import error_line, start_driver, stop_driver
+from levrt._driver import error_line
+from levrt.agent._driver import start_driver, stop_driver
 from levrt.agent._enrolment import AgentError
 from levrt.agent._facts import gather_facts
 from levrt.agent._wheels import search_path

@@ -29,14 +29,6 @@ def _die_with_agent() -> None:
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def error_line(stderr: bytes, code: int | None) -> str:
-    """The one-line error ``lev run`` printed, without its ``lev: error:`` prefix."""
-    lines = stderr.decode("utf-8", "replace").strip().splitlines()
-    if lines:
-        return lines[-1].removeprefix("lev: error: ")
-    return f"lev run exited with code {code}"
-
-
 async def start_driver(job_id: str, target: str, path: list[str], server: str,
                        token: str, executor: str = "auto",
                        extra: dict[str, str] | None = None) -> asyncio.subprocess.Process:

@@ -49,7 +49,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from levrt._config import Settings as JobSettings
-from levrt._driver import driver_gone, driver_id
+from levrt._driver import driver_gone, driver_id, error_line
 from levrt._status import UNFINISHED_STATUSES
 from levrt.executors.docker import engine_url
 from levrt.executors.process import _sandboxed_main
@@ -172,14 +172,6 @@ def _driver_home() -> Iterator[str]:
         yield home
     finally:
         shutil.rmtree(home, ignore_errors=True)
-
-
-def _error_line(stderr: bytes, code: int | None) -> str:
-    """The one-line error lev run printed, without its ``lev: error:`` prefix."""
-    lines = stderr.decode("utf-8", "replace").strip().splitlines()
-    if lines:
-        return lines[-1].removeprefix("lev: error: ")
-    return f"lev run exited with code {code}"
 
 
 class TaskRunner:
@@ -443,7 +435,7 @@ class TaskRunner:
         if job is None or job["status"] not in UNFINISHED_STATUSES:
             return
         if job["status"] == "queued":
-            error = _error_line(stderr, code)
+            error = error_line(stderr, code)
         else:
             error = f"lev run ended (exit code {code}) without finishing the job"
         self._store.end_unfinished_job(job_id, status, error=error)
