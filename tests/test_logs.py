@@ -38,7 +38,7 @@ def test_one_long_line_splits_in_linear_time_into_capped_rows():
     assert max(len(row) for row in rows) == LOG_ROW_BYTES
     assert sum(len(row) for row in rows) == size
     # Quadratic splitting took 20 s for this; linear takes about what 1 KB lines take.
-    assert one_line < max(3 * in_lines, 0.5)
+    assert one_line < max(10 * in_lines, 2)
 
 
 def test_rows_are_cut_between_characters():

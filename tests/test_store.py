@@ -544,11 +544,8 @@ def test_store_persists_and_reopens_without_migrating(db_url, monkeypatch):
         raise AssertionError("an up-to-date store must not run Alembic")
 
     monkeypatch.setattr(command, "upgrade", no_upgrade)
-    start = time.perf_counter()
     reopened = Store.open(url)
-    elapsed = time.perf_counter() - start
     try:
-        assert elapsed < 0.5
         assert reopened.get_job(job_id)["params"] == {"k": (1,)}
         assert reopened.list_runs(job_id)[0]["name"] == "n"
         assert reopened.list_documents(job_id)[0]["data"] == {"v": b"x"}
@@ -634,23 +631,6 @@ def test_upgrade_to_0004_moves_document_fields_into_rows_and_back(tmp_path):
         engine.dispose()
 
 
-def test_a_document_write_costs_its_own_size(file_store):
-    data = {f"host{n}": {"ip": f"10.0.{n // 256}.{n % 256}", "open": [22, 80]}
-            for n in range(4000)}
-    file_store.merge_document("c", "job1", 0, data)
-
-    def one_key(run_id: int) -> float:
-        started = time.perf_counter()
-        file_store.merge_document("c", "job1", run_id, {"late": 1})
-        return time.perf_counter() - started
-
-    big = min(one_key(0) for _ in range(5))
-    file_store.merge_document("c", "job1", 1, {"only": 1})
-    small = min(one_key(1) for _ in range(5))
-    # Rewriting the 4,000-key document each time cost about 4000 times a key.
-    assert big < max(small * 3, 0.01), (big, small)
-
-
 def test_downgrade_removes_everything(db_url):
     with Store(db_url) as store, store._engine.connect() as conn:
         with conn.begin():
@@ -734,23 +714,39 @@ def _setter(count: int, one_call: bool):
     return Cr("python", entry=entry())
 
 
-def test_ten_thousand_single_key_ctx_sets_cost_about_one_set_of_them_all(monkeypatch, tmp_path):
+def test_ten_thousand_single_key_ctx_sets_make_one_whole_document(monkeypatch, tmp_path):
     import levrt
 
     monkeypatch.setenv("LEV_HOME", str(tmp_path / "home"))
 
-    async def main(one_call: bool) -> float:
-        started = time.perf_counter()
-        doc = await _setter(10_000, one_call)
-        elapsed = time.perf_counter() - started
-        data = await doc.get()
-        assert len(data) == 10_000 and data["host9999"] == {"ip": "10.0.39.15", "open": [22, 80]}
-        return elapsed
+    async def main() -> dict:
+        doc = await _setter(10_000, False)
+        return await doc.get()
 
-    one = levrt.run(main(True), executor="process", echo=False)
-    many = levrt.run(main(False), executor="process", echo=False)
-    # Rewriting the whole document on each write made this 100 times slower, not 2.
-    assert many < 2 * one + 0.5, (many, one)
+    data = levrt.run(main(), executor="process", echo=False)
+    assert len(data) == 10_000 and data["host9999"] == {"ip": "10.0.39.15", "open": [22, 80]}
+
+
+def test_one_key_merged_into_a_large_document_writes_that_key_alone(store):
+    """The cost of a merge follows what it writes, not the document it lands in: rewriting
+    the whole document on each ctx.set made 10,000 single-key sets 100 times slower."""
+    from sqlalchemy import event
+
+    store.merge_document("hosts", "job1", 0, {f"host{n}": {"ip": "10.0.0.1", "open": [22]}
+                                               for n in range(10_000)})
+    sent: list[int] = []
+
+    def seen(conn, cursor, statement, parameters, *args):
+        sent.append(len(statement) + len(repr(parameters)))
+
+    event.listen(store._engine, "before_cursor_execute", seen)
+    try:
+        store.merge_document("hosts", "job1", 0, {"host5": {"ip": "10.0.0.9", "open": []}})
+    finally:
+        event.remove(store._engine, "before_cursor_execute", seen)
+    assert sum(sent) < 4_000, sent
+    [doc] = store.find_documents()
+    assert len(doc["data"]) == 10_000 and doc["data"]["host5"] == {"ip": "10.0.0.9", "open": []}
 
 
 @pytest.fixture
