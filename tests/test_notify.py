@@ -131,9 +131,20 @@ def test_a_webhook_is_signed_and_retried_after_a_500(store, tokens, noop):
         assert [h["id"] for h in listed] == [hook["id"]]
         assert "secret" not in listed[0] and "s3cr3t" not in json.dumps(listed)
         assert "s3cr3t" not in client.get(f"/api/tasks/{task}", headers=alice).text
+        # The task's own route and page show its hook and its delivery log.
+        mine = client.get(f"/api/tasks/{task}/hooks", headers=alice).json()
+        assert [h["id"] for h in mine["hooks"]] == [hook["id"]]
+        assert [d["status"] for d in mine["deliveries"]] == ["delivered"]
+        login = client.get("/login").text
+        client.post("/login", data={"user": "alice", "password": PASSWORD, "csrf_token": (
+            login.split('name="csrf_token" value="', 1)[1].split('"', 1)[0])})
+        page = client.get(f"/tasks/{task}").text
+        section = page[page.index('id="notifications"'):]
+        assert "delivered" in section and "500" in section and "s3cr3t" not in page
         # bob sees none of it and may not hook alice's task.
         bob = tokens["bob"]
         assert client.get("/api/hooks", headers=bob).json() == []
+        assert client.get(f"/api/tasks/{task}/hooks", headers=bob).status_code == 404
         assert client.post(f"/api/tasks/{task}/hooks", headers=bob, json={
             "kind": "webhook", "url": listener.url}).status_code == 404
         assert client.delete(f"/api/hooks/{hook['id']}", headers=bob).status_code == 404

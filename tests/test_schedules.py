@@ -351,6 +351,22 @@ def test_schedule_pages(store, tokens, noop):
         refused = web.post("/schedules/hello/hooks", data={
             "csrf_token": _csrf(page), "kind": "webhook", "events": ["done"], "url": "nope"})
         assert refused.status_code == 400 and "url:" in refused.text
+        # The same form on the task's page, for this task alone.
+        added = web.post(f"/tasks/{task}/hooks", data={
+            "csrf_token": _csrf(page), "kind": "apprise", "events": ["failed"],
+            "url": "mailto://127.0.0.1/private-box"})
+        assert added.status_code == 200 and "Notification added to <strong>this task" in (
+            added.text)
+        assert 'id="hook-secret"' not in added.text
+        assert store.list_hooks("alice", job_id=task)[0]["events"] == ["failed"]
+        page_text = web.get(f"/tasks/{task}").text
+        assert "apprise mailto://127.0.0.1/… on failed" in page_text
+        assert "private-box" not in page_text
+        refused = web.post(f"/tasks/{task}/hooks", data={
+            "csrf_token": _csrf(page), "kind": "pager", "events": ["done"],
+            "url": "http://127.0.0.1/"})
+        assert refused.status_code == 400 and 'id="hook-error"' in refused.text
+        assert len(store.list_hooks("alice", job_id=task)) == 1
         assert web.post("/schedules/hello/remove",
                         data={"csrf_token": _csrf(page)}).status_code == 303
         assert store.get_schedule("alice", "hello") is None

@@ -223,6 +223,16 @@ def add_task_hook(task_id: str, body: HookRequest, store: StoreDep,
     return _add_hook(store, user, body, job_id=find_job(store, user, task_id)["id"])
 
 
+@hooks_router.get("/api/tasks/{task_id}/hooks", responses=errors(404))
+def task_hooks(task_id: str, store: StoreDep, user: CurrentReader) -> dict[str, Any]:
+    """The task's own ``hooks`` (URLs redacted) and the ``deliveries`` about its job, by
+    its hooks or its schedule's, newest first (each with its attempts)."""
+    job = find_job(store, user, task_id)
+    owner = job["owner"] or user["name"]
+    return {"hooks": store.list_hooks(owner, job_id=job["id"]),
+            "deliveries": store.list_deliveries(owner, job_id=job["id"])}
+
+
 @hooks_router.get("/api/hooks")
 def list_hooks(store: StoreDep, user: CurrentReader) -> list[dict[str, Any]]:
     """The caller's hooks, URLs redacted, secrets never shown."""
@@ -349,14 +359,37 @@ async def _page_hook(request: Request, user: dict[str, Any], store: Store, name:
     if schedule is None:
         return await _page(request, 404, error=f"you have no schedule {name!r}")
     try:
-        hook, secret = await run_in_threadpool(
-            lambda: store.add_hook(user["name"], kind=str(form.get("kind") or ""),
-                                   url=str(form.get("url") or "").strip(),
-                                   events=[str(event) for event in form.getlist("events")],
-                                   schedule_id=schedule["id"]))
+        added = await _form_hook(store, user, form, schedule_id=schedule["id"])
     except ScheduleError as exc:
         return await _page(request, 400, error=f"{exc.field}: {exc}")
-    return await _page(request, added_hook={**hook, "secret": secret, "schedule": name})
+    return await _page(request, added_hook={**added, "to": name})
+
+
+async def _form_hook(store: Store, user: dict[str, Any], form: Any,
+                     **of: Any) -> dict[str, Any]:
+    """The hook a page's form adds, with its secret (shown this once)."""
+    hook, secret = await run_in_threadpool(
+        lambda: store.add_hook(user["name"], kind=str(form.get("kind") or ""),
+                               url=str(form.get("url") or "").strip(),
+                               events=[str(event) for event in form.getlist("events")],
+                               **of))
+    return {**hook, "secret": secret}
+
+
+@pages.post("/tasks/{task_id}/hooks", response_class=HTMLResponse)
+async def task_hook(request: Request, task_id: str) -> Response:
+    """Add a notification to a task from its page."""
+    user = await web._user(request)
+    form = await sessions.check_csrf(request)
+    job = await web._users_job(request, user, task_id)
+    if job is None:
+        return web._not_found(request, user, f"no task {task_id!r}")
+    try:
+        added = await _form_hook(request.app.state.store, user, form, job_id=job["id"])
+    except ScheduleError as exc:
+        return await web.render_task(request, task_id, 400,
+                                     hook_error=f"{exc.field}: {exc}")
+    return await web.render_task(request, task_id, added_hook={**added, "to": "this task"})
 
 
 def register(app: Any, runner: TaskRunner, store: Store) -> Scheduler:

@@ -37,6 +37,7 @@ from levrt.server.throttle import LoginThrottled
 from levrt.server.timeline import timeline_svg
 from levrt.server.upload import OwnFiles, UploadRefused, keep_file
 from levrt.store import Store
+from levrt.store._schedules import HOOK_EVENTS
 
 router = APIRouter(include_in_schema=False)
 
@@ -455,6 +456,10 @@ def _task(request: Request, user: dict[str, Any], task_id: str) -> dict[str, Any
             "failure": _failure(store, job, runs), "run_names": _run_names(runs),
             "finished_runs": sum(run["status"] in FINAL_STATUSES for run in runs),
             "timeline": timeline_svg(runs),
+            "hooks": store.list_hooks(job["owner"], job_id=job["id"]) if job["owner"] else [],
+            "deliveries": (store.list_deliveries(job["owner"], job_id=job["id"])
+                           if job["owner"] else []),
+            "events": HOOK_EVENTS,
             "log": store.get_logs(job["id"], limit=_PAGE_LOG_LINES)}
 
 
@@ -473,6 +478,12 @@ async def _users_job(request: Request, user: dict[str, Any],
 
 @router.get("/tasks/{task_id}", response_class=HTMLResponse)
 async def task_page(request: Request, task_id: str) -> Response:
+    return await render_task(request, task_id)
+
+
+async def render_task(request: Request, task_id: str, status_code: int = 200,
+                      **context: Any) -> Response:
+    """The task's page; ``context`` adds to it (a hook just added, an error)."""
     user = await _user(request)
     try:
         found = await run_in_threadpool(_task, request, user, task_id)
@@ -480,10 +491,10 @@ async def task_page(request: Request, task_id: str) -> Response:
         return _not_found(request, user, f"no task {task_id!r}")
     job = found["job"]
     after = found["log"][-1]["seq"] if found["log"] else 0
-    return _render(request, "task.html", user=user, task_id=task_id, after=after,
-                   final=job["status"] in FINAL_STATUSES,
+    return _render(request, "task.html", status_code, user=user, task_id=task_id,
+                   after=after, final=job["status"] in FINAL_STATUSES,
                    error_pattern=labels.ERROR_LINE.pattern,
-                   note_pattern=labels.NOTE_LINE.pattern, **found)
+                   note_pattern=labels.NOTE_LINE.pattern, **found, **context)
 
 
 @router.get("/tasks/{task_id}/runs", response_class=HTMLResponse)

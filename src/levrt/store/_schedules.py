@@ -500,8 +500,9 @@ class SchedulesMixin:
 
     def list_deliveries(self, owner: str, *, schedule_id: int | None = None,
                         job_id: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
-        """The latest deliveries of ``owner``'s hooks (of one schedule or task when given),
-        newest first."""
+        """The latest deliveries of ``owner``'s hooks, newest first: of one schedule's hooks
+        when ``schedule_id`` is given, about one job (by its own hooks or its schedule's)
+        when ``job_id`` is."""
         query = (select(_deliveries).join(_hooks, _hooks.c.id == _deliveries.c.hook_id)
                  .join(_users, _users.c.id == _hooks.c.owner_id)
                  .where(_users.c.name == owner)
@@ -509,6 +510,6 @@ class SchedulesMixin:
         if schedule_id is not None:
             query = query.where(_hooks.c.schedule_id == schedule_id)
         if job_id is not None:
-            query = query.where(_hooks.c.job_id == job_id)
+            query = query.where(_deliveries.c.job_id == job_id)
         with self._read() as conn:
             return [_delivery_dict(row) for row in conn.execute(query)]
