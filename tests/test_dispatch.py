@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import datetime, timedelta, timezone
 
 import helpers_netns
 import httpx
@@ -292,13 +293,36 @@ def test_a_task_runs_on_the_device_it_was_sent_to(cluster, tmp_path, capsys):
             "where": "device:box"})
         assert answer.status_code == 303, answer.text
         job_id = answer.headers["location"].rpartition("/")[2]
-    task = _ended(server, job_id)
+        task = _ended(server, job_id)
+        assert task["job"]["status"] == "done" and task["job"]["placement"] == "device:box"
+        # "Run again" runs it where it ran.
+        page = browser.get(f"/tasks/{job_id}")
+        again = browser.post(f"/tasks/{job_id}/rerun", data={"csrf_token": csrf_of(page)})
+        assert again.status_code == 303, again.text
+        rerun = again.headers["location"].rpartition("/")[2]
+    task = _ended(server, rerun)
     assert task["job"]["status"] == "done" and task["job"]["placement"] == "device:box"
+    # A schedule's tasks run where it places them.
+    answer = server.api("POST", "/api/schedules", json={
+        "name": "far", "target": HELLO, "params": {"word": "scheduled"}, "interval": 60,
+        "pool": "lab"})
+    assert answer.status_code == 201 and answer.json()["placement"] == "pool:lab", answer.text
+    made = answer.json()
+    with Store(f"sqlite:///{tmp_path / 'server' / 'levrt.db'}") as store:
+        # The same, made 65 s ago: its first slot is due now rather than in a minute.
+        store.add_schedule("alice", "due", target=made["target"], params=made["params"],
+                           package=made["package"], placement=made["placement"], interval=60,
+                           at=datetime.now(timezone.utc) - timedelta(seconds=65))
+        fired = wait_for(lambda: [f for f in store.list_fires(
+            store.get_schedule("alice", "due")["id"]) if f["job_id"]], 30, "the schedule fired")
+    task = _ended(server, fired[0]["job_id"])
+    assert task["job"]["status"] == "done" and task["job"]["placement"] == "pool:lab", task
     # The agent unpacked the wheel once, under its own LEV_HOME.
     assert len(list((tmp_path / "box" / "wheels").iterdir())) == 1
 
 
-def test_cancel_reaches_the_agent(cluster, tmp_path):
+@pytest.mark.parametrize("origin", ["api", "page"])
+def test_cancel_reaches_the_agent(cluster, tmp_path, origin):
     server, agents = cluster
     _agent(server, agents, tmp_path, "box")
     marker = str(600 + uuid.uuid4().int % 1000)
@@ -306,8 +330,16 @@ def test_cancel_reaches_the_agent(cluster, tmp_path):
     wait_for(lambda: _status(server, job_id) == "running" and _left(f"sleep {marker}"),
              60, "the nap running")
     started = time.monotonic()
-    answer = server.api("POST", f"/api/tasks/{job_id}/cancel")
-    assert answer.status_code == 202, answer.text
+    if origin == "api":
+        answer = server.api("POST", f"/api/tasks/{job_id}/cancel")
+        assert answer.status_code == 202, answer.text
+    else:
+        with httpx.Client(base_url=server.url, timeout=30) as browser:
+            login(browser, "alice")
+            page = browser.get(f"/tasks/{job_id}")
+            answer = browser.post(f"/tasks/{job_id}/cancel",
+                                  data={"csrf_token": csrf_of(page)})
+            assert answer.status_code == 303, answer.text
     task = _ended(server, job_id, 60)
     assert task["job"]["status"] == "cancelled", task
     assert time.monotonic() - started < 20

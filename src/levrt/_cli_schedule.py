@@ -10,7 +10,7 @@ from rich.text import Text
 
 from ._cli_base import EXIT_OK, CliError, print_listing
 from ._cli_hub import hub_client
-from ._cli_tasks import _params
+from ._cli_tasks import _params, placement_options
 from .client import ApiError
 
 
@@ -25,7 +25,8 @@ def _cmd_add(args: argparse.Namespace, extras: list[str]) -> int:
     with hub_client(args.server) as client:
         made = client.add_schedule(args.name, args.target, _params(args), cron=args.cron,
                                    interval=args.every, timezone=args.timezone,
-                                   version=args.version, device=args.device)
+                                   version=args.version, device=args.device,
+                                   pool=args.pool, spread=args.spread)
     print(f"schedule {made['name']} added: next at {made['next_fire'][:19].replace('T', ' ')} "
           f"UTC, {_when(made)}")
     return EXIT_OK
@@ -85,7 +86,7 @@ def register(commands: Any) -> None:
                      help="a parameter (repeatable)")
     add.add_argument("--params", metavar="JSON", help="parameters as a JSON object")
     add.add_argument("--version", help="the published version (default: the latest now)")
-    add.add_argument("--device", metavar="NAME", help="the device or pool to run on")
+    placement_options(add)
     server_option(add)
     add.set_defaults(handler=_cmd_add)
 

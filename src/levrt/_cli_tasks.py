@@ -43,6 +43,17 @@ def _follow(client: Client, task_id: str) -> int:
     raise CliError(f"the server ended the stream of task {task_id} early", EXIT_FAILED)
 
 
+def placement_options(parser: argparse.ArgumentParser) -> None:
+    """``--device NAME | --pool NAME [--spread]``: where a task runs."""
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--device", metavar="NAME",
+                       help="run it on this device of yours (default: the server's runner)")
+    where.add_argument("--pool", metavar="NAME",
+                       help="run it on whichever device of this pool of yours is free first")
+    parser.add_argument("--spread", action="store_true",
+                        help="with --pool: spread the job's runs over the pool's agents too")
+
+
 def _params(args: argparse.Namespace) -> dict[str, Any]:
     params = json_params(args.params)
     for item in args.param or []:
@@ -149,13 +160,7 @@ def register(commands: Any) -> None:
                         help="a File parameter: the local file PATH, uploaded (repeatable)")
     submit.add_argument("--version", help="the published version to run (default: the latest)")
     submit.add_argument("--name", metavar="JOBNAME", help="job name (default: the function's)")
-    where = submit.add_mutually_exclusive_group()
-    where.add_argument("--device", metavar="NAME",
-                       help="run it on this device of yours (default: the server's runner)")
-    where.add_argument("--pool", metavar="NAME",
-                       help="run it on whichever device of this pool of yours is free first")
-    submit.add_argument("--spread", action="store_true",
-                        help="with --pool: spread the job's runs over the pool's agents too")
+    placement_options(submit)
     submit.add_argument("--follow", action="store_true",
                         help="print the log until the task ends; fail unless it is done")
     server_option(submit)

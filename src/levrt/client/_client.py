@@ -256,12 +256,15 @@ class Client:
     def add_schedule(self, name: str, target: str, params: dict[str, Any] | None = None, *,
                      cron: str | None = None, interval: int | None = None,
                      timezone: str = "UTC", version: str | None = None,
-                     device: str | None = None) -> dict[str, Any]:
+                     device: str | None = None, pool: str | None = None,
+                     spread: bool = False) -> dict[str, Any]:
         """A schedule ``name`` firing ``target`` with ``params`` at each slot of ``cron``
-        (five fields, read in ``timezone``) or every ``interval`` seconds; answers it with
-        its ``next_fire``. ApiError 422 names the refused field, 409 when the name is taken."""
+        (five fields, read in ``timezone``) or every ``interval`` seconds, its tasks placed
+        as :meth:`submit_task` places one; answers it with its ``next_fire`` and
+        ``placement``. ApiError 422 names the refused field, 409 when the name is taken."""
         body = {"name": name, "target": target, "params": params or {}, "timezone": timezone,
-                **_present(cron=cron, interval=interval, version=version, device=device)}
+                **_present(cron=cron, interval=interval, version=version, device=device,
+                           pool=pool), **({"spread": True} if spread else {})}
         answer: dict[str, Any] = self._json("POST", "/api/schedules", json=body)
         return answer
 

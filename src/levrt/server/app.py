@@ -127,7 +127,8 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.state.settings = settings
     app.state.store = app_store
     app.state.runner = runner
-    app.state.dispatcher = Dispatcher(settings.temporal)
+    app.state.dispatcher = Dispatcher(settings.temporal, runner,
+                                      max_params_bytes=settings.max_params_bytes)
     app.state.driver_logs = runner.driver_logs
     app.state.event_streams = tasks.EventStreams(settings.max_event_streams)
     app.state.throttle = LoginThrottle(settings.login_max_failures, settings.login_window)
@@ -144,7 +145,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.include_router(devices.agent_router)
     app.include_router(driver.router)
     app.include_router(devices.pages)
-    app.state.scheduler = schedules.register(app, runner, app_store)
+    app.state.scheduler = schedules.register(app, app.state.dispatcher, app_store)
     app.state.notifier = notify.Notifier(app_store, public_url=settings.public_url)
     app.include_router(rows.router)
     app.include_router(rows.pages)

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from starlette.concurrency import run_in_threadpool
 
 from levrt.server.params import check_size
 from levrt.store import Store
+
+if TYPE_CHECKING:
+    from levrt.server.runner import TaskRunner
 
 #: the workflow every agent registers to run a job (levrt.agent._workflows)
 JOB_WORKFLOW = "levrt.job"
@@ -104,12 +107,30 @@ def placement(store: Store, owner: str, device: str | None, pool: str | None,
     return Placement("spread" if spread else "pool", pool)
 
 
-class Dispatcher:
-    """Starts and cancels dispatched jobs' workflows through the Temporal frontend at
-    ``address`` (``HOST:PORT``; None when the server was not told where Temporal is)."""
+def chosen(store: Store, owner: str, where: str | None) -> Placement | None:
+    """The placement ``where`` names as a form's "Run on" choice or a job's record: empty
+    (the server's runner), ``device:NAME``, ``pool:NAME`` or ``spread:NAME``, checked
+    against ``owner``'s devices now as :func:`placement` does (a device may have gone)."""
+    if not where:
+        return None
+    kind, _, name = where.partition(":")
+    if kind not in ("device", "pool", "spread") or not name:
+        raise PlacementError("where", f"run on 'device:NAME' or 'pool:NAME', not {where!r}")
+    return placement(store, owner, name if kind == "device" else None,
+                     name if kind != "device" else None, kind == "spread")
 
-    def __init__(self, address: str | None) -> None:
+
+class Dispatcher:
+    """Sends tasks where they are placed: to ``runner``, the server's own, or to devices,
+    whose jobs' workflows it starts and cancels through the Temporal frontend at
+    ``address`` (``HOST:PORT``; None when the server was not told where Temporal is).
+    ``max_params_bytes`` caps a task's parameters, as JSON."""
+
+    def __init__(self, address: str | None, runner: TaskRunner, *,
+                 max_params_bytes: int = 1 << 20) -> None:
         self._address = address
+        self.runner = runner
+        self.max_params_bytes = max_params_bytes
         self._client: Any = None
         self._lock = asyncio.Lock()
 
@@ -144,13 +165,17 @@ class Dispatcher:
         client = await self._temporal()
         await client.get_workflow_handle(workflow_id(job_id)).cancel()
 
-    async def submit(self, store: Store, where: Placement, *, target: str,
-                     params: dict[str, Any], name: str, owner: str, package: str | None,
-                     max_params_bytes: int) -> str:
-        """Record a queued job placed ``where`` and start its workflow; its id. A job whose
-        workflow cannot be started ends ``failed`` saying why, and RuntimeError is raised;
-        :class:`~levrt.server.params.ParamsInvalid` when the parameters are too large."""
-        check_size(params, max_params_bytes)
+    async def submit(self, store: Store, where: Placement | None, *, target: str,
+                     params: dict[str, Any], name: str, owner: str,
+                     package: str | None) -> str:
+        """Submit a task to the server's runner (``where`` None), or record a queued job
+        placed ``where`` and start its workflow; the job's id. A job whose workflow cannot
+        be started ends ``failed`` saying why, and RuntimeError is raised (also when
+        Temporal is not configured); :class:`~levrt.server.params.ParamsInvalid` when the
+        parameters are too large."""
+        if where is None:
+            return await self.runner.submit(target, params, name, owner, package)
+        check_size(params, self.max_params_bytes)
         await self._temporal()  # not configured, or unreachable: no job is recorded
         job_id = await run_in_threadpool(store.create_job, name, target=target, params=params,
                                          owner=owner, package=package, queued=True,

@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 
 from levrt.server import sessions, web
 from levrt.server.auth import CurrentReader, CurrentUser, StoreDep
-from levrt.server.runner import TaskRunner
+from levrt.server.dispatch import Dispatcher, PlacementError, chosen, placement
 from levrt.server.schemas import Body, errors
 from levrt.server.tasks import TaskRequest, _checked, _invalid, find_job
 from levrt.store import HubConflictError, ScheduleError, Store
@@ -42,13 +42,13 @@ POLL_SECONDS = 5.0
 
 
 class Scheduler:
-    """Submits the due schedules' tasks through ``runner``; ``clock`` gives the time (UTC,
-    aware), ``poll`` the seconds between looks."""
+    """Submits the due schedules' tasks through ``dispatcher``, where each schedule places
+    them; ``clock`` gives the time (UTC, aware), ``poll`` the seconds between looks."""
 
-    def __init__(self, store: Store, runner: TaskRunner, *,
+    def __init__(self, store: Store, dispatcher: Dispatcher, *,
                  clock: Callable[[], datetime] = now, poll: float = POLL_SECONDS) -> None:
         self.store = store
-        self.runner = runner
+        self.dispatcher = dispatcher
         self.clock = clock
         self.poll = poll
         self._loop: asyncio.Task[None] | None = None
@@ -65,9 +65,12 @@ class Scheduler:
             if not claimed:
                 continue
             try:
-                job_id = await self.runner.submit(schedule["target"], schedule["params"],
-                                                  schedule["name"], schedule["owner"],
-                                                  schedule["package"])
+                where = await run_in_threadpool(chosen, self.store, schedule["owner"],
+                                                schedule["placement"])
+                job_id = await self.dispatcher.submit(
+                    self.store, where, target=schedule["target"], params=schedule["params"],
+                    name=schedule["name"], owner=schedule["owner"],
+                    package=schedule["package"])
             except Exception:  # one schedule's failure must not stop the others
                 logger.exception("schedule %s of %s: cannot submit its task",
                                  schedule["name"], schedule["owner"])
@@ -105,8 +108,6 @@ class ScheduleRequest(TaskRequest):
         "five cron fields (minute hour day-of-month month day-of-week), e.g. '0 3 * * *'"))
     interval: int | None = Field(None, description="seconds between slots (at least 60)")
     timezone: str = Field("UTC", max_length=64, description="IANA zone the cron reads in")
-    device: str | None = Field(None, max_length=64, description=(
-        "the device or pool to run on (kept; tasks run on the server's runner for now)"))
 
 
 class HookRequest(Body):
@@ -117,7 +118,7 @@ class HookRequest(Body):
         f"some of {', '.join(HOOK_EVENTS)}"))
 
 
-def _refused(exc: ScheduleError) -> HTTPException:
+def _refused(exc: ScheduleError | PlacementError) -> HTTPException:
     return _invalid({(exc.field,): str(exc)})
 
 
@@ -131,10 +132,12 @@ def _mine(store: Store, user: dict[str, Any], name: str) -> dict[str, Any]:
 def _create(store: Store, user: dict[str, Any], body: ScheduleRequest) -> dict[str, Any]:
     target, params, package = _checked(store, user, body)
     try:
+        where = placement(store, user["name"], body.device, body.pool, body.spread)
         return store.add_schedule(user["name"], body.name, target=target, params=params,
-                                  package=package, device=body.device, cron=body.cron,
-                                  interval=body.interval, timezone=body.timezone)
-    except ScheduleError as exc:
+                                  package=package, placement=where and str(where),
+                                  cron=body.cron, interval=body.interval,
+                                  timezone=body.timezone)
+    except (ScheduleError, PlacementError) as exc:
         raise _refused(exc) from None
 
 
@@ -296,10 +299,12 @@ async def _schedule_form(request: Request, task_id: str, status_code: int = 200,
     if job is None or not job["target"]:
         return web._not_found(request, user, f"no task {task_id!r} to schedule")
     context.setdefault("form", {"name": job["name"], "cron": "0 3 * * *", "interval": "",
-                                "timezone": "UTC", "device": ""})
+                                "timezone": "UTC", "where": job["placement"] or ""})
+    places = await run_in_threadpool(web._places, request.app.state.store, user,
+                                     context["form"]["where"])
     return web._render(request, "schedule_form.html", status_code, user=user, job=job,
                        task_id=task_id, params_json=json.dumps(job["params"], indent=2),
-                       **context)
+                       places=places, **context)
 
 
 @pages.get("/tasks/{task_id}/schedule", response_class=HTMLResponse)
@@ -316,18 +321,19 @@ async def schedule_task(request: Request, task_id: str) -> Response:
     if job is None or not job["target"]:
         return web._not_found(request, user, f"no task {task_id!r} to schedule")
     values = {key: str(form.get(key) or "").strip()
-              for key in ("name", "cron", "interval", "timezone", "device")}
+              for key in ("name", "cron", "interval", "timezone", "where")}
     store: Store = request.app.state.store
     try:
         cron, interval = _form_timing(form)
+        where = await run_in_threadpool(chosen, store, user["name"], values["where"])
         await run_in_threadpool(
             lambda: store.add_schedule(
                 user["name"], values["name"], target=job["target"],
                 params=dict(job["params"] or {}), package=job["package"],
-                device=values["device"] or None, cron=cron, interval=interval,
+                placement=where and str(where), cron=cron, interval=interval,
                 timezone=values["timezone"] or "UTC"))
-    except (ScheduleError, HubConflictError) as exc:
-        field = exc.field if isinstance(exc, ScheduleError) else "name"
+    except (ScheduleError, PlacementError, HubConflictError) as exc:
+        field = "name" if isinstance(exc, HubConflictError) else exc.field
         return await _schedule_form(request, task_id, 409 if field == "name" and isinstance(
             exc, HubConflictError) else 400, form=values, error=str(exc), error_field=field)
     return RedirectResponse("/schedules", 303)
@@ -392,9 +398,9 @@ async def task_hook(request: Request, task_id: str) -> Response:
     return await web.render_task(request, task_id, added_hook={**added, "to": "this task"})
 
 
-def register(app: Any, runner: TaskRunner, store: Store) -> Scheduler:
+def register(app: Any, dispatcher: Dispatcher, store: Store) -> Scheduler:
     """Add the routes and pages to ``app``; the scheduler for its lifespan to start."""
     for routes in (router, hooks_router, pages):
         app.include_router(routes)
-    return Scheduler(store, runner)
+    return Scheduler(store, dispatcher)
 

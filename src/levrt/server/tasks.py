@@ -140,12 +140,9 @@ async def submit(body: TaskRequest, request: Request, store: StoreDep,
     except dispatch.PlacementError as exc:
         raise _invalid({(exc.field,): str(exc)}) from None
     try:
-        if where is None:
-            job_id = await _runner(request).submit(target, params, name, user["name"], package)
-        else:
-            job_id = await _dispatcher(request).submit(
-                store, where, target=target, params=params, name=name, owner=user["name"],
-                package=package, max_params_bytes=request.app.state.settings.max_params_bytes)
+        job_id = await _dispatcher(request).submit(store, where, target=target, params=params,
+                                                   name=name, owner=user["name"],
+                                                   package=package)
     except ParamsInvalid as exc:  # more parameters than a task takes
         raise _invalid({("params", field): msg for field, msg in exc.errors.items()},
                        413) from None

@@ -32,7 +32,7 @@ from levrt.server.checks import MAX_DEPTH, check_json
 from levrt.server.paging import Page
 from levrt.server.params import NAMED_KINDS, ParamsInvalid, check_value
 from levrt.server.runner import TaskRunner, local_device
-from levrt.server.tasks import device_filter, find_job
+from levrt.server.tasks import cancel_dispatched, device_filter, find_job
 from levrt.server.throttle import LoginThrottled
 from levrt.server.timeline import timeline_svg
 from levrt.server.upload import OwnFiles, UploadRefused, keep_file
@@ -56,6 +56,11 @@ _TASKS_PAGE = 50
 def _store(request: Request) -> Store:
     store: Store = request.app.state.store
     return store
+
+
+def _dispatcher(request: Request) -> dispatch.Dispatcher:
+    dispatcher: dispatch.Dispatcher = request.app.state.dispatcher
+    return dispatcher
 
 
 def _runner(request: Request) -> TaskRunner:
@@ -529,8 +534,16 @@ async def cancel_task(request: Request, task_id: str) -> Response:
     if job is None:
         return _not_found(request, user, f"no task {task_id!r}")
     # A task that ended meanwhile, or runs under another server, just shows as it is.
-    if job["status"] not in FINAL_STATUSES:
+    if job["status"] in FINAL_STATUSES:
+        return RedirectResponse(f"/tasks/{task_id}", 303)
+    if job["placement"] is None:
         await _runner(request).cancel(job["id"])
+        return RedirectResponse(f"/tasks/{task_id}", 303)
+    try:
+        await cancel_dispatched(request, _store(request), job)
+    except HTTPException as exc:
+        return _render(request, "error.html", exc.status_code, user=user,
+                       title="Not cancelled", message=str(exc.detail))
     return RedirectResponse(f"/tasks/{task_id}", 303)
 
 
@@ -545,9 +558,17 @@ async def rerun_task(request: Request, task_id: str) -> Response:
         return _not_found(request, user, f"no task {task_id!r}")
     if not job["target"]:
         return _not_found(request, user, f"task {task_id!r} has no target to run again")
-    # The same published version too: the same task, anew.
-    job_id = await _runner(request).submit(job["target"], dict(job["params"] or {}),
-                                           job["name"], user["name"], job["package"])
+    # The same published version, on the same device or pool too: the same task, anew.
+    store = _store(request)
+    try:
+        where = await run_in_threadpool(dispatch.chosen, store, user["name"], job["placement"])
+        job_id = await _dispatcher(request).submit(
+            store, where, target=job["target"], params=dict(job["params"] or {}),
+            name=job["name"], owner=user["name"], package=job["package"])
+    except (dispatch.PlacementError, RuntimeError) as exc:
+        return _render(request, "error.html", 409 if isinstance(
+            exc, dispatch.PlacementError) else 503, user=user, title="Not run again",
+            message=f"task {task_id!r} cannot run again where it ran: {exc}")
     return RedirectResponse(f"/tasks/{job_id}", 303)
 
 
@@ -845,11 +866,8 @@ async def run_submit(request: Request, name: str, export: str) -> Response:
     page = {"task_name": task_name, "device": device, "places": places}
     if len(task_name) > _TASK_NAME_MAX:
         errors["task_name"] = f"at most {_TASK_NAME_MAX} characters"
-    kind, _, place = where.partition(":")
     try:
-        placed = await run_in_threadpool(dispatch.placement, store, user["name"],
-                                         place if kind == "device" else None,
-                                         place if kind == "pool" else None)
+        placed = await run_in_threadpool(dispatch.chosen, store, user["name"], where)
     except dispatch.PlacementError as exc:
         errors["where"] = str(exc)
     if form.get("tab") == "customized" and _argv_mode(fields):
@@ -882,15 +900,9 @@ async def run_submit(request: Request, name: str, export: str) -> Response:
     # The task runs the published version's files (see levrt.server.published); the
     # parameters go to lev run as JSON, never through a shell.
     try:
-        if placed is None:
-            job_id = await _runner(request).submit(found.entry["qualname"], jsonable(params),
-                                                   task_name, user["name"], found.pin)
-        else:
-            dispatcher: dispatch.Dispatcher = request.app.state.dispatcher
-            job_id = await dispatcher.submit(
-                store, placed, target=found.entry["qualname"], params=jsonable(params),
-                name=task_name, owner=user["name"], package=found.pin,
-                max_params_bytes=request.app.state.settings.max_params_bytes)
+        job_id = await _dispatcher(request).submit(
+            store, placed, target=found.entry["qualname"], params=jsonable(params),
+            name=task_name, owner=user["name"], package=found.pin)
     except ParamsInvalid as exc:  # too large for a task
         return _form_page(request, user, found, fields, values, exc.errors, 413, **page)
     except RuntimeError as exc:  # Temporal is not configured, or does not answer

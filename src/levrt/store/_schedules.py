@@ -135,7 +135,7 @@ def redact(url: str) -> str:
 def _schedule_dict(row: Row[Any]) -> dict[str, Any]:
     return {
         "id": row.id, "owner": row.owner, "name": row.name, "target": row.target,
-        "package": row.package, "params": decode(row.params), "device": row.device,
+        "package": row.package, "params": decode(row.params), "placement": row.placement,
         "cron": row.cron, "interval_seconds": row.interval_seconds,
         "timezone": row.timezone, "paused": bool(row.paused),
         "next_fire": utc(row.next_fire), "created_at": utc(row.created_at),
@@ -198,12 +198,13 @@ class SchedulesMixin:
     # -- schedules -------------------------------------------------------------------------
 
     def add_schedule(self, owner: str, name: str, *, target: str, params: dict[str, Any],
-                     package: str | None = None, device: str | None = None,
+                     package: str | None = None, placement: str | None = None,
                      cron: str | None = None, interval: int | None = None,
                      timezone: str = "UTC", at: datetime | None = None) -> dict[str, Any]:
         """A new schedule of ``owner``'s firing ``target`` (of ``package==version``) with
         ``params`` (as the server checked them) at each slot of ``cron`` or every
-        ``interval`` seconds in ``timezone``, from ``at`` (default now) on.
+        ``interval`` seconds in ``timezone``, from ``at`` (default now) on, placed at
+        ``placement`` (as a job's: ``device:NAME``..., None for the server's runner).
         ScheduleError names a bad field; HubConflictError when the name is taken."""
         if not isinstance(name, str) or not SCHEDULE_NAME_RE.fullmatch(name):
             raise ScheduleError("name", f"schedule name {name!r} is not usable: 1-64 letters, "
@@ -220,7 +221,7 @@ class SchedulesMixin:
             try:
                 result = conn.execute(insert(_schedules).values(
                     owner_id=owner_id, name=name, target=target, package=package,
-                    params=params, device=device, cron=cron, interval_seconds=interval,
+                    params=params, placement=placement, cron=cron, interval_seconds=interval,
                     timezone=timezone, paused=False, next_fire=first, created_at=created))
             except IntegrityError:
                 raise HubConflictError(f"you have a schedule {name!r} already: remove it "

@@ -276,8 +276,9 @@ class Schedule(Base):
     # "package==version" of the published package, pinned when the schedule was made.
     package: Mapped[str | None] = mapped_column(String)
     params: Mapped[Any] = mapped_column(JSON)
-    # The device or pool to run on (kept for dispatch to devices; the server's runner for now).
-    device: Mapped[str | None] = mapped_column(String(64))
+    # Where its tasks run, as jobs.placement: "device:NAME", "pool:NAME" or "spread:NAME" of
+    # the owner's devices; None: the server's runner.
+    placement: Mapped[str | None] = mapped_column(String(80))
     cron: Mapped[str | None] = mapped_column(String(200))
     interval_seconds: Mapped[int | None] = mapped_column(Integer)
     timezone: Mapped[str] = mapped_column(String(64))
