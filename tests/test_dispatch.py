@@ -321,14 +321,31 @@ def test_a_task_runs_on_the_device_it_was_sent_to(cluster, tmp_path, capsys):
     assert len(list((tmp_path / "box" / "wheels").iterdir())) == 1
 
 
+async def _heartbeat(address, job_id):
+    """The details of the job's activity's latest heartbeat, None before the first."""
+    from temporalio.client import Client
+
+    client = await Client.connect(address)
+    described = await client.get_workflow_handle(f"lev-job-{job_id}").describe()
+    for pending in described.raw_description.pending_activities:
+        if pending.heartbeat_details.payloads:
+            [details] = await client.data_converter.decode(pending.heartbeat_details.payloads)
+            return details
+    return None
+
+
 @pytest.mark.parametrize("origin", ["api", "page"])
-def test_cancel_reaches_the_agent(cluster, tmp_path, origin):
+def test_cancel_reaches_the_agent(cluster, tmp_path, origin, temporal_server):
     server, agents = cluster
     _agent(server, agents, tmp_path, "box")
     marker = str(600 + uuid.uuid4().int % 1000)
     job_id = _submit(server, NAP, {"marker": marker}, device="box")
     wait_for(lambda: _status(server, job_id) == "running" and _left(f"sleep {marker}"),
              60, "the nap running")
+    # Its heartbeats carry how far it is.
+    beat = wait_for(lambda: (beat := asyncio.run(_heartbeat(
+        temporal_server.address, job_id))) and beat["runs"] and beat, 20, "a heartbeat of a run")
+    assert beat == {"status": "running", "progress": 0.0, "runs": 1, "finished": 0}, beat
     started = time.monotonic()
     if origin == "api":
         answer = server.api("POST", f"/api/tasks/{job_id}/cancel")

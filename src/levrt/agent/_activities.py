@@ -22,12 +22,21 @@ from levrt.agent._driver import start_driver, stop_driver
 from levrt.agent._enrolment import AgentError
 from levrt.agent._facts import gather_facts
 from levrt.agent._wheels import search_path
-from levrt.client import AgentClient, ApiError, JobStore
+from levrt.client import AgentClient, ApiError, ApiUnreachable, JobStore
 from levrt.executors import RunSpec
 
 # Seconds between an activity's heartbeats (Temporal's timeout for them is 30 s). A
 # cancellation reaches the activity in the answer to a heartbeat: this is its delay too.
 HEARTBEAT_EVERY = 2.0
+
+
+def _progress(watch: JobStore, last: dict[str, Any]) -> dict[str, Any]:
+    """The job's progress for a heartbeat (``status``, ``progress``, ``runs``,
+    ``finished``); the last one known while the server does not answer."""
+    try:
+        return watch.progress()
+    except (ApiError, ApiUnreachable):
+        return last
 
 
 class Load(Interceptor):
@@ -107,14 +116,20 @@ class Activities:
                                      claim["token"], "temporal" if spread else self._executor,
                                      spread or {})
         output = asyncio.ensure_future(process.communicate())
+        watch = JobStore(job_id, claim["token"], base_url=self._client.base_url,
+                         timeout=HEARTBEAT_EVERY)
+        progress: dict[str, Any] = {}
         try:
             while not output.done():
-                activity.heartbeat()
+                progress = await asyncio.to_thread(_progress, watch, progress)
+                activity.heartbeat(progress)
                 await asyncio.wait({output}, timeout=HEARTBEAT_EVERY)
         except asyncio.CancelledError:
             await stop_driver(process, output, self._grace)
             await asyncio.to_thread(self._client.end_job, job_id, "cancelled", "cancelled")
             raise
+        finally:
+            await asyncio.to_thread(watch.close)
         _, stderr = output.result()
         if process.returncode != 0:
             await asyncio.to_thread(self._client.end_job, job_id, "failed",

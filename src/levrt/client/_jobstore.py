@@ -132,6 +132,12 @@ class JobStore:
         job: dict[str, Any] | None = _revived(self._read(""))
         return job
 
+    def progress(self) -> dict[str, Any]:
+        """How far the job is: ``status``, ``progress`` (a fraction), ``runs`` and how many
+        ``finished``; asked once, never sent again (ApiError, ApiUnreachable)."""
+        answer: dict[str, Any] = self._client.request("GET", self._base + "/progress").json()
+        return answer
+
     def previous_documents(self, job_id: str) -> dict[str, Any] | None:
         self._check(job_id)
         found: dict[str, Any] | None = self._read("/previous")

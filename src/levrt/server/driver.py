@@ -275,6 +275,19 @@ async def log_tail(job_id: JobDriver, run_id: int, store: StoreDep,
     return await run_in_threadpool(store.log_tail, job_id, run_id, lines)
 
 
+@router.get("/progress")
+async def read_progress(job_id: JobDriver, store: StoreDep) -> dict[str, Any]:
+    """How far the job is, as its agent's heartbeats carry it: ``status``, ``progress``
+    (a fraction, as its driver recorded it), ``runs`` and how many of them ``finished``."""
+    def read() -> dict[str, Any]:
+        job = store.get_job(job_id)
+        runs, finished = store.count_runs(job_id)
+        return {"status": job["status"] if job else None,
+                "progress": job["progress"] if job else 0.0,
+                "runs": runs, "finished": finished}
+    return await run_in_threadpool(read)
+
+
 @router.post("/progress", status_code=204)
 async def progress(job_id: JobDriver, body: Progress, store: StoreDep) -> Response:
     """Record the job's progress, a fraction."""
