@@ -59,20 +59,25 @@ class LevServer:
     process: subprocess.Popen[bytes]
     token: str
     log: Path
+    env: dict[str, str]
 
     @classmethod
-    def start(cls, home: Path, temporal: str, ip: str = "127.0.0.1") -> LevServer:
+    def start(cls, home: Path, temporal: str, ip: str = "127.0.0.1",
+              db_url: str | None = None) -> LevServer:
+        """The server, its store ``db_url`` (default a SQLite file in ``home``)."""
         home.mkdir(parents=True, exist_ok=True)
-        with Store(f"sqlite:///{home / 'levrt.db'}") as store:
+        db_url = db_url or f"sqlite:///{home / 'levrt.db'}"
+        with Store(db_url) as store:
             store.create_user("alice", PASSWORD)
             token = store.create_token("alice", "tests")["token"]
         port = free_port(ip)
         log = home / "serve.log"
+        env = _env(home, LEV_DB_URL=db_url)
         with open(log, "wb") as out:
             process = subprocess.Popen(
                 [sys.executable, "-m", "levrt", "serve", "--host", ip, "--port", str(port),
-                 "--temporal", temporal], env=_env(home), stdout=out, stderr=subprocess.STDOUT)
-        server = cls(f"http://{ip}:{port}", process, token, log)
+                 "--temporal", temporal], env=env, stdout=out, stderr=subprocess.STDOUT)
+        server = cls(f"http://{ip}:{port}", process, token, log, env)
         try:
             wait_for(server._healthy, 30, f"lev serve at {server.url}")
         except BaseException:
@@ -115,7 +120,7 @@ class LevServer:
         self.stop()
         down()
         with open(self.log, "ab") as out:
-            self.process = subprocess.Popen(self.process.args, env=_env(self.log.parent),
+            self.process = subprocess.Popen(self.process.args, env=self.env,
                                             stdout=out, stderr=subprocess.STDOUT)
         wait_for(self._healthy, 30, f"lev serve at {self.url} again")
 

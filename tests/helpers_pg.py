@@ -16,6 +16,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,13 +113,7 @@ class PgCluster:
                 # bind: then pick another.
                 cluster.port = free_port()
                 try:
-                    cluster._run(
-                        bindir / "pg_ctl", "-D", cluster.data, "-l", root / "server.log",
-                        "-w", "-t", "60", "-o",
-                        f"-p {cluster.port} -k {cluster.sockets} "
-                        f"-c listen_addresses=127.0.0.1 {SERVER_OPTIONS}",
-                        "start",
-                    )
+                    cluster._start_server()
                     break
                 except RuntimeError:
                     if attempt == attempts - 1:
@@ -127,6 +122,19 @@ class PgCluster:
             cluster.remove()
             raise
         return cluster
+
+    def _start_server(self) -> None:
+        self._run(self.bindir / "pg_ctl", "-D", self.data, "-l", self.root / "server.log",
+                  "-w", "-t", "60", "-o",
+                  f"-p {self.port} -k {self.sockets} -c listen_addresses=127.0.0.1 "
+                  f"{SERVER_OPTIONS}", "start")
+
+    def restart(self, down: Callable[[], object] = lambda: None) -> None:
+        """Stop the server as a crash would (its clients' connections drop), call
+        ``down()``, and start it again on the same port and data."""
+        self._run(self.bindir / "pg_ctl", "-D", self.data, "-m", "immediate", "-w", "stop")
+        down()
+        self._start_server()
 
     def stop(self) -> None:
         """Stop the server (no shutdown checkpoint: the data goes) and remove its files."""

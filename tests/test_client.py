@@ -104,6 +104,32 @@ def test_no_answer_is_unreachable_with_status_0():
     assert str(caught.value).startswith(f"cannot reach {url}/health: ")
 
 
+def test_patience_sends_again_only_what_the_server_did_not_act_on():
+    answers = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        answers.append(request.url.path)
+        if request.url.path == "/busy" and len(answers) < 3:
+            return httpx.Response(503, json={"detail": "store away"},
+                                  headers={"Retry-After": "2"})
+        if request.url.path == "/down":  # no Retry-After: not the store, not sent again
+            return httpx.Response(503, json={"detail": "cannot reach Temporal"})
+        return httpx.Response(200, json={"ok": True})
+
+    transport = httpx.MockTransport(handler)
+    with Client("http://lev.test", patience=10, transport=transport) as client:
+        assert client.request("POST", "/busy").json() == {"ok": True}
+        assert answers == ["/busy"] * 3
+        with pytest.raises(ApiError) as caught:
+            client.request("POST", "/down")
+        assert caught.value.status == 503 and answers.count("/down") == 1
+    answers.clear()
+    with Client("http://lev.test", transport=transport) as client, \
+            pytest.raises(ApiError, match="store away"):
+        client.request("POST", "/busy")
+    assert answers == ["/busy"]
+
+
 def test_a_base_url_must_be_http():
     with pytest.raises(ValueError, match="must start with http:// or https://"):
         Client("127.0.0.1:8765")

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from helpers_agent import AgentProcess, LevServer, wait_for
 from helpers_hub import PASSWORD, TestClient
+from helpers_pg import Databases, PgCluster
 from helpers_temporal import TemporalServer, free_port
 from test_agent_api import bearer, enrolled
 from test_agent_netns import lab  # noqa: F401 - a fixture
@@ -427,24 +428,56 @@ def test_a_spread_run_whose_agent_was_killed_runs_on_another(cluster, tmp_path):
     assert _runs_of(task) == [(0, "nap.entry", "done")]
 
 
-def test_a_dispatched_job_outlives_a_restart_of_the_server(cluster, tmp_path):
-    server, agents = cluster
+def _outlives(server, agents, tmp_path, restart):
+    """A job of three runs goes on to its end, none run twice, across ``restart(down)``
+    called while its nap runs, ``down`` while the thing restarted is down."""
     _agent(server, agents, tmp_path, "box")
     marker = f"6.{uuid.uuid4().int % 1000}"
     job_id = _submit(server, STEPS, {"marker": marker}, device="box")
     wait_for(lambda: _left(f"sleep {marker}"), 60, "the nap running")
 
     def while_down():
-        # The nap ends and the driver's next writes find no server: it waits for it.
+        # The nap ends and the driver's next writes find no answer, or a 503: it waits.
         wait_for(lambda: _left(f"sleep {marker}") == "", 30, "the nap ended")
         time.sleep(3)
 
-    server.restart(while_down)
+    restart(while_down)
     task = _ended(server, job_id, 120)
     assert task["job"]["status"] == "done", task
     assert [run["status"] for run in task["runs"]] == ["done"] * 3
     words = sorted(d["data"]["word"] for d in task["documents"] if d["coll"] == "test/step@1.0")
     assert words == ["first", "last"]
+    texts = [line["text"] for line in task["log"]]
+    assert texts.count("step first") == 1 and texts.count("step last") == 1, texts
+
+
+def test_a_dispatched_job_outlives_a_restart_of_the_server(cluster, tmp_path):
+    server, agents = cluster
+    _outlives(server, agents, tmp_path, server.restart)
+
+
+def test_a_dispatched_job_outlives_a_restart_of_postgresql(tmp_path, temporal_server,
+                                                           pg_databases):
+    """The server's store on a PostgreSQL cluster of the test's own, crashed mid-job and
+    started again: the server answers 503 meanwhile, and the driver sends again."""
+    pg = PgCluster.start(pg_databases.cluster.bindir)
+    server = None
+    agents: dict[str, AgentProcess] = {}
+    try:
+        databases = Databases(pg)
+        url = pg.url(databases.create(migrated=True))
+        databases.close()
+        server = LevServer.start(tmp_path / "server", temporal_server.address, db_url=url)
+        with Store(url) as store:
+            _published(store, tmp_path)
+        _outlives(server, agents, tmp_path, pg.restart)
+        assert "503" in server.log.read_text(errors="replace")
+    finally:
+        for agent in agents.values():
+            agent.stop()
+        if server is not None:
+            server.stop()
+        pg.stop()
 
 
 async def _workflow_status(address, job_id):

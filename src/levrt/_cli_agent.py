@@ -102,7 +102,8 @@ def _cmd_agent(args: argparse.Namespace, extras: list[str]) -> int:
                 print(f"lev agent: enrolled as device {answer['name']} of {answer['owner']};"
                       f" token kept in {path}", file=sys.stderr)
         kept = load_enrolment(server)
-        with AgentClient(server, kept["token"]) as client:
+        # Patient: a server restarting, or its store down for a moment, is waited for.
+        with AgentClient(server, kept["token"], patience=60.0) as client:
             return asyncio.run(_serve(Agent(client, temporal=args.temporal, slots=args.slots,
                                              executor=args.executor)))
     except AgentError as exc:

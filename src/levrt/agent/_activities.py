@@ -10,6 +10,7 @@ import asyncio
 import functools
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -22,7 +23,7 @@ from levrt.agent._driver import start_driver, stop_driver
 from levrt.agent._enrolment import AgentError
 from levrt.agent._facts import gather_facts
 from levrt.agent._wheels import search_path
-from levrt.client import AgentClient, ApiError, ApiUnreachable, JobStore
+from levrt.client import AgentClient, ApiError, ApiUnreachable, Client, JobStore
 from levrt.executors import RunSpec
 
 # Seconds between an activity's heartbeats (Temporal's timeout for them is 30 s). A
@@ -30,11 +31,14 @@ from levrt.executors import RunSpec
 HEARTBEAT_EVERY = 2.0
 
 
-def _progress(watch: JobStore, last: dict[str, Any]) -> dict[str, Any]:
+def _progress(watch: Client, job_id: str, last: dict[str, Any]) -> dict[str, Any]:
     """The job's progress for a heartbeat (``status``, ``progress``, ``runs``,
-    ``finished``); the last one known while the server does not answer."""
+    ``finished``), asked once with the job's token; the last one known while the server
+    does not answer."""
     try:
-        return watch.progress()
+        answer: dict[str, Any] = watch.request(
+            "GET", f"/api/driver/jobs/{quote(job_id, safe='')}/progress").json()
+        return answer
     except (ApiError, ApiUnreachable):
         return last
 
@@ -116,12 +120,11 @@ class Activities:
                                      claim["token"], "temporal" if spread else self._executor,
                                      spread or {})
         output = asyncio.ensure_future(process.communicate())
-        watch = JobStore(job_id, claim["token"], base_url=self._client.base_url,
-                         timeout=HEARTBEAT_EVERY)
+        watch = Client(self._client.base_url, claim["token"], timeout=HEARTBEAT_EVERY)
         progress: dict[str, Any] = {}
         try:
             while not output.done():
-                progress = await asyncio.to_thread(_progress, watch, progress)
+                progress = await asyncio.to_thread(_progress, watch, job_id, progress)
                 activity.heartbeat(progress)
                 await asyncio.wait({output}, timeout=HEARTBEAT_EVERY)
         except asyncio.CancelledError:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
@@ -36,13 +37,17 @@ class Client:
 
     ``base_url`` is the server's root (``http://127.0.0.1:8765``), ``token`` an API token sent
     as ``Authorization: Bearer``; ``timeout`` in seconds applies to connecting and to each
-    read; ``transport`` replaces the network (an ``httpx.MockTransport`` in tests). Thread
-    safe as httpx's client is; close it (or use ``with``) to free its connections."""
+    read; ``transport`` replaces the network (an ``httpx.MockTransport`` in tests).
+    ``patience`` is how long (seconds) a request the server did not act on is sent again:
+    one that never reached it (restarting), or one answered 503 with ``Retry-After`` (its
+    store was unavailable for a moment: nothing was written). Thread safe as httpx's client
+    is; close it (or use ``with``) to free its connections."""
 
     def __init__(self, base_url: str, token: str | None = None, *, timeout: float = 30.0,
-                 transport: httpx.BaseTransport | None = None) -> None:
+                 transport: httpx.BaseTransport | None = None, patience: float = 0.0) -> None:
         self.base_url = server_url(base_url)
         self.token = token
+        self.patience = patience
         headers = {"Accept": "application/json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
@@ -63,15 +68,26 @@ class Client:
         """Send ``method`` to ``path`` (relative to ``base_url``; ``kwargs`` as httpx's
         ``Client.request``) and return the answer, read whole.
 
-        Raises ApiError for a 4xx or 5xx answer, ApiUnreachable when none came."""
-        try:
-            response = self._http.request(method, path, **kwargs)
-        except httpx.TransportError as exc:
-            sent = not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
-            raise ApiUnreachable(self.url(path), _reason(exc), sent=sent) from None
-        if response.is_error:
-            raise _refusal(response)
-        return response
+        Raises ApiError for a 4xx or 5xx answer, ApiUnreachable when none came (each after
+        :attr:`patience` seconds of sending again what the server did not act on)."""
+        deadline = time.monotonic() + self.patience
+        pause = 0.1
+        while True:
+            try:
+                response = self._http.request(method, path, **kwargs)
+            except httpx.TransportError as exc:
+                sent = not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
+                failure: ApiError = ApiUnreachable(self.url(path), _reason(exc), sent=sent)
+                again = not sent
+            else:
+                if not response.is_error:
+                    return response
+                failure = _refusal(response)
+                again = response.status_code == 503 and "retry-after" in response.headers
+            if not again or time.monotonic() + pause > deadline:
+                raise failure
+            time.sleep(pause)
+            pause = min(pause * 2, 5.0)
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         """The JSON answer of a request; ApiError when the answer is not JSON."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Iterable
 from datetime import datetime
 from types import EllipsisType, TracebackType
@@ -23,7 +22,6 @@ import httpx
 from .._job_json import to_json
 from ..shim.entry import decode
 from ._client import Client
-from ._errors import ApiUnreachable
 
 __all__ = ["JobStore"]
 
@@ -62,7 +60,8 @@ class JobStore:
         transport = httpx.HTTPTransport(uds=socket) if socket else None
         self.job_id = job_id
         self.url = base_url if socket is None else f"unix:{socket}"
-        self._client = Client(base_url, token, timeout=timeout, transport=transport)
+        self._client = Client(base_url, token, timeout=timeout, transport=transport,
+                              patience=RECONNECT_SECONDS)
         self._base = f"/api/driver/jobs/{quote(job_id, safe='')}"
         self._held: list[tuple[int | None, str, str]] = []
         self._held_lock = threading.Lock()
@@ -100,18 +99,10 @@ class JobStore:
         return self._request(method, path, **kwargs)
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """One request, sent again while the server cannot be connected to (restarting),
-        for up to :data:`RECONNECT_SECONDS`: a request that never left was not acted on."""
-        deadline = time.monotonic() + RECONNECT_SECONDS
-        pause = 0.1
-        while True:
-            try:
-                return self._client.request(method, self._base + path, **kwargs)
-            except ApiUnreachable as exc:
-                if exc.sent or time.monotonic() + pause > deadline:
-                    raise
-            time.sleep(pause)
-            pause = min(pause * 2, 5.0)
+        """One request, sent again for up to :data:`RECONNECT_SECONDS` while the server
+        does not act on it (restarting, or its store unavailable: see
+        :class:`~levrt.client.Client`'s ``patience``)."""
+        return self._client.request(method, self._base + path, **kwargs)
 
     def _read(self, path: str, **params: Any) -> Any:
         return self._call("GET", path, params=params).json()
@@ -131,12 +122,6 @@ class JobStore:
         self._check(job_id)
         job: dict[str, Any] | None = _revived(self._read(""))
         return job
-
-    def progress(self) -> dict[str, Any]:
-        """How far the job is: ``status``, ``progress`` (a fraction), ``runs`` and how many
-        ``finished``; asked once, never sent again (ApiError, ApiUnreachable)."""
-        answer: dict[str, Any] = self._client.request("GET", self._base + "/progress").json()
-        return answer
 
     def previous_documents(self, job_id: str) -> dict[str, Any] | None:
         self._check(job_id)

@@ -23,6 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.concurrency import run_in_threadpool
 
 from levrt import __version__
@@ -34,7 +35,7 @@ from levrt.server.sessions import CsrfRefused
 from levrt.server.settings import Settings
 from levrt.server.throttle import LoginThrottle
 from levrt.server.upload import UploadRefused
-from levrt.store import HubConflictError, HubPermissionError, Store
+from levrt.store import HubConflictError, HubPermissionError, Store, StoreWriteError
 
 
 def _error(status: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
@@ -58,6 +59,14 @@ async def _invalid_request(request: Request, exc: Exception) -> Response:
     # FastAPI's own answer, in a body that holds whatever text the request held.
     errors = exc.errors() if isinstance(exc, RequestValidationError) else []
     return _AsciiJSON({"detail": jsonable_encoder(errors)}, status_code=422)
+
+
+async def _store_unavailable(request: Request, exc: Exception) -> Response:
+    # The database went away (PostgreSQL restarting) or stayed locked: the transaction
+    # rolled back, so the request may be sent again as it is (levrt.client does).
+    reason = getattr(exc, "orig", None) or exc
+    return JSONResponse({"detail": f"the store is unavailable for a moment ({reason}): try "
+                         "again"}, status_code=503, headers={"Retry-After": "2"})
 
 
 async def _refused(request: Request, exc: Exception) -> Response:
@@ -137,6 +146,8 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.add_exception_handler(HubPermissionError, _error(403))
     app.add_exception_handler(HubConflictError, _error(409))
     app.add_exception_handler(CsrfRefused, web.refused_page)
+    for unavailable in (OperationalError, InterfaceError, StoreWriteError):
+        app.add_exception_handler(unavailable, _store_unavailable)
     app.include_router(hub.router)
     app.include_router(hub.reader)
     app.include_router(simple.router)
