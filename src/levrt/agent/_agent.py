@@ -13,6 +13,7 @@ from datetime import timedelta
 from types import TracebackType
 from typing import Any
 
+from levrt._temporal import workflow_runner
 from levrt.agent._activities import HEARTBEAT_EVERY, Activities, Load
 from levrt.agent._enrolment import AgentError
 from levrt.agent._facts import gather_facts
@@ -20,15 +21,6 @@ from levrt.agent._workflows import Ask, RunJob, RunSpecOnAgent
 from levrt.client import AgentClient, ApiError, ApiUnreachable
 
 log = logging.getLogger("lev.agent")
-
-
-def _passthrough_runner() -> Any:
-    # Workflow code is re-imported in Temporal's sandbox; levrt itself (imported only for
-    # the workflow's module path) needs no sandboxing and imports too much for it.
-    from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
-
-    return SandboxedWorkflowRunner(
-        restrictions=SandboxRestrictions.default.with_passthrough_modules("levrt"))
 
 
 class Agent:
@@ -104,7 +96,7 @@ class Agent:
                           # timeout), and a cancellation waits for the next one.
                           max_heartbeat_throttle_interval=timedelta(seconds=HEARTBEAT_EVERY),
                           interceptors=[self._load],
-                          workflow_runner=_passthrough_runner()) for queue in queues]
+                          workflow_runner=workflow_runner()) for queue in queues]
         log.info("device %s/%s: polling %s at %s", config["owner"], config["name"],
                  ", ".join(queues), address)
         async with contextlib.AsyncExitStack() as stack:

@@ -23,7 +23,7 @@ from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from levrt.server import sessions, web
-from levrt.server.auth import CurrentReader, CurrentUser, StoreDep
+from levrt.server.auth import CurrentReader, CurrentUser, StoreDep, server_secret
 from levrt.server.dispatch import Dispatcher, PlacementError, chosen, placement
 from levrt.server.schemas import Body, errors
 from levrt.server.tasks import TaskRequest, _checked, _invalid, find_job
@@ -53,12 +53,14 @@ class Scheduler:
         self.poll = poll
         self._loop: asyncio.Task[None] | None = None
 
-    async def tick(self) -> list[str]:
-        """Fire every schedule due now, once each: the ids of the jobs submitted. A slot
-        another server claimed first is left to it."""
-        at = self.clock()
+    async def tick(self, schedule_id: int | None = None, *,
+                   at: datetime | None = None) -> list[str]:
+        """Fire every schedule due now (or ``at``; only ``schedule_id`` when given), once
+        each: the ids of the jobs submitted. A slot another server claimed first is left to
+        it; of the slots missed meanwhile, only the latest fires."""
+        at = at or self.clock()
         fired = []
-        for schedule in await run_in_threadpool(self.store.due_schedules, at):
+        for schedule in await run_in_threadpool(self.store.due_schedules, at, schedule_id):
             slot, skipped = due_slot(schedule, at)
             claimed = await run_in_threadpool(self.store.claim_slot, schedule, slot, skipped,
                                               next_slot(schedule, at), at=at)
@@ -78,6 +80,9 @@ class Scheduler:
             await run_in_threadpool(self.store.record_fire, schedule["id"], slot, job_id)
             fired.append(job_id)
         return fired
+
+    def changed(self) -> None:
+        """A schedule was made, paused, resumed or removed: the store, polled, tells."""
 
     async def _run(self) -> None:
         while True:
@@ -162,12 +167,15 @@ def _add_hook(store: Store, user: dict[str, Any], body: HookRequest, *,
 
 
 @router.post("", status_code=201, responses=errors(400, 409, 413, 422))
-def add_schedule(body: ScheduleRequest, store: StoreDep, user: CurrentUser) -> dict[str, Any]:
+def add_schedule(body: ScheduleRequest, store: StoreDep, user: CurrentUser,
+                 request: Request) -> dict[str, Any]:
     """A schedule firing ``target`` with ``params`` (checked as for a task; the version
     is pinned now) at each slot of ``cron`` in ``timezone``, or every ``interval`` seconds.
     422 names the field: a cron expression that does not parse, an unknown zone, an
     interval under 60 s, both or neither. 409 when the name is taken."""
-    return _create(store, user, body)
+    made = _create(store, user, body)
+    _changed(request)
+    return made
 
 
 @router.get("")
@@ -184,29 +192,39 @@ def show_schedule(name: str, store: StoreDep, user: CurrentReader) -> dict[str, 
 
 
 @router.post("/{name}/pause", responses=errors(404))
-def pause_schedule(name: str, store: StoreDep, user: CurrentUser) -> dict[str, Any]:
+def pause_schedule(name: str, store: StoreDep, user: CurrentUser,
+                   request: Request) -> dict[str, Any]:
     """Stop firing it until resumed."""
-    return _pause(store, user, name, True)
+    return _pause(request, store, user, name, True)
 
 
 @router.post("/{name}/resume", responses=errors(404))
-def resume_schedule(name: str, store: StoreDep, user: CurrentUser) -> dict[str, Any]:
+def resume_schedule(name: str, store: StoreDep, user: CurrentUser,
+                    request: Request) -> dict[str, Any]:
     """Fire it again, from its first slot after now (slots passed while paused are not)."""
-    return _pause(store, user, name, False)
+    return _pause(request, store, user, name, False)
 
 
-def _pause(store: Store, user: dict[str, Any], name: str, paused: bool) -> dict[str, Any]:
+def _pause(request: Request, store: Store, user: dict[str, Any], name: str,
+           paused: bool) -> dict[str, Any]:
     schedule = store.pause_schedule(user["name"], name, paused)
     if schedule is None:
         raise HTTPException(404, f"you have no schedule {name!r}")
+    _changed(request)
     return schedule
 
 
+def _changed(request: Request) -> None:
+    request.app.state.scheduler.changed()
+
+
 @router.delete("/{name}", status_code=204, responses=errors(404))
-def remove_schedule(name: str, store: StoreDep, user: CurrentUser) -> Response:
+def remove_schedule(name: str, store: StoreDep, user: CurrentUser,
+                    request: Request) -> Response:
     """Remove the schedule and its hooks; its jobs stay."""
     if not store.remove_schedule(user["name"], name):
         raise HTTPException(404, f"you have no schedule {name!r}")
+    _changed(request)
     return Response(status_code=204)
 
 
@@ -336,6 +354,7 @@ async def schedule_task(request: Request, task_id: str) -> Response:
         field = "name" if isinstance(exc, HubConflictError) else exc.field
         return await _schedule_form(request, task_id, 409 if field == "name" and isinstance(
             exc, HubConflictError) else 400, form=values, error=str(exc), error_field=field)
+    _changed(request)
     return RedirectResponse("/schedules", 303)
 
 
@@ -356,6 +375,7 @@ async def schedule_action(request: Request, name: str, action: str) -> Response:
         return web._not_found(request, user, f"no action {action!r}")
     if not done:
         return await _page(request, 404, error=f"you have no schedule {name!r}")
+    _changed(request)
     return RedirectResponse("/schedules", 303)
 
 
@@ -398,9 +418,20 @@ async def task_hook(request: Request, task_id: str) -> Response:
     return await web.render_task(request, task_id, added_hook={**added, "to": "this task"})
 
 
-def register(app: Any, dispatcher: Dispatcher, store: Store) -> Scheduler:
-    """Add the routes and pages to ``app``; the scheduler for its lifespan to start."""
+def register(app: Any, dispatcher: Dispatcher, store: Store) -> Any:
+    """Add the routes and pages to ``app``; the scheduler for its lifespan to start: the
+    store polled, or with Temporal (``settings.temporal``) Temporal Schedules
+    (:mod:`levrt.server.temporal_schedules`)."""
     for routes in (router, hooks_router, pages):
         app.include_router(routes)
-    return Scheduler(store, dispatcher)
+    scheduler = Scheduler(store, dispatcher)
+    address = app.state.settings.temporal
+    if address is None:
+        return scheduler
+    try:
+        from levrt.server.temporal_schedules import TemporalScheduler
+    except ImportError:
+        raise RuntimeError("a server given Temporal needs temporalio: pip install "
+                           "'levrt[agent]'") from None
+    return TemporalScheduler(scheduler, address, server_secret(app.state))
 

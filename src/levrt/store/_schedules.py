@@ -274,12 +274,15 @@ class SchedulesMixin:
             result = conn.execute(delete(_schedules).where(_schedules.c.id == schedule["id"]))
         return bool(result.rowcount)
 
-    def due_schedules(self, at: datetime) -> list[dict[str, Any]]:
-        """The schedules not paused whose next slot is at ``at`` or before."""
+    def due_schedules(self, at: datetime,
+                      schedule_id: int | None = None) -> list[dict[str, Any]]:
+        """The schedules not paused whose next slot is at ``at`` or before (only the one
+        ``schedule_id`` when given)."""
+        query = _SELECT.where(_schedules.c.paused.is_(False), _schedules.c.next_fire <= at)
+        if schedule_id is not None:
+            query = query.where(_schedules.c.id == schedule_id)
         with self._read() as conn:
-            rows = conn.execute(_SELECT.where(_schedules.c.paused.is_(False),
-                                              _schedules.c.next_fire <= at)
-                                .order_by(_schedules.c.next_fire)).all()
+            rows = conn.execute(query.order_by(_schedules.c.next_fire)).all()
         return [_schedule_dict(row) for row in rows]
 
     def claim_slot(self, schedule: dict[str, Any], slot: datetime, skipped: int,
