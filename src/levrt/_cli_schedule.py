@@ -4,6 +4,7 @@ expression or an interval (docs/schedules.md), through :mod:`levrt.client`."""
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from rich.text import Text
@@ -28,6 +29,10 @@ def _cmd_add(args: argparse.Namespace, extras: list[str]) -> int:
                                    version=args.version, device=args.device)
     print(f"schedule {made['name']} added: next at {made['next_fire'][:19].replace('T', ' ')} "
           f"UTC, {_when(made)}")
+    if args.device:
+        print(f"note: --device {args.device} is kept with the schedule, but for now each fire "
+              "runs on the server's own runner (lev device list shows its executor)",
+              file=sys.stderr)
     return EXIT_OK
 
 
@@ -78,14 +83,18 @@ def register(commands: Any) -> None:
     add.add_argument("name", metavar="NAME", help="the schedule's name, also its jobs'")
     add.add_argument("target", metavar="TARGET", help="a published tool mode or workflow")
     add.add_argument("--cron", metavar="EXPR", help="five cron fields, e.g. '0 3 * * *'")
-    add.add_argument("--every", type=int, metavar="SECONDS", help="an interval (at least 60)")
+    # --interval: the API's and the docs' word for it.
+    add.add_argument("--every", "--interval", dest="every", type=int, metavar="SECONDS",
+                     help="an interval (at least 60)")
     add.add_argument("--timezone", default="UTC", metavar="ZONE",
                      help="the IANA zone the cron expression is read in (default UTC)")
     add.add_argument("--param", action="append", metavar="NAME=VALUE",
                      help="a parameter (repeatable)")
     add.add_argument("--params", metavar="JSON", help="parameters as a JSON object")
     add.add_argument("--version", help="the published version (default: the latest now)")
-    add.add_argument("--device", metavar="NAME", help="the device or pool to run on")
+    add.add_argument("--device", metavar="NAME",
+                     help="a device or pool, kept with the schedule: for now each fire runs "
+                     "on the server's own runner")
     server_option(add)
     add.set_defaults(handler=_cmd_add)
 
