@@ -36,6 +36,17 @@ def _status(capsys, task_id):
     return json.loads(out)["job"]["status"]
 
 
+def test_a_hub_package_that_is_not_there_says_where_it_must_be(capsys):
+    code, out, err = lev(capsys, "run", "lev.nobody.scan:ports", "--ip", "127.0.0.1")
+    assert code == 2 and out == ""
+    assert err == ("lev: error: cannot import 'lev.nobody.scan': No module named 'lev' (a hub "
+                   "package: publish it to the server that runs the task, or lev install it "
+                   "to run it here)\n")
+    # A module it imports that is missing is the package's own error: no hint.
+    code, out, err = lev(capsys, "run", "nosuch.mod:f")
+    assert err == "lev: error: cannot import 'nosuch.mod': No module named 'nosuch'\n"
+
+
 def test_lev_task_cancel_stops_a_running_task(capsys, hub, noop):
     code, out, err = lev(capsys, "task", "submit", "lev.alice.noop:nap", "--param",
                          "marker=30")
