@@ -21,6 +21,7 @@ from levrt._cli_rows import print_diff, print_tables
 tokens = test_tasks.tokens
 noop = test_tasks.noop
 hub = test_tasks.hub
+web = test_tasks.web
 
 PORT_OS = {"host": "127.0.0.1", "os": ["Linux 5.0 - 5.2", "Linux 3.1", "Linux 3.2"],
            "ports": [{"port": 22, "protocol": "tcp", "state": "open", "service": "ssh",
@@ -94,6 +95,18 @@ def test_lev_task_show_says_where_a_dispatched_task_was_sent(capsys, hub, store)
     store.finish_job(here, "done")
     code, out, err = lev(capsys, "task", "show", here)
     assert code == 0 and "sent to" not in out
+
+
+def test_the_task_page_says_where_a_dispatched_task_was_sent(store, web):
+    sent = store.create_job("scan", target="lev.alice.noop:hello", owner="carol",
+                            placement="device:scanner-1", executor="process")
+    store.finish_job(sent, "done")
+    page = web.get(f"/tasks/{sent}").text
+    assert ('<dd id="executor-line">device <strong>scanner-1</strong>, tools as '
+            '<span id="executor">process</span></dd>') in page
+    here = store.create_job("scan", target="lev.alice.noop:hello", owner="carol")
+    store.finish_job(here, "done")
+    assert '<dd id="executor-line">this server\'s runner</dd>' in web.get(f"/tasks/{here}").text
 
 
 def test_schedule_add_takes_interval_and_says_a_device_is_only_kept(store, tokens, noop,
