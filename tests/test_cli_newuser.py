@@ -168,6 +168,9 @@ def test_piped_show_table_and_diff_print_every_column_whole(capsys, store):
     assert _headers(out) == COLUMNS
     assert re.search(r"│ 127\.0\.0\.1 +│ 80 +│ tcp +│ open +│ http +│ SimpleHTTPServer +│ 0\.6 +│"
                      r" Linux 5\.0 - 5\.2, Linux … │", out), out
+    code, out, err = lev(capsys, "show", jobs[1], "--csv", "--coll", "port_os")
+    assert code == 1 and err == ("lev: error: --coll 'port_os': the job has no such collection "
+                                 "(it has: nmap.port_os)\n")
     code, out, err = lev(capsys, "diff", jobs[0], jobs[1])
     assert code == 0, err
     assert "nmap.port_os: 1 new, 0 gone, 0 changed, 1 same\n" in out

@@ -96,9 +96,12 @@ def show_rows(job: str, *, csv: bool, coll: str | None = None) -> int:
     with open_store() as store:
         found = rows.job_tables(store, _resolve(store, job))
     if coll is not None:
-        found = [table for table in found if table.coll == coll]
-        if not found:
-            raise CliError(f"--coll {coll!r}: the job has no such collection", EXIT_FAILED)
+        kept = [table for table in found if table.coll == coll]
+        if not kept:
+            held = ", ".join(table.coll for table in found) or "none"
+            raise CliError(f"--coll {coll!r}: the job has no such collection (it has: {held})",
+                           EXIT_FAILED)
+        found = kept
     if csv:
         sys.stdout.write(rows.to_csv(found))
     else:
