@@ -7,6 +7,7 @@ import io
 import json
 import re
 import sys
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import test_tasks
@@ -123,6 +124,24 @@ def test_schedule_add_takes_interval_and_says_a_device_is_only_kept(store, token
         code, out, err = lev(capsys, "schedule", "add", "both", "lev.alice.noop:hello",
                              "--every", "120", "--cron", "0 3 * * *")
         assert code == 2 and "either --cron EXPR or --every SECONDS" in err
+
+
+def test_device_list_shows_no_load_for_an_offline_agent(capsys, hub, store):
+    import levrt.store._devices as devices
+
+    here, _ = store.enrol_device(store.add_device("alice", "here", ["dmz"])["code"])
+    store.device_seen(here["id"], running=1, slots=2)
+    lost, _ = store.enrol_device(store.add_device("alice", "lost", ["dmz"])["code"])
+    with pytest.MonkeyPatch.context() as patch:
+        # Its last heartbeat a minute ago, with a run going then: offline now.
+        patch.setattr(devices, "now",
+                      lambda: datetime.now(timezone.utc) - timedelta(minutes=1))
+        store.device_seen(lost["id"], running=1, slots=2)
+    code, out, err = lev(capsys, "device", "list")
+    assert code == 0, err
+    found = {line.split()[0]: line.split() for line in out.splitlines()[1:]}
+    assert found["here"][2] == "online" and "1/2" in found["here"]
+    assert found["lost"][2] == "offline" and "1/2" not in found["lost"]
 
 
 def _headers(text: str) -> list[str]:

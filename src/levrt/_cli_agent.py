@@ -55,7 +55,9 @@ def _cmd_device_list(args: argparse.Namespace, extras: list[str]) -> int:
     rows = [("NAME", "KIND", "STATUS", "POOLS", "EXECUTOR", "LOAD", "LAST SEEN")]
     for device in devices:
         if device["kind"] == "agent":
-            load = f"{device['running']}/{device['slots']}" if device["slots"] else ""
+            # An offline agent's last heartbeat load is stale: its runs died or moved on.
+            online = device["status"] == "online" and device["slots"]
+            load = f"{device['running']}/{device['slots']}" if online else ""
             pools, seen = ",".join(device["pools"]), device["last_seen"] or ""
         else:
             load = f"{device['running']}/{device['max_running_tasks']}"
