@@ -11,12 +11,13 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import test_tasks
-from helpers_hub import PASSWORD, serve_in_thread
+from helpers_hub import PASSWORD, TestClient, serve_in_thread
 from rich.console import Console
-from test_tasks import lev
+from test_tasks import _csrf, lev
 
 from levrt import rows
 from levrt._cli_rows import print_diff, print_tables
+from levrt.server import Settings, create_app
 
 # The fixtures of test_tasks: alice's, bob's and root's tokens, and lev.alice.noop published.
 tokens = test_tasks.tokens
@@ -108,6 +109,22 @@ def test_the_task_page_says_where_a_dispatched_task_was_sent(store, web):
     here = store.create_job("scan", target="lev.alice.noop:hello", owner="carol")
     store.finish_job(here, "done")
     assert '<dd id="executor-line">this server\'s runner</dd>' in web.get(f"/tasks/{here}").text
+
+
+@pytest.mark.parametrize("allowed", [False, True])
+def test_the_devices_page_claims_no_executor_it_lacks(store, monkeypatch, allowed):
+    # No engine answers: tools run as processes only when the server may run them so.
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    store.create_user("dave", PASSWORD)
+    settings = Settings(db_url=store.url, executor="auto", allow_host_execution=allowed)
+    with TestClient(create_app(settings, store=store), follow_redirects=False) as client:
+        answer = client.post("/login", data={"user": "dave", "password": PASSWORD,
+                                             "csrf_token": _csrf(client.get("/login"))})
+        assert answer.status_code == 303, answer.text
+        page = client.get("/devices").text
+    said = "No container engine: no images; tools run as processes." if allowed else \
+        "No container engine: no images."
+    assert f'<p class="meta" id="local-images">{said}</p>' in page
 
 
 def test_schedule_add_takes_interval_and_says_a_device_is_only_kept(store, tokens, noop,
