@@ -161,6 +161,17 @@ def test_device_list_shows_no_load_for_an_offline_agent(capsys, hub, store):
     assert found["lost"][2] == "offline" and "1/2" not in found["lost"]
 
 
+def test_lev_agent_without_its_extra_says_how_to_install_it(capsys, monkeypatch):
+    # temporalio missing, as where levrt was installed without the agent extra.
+    for name in [name for name in sys.modules if name.startswith("levrt.agent")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "temporalio", None)
+    code, out, err = lev(capsys, "agent", "--server", "http://127.0.0.1:9")
+    assert code == 1 and out == ""
+    assert err == ("lev: error: lev agent needs levrt's agent extra (temporalio is missing): "
+                   "pip install '.[agent]' in the clone levrt was installed from\n")
+
+
 def _headers(text: str) -> list[str]:
     """The column heads of the first table in ``text``, without one the right edge cut."""
     header = next(line for line in text.splitlines() if line.startswith("┃"))

@@ -82,8 +82,10 @@ def _cmd_agent(args: argparse.Namespace, extras: list[str]) -> int:
         from .agent import Agent, AgentError, load_enrolment, save_enrolment
         from .client import AgentClient
     except ImportError as exc:
-        raise CliError(f"lev agent needs the agent extra ({exc.name} is missing): pip "
-                       "install 'levrt[agent]'", EXIT_FAILED) from None
+        # Not "pip install 'levrt[agent]'": PyPI's levrt is the original platform's SDK.
+        raise CliError(f"lev agent needs levrt's agent extra ({exc.name} is missing): pip "
+                       "install '.[agent]' in the clone levrt was installed from",
+                       EXIT_FAILED) from None
     try:
         anonymous = AgentClient(args.server)
     except ValueError as exc:
