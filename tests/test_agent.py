@@ -117,7 +117,8 @@ def test_temporal_unreachable(server, tmp_path):
     agent = AgentProcess.start(tmp_path / "box", server.url, code=server.add_device("box"),
                                extra=("--temporal", "127.0.0.1:1"))
     assert agent.process.wait(60) == 1, agent.output()
-    assert "lev: error: cannot reach Temporal at 127.0.0.1:1" in agent.output()
+    assert ("lev: error: cannot reach Temporal at 127.0.0.1:1 (the address --temporal gave; "
+            "is its frontend running and reachable from here?)") in agent.output()
 
 
 async def test_heartbeats_carry_the_load(server, tmp_path, temporal_server):

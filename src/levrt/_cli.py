@@ -131,7 +131,12 @@ def _importing(label: str) -> Iterator[None]:
     try:
         yield
     except ModuleNotFoundError as exc:
-        raise CliError(f"cannot import {label!r}: {exc}") from None
+        hint = ""
+        if label.startswith("lev.") and exc.name and f"{label}.".startswith(f"{exc.name}."):
+            # The hub package itself is missing, not something it imports.
+            hint = (" (a hub package: publish it to the server that runs the task, or lev "
+                    "install it to run it here)")
+        raise CliError(f"cannot import {label!r}: {exc}{hint}") from None
     except Exception as exc:
         # Anything the imported code raises at its top level.
         raise CliError(f"cannot import {label!r}: {describe_error(exc)}") from None

@@ -55,7 +55,9 @@ def _cmd_device_list(args: argparse.Namespace, extras: list[str]) -> int:
     rows = [("NAME", "KIND", "STATUS", "POOLS", "EXECUTOR", "LOAD", "LAST SEEN")]
     for device in devices:
         if device["kind"] == "agent":
-            load = f"{device['running']}/{device['slots']}" if device["slots"] else ""
+            # An offline agent's last heartbeat load is stale: its runs died or moved on.
+            online = device["status"] == "online" and device["slots"]
+            load = f"{device['running']}/{device['slots']}" if online else ""
             pools, seen = ",".join(device["pools"]), device["last_seen"] or ""
         else:
             load = f"{device['running']}/{device['max_running_tasks']}"
@@ -80,8 +82,10 @@ def _cmd_agent(args: argparse.Namespace, extras: list[str]) -> int:
         from .agent import Agent, AgentError, load_enrolment, save_enrolment
         from .client import AgentClient
     except ImportError as exc:
-        raise CliError(f"lev agent needs the agent extra ({exc.name} is missing): pip "
-                       "install 'levrt[agent]'", EXIT_FAILED) from None
+        # Not "pip install 'levrt[agent]'": PyPI's levrt is the original platform's SDK.
+        raise CliError(f"lev agent needs levrt's agent extra ({exc.name} is missing): pip "
+                       "install '.[agent]' in the clone levrt was installed from",
+                       EXIT_FAILED) from None
     try:
         anonymous = AgentClient(args.server)
     except ValueError as exc:

@@ -39,6 +39,17 @@ def _title(coll: str) -> str:
 # guesses) would squeeze every other column into a letter wide. Key columns are never cut.
 _CELL_WIDTH = 24
 _KEY_WIDTH = 45
+# A cell's width at least: on a narrow terminal rich otherwise squeezes a column to nothing,
+# header and all, and the table loses it without a sign.
+_CELL_MIN_WIDTH = 5
+_PIPED_WIDTH = 1000
+
+
+def _console() -> Console:
+    """The terminal's width on a terminal; piped or redirected, wide enough for any table
+    (rich would take 80 columns and crop what is past them without a sign)."""
+    console = Console()
+    return console if console.is_terminal else Console(width=_PIPED_WIDTH)
 
 
 def _add_columns(shown: RichTable, columns: Sequence[str], keys: Sequence[str],
@@ -50,7 +61,18 @@ def _add_columns(shown: RichTable, columns: Sequence[str], keys: Sequence[str],
                               *(len(rows.cell_text(row.get(column))) for row in found)])
             shown.add_column(column, style="bold", no_wrap=True, min_width=min(widest, _KEY_WIDTH))
         else:
-            shown.add_column(column, no_wrap=True, overflow="ellipsis", max_width=_CELL_WIDTH)
+            shown.add_column(column, no_wrap=True, overflow="ellipsis", max_width=_CELL_WIDTH,
+                             min_width=min(len(column), _CELL_MIN_WIDTH))
+
+
+def _fit(shown: RichTable, console: Console) -> RichTable:
+    """``shown`` at least as wide as its columns' minimum widths, cut at the terminal's right
+    edge when that is narrower (rich would rather squeeze some columns to nothing)."""
+    # Each cell has a space either side, and there is a rule before each column and after all.
+    least = sum(column.min_width or 0 for column in shown.columns) + 3 * len(shown.columns) + 1
+    if least > console.width:
+        shown.width = least
+    return shown
 
 
 def print_tables(console: Console, found: Sequence[rows.Table]) -> None:
@@ -59,13 +81,14 @@ def print_tables(console: Console, found: Sequence[rows.Table]) -> None:
         console.print(Text("no rows", style="dim"))
     for table in found:
         keys = f"; keys {', '.join(table.keys)}" if table.keys else ""
-        shown = RichTable(title=f"{_title(table.coll)}: {len(table.rows)} "
-                          f"row{'' if len(table.rows) == 1 else 's'}{keys}",
-                          title_justify="left")
+        # Its own line: a table's title wraps to the table's width, a narrow one's badly.
+        console.print(Text(f"{_title(table.coll)}: {len(table.rows)} "
+                           f"row{'' if len(table.rows) == 1 else 's'}{keys}"))
+        shown = RichTable()
         _add_columns(shown, table.columns, table.keys, table.rows)
         for row in table.rows:
             shown.add_row(*(Text(rows.cell_text(row.get(column))) for column in table.columns))
-        console.print(shown)
+        console.print(_fit(shown, console))
 
 
 def show_rows(job: str, *, csv: bool, coll: str | None = None) -> int:
@@ -73,13 +96,16 @@ def show_rows(job: str, *, csv: bool, coll: str | None = None) -> int:
     with open_store() as store:
         found = rows.job_tables(store, _resolve(store, job))
     if coll is not None:
-        found = [table for table in found if table.coll == coll]
-        if not found:
-            raise CliError(f"--coll {coll!r}: the job has no such collection", EXIT_FAILED)
+        kept = [table for table in found if table.coll == coll]
+        if not kept:
+            held = ", ".join(table.coll for table in found) or "none"
+            raise CliError(f"--coll {coll!r}: the job has no such collection (it has: {held})",
+                           EXIT_FAILED)
+        found = kept
     if csv:
         sys.stdout.write(rows.to_csv(found))
     else:
-        print_tables(Console(), found)
+        print_tables(_console(), found)
     return EXIT_OK
 
 
@@ -92,7 +118,8 @@ def print_diff(console: Console, found: Sequence[rows.TableDiff]) -> None:
         if not (table.new or table.gone or table.changed):
             console.print(Text(f"{_title(table.coll)}: {counts}", style="dim"))
             continue
-        shown = RichTable(title=f"{_title(table.coll)}: {counts}", title_justify="left")
+        console.print(Text(f"{_title(table.coll)}: {counts}"))
+        shown = RichTable()
         # The mark goes in the first cell: rich squeezes a column of its own to nothing.
         _add_columns(shown, table.columns, [*table.columns[:1], *table.keys],
                      [*table.new, *table.gone, *(change.row for change in table.changed)])
@@ -112,7 +139,7 @@ def print_diff(console: Console, found: Sequence[rows.TableDiff]) -> None:
                     text = Text(rows.cell_text(change.row.get(column)))
                 changed.append(Text("~ ", style="yellow") + text if not at else text)
             shown.add_row(*changed)
-        console.print(shown)
+        console.print(_fit(shown, console))
 
 
 def _cmd_diff(args: argparse.Namespace, extras: list[str]) -> int:
@@ -124,8 +151,9 @@ def _cmd_diff(args: argparse.Namespace, extras: list[str]) -> int:
                                   "tables": [table.to_json() for table in found]}
         print(json.dumps(answer, indent=2, ensure_ascii=False))
     else:
-        Console().print(Text(f"from job {before} to job {after}", style="bold"))
-        print_diff(Console(), found)
+        console = _console()
+        console.print(Text(f"from job {before} to job {after}", style="bold"))
+        print_diff(console, found)
     return EXIT_OK
 
 

@@ -79,7 +79,9 @@ def register(commands: Any) -> None:
     add.add_argument("name", metavar="NAME", help="the schedule's name, also its jobs'")
     add.add_argument("target", metavar="TARGET", help="a published tool mode or workflow")
     add.add_argument("--cron", metavar="EXPR", help="five cron fields, e.g. '0 3 * * *'")
-    add.add_argument("--every", type=int, metavar="SECONDS", help="an interval (at least 60)")
+    # --interval: the API's and the docs' word for it.
+    add.add_argument("--every", "--interval", dest="every", type=int, metavar="SECONDS",
+                     help="an interval (at least 60)")
     add.add_argument("--timezone", default="UTC", metavar="ZONE",
                      help="the IANA zone the cron expression is read in (default UTC)")
     add.add_argument("--param", action="append", metavar="NAME=VALUE",

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,22 @@ from ._cli_base import (
 )
 from ._cli_hub import hub_client
 from ._status import JOB_STATUSES
-from .client import Client
+from .client import ApiError, Client
+
+# A task's id: the job's, 12 hex digits (the server takes no prefix of one, unlike lev show).
+_ID_LENGTH = 12
+
+
+@contextmanager
+def _task(task_id: str) -> Iterator[None]:
+    """Say what to do when the server knows no task ``task_id`` because it is cut short."""
+    try:
+        yield
+    except ApiError as exc:
+        if exc.status == 404 and len(task_id) < _ID_LENGTH:
+            raise CliError(f"no task {task_id!r}: give the task's whole id ({_ID_LENGTH} "
+                           "characters; lev task list shows them)", EXIT_FAILED) from None
+        raise
 
 
 def _print_log(row: dict[str, Any]) -> None:
@@ -75,6 +92,8 @@ def _upload(client: Client, path: Path) -> str:
 
 
 def _cmd_submit(args: argparse.Namespace, extras: list[str]) -> int:
+    if args.spread and not args.pool:
+        raise CliError("--spread needs --pool NAME: the pool whose agents run the job's runs")
     params = _params(args)
     files = {}
     for item in args.file or []:
@@ -104,7 +123,7 @@ def _cmd_list(args: argparse.Namespace, extras: list[str]) -> int:
 
 
 def _cmd_show(args: argparse.Namespace, extras: list[str]) -> int:
-    with hub_client(args.server) as client:
+    with hub_client(args.server) as client, _task(args.id):
         bundle = client.get_task(args.id)
     if args.json:
         print(json.dumps(bundle, indent=2, ensure_ascii=False))
@@ -112,6 +131,10 @@ def _cmd_show(args: argparse.Namespace, extras: list[str]) -> int:
     job = bundle["job"]
     print(f"task {job['id']} {job['name']}: {job['status']} ({int(job['progress'] * 100)}%)")
     print(f"target {job['target']}  params {json.dumps(job['params'])}  owner {job['owner']}")
+    if job.get("placement"):
+        # driver is HOST:PID:START of the lev run that took it: the host says where it ran.
+        ran = f", ran on host {job['driver'].split(':')[0]}" if job.get("driver") else ""
+        print(f"sent to {job['placement'].replace(':', ' ', 1)}{ran}")
     if job["error"]:
         print(f"error: {job['error']}")
     for document in bundle["documents"]:
@@ -120,8 +143,19 @@ def _cmd_show(args: argparse.Namespace, extras: list[str]) -> int:
     return EXIT_OK
 
 
+def _cmd_cancel(args: argparse.Namespace, extras: list[str]) -> int:
+    with hub_client(args.server) as client, _task(args.id):
+        answer = client.cancel_task(args.id)
+    if answer["status"] == "cancelled":
+        print(f"task {answer['id']} cancelled")
+    else:
+        # A running task stops when its driver (or its agent) hears of it: a moment later.
+        print(f"task {answer['id']} is being cancelled (lev task show {answer['id']})")
+    return EXIT_OK
+
+
 def _cmd_logs(args: argparse.Namespace, extras: list[str]) -> int:
-    with hub_client(args.server) as client:
+    with hub_client(args.server) as client, _task(args.id):
         if args.follow:
             # The stream starts with every line so far, then the new ones as they come.
             for kind, data in client.task_events(args.id):
@@ -189,4 +223,9 @@ def register(commands: Any) -> None:
     logs.add_argument("--follow", action="store_true", help="keep printing until the task ends")
     server_option(logs)
     logs.set_defaults(handler=_cmd_logs)
+
+    cancel = actions.add_parser("cancel", help="cancel a queued or running task")
+    cancel.add_argument("id", metavar="ID", help="the task's id")
+    server_option(cancel)
+    cancel.set_defaults(handler=_cmd_cancel)
 

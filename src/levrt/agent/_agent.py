@@ -85,7 +85,10 @@ class Agent:
         try:
             temporal = await Client.connect(address)
         except RuntimeError as exc:
-            raise AgentError(f"cannot reach Temporal at {address}: {exc}") from None
+            given = "--temporal" if self._temporal else "the server"
+            raise AgentError(f"cannot reach Temporal at {address} (the address {given} gave; "
+                             f"is its frontend running and reachable from here?): {exc}") \
+                from None
         queues = [config["queues"]["device"], *config["queues"]["pools"]]
         activities = Activities(self._load, self._client, self._facts,
                                 executor=self._executor, temporal=address)
