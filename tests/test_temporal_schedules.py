@@ -27,13 +27,13 @@ def _app(store, temporal_server):
                                  store=store))
 
 
-def _described(client, scheduler: TemporalScheduler, schedule_id: int):
+def _described(client, scheduler: TemporalScheduler, schedule: dict):
     """The Temporal Schedule of the store's schedule, None when there is none."""
     async def describe():
         temporal = await Client.connect(scheduler.address)
         try:
             return await temporal.get_schedule_handle(
-                scheduler.schedule_id(schedule_id)).describe()
+                scheduler.schedule_id(schedule)).describe()
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 return None
@@ -41,10 +41,10 @@ def _described(client, scheduler: TemporalScheduler, schedule_id: int):
     return asyncio.run(describe())
 
 
-def _temporal_call(scheduler: TemporalScheduler, schedule_id: int, method: str) -> None:
+def _temporal_call(scheduler: TemporalScheduler, schedule: dict, method: str) -> None:
     async def call():
         temporal = await Client.connect(scheduler.address)
-        await getattr(temporal.get_schedule_handle(scheduler.schedule_id(schedule_id)),
+        await getattr(temporal.get_schedule_handle(scheduler.schedule_id(schedule)),
                       method)()
     asyncio.run(call())
 
@@ -60,7 +60,8 @@ def test_the_store_s_schedules_are_temporal_schedules(store, tokens, noop, tempo
             "cron": "30 2 * * *", "timezone": "Europe/Paris"})
         assert answer.status_code == 201, answer.text
         nightly = answer.json()
-        described = wait_for(lambda: _described(client, scheduler, nightly["id"]))
+        nightly_row = store.get_schedule("alice", "nightly")
+        described = wait_for(lambda: _described(client, scheduler, nightly_row))
         spec = described.schedule.spec
         assert spec.time_zone_name == "Europe/Paris"
         [calendar] = spec.calendars  # Temporal keeps the cron expression as a calendar
@@ -72,7 +73,8 @@ def test_the_store_s_schedules_are_temporal_schedules(store, tokens, noop, tempo
         answer = client.post("/api/schedules", headers=alice, json={
             "name": "hourly", "target": HELLO, "params": {"word": "t"}, "interval": 3600})
         hourly = answer.json()
-        interval = wait_for(lambda: _described(client, scheduler, hourly["id"]))
+        hourly_row = store.get_schedule("alice", "hourly")
+        interval = wait_for(lambda: _described(client, scheduler, hourly_row))
         [every] = interval.schedule.spec.intervals
         created = datetime.fromisoformat(hourly["created_at"])
         assert every.every == timedelta(hours=1)
@@ -85,17 +87,17 @@ def test_the_store_s_schedules_are_temporal_schedules(store, tokens, noop, tempo
             slot, actions)
         # Paused, resumed and removed with the store's.
         assert client.post("/api/schedules/nightly/pause", headers=alice).status_code == 200
-        wait_for(lambda: _described(client, scheduler, nightly["id"]).schedule.state.paused)
+        wait_for(lambda: _described(client, scheduler, nightly_row).schedule.state.paused)
         assert client.post("/api/schedules/nightly/resume", headers=alice).status_code == 200
-        wait_for(lambda: not _described(client, scheduler, nightly["id"]).schedule.state.paused)
+        wait_for(lambda: not _described(client, scheduler, nightly_row).schedule.state.paused)
         assert client.delete("/api/schedules/nightly", headers=alice).status_code == 204
-        wait_for(lambda: _described(client, scheduler, nightly["id"]) is None)
+        wait_for(lambda: _described(client, scheduler, nightly_row) is None)
         # One Temporal lost (a dev server restarted without its state) is made again.
-        _temporal_call(scheduler, hourly["id"], "delete")
+        _temporal_call(scheduler, hourly_row, "delete")
         client.portal.call(scheduler.sync)
-        assert _described(client, scheduler, hourly["id"]) is not None
+        assert _described(client, scheduler, hourly_row) is not None
         client.delete("/api/schedules/hourly", headers=alice)
-        wait_for(lambda: _described(client, scheduler, hourly["id"]) is None)
+        wait_for(lambda: _described(client, scheduler, hourly_row) is None)
 
 
 def test_temporal_fires_a_due_slot_once(store, tokens, noop, temporal_server):
@@ -113,7 +115,7 @@ def test_temporal_fires_a_due_slot_once(store, tokens, noop, temporal_server):
         client.portal.call(scheduler.sync)
         assert store.list_fires(made["id"]) == []
         for _ in range(3):
-            _temporal_call(scheduler, made["id"], "trigger")
+            _temporal_call(scheduler, made, "trigger")
         fires = wait_for(lambda: [f for f in store.list_fires(made["id"]) if f["job_id"]])
         job = test_tasks.ended(client, alice, fires[0]["job_id"])
         assert job["status"] == "done" and job["name"] == "due"

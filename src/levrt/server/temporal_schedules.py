@@ -111,9 +111,11 @@ class TemporalScheduler:
         self._wake = asyncio.Event()
         self._event_loop: asyncio.AbstractEventLoop | None = None
 
-    def schedule_id(self, schedule_id: int) -> str:
-        """The Temporal Schedule's id of the store's schedule ``schedule_id``."""
-        return f"lev-{self.key}-schedule-{schedule_id}"
+    def schedule_id(self, schedule: dict[str, Any]) -> str:
+        """The Temporal Schedule's id of the store's ``schedule``. Its creation time is in
+        it: a store may give a removed schedule's id to a new one, whose timing differs."""
+        created = int(schedule["created_at"].timestamp())
+        return f"lev-{self.key}-schedule-{schedule['id']}-{created}"
 
     @activity.defn(name=FIRE_ACTIVITY)
     async def fire(self, schedule_id: int, scheduled: str | None) -> list[str]:
@@ -129,7 +131,7 @@ class TemporalScheduler:
         """Make Temporal's Schedules of this deployment match the store's schedules."""
         client = await self._connect()
         schedules = await run_in_threadpool(self.scheduler.store.list_schedules)
-        wanted = {self.schedule_id(s["id"]): s for s in schedules}
+        wanted = {self.schedule_id(s): s for s in schedules}
         for name, schedule in wanted.items():
             await self._align(client, name, schedule)
         prefix = f"lev-{self.key}-schedule-"
