@@ -147,3 +147,22 @@ async def test_heartbeats_carry_the_load(server, tmp_path, temporal_server):
             assert shown and server.device("box")["slots"] == 3
             assert (await asked)["version"] == __version__
         await asyncio.wait_for(running, 30)  # shutdown() on leaving the block ends run()
+
+
+def test_facts_leave_out_the_agents_own_virtualenv(monkeypatch, tmp_path):
+    """The venv's ``httpx`` is the Python library's command: no scanner of that name."""
+    import os
+    import sys
+    from pathlib import Path
+
+    from levrt.agent import gather_facts
+
+    own = Path(sys.prefix) / "bin"
+    assert (own / "httpx").exists(), "the test extra installs httpx's command"
+    scanner = tmp_path / "httpx"
+    scanner.write_text("#!/bin/sh\n")
+    scanner.chmod(0o755)
+    monkeypatch.setenv("PATH", os.pathsep.join([str(own), os.environ["PATH"]]))
+    assert "httpx" not in gather_facts()["tools"]
+    monkeypatch.setenv("PATH", os.pathsep.join([str(own), str(tmp_path), os.environ["PATH"]]))
+    assert gather_facts()["tools"]["httpx"] == str(scanner)

@@ -4,6 +4,7 @@ a hub served on 127.0.0.1 in a thread (the end-to-end test runs a real ``lev ser
 import http.client
 import io
 import json
+import os
 import re
 import select
 import shlex
@@ -336,6 +337,8 @@ EXAMPLE_PACKAGES = ["lev.szczecin.alive", "lev.szczecin.lan_audit", "lev.szczeci
 def test_hub_load_publishes_the_examples_into_the_store(capsys, store):
     code, out, err = lev(capsys, "hub", "load", EXAMPLES)
     assert code == 0, err
+    # Where they went: a server of another LEV_HOME would not see them.
+    assert err == f"lev hub load: into LEV_HOME={os.environ['LEV_HOME']}\n"
     lines = out.splitlines()
     created = re.fullmatch(r"created user szczecin with password (\S+) \(shown this once\); "
                            r"they can publish lev\.szczecin\.\*", lines[0])
@@ -358,7 +361,7 @@ def test_hub_load_publishes_the_examples_into_the_store(capsys, store):
 
     # Again: every version is there already; nothing changes, no user is made.
     code, out, err = lev(capsys, "hub", "load", EXAMPLES)
-    assert (code, err) == (0, "")
+    assert code == 0 and err.startswith("lev hub load: into "), err
     assert out.splitlines() == [f"skipped {name} 1.0.0: that version is in the store already"
                                 for name in EXAMPLE_PACKAGES]
     assert store.count_users() == 1
@@ -368,7 +371,8 @@ def test_hub_load_as_another_user_gets_the_uploads_checks(capsys, store):
     add_user(store, "alice")
     code, out, err = lev(capsys, "hub", "load", EXAMPLES / "szczecin.alive", "--user", "alice")
     assert (code, out) == (1, "")
-    first, last = err.splitlines()
+    where, first, last = err.splitlines()
+    assert where.startswith("lev hub load: into ")
     assert first.startswith("lev: error: lev.szczecin.alive 1.0.0: 'alice' cannot publish "
                             "lev.szczecin.alive: the namespace lev.szczecin does not exist")
     assert last == "lev: error: 1 of 1 packages were not loaded"

@@ -12,6 +12,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from ._cli_base import EXIT_FAILED, EXIT_OK, CliError
+from ._config import extra_hint
 from .client import ApiError, Client, CredentialsError, LoginRequired
 
 if TYPE_CHECKING:
@@ -82,10 +83,8 @@ def _cmd_agent(args: argparse.Namespace, extras: list[str]) -> int:
         from .agent import Agent, AgentError, load_enrolment, save_enrolment
         from .client import AgentClient
     except ImportError as exc:
-        # Not "pip install 'levrt[agent]'": PyPI's levrt is the original platform's SDK.
-        raise CliError(f"lev agent needs levrt's agent extra ({exc.name} is missing): pip "
-                       "install '.[agent]' in the clone levrt was installed from",
-                       EXIT_FAILED) from None
+        raise CliError(f"lev agent needs levrt's agent extra ({exc.name} is missing): "
+                       f"{extra_hint('agent')}", EXIT_FAILED) from None
     try:
         anonymous = AgentClient(args.server)
     except ValueError as exc:

@@ -288,6 +288,8 @@ def _cmd_hub_load(args: argparse.Namespace, extras: list[str]) -> int:
         if args.user and store.get_user(args.user) is None:
             raise CliError(f"no user {args.user!r} in the store: lev user add {args.user} "
                            "first, or leave out --user", EXIT_FAILED)
+        # A server on another LEV_HOME or LEV_DB_URL would not see them: say where they go.
+        print(f"lev hub load: into {store.where()}", file=sys.stderr, flush=True)
         for folder in folders:
             try:
                 print(_load_one(store, settings, folder, args.user), flush=True)

@@ -159,3 +159,9 @@ def load_settings(path: Path | None = None) -> Settings:
         if os.environ.get(env):
             values[name] = _coerce(name, os.environ[env], env)
     return Settings(**values)
+
+
+def extra_hint(extra: str) -> str:
+    """How to install levrt's optional ``extra`` (``agent``, ``postgres``...). Not "pip
+    install 'levrt[...]'": PyPI's levrt is the original platform's SDK, not this one."""
+    return f"pip install '.[{extra}]' in the clone levrt was installed from"

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import sys
+from pathlib import Path
 from typing import Any
 
 from levrt import __version__
@@ -53,6 +55,15 @@ def engine_facts(engine: str) -> dict[str, Any]:
     return {"engine_version": version, "images": sorted(tags)[:MAX_IMAGES]}
 
 
+def _tool(name: str) -> str | None:
+    """Where the tool ``name`` is on PATH, leaving out the agent's own virtualenv: its
+    ``httpx`` is the Python library's command, not ProjectDiscovery's scanner."""
+    own = Path(sys.prefix) / "bin"
+    path = os.pathsep.join(folder for folder in os.environ.get("PATH", "").split(os.pathsep)
+                           if sys.prefix == sys.base_prefix or Path(folder) != own)
+    return shutil.which(name, path=path)
+
+
 def gather_facts() -> dict[str, Any]:
     """This machine's facts (the server's ``Facts`` shape). Blocking: asks the container
     engine, if one answers, for its version and images."""
@@ -61,7 +72,7 @@ def gather_facts() -> dict[str, Any]:
 
     engine = engine_url()
     executors = (["docker"] if engine else []) + (["process"] if bwrap() else [])
-    tools = {name: path for name in TOOLS if (path := shutil.which(name))}
+    tools = {name: path for name in TOOLS if (path := _tool(name))}
     held = engine_facts(engine) if engine else {"engine_version": "", "images": []}
     return {"executors": executors, "engine": engine or "", **held, "tools": tools,
             "cores": _cores(), "memory": _memory(), "version": __version__,

@@ -22,6 +22,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from levrt._config import extra_hint
 from levrt._status import UNFINISHED_STATUSES
 from levrt.agent._facts import engine_facts
 from levrt.server import dispatch, published, sessions, web
@@ -387,7 +388,7 @@ async def ask_device(temporal: str, queue: str, activity: str, *args: Any,
     try:
         from temporalio.client import Client
     except ImportError:
-        raise RuntimeError("asking a device needs temporalio: pip install 'levrt[agent]'") \
+        raise RuntimeError(f"asking a device needs temporalio: {extra_hint('agent')}") \
             from None
     client = await Client.connect(temporal)
     return await client.execute_workflow(

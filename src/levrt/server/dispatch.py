@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from starlette.concurrency import run_in_threadpool
 
+from levrt._config import extra_hint
 from levrt.server.params import check_size
 from levrt.store import Store
 
@@ -143,8 +144,8 @@ class Dispatcher:
                 try:
                     from temporalio.client import Client
                 except ImportError:
-                    raise RuntimeError("sending tasks to devices needs temporalio: pip "
-                                       "install 'levrt[agent]'") from None
+                    raise RuntimeError("sending tasks to devices needs temporalio: "
+                                       + extra_hint("agent")) from None
                 try:
                     self._client = await Client.connect(self._address)
                 except RuntimeError as exc:

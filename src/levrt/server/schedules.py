@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
+from levrt._config import extra_hint
 from levrt.server import sessions, web
 from levrt.server.auth import CurrentReader, CurrentUser, StoreDep, server_secret
 from levrt.server.dispatch import Dispatcher, PlacementError, chosen, placement
@@ -431,7 +432,7 @@ def register(app: Any, dispatcher: Dispatcher, store: Store) -> Any:
     try:
         from levrt.server.temporal_schedules import TemporalScheduler
     except ImportError:
-        raise RuntimeError("a server given Temporal needs temporalio: pip install "
-                           "'levrt[agent]'") from None
+        raise RuntimeError(f"a server given Temporal needs temporalio: "
+                           f"{extra_hint('agent')}") from None
     return TemporalScheduler(scheduler, address, server_secret(app.state))
 

@@ -40,6 +40,7 @@ from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, Prog
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql import ColumnElement
 
+from levrt._config import extra_hint
 from levrt._driver import driver_gone
 from levrt._status import FINAL_STATUSES, UNFINISHED_STATUSES
 from levrt._text import clean_data, clean_text
@@ -77,7 +78,7 @@ BUSY_TIMEOUT_MS = 30_000
 CONNECT_TIMEOUT_S = 10
 
 # How to install the driver of a URL whose driver is missing, by driver name.
-_DRIVER_HINTS = {"psycopg": "pip install 'levrt[postgres]' (psycopg 3)"}
+_DRIVER_HINTS = {"psycopg": f"{extra_hint('postgres')} (psycopg 3)"}
 _LIBPQ_DRIVERS = ("psycopg", "psycopg2")
 
 # Connection option read by the "begin" hooks to take the write lock up front.
