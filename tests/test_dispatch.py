@@ -439,7 +439,8 @@ def _outlives(server, agents, tmp_path, restart):
 
     restart(while_down)
     task = _ended(server, job_id, 120)
-    assert task["job"]["status"] == "done", task
+    assert task["job"]["status"] == "done", (task["job"]["error"], [
+        line["text"] for line in task["log"]])
     assert [run["status"] for run in task["runs"]] == ["done"] * 3
     words = sorted(d["data"]["word"] for d in task["documents"] if d["coll"] == "test/step@1.0")
     assert words == ["first", "last"]
@@ -454,7 +455,7 @@ def test_a_dispatched_job_outlives_a_restart_of_the_server(cluster, tmp_path):
 
 def test_a_dispatched_job_outlives_a_restart_of_postgresql(tmp_path, temporal_server,
                                                            pg_databases):
-    """The server's store on a PostgreSQL cluster of the test's own, crashed mid-job and
+    """The server's store on a PostgreSQL cluster of the test's own, stopped mid-job and
     started again: the server answers 503 meanwhile, and the driver sends again."""
     pg = PgCluster.start(pg_databases.cluster.bindir)
     server = None
