@@ -189,6 +189,7 @@ def schedule(client, tokens, noop):
 
 @pytest.mark.parametrize("kind, url", [
     ("webhook", "http://[::1"), ("apprise", "json://[::1"), ("webhook", "http://127.0.0.1:99999/"),
+    ("webhook", "https://127.0.0.1:0/"),
     ("webhook", "http://a\x00b/"), ("webhook", "http://a b/"), ("webhook", "file:///etc/passwd"),
     ("webhook", "http+unix://%2Frun%2Fpodman.sock/x"), ("webhook", "unix:///run/podman.sock"),
     ("webhook", "gopher://127.0.0.1:25/"), ("apprise", "file:///etc/passwd"),

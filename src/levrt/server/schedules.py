@@ -16,14 +16,16 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from levrt.server import sessions, web
 from levrt.server.auth import CurrentReader, CurrentUser, StoreDep
+from levrt.server.params import ParamsInvalid, check_size
 from levrt.server.runner import TaskRunner
 from levrt.server.schemas import Body, errors
 from levrt.server.tasks import TaskRequest, _checked, _invalid, find_job
@@ -113,8 +115,27 @@ class HookRequest(Body):
     kind: Literal["webhook", "apprise"] = Field(description=(
         "webhook: a signed JSON POST; apprise: any apprise URL (mailto://, slack://...)"))
     url: str = Field(min_length=3, max_length=2000, description="never shown again")
-    events: list[str] = Field(default_factory=lambda: ["done", "failed"], description=(
-        f"some of {', '.join(HOOK_EVENTS)}"))
+    events: list[Annotated[str, Field(max_length=32)]] = Field(
+        default_factory=lambda: ["done", "failed"], max_length=16,
+        description=f"some of {', '.join(HOOK_EVENTS)}")
+
+
+# The largest hook id the store keeps (a 32-bit integer column, in PostgreSQL).
+_MAX_ID = 2**31 - 1
+
+
+def _check_url(url: str) -> None:
+    """ScheduleError (``url``) for a URL no request could be sent to: one that does not
+    parse (``http://[::1``), with a port of 0 or past 65535, or with spaces or control
+    characters (the store checks the scheme)."""
+    if any(char.isspace() or not char.isprintable() for char in url):
+        raise ScheduleError("url", "the URL holds spaces or control characters: encode them")
+    try:
+        port = urlsplit(url).port
+    except ValueError as exc:
+        raise ScheduleError("url", f"not a URL: {exc}") from None
+    if port == 0:
+        raise ScheduleError("url", "port 0 takes no requests: give the port that listens")
 
 
 def _refused(exc: ScheduleError) -> HTTPException:
@@ -128,8 +149,14 @@ def _mine(store: Store, user: dict[str, Any], name: str) -> dict[str, Any]:
     return schedule
 
 
-def _create(store: Store, user: dict[str, Any], body: ScheduleRequest) -> dict[str, Any]:
+def _create(store: Store, user: dict[str, Any], body: ScheduleRequest,
+            max_params_bytes: int) -> dict[str, Any]:
     target, params, package = _checked(store, user, body)
+    try:
+        check_size(params, max_params_bytes)  # as a task's: each fire submits them
+    except ParamsInvalid as exc:
+        raise _invalid({("params", name): msg for name, msg in exc.errors.items()},
+                       413) from None
     try:
         return store.add_schedule(user["name"], body.name, target=target, params=params,
                                   package=package, device=body.device, cron=body.cron,
@@ -147,6 +174,7 @@ def _details(store: Store, user: dict[str, Any], schedule: dict[str, Any]) -> di
 def _add_hook(store: Store, user: dict[str, Any], body: HookRequest, *,
               schedule_id: int | None = None, job_id: str | None = None) -> dict[str, Any]:
     try:
+        _check_url(body.url)
         hook, secret = store.add_hook(user["name"], kind=body.kind, url=body.url,
                                       events=body.events, schedule_id=schedule_id,
                                       job_id=job_id)
@@ -159,12 +187,14 @@ def _add_hook(store: Store, user: dict[str, Any], body: HookRequest, *,
 
 
 @router.post("", status_code=201, responses=errors(400, 409, 413, 422))
-def add_schedule(body: ScheduleRequest, store: StoreDep, user: CurrentUser) -> dict[str, Any]:
+def add_schedule(body: ScheduleRequest, request: Request, store: StoreDep,
+                 user: CurrentUser) -> dict[str, Any]:
     """A schedule firing ``target`` with ``params`` (checked as for a task; the version
     is pinned now) at each slot of ``cron`` in ``timezone``, or every ``interval`` seconds.
     422 names the field: a cron expression that does not parse, an unknown zone, an
-    interval under 60 s, both or neither. 409 when the name is taken."""
-    return _create(store, user, body)
+    interval under 60 s, both or neither. 413 names the parameters past the server's
+    ``max_params_bytes``, as for a task. 409 when the name is taken."""
+    return _create(store, user, body, request.app.state.settings.max_params_bytes)
 
 
 @router.get("")
@@ -241,7 +271,8 @@ def list_deliveries(
 
 
 @hooks_router.delete("/api/hooks/{hook_id}", status_code=204, responses=errors(404))
-def remove_hook(hook_id: int, store: StoreDep, user: CurrentUser) -> Response:
+def remove_hook(hook_id: Annotated[int, Path(le=_MAX_ID)], store: StoreDep,
+                user: CurrentUser) -> Response:
     if not store.remove_hook(user["name"], hook_id):
         raise HTTPException(404, f"you have no hook {hook_id}")
     return Response(status_code=204)
@@ -348,10 +379,11 @@ async def _page_hook(request: Request, user: dict[str, Any], store: Store, name:
     schedule = await run_in_threadpool(store.get_schedule, user["name"], name)
     if schedule is None:
         return await _page(request, 404, error=f"you have no schedule {name!r}")
+    url = str(form.get("url") or "").strip()
     try:
+        _check_url(url)
         hook, secret = await run_in_threadpool(
-            lambda: store.add_hook(user["name"], kind=str(form.get("kind") or ""),
-                                   url=str(form.get("url") or "").strip(),
+            lambda: store.add_hook(user["name"], kind=str(form.get("kind") or ""), url=url,
                                    events=[str(event) for event in form.getlist("events")],
                                    schedule_id=schedule["id"]))
     except ScheduleError as exc:
