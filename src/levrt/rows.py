@@ -180,20 +180,34 @@ def cell_text(value: Any) -> str:
     return json.dumps(to_json(value), ensure_ascii=False, sort_keys=True)
 
 
+# A spreadsheet opening CSV runs text starting with one of these as a formula (a scanned
+# host's banner could call a program): such text is written after an apostrophe, which
+# makes the spreadsheet show it as text.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value: Any) -> str:
+    text = cell_text(value)
+    if text.startswith(_FORMULA_STARTS) and not isinstance(value, (int, float)):
+        return "'" + text
+    return text
+
+
 def to_csv(found: Sequence[Table]) -> str:
     """CSV text: one table's columns; several tables in one listing with a first column
-    ``collection`` and the union of their columns."""
+    ``collection`` and the union of their columns. Text a spreadsheet would take for a
+    formula (starting with ``=``, ``+``, ``-``, ``@``, tab or CR) starts with ``'``."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     several = len(found) != 1
     columns: list[str] = []
     for table in found:
         columns += [column for column in table.columns if column not in columns]
-    writer.writerow((["collection"] if several else []) + columns)
+    writer.writerow([_csv_cell(name) for name in (["collection"] if several else []) + columns])
     for table in found:
         for row in table.rows:
-            writer.writerow(([table.coll] if several else [])
-                            + [cell_text(row.get(column)) for column in columns])
+            writer.writerow(([_csv_cell(table.coll)] if several else [])
+                            + [_csv_cell(row.get(column)) for column in columns])
     return out.getvalue()
 
 

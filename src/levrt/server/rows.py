@@ -88,7 +88,9 @@ def _compared(store: Store, user: dict[str, Any], task_id: str,
     job = find_job(store, user, task_id)
     if other:
         try:
-            before = find_job(store, user, store.resolve_job(other))
+            # Among the jobs the caller may see: another user's would name their job ids.
+            before = find_job(store, user, store.resolve_job(
+                other, owner=None if user["is_admin"] else user["name"]))
         except LookupError as exc:
             raise HTTPException(404, f"with: {exc}") from None
     else:
