@@ -375,7 +375,8 @@ def job_wheel(job_id: str, filename: str, device: CurrentDevice, store: StoreDep
     return Response(wheel["content"], media_type="application/octet-stream")
 
 
-@agent_router.post("/jobs/{job_id}/end", status_code=204, responses=errors(401, 403, 422))
+@agent_router.post("/jobs/{job_id}/end", status_code=204,
+                   responses=errors(400, 401, 403, 422))
 def end_job(job_id: str, body: JobEnd, device: CurrentDevice, store: StoreDep) -> Response:
     """The agent could not run the job, or its ``lev run`` ended without finishing it:
     record the job ``status`` with ``error`` unless it has ended already."""
