@@ -404,3 +404,26 @@ def test_agent_and_driver_routes_answer_no_server_error(case, client, store, tok
         job["Authorization"].split()[1]
     case.call_and_validate(app=app, headers=bearer(token),
                            checks=[not_a_server_error, status_code_conformance])
+
+
+@pytest.mark.parametrize("extra, loc", [
+    ({"device": "a\x00b"}, ["body", "device"]), ({"device": "../box"}, ["body", "device"]),
+    ({"pool": "dmz"}, ["body", "pool"]), ({"spread": True}, ["body", "pool"]),
+])
+def test_a_schedules_device_is_a_device_or_pool_name(client, store, tokens, noop, extra, loc):
+    # Taken and silently dropped (pool, spread) or kept whatever it held (device).
+    answer = client.post("/api/schedules", headers=tokens["alice"], json={
+        "name": "s", "target": HELLO, "cron": "0 3 * * *", **extra})
+    assert answer.status_code == 422 and locs(answer) == [loc], answer.text
+    assert store.list_schedules("alice") == []
+
+
+def test_the_schedule_form_checks_the_device_too(client, store, tokens, noop):
+    job_id = done_job(store, "alice", {"host": "a"})
+    login(client, "alice")
+    csrf = csrf_of(client.get(f"/tasks/{job_id}/schedule"))
+    answer = client.post(f"/tasks/{job_id}/schedule", data={
+        "csrf_token": csrf, "name": "s", "cron": "0 3 * * *", "timezone": "UTC",
+        "device": "a\x01b"})
+    assert answer.status_code == 400 and "device or pool name" in answer.text
+    assert store.list_schedules("alice") == []

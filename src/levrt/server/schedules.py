@@ -31,6 +31,7 @@ from levrt.server.schemas import Body, errors
 from levrt.server.tasks import TaskRequest, _checked, _invalid, find_job
 from levrt.store import HubConflictError, ScheduleError, Store
 from levrt.store._common import now
+from levrt.store._devices import check_device_name
 from levrt.store._schedules import HOOK_EVENTS, due_slot, next_slot
 
 logger = logging.getLogger(__name__)
@@ -138,6 +139,15 @@ def _check_url(url: str) -> None:
         raise ScheduleError("url", "port 0 takes no requests: give the port that listens")
 
 
+def _check_device(device: str | None) -> None:
+    """ScheduleError (``device``) for what cannot name a device or pool."""
+    if device is not None:
+        try:
+            check_device_name(device, "device or pool name")
+        except ValueError as exc:
+            raise ScheduleError("device", str(exc)) from None
+
+
 def _refused(exc: ScheduleError) -> HTTPException:
     return _invalid({(exc.field,): str(exc)})
 
@@ -151,6 +161,12 @@ def _mine(store: Store, user: dict[str, Any], name: str) -> dict[str, Any]:
 
 def _create(store: Store, user: dict[str, Any], body: ScheduleRequest,
             max_params_bytes: int) -> dict[str, Any]:
+    if body.pool is not None or body.spread:
+        raise _invalid({("pool",): "a schedule names the device or pool it runs on in device"})
+    try:
+        _check_device(body.device)
+    except ScheduleError as exc:
+        raise _refused(exc) from None
     target, params, package = _checked(store, user, body)
     try:
         check_size(params, max_params_bytes)  # as a task's: each fire submits them
@@ -341,6 +357,7 @@ async def schedule_task(request: Request, task_id: str) -> Response:
     store: Store = request.app.state.store
     try:
         cron, interval = _form_timing(form)
+        _check_device(values["device"] or None)
         await run_in_threadpool(
             lambda: store.add_schedule(
                 user["name"], values["name"], target=job["target"],
