@@ -427,3 +427,18 @@ def test_the_schedule_form_checks_the_device_too(client, store, tokens, noop):
         "device": "a\x01b"})
     assert answer.status_code == 400 and "device or pool name" in answer.text
     assert store.list_schedules("alice") == []
+
+
+def test_assets_come_in_pages_of_a_bounded_size(client, store, tokens):
+    # Every asset of every task in one answer (an administrator's: everyone's).
+    for host in ("a", "b", "c"):
+        done_job(store, "alice", {"host": host})
+    alice = tokens["alice"]
+    first = client.get("/api/assets", headers=alice, params={"limit": 2})
+    assert first.status_code == 200 and len(first.json()) == 2
+    assert first.headers["X-Total-Count"] == "3" and 'rel="next"' in first.headers["Link"]
+    rest = client.get("/api/assets", headers=alice, params={"limit": 2, "page": 2}).json()
+    assert [a["row"]["host"] for a in first.json() + rest] == ["c", "b", "a"]
+    for query in ({"limit": 10**6}, {"limit": 0}, {"page": 0}, {"page": 10**12}):
+        answer = client.get("/api/assets", headers=alice, params=query)
+        assert answer.status_code == 422 and locs(answer)[0][0] == "query", query
