@@ -241,6 +241,10 @@ def test_schedules_and_hooks_are_their_owners(client, store, tokens, schedule):
     answer = client.post("/api/schedules/nightly/hooks", headers=bob,
                          json={"kind": "webhook", "url": "http://127.0.0.1:9/"})
     assert answer.status_code == 404
+    alices_task = done_job(store, "alice", {"host": "a"})
+    answer = client.post(f"/api/tasks/{alices_task}/hooks", headers=bob,
+                         json={"kind": "webhook", "url": "http://127.0.0.1:9/"})
+    assert answer.status_code == 404 and answer.json()["detail"] == f"no task {alices_task!r}"
     assert client.get("/api/schedules", headers=bob).json() == []
     assert client.get("/api/hooks", headers=bob).json() == []
     assert store.get_schedule("alice", "nightly")["paused"] is False
