@@ -371,7 +371,8 @@ def _bodies(job_id):
 
 
 @pytest.mark.parametrize("value", ["[" * 600 + "]" * 600, "[" * 5000 + "]" * 5000,
-                                   '"\\ud800"', '"\\udfff x"', '{"\\ud800": 1}',
+                                   '"\\ud800"', '"\\udfff x"', '{"\\ud800": 1}', '"a\\u0000b"',
+                                   "-1", str(HUGE), "true", "null",
                                    '"' + "x" * 3_000_000 + '"'])
 def test_every_new_body_takes_hostile_values_without_a_server_error(client, store, tokens,
                                                                     value):
@@ -446,3 +447,19 @@ def test_assets_come_in_pages_of_a_bounded_size(client, store, tokens):
     for query in ({"limit": 10**6}, {"limit": 0}, {"page": 0}, {"page": 10**12}):
         answer = client.get("/api/assets", headers=alice, params=query)
         assert answer.status_code == 422 and locs(answer)[0][0] == "query", query
+
+
+def test_schedule_timings_that_never_fire_or_read_files_are_refused(client, store, tokens, noop):
+    for timing, field in (
+            ({"cron": "0 0 31 2 *"}, "cron"), ({"cron": "*/0 * * * *"}, "cron"),
+            ({"cron": "0-99999999 * * * *"}, "cron"), ({"cron": "0 3 * * *\x00"}, "cron"),
+            ({"cron": "0 3 * * *", "timezone": "../../../etc/passwd"}, "timezone"),
+            ({"cron": "0 3 * * *", "timezone": "/etc/localtime"}, "timezone"),
+            ({"cron": "0 3 * * *", "timezone": "UTC\x00"}, "timezone"),
+            ({"interval": HUGE}, "interval"), ({"interval": -60}, "interval"),
+            ({"interval": 0}, "interval"), ({"interval": 60.5}, "interval")):
+        answer = client.post("/api/schedules", headers=tokens["alice"],
+                             json={"name": "s", "target": HELLO, **timing})
+        assert answer.status_code == 422, (timing, answer.text)
+        assert locs(answer) == [["body", field]], timing
+    assert store.list_schedules("alice") == []
