@@ -193,6 +193,7 @@ def schedule(client, tokens, noop):
     ("webhook", "http://a\x00b/"), ("webhook", "http://a b/"), ("webhook", "file:///etc/passwd"),
     ("webhook", "http+unix://%2Frun%2Fpodman.sock/x"), ("webhook", "unix:///run/podman.sock"),
     ("webhook", "gopher://127.0.0.1:25/"), ("apprise", "file:///etc/passwd"),
+    ("apprise", "syslog://local5"), ("apprise", "SYSLOG://user"),
 ])
 def test_hook_urls_that_cannot_be_sent_to_are_refused(client, store, tokens, schedule, kind,
                                                       url):

@@ -125,18 +125,28 @@ class HookRequest(Body):
 _MAX_ID = 2**31 - 1
 
 
+# Apprise services that act on the server's own machine, not over the network: syslog://
+# writes to its local syslog socket.
+_LOCAL_APPRISE = frozenset({"syslog"})
+
+
 def _check_url(url: str) -> None:
     """ScheduleError (``url``) for a URL no request could be sent to: one that does not
     parse (``http://[::1``), with a port of 0 or past 65535, or with spaces or control
-    characters (the store checks the scheme)."""
+    characters, and an apprise service local to the server (the store checks the scheme of a
+    webhook)."""
     if any(char.isspace() or not char.isprintable() for char in url):
         raise ScheduleError("url", "the URL holds spaces or control characters: encode them")
     try:
-        port = urlsplit(url).port
+        parts = urlsplit(url)
+        port = parts.port
     except ValueError as exc:
         raise ScheduleError("url", f"not a URL: {exc}") from None
     if port == 0:
         raise ScheduleError("url", "port 0 takes no requests: give the port that listens")
+    if parts.scheme in _LOCAL_APPRISE:
+        raise ScheduleError("url", "notifications go over the network, not to the server's "
+                            "own syslog: use rsyslog://HOST for a syslog server")
 
 
 def _check_device(device: str | None) -> None:
