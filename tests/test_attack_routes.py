@@ -464,3 +464,35 @@ def test_schedule_timings_that_never_fire_or_read_files_are_refused(client, stor
         assert answer.status_code == 422, (timing, answer.text)
         assert locs(answer) == [["body", field]], timing
     assert store.list_schedules("alice") == []
+
+
+BAD_KEYS = [5, "host", [{"a": 1}], [["x"]], {"a": 1}, [None], [1]]
+
+
+@pytest.mark.parametrize("keys", BAD_KEYS)
+def test_a_driver_declares_keys_as_a_list_of_column_names_or_is_refused(client, store, keys):
+    job_id, job = running_job(store, client)
+    answer = client.post(f"/api/driver/jobs/{job_id}/runs", headers=job, json={
+        "run_id": 0, "name": "n", "coll": "c", "spec": {"keys": keys}})
+    assert answer.status_code == 422 and locs(answer) == [["body", "spec"]], answer.text
+    assert store.list_runs(job_id) == []
+
+
+def test_keys_of_the_wrong_shape_stored_break_no_rows_diff_or_assets(client, store, tokens):
+    # One job's keys of the wrong shape made its rows, its diff and the assets of its owner
+    # (of everyone, for an administrator) a 500 for good.
+    alice, root = tokens["alice"], tokens["root"]
+    for keys in BAD_KEYS:
+        job_id = store.create_job("scan", owner="alice", target="lev.x.scan:scan")
+        store.create_run(job_id, 0, name="n", image=None, schema=None, coll="c",
+                         spec={"keys": keys})
+        store.finish_run(job_id, 0, status="done", exit_code=0, coll="c",
+                         data={"host": "a", "port": 1})
+        store.finish_job(job_id, "done")
+        for path in (f"/api/tasks/{job_id}/rows", f"/api/tasks/{job_id}/rows?format=csv",
+                     f"/api/tasks/{job_id}/diff"):
+            assert client.get(path, headers=alice).status_code in (200, 404), (keys, path)
+        for headers in (alice, root):
+            answer = client.get("/api/assets", headers=headers)
+            assert answer.status_code == 200, keys
+    assert [asset["keys"] for asset in answer.json()] == [[]]

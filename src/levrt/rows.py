@@ -43,8 +43,8 @@ if TYPE_CHECKING:
     from .store import Store
 
 __all__ = ["Asset", "AssetIndex", "Change", "Table", "TableDiff", "asset_rows", "assets",
-           "cell_text", "columns", "diff", "flatten", "job_tables", "row_key", "tables",
-           "to_csv"]
+           "cell_text", "columns", "diff", "flatten", "job_tables", "key_names", "row_key",
+           "tables", "to_csv"]
 
 Row = dict[str, Any]
 
@@ -140,13 +140,21 @@ def tables(documents: Iterable[Mapping[str, Any]],
     ordered = sorted(documents, key=lambda doc: doc["coll"] != "_")
     for doc in ordered:
         table = found.setdefault(doc["coll"], Table(doc["coll"]))
-        declared = (keys or {}).get(doc["run_id"])
+        declared = key_names((keys or {}).get(doc["run_id"]))
         if declared and not table.keys:
-            table.keys = list(declared)
+            table.keys = declared
         table.rows += flatten(doc["data"])
     for table in found.values():
         table.columns = columns(table.rows)
     return list(found.values())
+
+
+def key_names(declared: Any) -> list[str] | None:
+    """The keys a run declared (its spec's ``keys``, which its driver wrote) when they are a
+    list of column names; None for anything else, which names no row."""
+    if isinstance(declared, list) and all(isinstance(key, str) for key in declared):
+        return list(declared)
+    return None
 
 
 def columns(found: Iterable[Row]) -> list[str]:

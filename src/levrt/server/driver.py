@@ -15,9 +15,10 @@ import threading
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, HTTPException, Path, Query, Request, Response
-from pydantic import Field
+from pydantic import Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
+from levrt import rows
 from levrt._config import load_settings
 from levrt._job_json import to_json
 from levrt._status import FINAL_STATUSES, JobStatus
@@ -86,6 +87,15 @@ class RunRequest(Body):
     coll: str = Field(max_length=1000)
     spec: dict[str, Any] | None = None
     namespace: list[Annotated[str, Field(max_length=1000)]] | None = Field(None, max_length=64)
+
+
+    @field_validator("spec")
+    @classmethod
+    def _keys_are_names(cls, spec: dict[str, Any] | None) -> dict[str, Any] | None:
+        # The rows of the job's results are matched by them (levrt.rows).
+        if spec and spec.get("keys") is not None and rows.key_names(spec["keys"]) is None:
+            raise ValueError("spec['keys'] must be a list of column names")
+        return spec
 
 
 class RunEnd(Body):
