@@ -43,8 +43,8 @@ if TYPE_CHECKING:
     from .store import Store
 
 __all__ = ["Asset", "AssetIndex", "Change", "Table", "TableDiff", "asset_rows", "assets",
-           "cell_text", "columns", "diff", "flatten", "job_tables", "row_key", "tables",
-           "to_csv"]
+           "cell_text", "columns", "diff", "flatten", "job_tables", "key_names", "row_key",
+           "tables", "to_csv"]
 
 Row = dict[str, Any]
 
@@ -140,13 +140,21 @@ def tables(documents: Iterable[Mapping[str, Any]],
     ordered = sorted(documents, key=lambda doc: doc["coll"] != "_")
     for doc in ordered:
         table = found.setdefault(doc["coll"], Table(doc["coll"]))
-        declared = (keys or {}).get(doc["run_id"])
+        declared = key_names((keys or {}).get(doc["run_id"]))
         if declared and not table.keys:
-            table.keys = list(declared)
+            table.keys = declared
         table.rows += flatten(doc["data"])
     for table in found.values():
         table.columns = columns(table.rows)
     return list(found.values())
+
+
+def key_names(declared: Any) -> list[str] | None:
+    """The keys a run declared (its spec's ``keys``, which its driver wrote) when they are a
+    list of column names; None for anything else, which names no row."""
+    if isinstance(declared, list) and all(isinstance(key, str) for key in declared):
+        return list(declared)
+    return None
 
 
 def columns(found: Iterable[Row]) -> list[str]:
@@ -180,20 +188,34 @@ def cell_text(value: Any) -> str:
     return json.dumps(to_json(value), ensure_ascii=False, sort_keys=True)
 
 
+# A spreadsheet opening CSV runs text starting with one of these as a formula (a scanned
+# host's banner could call a program): such text is written after an apostrophe, which
+# makes the spreadsheet show it as text.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value: Any) -> str:
+    text = cell_text(value)
+    if text.startswith(_FORMULA_STARTS) and not isinstance(value, (int, float)):
+        return "'" + text
+    return text
+
+
 def to_csv(found: Sequence[Table]) -> str:
     """CSV text: one table's columns; several tables in one listing with a first column
-    ``collection`` and the union of their columns."""
+    ``collection`` and the union of their columns. Text a spreadsheet would take for a
+    formula (starting with ``=``, ``+``, ``-``, ``@``, tab or CR) starts with ``'``."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     several = len(found) != 1
     columns: list[str] = []
     for table in found:
         columns += [column for column in table.columns if column not in columns]
-    writer.writerow((["collection"] if several else []) + columns)
+    writer.writerow([_csv_cell(name) for name in (["collection"] if several else []) + columns])
     for table in found:
         for row in table.rows:
-            writer.writerow(([table.coll] if several else [])
-                            + [cell_text(row.get(column)) for column in columns])
+            writer.writerow(([_csv_cell(table.coll)] if several else [])
+                            + [_csv_cell(row.get(column)) for column in columns])
     return out.getvalue()
 
 

@@ -64,28 +64,37 @@ class EnrolRequest(Body):
     code: str = Field(min_length=1, max_length=200)
 
 
-class Facts(BaseModel):
-    """What an agent reports of its machine."""
+# The largest count the store keeps (a 32-bit integer column, in PostgreSQL).
+MAX_COUNT = 2**31 - 1
+_Name = Annotated[str, Field(max_length=1000)]
 
-    executors: list[str] = Field(default_factory=list, max_length=16,
-                                 description="executors its runs can use: process, docker")
+
+class Facts(Body):
+    """What an agent reports of its machine: a :class:`~levrt.server.schemas.Body`, so that
+    its keys are checked as text too (a lone surrogate in one made every listing of the
+    owner's devices fail)."""
+
+    executors: list[Annotated[str, Field(max_length=64)]] = Field(
+        default_factory=list, max_length=16,
+        description="executors its runs can use: process, docker")
     engine: str = Field("", max_length=1000,
                         description="the Docker API URL that answered (empty: none did)")
     engine_version: str = Field("", max_length=200,
                                 description="that engine's product and version")
-    images: list[str] = Field(default_factory=list, max_length=10_000,
-                              description="image references its container engine holds")
-    tools: dict[str, str] = Field(default_factory=dict,
-                                  description="tool binaries on its PATH: name -> path")
-    cores: int = Field(0, ge=0)
-    memory: int = Field(0, ge=0, description="bytes")
+    images: list[_Name] = Field(default_factory=list, max_length=10_000,
+                                description="image references its container engine holds")
+    tools: dict[_Name, Annotated[str, Field(max_length=4096)]] = Field(
+        default_factory=dict, max_length=10_000,
+        description="tool binaries on its PATH: name -> path")
+    cores: int = Field(0, ge=0, le=MAX_COUNT)
+    memory: int = Field(0, ge=0, le=2**63 - 1, description="bytes")
     version: str = Field("", max_length=64, description="its levrt version")
     hostname: str = Field("", max_length=255)
 
 
 class Heartbeat(Body):
-    running: int = Field(0, ge=0, description="runs going on the device now")
-    slots: int = Field(0, ge=0, description="runs it takes at once")
+    running: int = Field(0, ge=0, le=MAX_COUNT, description="runs going on the device now")
+    slots: int = Field(0, ge=0, le=MAX_COUNT, description="runs it takes at once")
     facts: Facts | None = Field(None, description="sent at start and when they change")
 
 
@@ -367,7 +376,8 @@ def job_wheel(job_id: str, filename: str, device: CurrentDevice, store: StoreDep
     return Response(wheel["content"], media_type="application/octet-stream")
 
 
-@agent_router.post("/jobs/{job_id}/end", status_code=204, responses=errors(401, 403, 422))
+@agent_router.post("/jobs/{job_id}/end", status_code=204,
+                   responses=errors(400, 401, 403, 422))
 def end_job(job_id: str, body: JobEnd, device: CurrentDevice, store: StoreDep) -> Response:
     """The agent could not run the job, or its ``lev run`` ended without finishing it:
     record the job ``status`` with ``error`` unless it has ended already."""

@@ -14,10 +14,11 @@ from __future__ import annotations
 import threading
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, Response
-from pydantic import Field
+from fastapi import APIRouter, FastAPI, HTTPException, Path, Query, Request, Response
+from pydantic import Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
+from levrt import rows
 from levrt._config import load_settings
 from levrt._job_json import to_json
 from levrt._status import FINAL_STATUSES, JobStatus
@@ -33,6 +34,9 @@ router = APIRouter(prefix="/api/driver/jobs/{job_id}", tags=["driver"],
 
 # Lines one log request may carry: a driver flushes far fewer, a few times a second.
 MAX_LOG_ENTRIES = 20_000
+# The largest run id, exit code or log row the store keeps (32-bit integer columns).
+MAX_INT = 2**31 - 1
+RunId = Annotated[int, Path(ge=0, le=MAX_INT, description="the run's id")]
 
 
 class DriverLogs:
@@ -76,19 +80,28 @@ class StartRequest(Body):
 
 class RunRequest(Body):
     free_form = frozenset({"spec"})
-    run_id: int = Field(ge=0)
+    run_id: int = Field(ge=0, le=MAX_INT)
     name: str = Field(max_length=1000)
     image: str | None = Field(None, max_length=1000)
     schema_: str | None = Field(None, alias="schema", max_length=1000)
     coll: str = Field(max_length=1000)
     spec: dict[str, Any] | None = None
-    namespace: list[str] | None = None
+    namespace: list[Annotated[str, Field(max_length=1000)]] | None = Field(None, max_length=64)
+
+
+    @field_validator("spec")
+    @classmethod
+    def _keys_are_names(cls, spec: dict[str, Any] | None) -> dict[str, Any] | None:
+        # The rows of the job's results are matched by them (levrt.rows).
+        if spec and spec.get("keys") is not None and rows.key_names(spec["keys"]) is None:
+            raise ValueError("spec['keys'] must be a list of column names")
+        return spec
 
 
 class RunEnd(Body):
     free_form = frozenset({"data", "error"})
     status: JobStatus
-    exit_code: int | None = None
+    exit_code: int | None = Field(None, ge=-MAX_INT - 1, le=MAX_INT)
     error: str | None = None
     coll: str | None = Field(None, max_length=1000)
     data: dict[str, Any] | None = Field(None, description="ctx writes still held, tagged JSON")
@@ -97,13 +110,14 @@ class RunEnd(Body):
 class DocumentWrite(Body):
     free_form = frozenset({"data"})
     coll: str = Field(max_length=1000)
-    run_id: int | None = Field(None, ge=0)
+    run_id: int | None = Field(None, ge=0, le=MAX_INT)
     data: dict[str, Any] = Field(description="top-level keys to set, tagged JSON")
 
 
 class LogBatch(Body):
     free_form = frozenset({"entries"})
-    run_id: int | None = Field(None, ge=0, description="null: the job's own lines")
+    run_id: int | None = Field(None, ge=0, le=MAX_INT,
+                               description="null: the job's own lines")
     entries: list[tuple[str, str]] = Field(description=f"[stream, line] pairs; streams: "
                                            f"{', '.join(LOG_STREAMS)}")
 
@@ -122,6 +136,16 @@ class JobEnd(Body):
     status: JobStatus
     error: str | None = None
     result: Any = Field(None, description="the workflow's result, tagged JSON")
+
+
+def _decoded(value: Any, field: str) -> Any:
+    """``value`` in the runtime's tagged JSON decoded; 422 naming ``field`` when a tag's
+    body is not what the tag says (``{"$bytes": 5}``, ``{"$float": "x"}``)."""
+    try:
+        return decode(value)
+    except (ValueError, TypeError) as exc:
+        raise HTTPException(422, [{"loc": ["body", field], "type": "value_error",
+                                   "msg": f"not the runtime's tagged JSON: {exc}"}]) from None
 
 
 def _final(status: str, field: str) -> None:
@@ -186,7 +210,7 @@ async def create_run(job_id: JobDriver, body: RunRequest, store: StoreDep) -> Re
 
 
 @router.delete("/runs/{run_id}", status_code=204)
-async def discard_run(job_id: JobDriver, run_id: int, store: StoreDep,
+async def discard_run(job_id: JobDriver, run_id: RunId, store: StoreDep,
                       keep_run: bool = False) -> Response:
     """Forget a run of an earlier attempt of the job, with its documents and log, to run it
     again under its number (``keep_run``: its record stays, for the same run started again
@@ -196,15 +220,17 @@ async def discard_run(job_id: JobDriver, run_id: int, store: StoreDep,
 
 
 @router.post("/runs/{run_id}/finish", status_code=204, responses=errors(404))
-async def finish_run(job_id: JobDriver, run_id: int, body: RunEnd, store: StoreDep) -> Response:
+async def finish_run(job_id: JobDriver, run_id: RunId, body: RunEnd,
+                     store: StoreDep) -> Response:
     """Record a run's end, with the ``ctx`` writes still held, in one transaction."""
     _final(body.status, "status")
     if body.data and not body.coll:
         raise HTTPException(422, "coll: the run's collection is needed with data")
+    data = _decoded(body.data, "data") if body.data else None
     try:
         await run_in_threadpool(lambda: store.finish_run(
             job_id, run_id, status=body.status, exit_code=body.exit_code, error=body.error,
-            coll=body.coll, data=decode(body.data) if body.data else None))
+            coll=body.coll, data=data))
     except KeyError:
         raise HTTPException(404, f"run_id: no run {run_id} in job {job_id}") from None
     return Response(status_code=204)
@@ -214,7 +240,7 @@ async def finish_run(job_id: JobDriver, run_id: int, body: RunEnd, store: StoreD
 async def merge_document(job_id: JobDriver, body: DocumentWrite, store: StoreDep) -> Response:
     """Set top-level keys of one of the job's documents (``ctx`` writes, ``Document.set``)."""
     await run_in_threadpool(store.merge_document, body.coll, job_id, body.run_id,
-                            decode(body.data))
+                            _decoded(body.data, "data"))
     return Response(status_code=204)
 
 
@@ -256,7 +282,7 @@ async def append_logs(job_id: JobDriver, body: LogWrite, store: StoreDep,
 @router.get("/logs")
 async def logs(
     job_id: JobDriver, store: StoreDep,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_INT)] = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 200,
     max_bytes: Annotated[int | None, Query(ge=1)] = None,
     last: bool = False,
@@ -269,7 +295,7 @@ async def logs(
 
 
 @router.get("/runs/{run_id}/log-tail")
-async def log_tail(job_id: JobDriver, run_id: int, store: StoreDep,
+async def log_tail(job_id: JobDriver, run_id: RunId, store: StoreDep,
                    lines: Annotated[int, Query(ge=0, le=1000)] = 20) -> list[str]:
     """The last ``lines`` log texts of one run, oldest first."""
     return await run_in_threadpool(store.log_tail, job_id, run_id, lines)
@@ -299,8 +325,9 @@ async def progress(job_id: JobDriver, body: Progress, store: StoreDep) -> Respon
 async def finish(job_id: JobDriver, body: JobEnd, store: StoreDep, request: Request) -> Response:
     """End the job: its token dies with it."""
     _final(body.status, "status")
+    result = _decoded(body.result, "result")
     await run_in_threadpool(lambda: store.finish_job(job_id, body.status, error=body.error,
-                                                     result=decode(body.result)))
+                                                     result=result))
     _logs(request).forget(job_id)
     return Response(status_code=204)
 

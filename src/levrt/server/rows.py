@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from levrt import rows
 from levrt.server import labels
 from levrt.server.auth import CurrentReader, StoreDep
+from levrt.server.paging import Page
 from levrt.server.schemas import errors
 from levrt.server.tasks import find_job
 from levrt.server.web import _not_found, _render, _user, templates
@@ -88,7 +89,9 @@ def _compared(store: Store, user: dict[str, Any], task_id: str,
     job = find_job(store, user, task_id)
     if other:
         try:
-            before = find_job(store, user, store.resolve_job(other))
+            # Among the jobs the caller may see: another user's would name their job ids.
+            before = find_job(store, user, store.resolve_job(
+                other, owner=None if user["is_admin"] else user["name"]))
         except LookupError as exc:
             raise HTTPException(404, f"with: {exc}") from None
     else:
@@ -138,14 +141,21 @@ def _assets(request: Request, store: Store, user: dict[str, Any], coll: str | No
 
 
 @router.get("/api/assets", tags=["rows"], responses=errors(401, 422))
-def assets(request: Request, store: StoreDep, user: CurrentReader, coll: Coll = None,
+def assets(request: Request, response: Response, store: StoreDep, user: CurrentReader,
+           coll: Coll = None,
            q: Annotated[str | None, Query(max_length=200, description=(
                "only rows with a cell holding this text (any case)"))] = None,
+           page: Annotated[int, Query(ge=1, le=1_000_000, description="from 1")] = 1,
+           limit: Annotated[int, Query(ge=1, le=1000, description="assets per page")] = 100,
            ) -> list[dict[str, Any]]:
-    """The latest row known under each key across the caller's done tasks (an
+    """A page of the latest row known under each key across the caller's done tasks (an
     administrator's: everyone's), newest seen first: ``[{"coll", "keys", "row",
-    "first_seen", "last_seen", "first_job", "last_job", "jobs"}]``."""
-    return [asset.to_json() for asset in _assets(request, store, user, coll, q)]
+    "first_seen", "last_seen", "first_job", "last_job", "jobs"}]``. ``X-Total-Count`` says
+    how many match over all pages, ``Link`` gives the ``next`` and ``prev`` pages."""
+    found = _assets(request, store, user, coll, q)
+    shown = Page(page, limit, len(found))
+    shown.set_headers(request, response)
+    return [asset.to_json() for asset in found[shown.offset:shown.offset + limit]]
 
 
 # -- pages ---------------------------------------------------------------------------------

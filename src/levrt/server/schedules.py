@@ -16,8 +16,9 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
@@ -26,6 +27,7 @@ from levrt._config import extra_hint
 from levrt.server import sessions, web
 from levrt.server.auth import CurrentReader, CurrentUser, StoreDep, server_secret
 from levrt.server.dispatch import Dispatcher, PlacementError, chosen, placement
+from levrt.server.params import ParamsInvalid, check_size
 from levrt.server.schemas import Body, errors
 from levrt.server.tasks import TaskRequest, _checked, _invalid, find_job
 from levrt.store import HubConflictError, ScheduleError, Store
@@ -120,8 +122,37 @@ class HookRequest(Body):
     kind: Literal["webhook", "apprise"] = Field(description=(
         "webhook: a signed JSON POST; apprise: any apprise URL (mailto://, slack://...)"))
     url: str = Field(min_length=3, max_length=2000, description="never shown again")
-    events: list[str] = Field(default_factory=lambda: ["done", "failed"], description=(
-        f"some of {', '.join(HOOK_EVENTS)}"))
+    events: list[Annotated[str, Field(max_length=32)]] = Field(
+        default_factory=lambda: ["done", "failed"], max_length=16,
+        description=f"some of {', '.join(HOOK_EVENTS)}")
+
+
+# The largest hook id the store keeps (a 32-bit integer column, in PostgreSQL).
+_MAX_ID = 2**31 - 1
+
+
+# Apprise services that act on the server's own machine, not over the network: syslog://
+# writes to its local syslog socket.
+_LOCAL_APPRISE = frozenset({"syslog"})
+
+
+def _check_url(url: str) -> None:
+    """ScheduleError (``url``) for a URL no request could be sent to: one that does not
+    parse (``http://[::1``), with a port of 0 or past 65535, or with spaces or control
+    characters, and an apprise service local to the server (the store checks the scheme of a
+    webhook)."""
+    if any(char.isspace() or not char.isprintable() for char in url):
+        raise ScheduleError("url", "the URL holds spaces or control characters: encode them")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ScheduleError("url", f"not a URL: {exc}") from None
+    if port == 0:
+        raise ScheduleError("url", "port 0 takes no requests: give the port that listens")
+    if parts.scheme in _LOCAL_APPRISE:
+        raise ScheduleError("url", "notifications go over the network, not to the server's "
+                            "own syslog: use rsyslog://HOST for a syslog server")
 
 
 def _refused(exc: ScheduleError | PlacementError) -> HTTPException:
@@ -135,8 +166,14 @@ def _mine(store: Store, user: dict[str, Any], name: str) -> dict[str, Any]:
     return schedule
 
 
-def _create(store: Store, user: dict[str, Any], body: ScheduleRequest) -> dict[str, Any]:
+def _create(store: Store, user: dict[str, Any], body: ScheduleRequest,
+            max_params_bytes: int) -> dict[str, Any]:
     target, params, package = _checked(store, user, body)
+    try:
+        check_size(params, max_params_bytes)  # as a task's: each fire submits them
+    except ParamsInvalid as exc:
+        raise _invalid({("params", name): msg for name, msg in exc.errors.items()},
+                       413) from None
     try:
         where = placement(store, user["name"], body.device, body.pool, body.spread)
         return store.add_schedule(user["name"], body.name, target=target, params=params,
@@ -156,6 +193,7 @@ def _details(store: Store, user: dict[str, Any], schedule: dict[str, Any]) -> di
 def _add_hook(store: Store, user: dict[str, Any], body: HookRequest, *,
               schedule_id: int | None = None, job_id: str | None = None) -> dict[str, Any]:
     try:
+        _check_url(body.url)
         hook, secret = store.add_hook(user["name"], kind=body.kind, url=body.url,
                                       events=body.events, schedule_id=schedule_id,
                                       job_id=job_id)
@@ -168,13 +206,15 @@ def _add_hook(store: Store, user: dict[str, Any], body: HookRequest, *,
 
 
 @router.post("", status_code=201, responses=errors(400, 409, 413, 422))
-def add_schedule(body: ScheduleRequest, store: StoreDep, user: CurrentUser,
-                 request: Request) -> dict[str, Any]:
+def add_schedule(body: ScheduleRequest, request: Request, store: StoreDep,
+                 user: CurrentUser) -> dict[str, Any]:
     """A schedule firing ``target`` with ``params`` (checked as for a task; the version
     is pinned now) at each slot of ``cron`` in ``timezone``, or every ``interval`` seconds.
     422 names the field: a cron expression that does not parse, an unknown zone, an
-    interval under 60 s, both or neither. 409 when the name is taken."""
-    made = _create(store, user, body)
+    interval under 60 s, both or neither, a device or pool you do not have. 413 names the
+    parameters past the server's ``max_params_bytes``, as for a task. 409 when the name is
+    taken."""
+    made = _create(store, user, body, request.app.state.settings.max_params_bytes)
     _changed(request)
     return made
 
@@ -273,7 +313,8 @@ def list_deliveries(
 
 
 @hooks_router.delete("/api/hooks/{hook_id}", status_code=204, responses=errors(404))
-def remove_hook(hook_id: int, store: StoreDep, user: CurrentUser) -> Response:
+def remove_hook(hook_id: Annotated[int, Path(le=_MAX_ID)], store: StoreDep,
+                user: CurrentUser) -> Response:
     if not store.remove_hook(user["name"], hook_id):
         raise HTTPException(404, f"you have no hook {hook_id}")
     return Response(status_code=204)
@@ -395,9 +436,10 @@ async def _page_hook(request: Request, user: dict[str, Any], store: Store, name:
 async def _form_hook(store: Store, user: dict[str, Any], form: Any,
                      **of: Any) -> dict[str, Any]:
     """The hook a page's form adds, with its secret (shown this once)."""
+    url = str(form.get("url") or "").strip()
+    _check_url(url)
     hook, secret = await run_in_threadpool(
-        lambda: store.add_hook(user["name"], kind=str(form.get("kind") or ""),
-                               url=str(form.get("url") or "").strip(),
+        lambda: store.add_hook(user["name"], kind=str(form.get("kind") or ""), url=url,
                                events=[str(event) for event in form.getlist("events")],
                                **of))
     return {**hook, "secret": secret}

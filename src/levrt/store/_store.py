@@ -705,8 +705,9 @@ class Store(HubMixin, DevicesMixin, SchedulesMixin):
         with self._read() as conn:
             return int(conn.execute(query).scalar_one())
 
-    def resolve_job(self, prefix: str) -> str:
-        """The full id of the one job whose id starts with ``prefix``."""
+    def resolve_job(self, prefix: str, *, owner: str | None = None) -> str:
+        """The full id of the one job whose id starts with ``prefix`` (among ``owner``'s
+        jobs when given). LookupError when none or several do."""
         prefix = prefix.strip().lower()
         if len(prefix) < MIN_PREFIX:
             raise LookupError(
@@ -714,7 +715,8 @@ class Store(HubMixin, DevicesMixin, SchedulesMixin):
             )
         query = (
             select(_jobs.c.id)
-            .where(_jobs.c.id.startswith(prefix, autoescape=True))
+            .where(_jobs.c.id.startswith(prefix, autoescape=True),
+                   *_job_filters(None, owner, None))
             .order_by(_jobs.c.id)
         )
         with self._read() as conn:
