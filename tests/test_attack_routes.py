@@ -500,3 +500,30 @@ def test_keys_of_the_wrong_shape_stored_break_no_rows_diff_or_assets(client, sto
             answer = client.get("/api/assets", headers=headers)
             assert answer.status_code == 200, keys
     assert [asset["keys"] for asset in answer.json()] == [[]]
+
+
+def test_a_json_body_past_the_cap_is_refused_before_it_is_read(store, tokens):
+    """A body the server would hold whole: a log-in or an enrolment without credentials
+    may send 64 KiB, anyone else ``max_json_bytes``; declared or chunked, the same 413."""
+    settings = Settings(db_url=store.url, max_json_bytes=1024 * 1024)
+    with TestClient(create_app(settings, store=store)) as client:
+        padded = b'{"code": "' + b"x" * 70_000 + b'"}'
+        for path in ("/api/agent/enrol", "/api/login"):
+            answer = post_raw(client, path, padded, {})
+            assert answer.status_code == 413 and "65536 bytes" in answer.text, answer.text
+
+        def chunks():
+            yield b'{"name": "d", "pools": ["'
+            for _ in range(40):
+                yield b"x" * 32_768
+            yield b'"]}'
+
+        answer = client.post("/api/devices", headers={**tokens["alice"],
+                                                       "Content-Type": "application/json"},
+                             content=chunks())
+        assert answer.status_code == 413 and "1048576 bytes" in answer.text
+        assert store.list_devices("alice") == []
+        # Under the cap, the route answers as ever.
+        answer = client.post("/api/devices", headers=tokens["alice"],
+                             json={"name": "d", "pools": ["x" * 100]})
+        assert answer.status_code in (201, 422), answer.text

@@ -28,6 +28,8 @@ __all__ = ["JobStore"]
 # Held log lines are sent this often (seconds), or at once when this many are held.
 LOG_FLUSH_SECONDS = 0.25
 LOG_FLUSH_LINES = 2000
+# Nor more than this many bytes of them: a request stays well under the server's body cap.
+LOG_FLUSH_BYTES = 4 * 1024 * 1024
 # How long a driver waits for a server it cannot connect to (restarting) before its job fails.
 RECONNECT_SECONDS = 120.0
 
@@ -64,6 +66,7 @@ class JobStore:
                               patience=RECONNECT_SECONDS)
         self._base = f"/api/driver/jobs/{quote(job_id, safe='')}"
         self._held: list[tuple[int | None, str, str]] = []
+        self._held_bytes = 0
         self._held_lock = threading.Lock()
         self._send_lock = threading.Lock()
         self._wake = threading.Condition(self._held_lock)
@@ -214,8 +217,10 @@ class JobStore:
             raise failed
         with self._held_lock:
             first = not self._held
-            self._held.extend((run_id, stream, line) for stream, line in entries)
-            full = len(self._held) >= LOG_FLUSH_LINES
+            for stream, line in entries:
+                self._held.append((run_id, stream, line))
+                self._held_bytes += len(line)
+            full = len(self._held) >= LOG_FLUSH_LINES or self._held_bytes >= LOG_FLUSH_BYTES
             if first:
                 self._wake.notify()
         if full:
@@ -238,7 +243,7 @@ class JobStore:
         """Send the log lines held, in one request."""
         with self._send_lock:
             with self._held_lock:
-                held, self._held = self._held, []
+                held, self._held, self._held_bytes = self._held, [], 0
             if not held:
                 return
             batches: list[dict[str, Any]] = []

@@ -29,6 +29,7 @@ from starlette.concurrency import run_in_threadpool
 from levrt import __version__
 from levrt.server import devices, driver, hub, notify, rows, schedules, simple, tasks, web
 from levrt.server.auth import StoreDep, current_reader
+from levrt.server.bodylimit import BodyLimit
 from levrt.server.dispatch import Dispatcher
 from levrt.server.runner import TaskRunner
 from levrt.server.sessions import CsrfRefused
@@ -141,6 +142,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.state.driver_logs = runner.driver_logs
     app.state.event_streams = tasks.EventStreams(settings.max_event_streams)
     app.state.throttle = LoginThrottle(settings.login_max_failures, settings.login_window)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_json_bytes)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(UploadRefused, _refused)
     app.add_exception_handler(HubPermissionError, _error(403))

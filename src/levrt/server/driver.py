@@ -23,6 +23,7 @@ from levrt._config import load_settings
 from levrt._job_json import to_json
 from levrt._status import FINAL_STATUSES, JobStatus
 from levrt.server.auth import JobDriver, StoreDep
+from levrt.server.bodylimit import BodyLimit
 from levrt.server.schemas import Body, errors
 from levrt.shim.entry import decode
 from levrt.store import Store
@@ -355,10 +356,12 @@ async def get_file(job_id: JobDriver, digest: str, store: StoreDep) -> Response:
     return Response(content, media_type="application/octet-stream")
 
 
-def driver_app(store: Store, runner: Any, logs: DriverLogs, secret: bytes) -> FastAPI:
+def driver_app(store: Store, runner: Any, logs: DriverLogs, secret: bytes,
+               max_json_bytes: int) -> FastAPI:
     """An app of the driver routes alone, for the runner's private socket: a driver reaches
-    no other route of the server."""
+    no other route of the server, nor sends it a JSON body past ``max_json_bytes``."""
     app = FastAPI(title="levrt job drivers", docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(BodyLimit, max_bytes=max_json_bytes)
     app.state.store = store
     app.state.runner = runner
     app.state.driver_logs = logs

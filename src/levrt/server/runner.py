@@ -295,7 +295,8 @@ class TaskRunner:
                 self._secret = await run_in_threadpool(load_secret)
                 folder = tempfile.mkdtemp(prefix="lev-api-")  # mode 0700
                 path = os.path.join(folder, _SOCKET)
-                app = driver_app(self._store, self, self.driver_logs, self._secret)
+                app = driver_app(self._store, self, self.driver_logs, self._secret,
+                                 self._settings.max_json_bytes)
                 server = _SocketServer(uvicorn.Config(app, uds=path, lifespan="off",
                                                       log_level="warning"))
                 serving = asyncio.create_task(server.serve())

@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     # address, or that address, must wait.
     login_max_failures: int = Field(5, ge=1)
     login_window: float = Field(900.0, ge=1)
+    # Any JSON request body (a document a job writes, a batch of log lines...), refused
+    # before it is read; a request without credentials may send 64 KiB.
+    max_json_bytes: int = Field(64 * MiB, gt=0)
     # A task's parameters in all, as JSON: they sit in its job's record, read by every listing.
     max_params_bytes: int = Field(1 * MiB, gt=0)
     # Each task is a Python process with its tools under it: few at once by default.
