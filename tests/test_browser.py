@@ -257,7 +257,7 @@ def run_server_port(page, port: int | str) -> None:
     assert page.inner_text("h1").startswith("Task server_port")
     # At the end tasklog.js reloads the page: runs and results show.
     page.wait_for_function(
-        "() => document.getElementById('log').dataset.live === 'no'", timeout=45_000)
+        "() => document.getElementById('log')?.dataset.live === 'no'", timeout=45_000)
 
 
 def documents_of(page) -> list[dict]:
@@ -431,7 +431,7 @@ def test_login_market_package_quick_form_and_a_live_task(server, page, shots):
         assert page.inner_text("#log-tail").strip()
         shots(page, "task-running", full_page=False)
         page.wait_for_function(
-            "() => document.getElementById('log').dataset.live === 'no'", timeout=45_000)
+            "() => document.getElementById('log')?.dataset.live === 'no'", timeout=45_000)
     live = page.evaluate("() => JSON.parse(sessionStorage.getItem('levLiveLog') || '[]')")
     # tasklog.js appended lines from the event stream while the task ran.
     assert live, "no log line came in live (did the task end before its page opened?)"
@@ -486,7 +486,7 @@ def test_login_market_package_quick_form_and_a_live_task(server, page, shots):
             page.click("form.quick button[type=submit]")
         assert page.inner_text("h1").startswith("Task server_port again")
         page.wait_for_function(
-            "() => document.getElementById('log').dataset.live === 'no'", timeout=45_000)
+            "() => document.getElementById('log')?.dataset.live === 'no'", timeout=45_000)
         assert page.inner_text("#status") == "done"
 
     # The task list: parameters, result count, times with their zone; searching a port or
@@ -535,7 +535,7 @@ def test_raw_mode_in_customized_mode(server, page, shots):
         page.click("form.customized button[type=submit]")
     assert re.search(r"/tasks/[^/]+$", page.url), page.url
     page.wait_for_function(
-        "() => document.getElementById('log').dataset.live === 'no'", timeout=45_000)
+        "() => document.getElementById('log')?.dataset.live === 'no'", timeout=45_000)
     assert page.inner_text("#status") == "done", page.content()
     # The mode's result is its document, shown once: nmap's report preformatted.
     assert page.locator("#result pre.text").count() == 1
@@ -549,7 +549,7 @@ def test_raw_mode_in_customized_mode(server, page, shots):
     with page.expect_navigation():
         page.click("form.customized button[type=submit]")
     page.wait_for_function(
-        "() => document.getElementById('log').dataset.live === 'no'", timeout=45_000)
+        "() => document.getElementById('log')?.dataset.live === 'no'", timeout=45_000)
     assert page.inner_text("#status") == "failed"
     assert "unrecognized option" in page.inner_text("#failure")
     assert page.evaluate("() => document.getElementById('failure').compareDocumentPosition("
@@ -571,7 +571,7 @@ def test_a_workflows_answer_comes_first(server, page, shots):
         with page.expect_navigation():
             page.click("form.quick button[type=submit]")
         page.wait_for_function(
-            "() => document.getElementById('log').dataset.live === 'no'", timeout=45_000)
+            "() => document.getElementById('log')?.dataset.live === 'no'", timeout=45_000)
     assert page.inner_text("#status") == "done", page.content()
     pairs = page.locator("#result table.pairs tr")
     assert pairs.count() == 1
@@ -640,7 +640,7 @@ def test_rows_compare_with_previous_run_and_assets(server, page, shots):
             with page.expect_navigation():
                 page.click("form[action$='/rerun'] button[type=submit]")
             page.wait_for_function(
-                "() => document.getElementById('log').dataset.live === 'no'", timeout=45_000)
+                "() => document.getElementById('log')?.dataset.live === 'no'", timeout=45_000)
         finally:
             smtp.close()
     assert page.inner_text("#status") == "done", page.content()
@@ -712,7 +712,7 @@ def test_confirmations_copy_and_a_phone_wide_header(server, page, shots):
         assert page.inner_text("#status") == "running"
         page.once("dialog", lambda dialog: dialog.accept())
         page.click("button.danger")
-        page.wait_for_function("() => document.getElementById('log').dataset.live === 'no'"
+        page.wait_for_function("() => document.getElementById('log')?.dataset.live === 'no'"
                                " && document.getElementById('status').textContent"
                                " === 'cancelled'", timeout=30_000)
 
@@ -813,7 +813,7 @@ def test_the_timeline_of_a_namespaced_workflow(server, page, shots, tmp_path):
         with page.expect_navigation():
             page.click("form.quick button[type=submit]")
         page.wait_for_function(
-            "() => document.getElementById('log').dataset.live === 'no'", timeout=60_000)
+            "() => document.getElementById('log')?.dataset.live === 'no'", timeout=60_000)
     assert page.inner_text("#status") == "done", page.content()
     box = page.locator("#timeline svg")
     heads = box.locator("text.tl-head").all_text_contents()
@@ -894,8 +894,10 @@ def test_devices_show_executor_images_load_and_their_tasks(server, page, shots):
         shots(page, "device-tasks", full_page=False)
         page.goto(task_url)
         page.once("dialog", lambda dialog: dialog.accept())
-        page.click("button.danger")
-        page.wait_for_function("() => document.getElementById('log').dataset.live === 'no'",
+        with page.expect_navigation():
+            page.click("button.danger")
+        # ?.: the predicate may run while the next page is still coming.
+        page.wait_for_function("() => document.getElementById('log')?.dataset.live === 'no'",
                                timeout=30_000)
 
 

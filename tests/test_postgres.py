@@ -59,7 +59,7 @@ def test_postgresql_urls_use_psycopg_3():
 
 def test_a_missing_driver_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "psycopg", None)  # import psycopg fails
-    with pytest.raises(StoreError, match=r"driver 'psycopg' is not installed.*levrt\[postgres\]"):
+    with pytest.raises(StoreError, match=r"driver 'psycopg' is not installed.*\.\[postgres\]"):
         Store("postgresql://u:secret@127.0.0.1/levrt")
 
 

@@ -27,8 +27,9 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.concurrency import run_in_threadpool
 
 from levrt import __version__
+from levrt._config import extra_hint
 from levrt.server import devices, driver, hub, notify, rows, schedules, simple, tasks, web
-from levrt.server.auth import StoreDep, current_reader
+from levrt.server.auth import StoreDep, current_reader, server_secret
 from levrt.server.bodylimit import BodyLimit
 from levrt.server.dispatch import Dispatcher
 from levrt.server.runner import TaskRunner
@@ -60,6 +61,20 @@ async def _invalid_request(request: Request, exc: Exception) -> Response:
     # FastAPI's own answer, in a body that holds whatever text the request held.
     errors = exc.errors() if isinstance(exc, RequestValidationError) else []
     return _AsciiJSON({"detail": jsonable_encoder(errors)}, status_code=422)
+
+
+def _clock(app: FastAPI, scheduler: schedules.Scheduler) -> Any:
+    """What fires the schedules: the store polled, or with Temporal (``settings.temporal``)
+    Temporal Schedules."""
+    address = app.state.settings.temporal
+    if address is None:
+        return scheduler
+    try:
+        from levrt.server.temporal_schedules import TemporalScheduler
+    except ImportError:
+        raise RuntimeError(f"a server given Temporal needs temporalio: {extra_hint('agent')}") \
+            from None
+    return TemporalScheduler(scheduler, address, server_secret(app.state))
 
 
 async def _store_unavailable(request: Request, exc: Exception) -> Response:
@@ -158,7 +173,8 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.include_router(devices.agent_router)
     app.include_router(driver.router)
     app.include_router(devices.pages)
-    app.state.scheduler = schedules.register(app, app.state.dispatcher, app_store)
+    app.state.scheduler = _clock(app, schedules.register(app, app.state.dispatcher,
+                                                         app_store))
     app.state.notifier = notify.Notifier(app_store, public_url=settings.public_url)
     app.include_router(rows.router)
     app.include_router(rows.pages)

@@ -23,9 +23,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
-from levrt._config import extra_hint
 from levrt.server import sessions, web
-from levrt.server.auth import CurrentReader, CurrentUser, StoreDep, server_secret
+from levrt.server.auth import CurrentReader, CurrentUser, StoreDep
 from levrt.server.dispatch import Dispatcher, PlacementError, chosen, placement
 from levrt.server.params import ParamsInvalid, check_size
 from levrt.server.schemas import Body, errors
@@ -461,20 +460,10 @@ async def task_hook(request: Request, task_id: str) -> Response:
     return await web.render_task(request, task_id, added_hook={**added, "to": "this task"})
 
 
-def register(app: Any, dispatcher: Dispatcher, store: Store) -> Any:
-    """Add the routes and pages to ``app``; the scheduler for its lifespan to start: the
-    store polled, or with Temporal (``settings.temporal``) Temporal Schedules
-    (:mod:`levrt.server.temporal_schedules`)."""
+def register(app: Any, dispatcher: Dispatcher, store: Store) -> Scheduler:
+    """Add the routes and pages to ``app``; the scheduler that fires the schedules (with
+    Temporal, :mod:`levrt.server.temporal_schedules` drives it)."""
     for routes in (router, hooks_router, pages):
         app.include_router(routes)
-    scheduler = Scheduler(store, dispatcher)
-    address = app.state.settings.temporal
-    if address is None:
-        return scheduler
-    try:
-        from levrt.server.temporal_schedules import TemporalScheduler
-    except ImportError:
-        raise RuntimeError(f"a server given Temporal needs temporalio: "
-                           f"{extra_hint('agent')}") from None
-    return TemporalScheduler(scheduler, address, server_secret(app.state))
+    return Scheduler(store, dispatcher)
 
