@@ -29,6 +29,8 @@ from levrt.executors import RunSpec
 # Seconds between an activity's heartbeats (Temporal's timeout for them is 30 s). A
 # cancellation reaches the activity in the answer to a heartbeat: this is its delay too.
 HEARTBEAT_EVERY = 2.0
+# Job stores an agent keeps for the spread runs of jobs (a job's token is good until it ends).
+KEPT_STORES = 16
 
 
 def _progress(watch: Client, job_id: str, last: dict[str, Any]) -> dict[str, Any]:
@@ -82,6 +84,7 @@ class Activities:
         self._executor = executor
         self._temporal = temporal
         self._run_tokens: dict[str, str] = {}
+        self._stores: dict[str, JobStore] = {}
         self._load = load
         self._client = client
         self._facts = facts
@@ -158,7 +161,7 @@ class Activities:
                 raise ApplicationError(str(exc), type="JobRefused", non_retryable=True) \
                     from None
             raise
-        store = JobStore(run.job_id, token, base_url=self._client.base_url)
+        store = self._job_store(run.job_id, token)
         executor = await asyncio.to_thread(executors.create, self._executor, "lev agent")
         try:
             if activity.info().attempt > 1:
@@ -168,7 +171,18 @@ class Activities:
                                       HEARTBEAT_EVERY)
         finally:
             await executor.aclose()
-            await asyncio.to_thread(store.close)
+            await asyncio.to_thread(store.flush)
+
+    def _job_store(self, job_id: str, token: str) -> JobStore:
+        """One store per job for all its runs here: a new one per run cost more than the
+        run's own bookkeeping (a client, a thread). The oldest goes past :data:`KEPT_STORES`."""
+        store = self._stores.pop(job_id, None)
+        if store is None:
+            store = JobStore(job_id, token, base_url=self._client.base_url)
+        self._stores[job_id] = store
+        while len(self._stores) > KEPT_STORES:
+            self._stores.pop(next(iter(self._stores))).close()
+        return store
 
     @activity.defn(name="agent.end_job")
     async def end_job(self, job_id: str, status: str, error: str) -> None:

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import ssl
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +23,13 @@ __all__ = ["Client"]
 
 # Long enough for a 20 MiB upload on a slow link; a hung server still ends the call.
 CONFIG_TIMEOUT = 300.0
+
+
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """httpx's default TLS context, made once per process: loading the CA certificates takes
+    tens of milliseconds, which each new client paid (an agent makes one per spread run)."""
+    return httpx.create_ssl_context()
 
 
 def _refusal(response: httpx.Response) -> ApiError:
@@ -52,7 +61,7 @@ class Client:
         if token:
             headers["Authorization"] = f"Bearer {token}"
         self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout,
-                                  transport=transport)
+                                  transport=transport, verify=_tls())
 
     @classmethod
     def from_config(cls, server: str | None = None) -> Client:
