@@ -104,7 +104,7 @@ def test_temporal_fires_a_due_slot_once(store, tokens, noop, temporal_server):
     alice = tokens["alice"]
     with _app(store, temporal_server) as client:
         scheduler = client.app.state.scheduler
-        wait_for(lambda: scheduler._client is not None)
+        wait_for(lambda: scheduler.scheduler.dispatcher._client is not None)
         package = client.get("/api/packages/lev.alice.noop", headers=alice).json()
         made = store.add_schedule(
             "alice", "due", target=HELLO, params={"word": "fired"}, interval=60,

@@ -66,15 +66,14 @@ async def _invalid_request(request: Request, exc: Exception) -> Response:
 def _clock(app: FastAPI, scheduler: schedules.Scheduler) -> Any:
     """What fires the schedules: the store polled, or with Temporal (``settings.temporal``)
     Temporal Schedules."""
-    address = app.state.settings.temporal
-    if address is None:
+    if app.state.settings.temporal is None:
         return scheduler
     try:
         from levrt.server.temporal_schedules import TemporalScheduler
     except ImportError:
         raise RuntimeError(f"a server given Temporal needs temporalio: {extra_hint('agent')}") \
             from None
-    return TemporalScheduler(scheduler, address, server_secret(app.state))
+    return TemporalScheduler(scheduler, server_secret(app.state))
 
 
 async def _store_unavailable(request: Request, exc: Exception) -> Response:

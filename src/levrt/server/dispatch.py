@@ -129,14 +129,16 @@ class Dispatcher:
 
     def __init__(self, address: str | None, runner: TaskRunner, *,
                  max_params_bytes: int = 1 << 20) -> None:
-        self._address = address
+        self.address = address
         self.runner = runner
         self.max_params_bytes = max_params_bytes
         self._client: Any = None
         self._lock = asyncio.Lock()
 
-    async def _temporal(self) -> Any:
-        if self._address is None:
+    async def temporal(self) -> Any:
+        """The server's Temporal client, connected on first use. RuntimeError when Temporal
+        is not configured or cannot be reached."""
+        if self.address is None:
             raise RuntimeError("tasks run only on this server's runner: it was started "
                                "without Temporal (lev serve --temporal HOST:PORT)")
         async with self._lock:
@@ -147,23 +149,23 @@ class Dispatcher:
                     raise RuntimeError("sending tasks to devices needs temporalio: "
                                        + extra_hint("agent")) from None
                 try:
-                    self._client = await Client.connect(self._address)
+                    self._client = await Client.connect(self.address)
                 except RuntimeError as exc:
-                    raise RuntimeError(f"cannot reach Temporal at {self._address}: {exc}") \
+                    raise RuntimeError(f"cannot reach Temporal at {self.address}: {exc}") \
                         from None
         return self._client
 
     async def start(self, job_id: str, queue: str) -> None:
         """Start the job's workflow on ``queue``. RuntimeError when Temporal cannot be
         reached."""
-        client = await self._temporal()
+        client = await self.temporal()
         await client.start_workflow(JOB_WORKFLOW, job_id, id=workflow_id(job_id),
                                     task_queue=queue)
 
     async def cancel(self, job_id: str) -> None:
         """Ask the job's workflow to cancel: its agent interrupts ``lev run``, whose runs
         are stopped. RuntimeError when Temporal cannot be reached."""
-        client = await self._temporal()
+        client = await self.temporal()
         await client.get_workflow_handle(workflow_id(job_id)).cancel()
 
     async def submit(self, store: Store, where: Placement | None, *, target: str,
@@ -177,7 +179,7 @@ class Dispatcher:
         if where is None:
             return await self.runner.submit(target, params, name, owner, package)
         check_size(params, self.max_params_bytes)
-        await self._temporal()  # not configured, or unreachable: no job is recorded
+        await self.temporal()  # not configured, or unreachable: no job is recorded
         job_id = await run_in_threadpool(store.create_job, name, target=target, params=params,
                                          owner=owner, package=package, queued=True,
                                          placement=str(where))

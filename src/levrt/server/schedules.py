@@ -393,7 +393,7 @@ async def schedule_task(request: Request, task_id: str) -> Response:
                 timezone=values["timezone"] or "UTC"))
     except (ScheduleError, PlacementError, HubConflictError) as exc:
         field = "name" if isinstance(exc, HubConflictError) else exc.field
-        return await _schedule_form(request, task_id, 409 if field == "name" and isinstance(
+        return await _schedule_form(request, task_id, 409 if isinstance(
             exc, HubConflictError) else 400, form=values, error=str(exc), error_field=field)
     _changed(request)
     return RedirectResponse("/schedules", 303)

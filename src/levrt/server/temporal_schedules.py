@@ -99,17 +99,21 @@ class TemporalScheduler:
     :class:`~levrt.server.schedules.Scheduler`: :meth:`start`, :meth:`stop`,
     :meth:`changed`."""
 
-    def __init__(self, scheduler: Scheduler, address: str, secret: bytes, *,
+    def __init__(self, scheduler: Scheduler, secret: bytes, *,
                  sync_every: float = SYNC_SECONDS) -> None:
         self.scheduler = scheduler
-        self.address = address
         self.key = deployment_key(secret)
         self.queue = f"lev-server-{self.key}"
         self.sync_every = sync_every
-        self._client: Client | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._event_loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def address(self) -> str | None:
+        """The Temporal frontend's ``HOST:PORT``: the dispatcher's."""
+        address: str | None = self.scheduler.dispatcher.address
+        return address
 
     def schedule_id(self, schedule: dict[str, Any]) -> str:
         """The Temporal Schedule's id of the store's ``schedule``. Its creation time is in
@@ -129,7 +133,7 @@ class TemporalScheduler:
 
     async def sync(self) -> None:
         """Make Temporal's Schedules of this deployment match the store's schedules."""
-        client = await self._connect()
+        client = await self.scheduler.dispatcher.temporal()
         schedules = await run_in_threadpool(self.scheduler.store.list_schedules)
         wanted = {self.schedule_id(s): s for s in schedules}
         for name, schedule in wanted.items():
@@ -164,15 +168,10 @@ class TemporalScheduler:
             else:
                 await handle.unpause(note="resumed in levrt")
 
-    async def _connect(self) -> Client:
-        if self._client is None:
-            self._client = await Client.connect(self.address)
-        return self._client
-
     async def _run(self) -> None:
         while True:
             try:
-                client = await self._connect()
+                client = await self.scheduler.dispatcher.temporal()
                 async with Worker(client, task_queue=self.queue, workflows=[Fire],
                                   activities=[self.fire], workflow_runner=workflow_runner()):
                     await self.sync()
@@ -184,8 +183,6 @@ class TemporalScheduler:
                             await asyncio.wait_for(self._wake.wait(), self.sync_every)
                         self._wake.clear()
                         await self.sync()
-            except asyncio.CancelledError:
-                raise
             except Exception:  # Temporal away: schedules fire when it is back
                 logger.exception("cannot keep the schedules in Temporal at %s", self.address)
                 await asyncio.sleep(min(self.sync_every, 5.0))
