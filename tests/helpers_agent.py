@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import httpx
 from helpers_temporal import free_port
 
+from levrt.server.dispatch import deployment_key, device_queue, pool_queue
 from levrt.store import Store
 
 PASSWORD = "correct horse battery"
@@ -91,6 +92,12 @@ class LevServer:
             return httpx.get(f"{self.url}/health", timeout=2).status_code == 200
         except httpx.TransportError:
             return False
+
+    def queue(self, kind: str, owner: str, name: str) -> str:
+        """The Temporal task queue of ``owner``'s device (``kind`` ``device``) or pool
+        ``name``, as this server names it."""
+        key = deployment_key((Path(self.env["LEV_HOME"]) / "web-secret").read_bytes().strip())
+        return (device_queue if kind == "device" else pool_queue)(key, owner, name)
 
     def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.token}"}

@@ -14,7 +14,7 @@ from helpers_agent import AgentProcess, LevServer, wait_for
 from levrt import __version__
 from levrt._cli import cli_main
 from levrt.client._credentials import save_login
-from levrt.server.devices import ask_device, device_queue, pool_queue
+from levrt.server.devices import ask_device
 
 
 @pytest.fixture
@@ -46,7 +46,7 @@ def test_enrol_report_ask_stop_restart_and_kill(server, agents, tmp_path, tempor
     assert json.loads(kept.read_text())["token"].startswith("levd_")
 
     # The server asks the device, and the pool, through Temporal.
-    for queue in (device_queue("alice", "box"), pool_queue("alice", "lab")):
+    for queue in (server.queue("device", "alice", "box"), server.queue("pool", "alice", "lab")):
         answered = asyncio.run(ask_device(temporal_server.address, queue, "agent.facts"))
         assert answered["hostname"] == facts["hostname"] and answered["version"] == __version__
 
@@ -141,7 +141,7 @@ async def test_heartbeats_carry_the_load(server, tmp_path, temporal_server):
             await asyncio.to_thread(wait_for, lambda: server.status("box") == "online", 30,
                                     "box online")
             asked = asyncio.create_task(ask_device(
-                temporal_server.address, device_queue("alice", "box"), "agent.facts"))
+                temporal_server.address, server.queue("device", "alice", "box"), "agent.facts"))
             shown = await asyncio.to_thread(
                 wait_for, lambda: server.device("box")["running"] == 1, 15, "a run counted")
             assert shown and server.device("box")["slots"] == 3

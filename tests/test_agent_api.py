@@ -8,7 +8,9 @@ import pytest
 from helpers_hub import PASSWORD, TestClient
 
 from levrt.server import Settings, create_app
+from levrt.server.auth import server_secret
 from levrt.server.devices import OFFLINE_AFTER, device_status
+from levrt.server.dispatch import deployment_key
 from levrt.store import Store
 
 FACTS = {"executors": ["process"], "images": [], "tools": {"nmap": "/usr/bin/nmap"},
@@ -59,7 +61,9 @@ def test_add_enrol_heartbeat_list_remove(client, alice):
 
     config = client.post("/api/agent/enrol", json={"code": code}).json()
     assert config["token"].startswith("levd_")
-    assert config["queues"] == {"device": "lev-device:alice/box", "pools": ["lev-pool:alice/dmz"]}
+    key = deployment_key(server_secret(client.app.state))
+    assert len(key) == 12 and config["queues"] == {
+        "device": f"lev-{key}-device:alice/box", "pools": [f"lev-{key}-pool:alice/dmz"]}
     assert config["temporal"] == "127.0.0.1:7233" and config["owner"] == "alice"
     assert client.get("/api/devices", headers=alice).json()[1]["status"] == "offline"
 

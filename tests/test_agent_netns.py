@@ -14,7 +14,7 @@ import helpers_netns
 import pytest
 from helpers_agent import AgentProcess, LevServer, wait_for
 
-from levrt.server.devices import ask_device, device_queue
+from levrt.server.devices import ask_device
 
 
 @pytest.fixture
@@ -75,7 +75,7 @@ def test_two_agents_in_namespaces(lab, tmp_path, temporal_server):
         for name, netns in (("one", one), ("two", two)):
             pid = agents[netns.name].process.pid
             assert os.stat(f"/proc/{pid}/ns/net").st_ino == netns.inode()
-            facts = asyncio.run(ask_device(temporal.address, device_queue("alice", name),
+            facts = asyncio.run(ask_device(temporal.address, server.queue("device", "alice", name),
                                            "agent.facts"))
             assert facts == server.device(name)["facts"]
         agents[one.name].kill()

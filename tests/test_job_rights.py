@@ -4,6 +4,7 @@ and settings and to call other routes with its token, and is refused; job tokens
 HTTP server reach their own job only, and die with it; :class:`levrt.client.JobStore`
 records a job through them."""
 
+import os
 import shutil
 import tempfile
 import time
@@ -14,6 +15,7 @@ import pytest
 from helpers_hub import PASSWORD, serve_in_thread
 
 from levrt._cli import cli_main
+from levrt.agent._driver import Drivers
 from levrt.client import ApiError, JobStore
 from levrt.executors.docker import engine_url
 from levrt.server.auth import make_job_token
@@ -296,3 +298,70 @@ def test_a_server_task_reads_its_previous_run_through_the_api(server, rights_sto
             hosts = [d["data"] for d in bundle["documents"]]
     assert results == [None, ids[0]]
     assert hosts == [{"hosts": ["a-0", "a-1"]}]
+
+
+PROBE = '''"""What a job's driver has loaded, and one tool run."""
+import os
+import sys
+
+from levrt import Cr
+
+
+async def probe(n: int):
+    document = await Cr("localhost/test:latest", cmd=["true"])
+    await document.get()
+    return {"n": n, "store_modules": sorted(name for name in ("sqlalchemy", "alembic")
+                                            if name in sys.modules),
+            "job_token": "LEV_JOB_TOKEN" in os.environ, "home": "LEV_HOME" in os.environ}
+'''
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("warm", [True, False], ids=["started-ahead", "cold"])
+async def test_an_agents_driver_runs_its_job_through_the_api_only(server, rights_store, tmp_path,
+                                                                  monkeypatch, warm):
+    """An agent's job drivers (:class:`levrt.agent._driver.Drivers`), started ahead of their
+    job or when it comes, run it with its token alone: no LEV_HOME, no SQLAlchemy. One
+    started ahead that died is replaced; closing leaves no process behind."""
+    (tmp_path / "probe.py").write_text(PROBE)
+    monkeypatch.setenv("LEV_SANDBOX", "1")
+    drivers = Drivers(warm=warm)
+    await drivers.prepare()
+    ahead = drivers._spare
+    assert (ahead is not None) == warm
+    results = []
+    for n in range(2):
+        job = rights_store.create_job("probe", owner="alice", queued=True, target="probe:probe",
+                                      params={"n": n})
+        process = await drivers.start(job, "probe:probe", [str(tmp_path)], server,
+                                      make_job_token(load_secret(), job), "process")
+        if ahead is not None and n == 0:
+            assert process is ahead  # the one started ahead took the job
+        _, stderr = await process.communicate()
+        assert process.returncode == 0, stderr.decode()
+        record = rights_store.get_job(job)
+        assert record["status"] == "done", record
+        results.append(record["result"])
+        if warm and n == 0:  # the next one, started ahead, dies before its job comes
+            await drivers._later
+            assert drivers._spare is not None
+            drivers._spare.kill()
+            await drivers._spare.wait()
+    # The token is the driver's, not left in the environment its tools inherit.
+    assert results == [{"n": n, "store_modules": [], "job_token": False, "home": False}
+                       for n in range(2)]
+    if warm:
+        await drivers._later
+        waiting = drivers._spare
+        assert waiting is not None and _alive(waiting.pid)
+    await drivers.aclose()
+    assert drivers._spare is None
+    if warm:
+        assert not _alive(waiting.pid)

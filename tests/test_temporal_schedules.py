@@ -15,7 +15,8 @@ from test_tasks import wait_for
 
 from levrt.server import Settings, create_app
 from levrt.server.auth import server_secret
-from levrt.server.temporal_schedules import TemporalScheduler, deployment_key
+from levrt.server.dispatch import deployment_key
+from levrt.server.temporal_schedules import TemporalScheduler
 
 tokens = test_tasks.tokens
 noop = test_tasks.noop

@@ -68,7 +68,7 @@ from ._job import JobListener, RunInfo, arun, current_job, exit_failure
 from ._job_json import job_bundle, to_json
 from ._remote import TransportError
 from ._status import JOB_STATUSES
-from .client import ApiError, ApiUnreachable, CredentialsError, LoginRequired
+from .client import ApiError, ApiUnreachable, CredentialsError, JobStore, LoginRequired
 from .executors import ExecutorError
 from .store import StoreError
 
@@ -725,7 +725,6 @@ def _job_store(args: argparse.Namespace) -> Any:
     otherwise the store of ``LEV_DB_URL`` / ``LEV_HOME``."""
     if args.job is None or "LEV_JOB_TOKEN" not in os.environ:
         return open_store()
-    from .client import JobStore
 
     try:
         return JobStore.from_env(args.job)
@@ -757,7 +756,9 @@ def _run_job(args: argparse.Namespace, func: Callable[..., Any], values: dict[st
                 raise CliError(describe_error(exc), EXIT_FAILED) from None
             raise
         failure = exc
-    if args.json:
+    if isinstance(store, JobStore):
+        pass  # the job's token died with it: nothing of it can be read now, nor is needed
+    elif args.json:
         bundle = job_bundle(store, body.job_id, None if result is _NO_RESULT else result)
         print(json.dumps(bundle, indent=2, ensure_ascii=False))
     else:
@@ -884,9 +885,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def cli_main(argv: Sequence[str] | None = None) -> int:
-    """Run ``lev`` with ``argv`` (default: ``sys.argv[1:]``) and return the exit code."""
-    parser = build_parser()
+def cli_main(argv: Sequence[str] | None = None,
+             parser: argparse.ArgumentParser | None = None) -> int:
+    """Run ``lev`` with ``argv`` (default: ``sys.argv[1:]``) and return the exit code;
+    ``parser``: one :func:`build_parser` made ahead (a driver started ahead of its job)."""
+    parser = parser or build_parser()
     try:
         args, extras = parser.parse_known_args(argv)
     except SystemExit as exc:  # argparse has printed usage or --version
@@ -916,9 +919,9 @@ def cli_main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
-def main() -> None:
+def main(parser: argparse.ArgumentParser | None = None) -> None:
     try:
-        code = cli_main()
+        code = cli_main(parser=parser)
         sys.stdout.flush()
     except BrokenPipeError:
         # The reader (`| head`) has gone; Python would complain again when it flushes at exit.

@@ -271,12 +271,16 @@ async def arun(coro: Awaitable[Any], db: str | None = None, *, store: Store | No
     """Run ``coro`` as a job from async code; see :func:`run`. With ``job_id``, the job is
     that queued job of the store (the server's runner queued it), not a new record."""
     from . import executors
-    from .store import Store
 
     own_store = store is None
     name = db or _job_name(coro)
     try:
-        store = store or Store.open()
+        if store is None:
+            # Only here: a driver given a JobStore (an API client) must not pay for
+            # SQLAlchemy's import, about half a second of each dispatched job's start.
+            from .store import Store
+
+            store = Store.open()
         if executor is None or isinstance(executor, str):
             executor = executors.create(executor)
         if job_id is None:

@@ -19,7 +19,7 @@ from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, 
 from levrt import executors
 from levrt._cr import run_recorded
 from levrt._driver import error_line
-from levrt.agent._driver import start_driver, stop_driver
+from levrt.agent._driver import Drivers, stop_driver
 from levrt.agent._enrolment import AgentError
 from levrt.agent._facts import gather_facts
 from levrt.agent._wheels import search_path
@@ -75,13 +75,15 @@ class Activities:
     ``client`` is the agent's (its device token); ``executor`` runs the jobs' tools
     (``auto``: docker when an engine answers); ``temporal`` is the frontend's
     ``HOST:PORT``, for the drivers of jobs whose runs are spread; ``grace`` is how long (seconds) an
-    interrupted ``lev run`` has to record its job cancelled before its session is killed."""
+    interrupted ``lev run`` has to record its job cancelled before its session is killed;
+    ``drivers`` starts the jobs' ``lev run`` (default: each cold, when its job comes)."""
 
     def __init__(self, load: Load, client: AgentClient,
                  facts: Callable[[], dict[str, Any]] = gather_facts, *,
                  executor: str = "auto", grace: float = 10.0,
-                 temporal: str | None = None) -> None:
+                 temporal: str | None = None, drivers: Drivers | None = None) -> None:
         self._executor = executor
+        self._drivers = drivers or Drivers(warm=False)
         self._temporal = temporal
         self._run_tokens: dict[str, str] = {}
         self._stores: dict[str, JobStore] = {}
@@ -119,9 +121,9 @@ class Activities:
         spread = None
         if claim.get("runs_queue") and self._temporal:
             spread = {"LEV_TEMPORAL": self._temporal, "LEV_RUN_QUEUE": claim["runs_queue"]}
-        process = await start_driver(job_id, claim["target"], path, self._client.base_url,
-                                     claim["token"], "temporal" if spread else self._executor,
-                                     spread or {})
+        process = await self._drivers.start(
+            job_id, claim["target"], path, self._client.base_url, claim["token"],
+            "temporal" if spread else self._executor, spread or {})
         output = asyncio.ensure_future(process.communicate())
         watch = Client(self._client.base_url, claim["token"], timeout=HEARTBEAT_EVERY)
         progress: dict[str, Any] = {}

@@ -15,6 +15,7 @@ from typing import Any
 
 from levrt._temporal import workflow_runner
 from levrt.agent._activities import HEARTBEAT_EVERY, Activities, Load
+from levrt.agent._driver import Drivers
 from levrt.agent._enrolment import AgentError
 from levrt.agent._facts import gather_facts
 from levrt.agent._workflows import Ask, RunJob, RunSpecOnAgent
@@ -90,8 +91,9 @@ class Agent:
                              f"is its frontend running and reachable from here?): {exc}") \
                 from None
         queues = [config["queues"]["device"], *config["queues"]["pools"]]
+        drivers = Drivers()
         activities = Activities(self._load, self._client, self._facts,
-                                executor=self._executor, temporal=address)
+                                executor=self._executor, temporal=address, drivers=drivers)
         workers = [Worker(temporal, task_queue=queue, workflows=[Ask, RunJob, RunSpecOnAgent],
                           activities=activities.registered(),
                           max_concurrent_activities=self._load.slots,
@@ -103,8 +105,10 @@ class Agent:
         log.info("device %s/%s: polling %s at %s", config["owner"], config["name"],
                  ", ".join(queues), address)
         async with contextlib.AsyncExitStack() as stack:
+            stack.push_async_callback(drivers.aclose)  # after the workers stopped
             for worker in workers:
                 await stack.enter_async_context(worker)
+            await drivers.prepare()
             await self._heartbeats(float(config["heartbeat_interval"]))
         log.info("stopped")
 

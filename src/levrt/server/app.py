@@ -31,7 +31,7 @@ from levrt._config import extra_hint
 from levrt.server import devices, driver, hub, notify, rows, schedules, simple, tasks, web
 from levrt.server.auth import StoreDep, current_reader, server_secret
 from levrt.server.bodylimit import BodyLimit
-from levrt.server.dispatch import Dispatcher
+from levrt.server.dispatch import Dispatcher, deployment_key
 from levrt.server.runner import TaskRunner
 from levrt.server.sessions import CsrfRefused
 from levrt.server.settings import Settings
@@ -73,7 +73,7 @@ def _clock(app: FastAPI, scheduler: schedules.Scheduler) -> Any:
     except ImportError:
         raise RuntimeError(f"a server given Temporal needs temporalio: {extra_hint('agent')}") \
             from None
-    return TemporalScheduler(scheduler, server_secret(app.state))
+    return TemporalScheduler(scheduler)
 
 
 async def _store_unavailable(request: Request, exc: Exception) -> Response:
@@ -152,6 +152,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.state.store = app_store
     app.state.runner = runner
     app.state.dispatcher = Dispatcher(settings.temporal, runner,
+                                      key=deployment_key(server_secret(app.state)),
                                       max_params_bytes=settings.max_params_bytes)
     app.state.driver_logs = runner.driver_logs
     app.state.event_streams = tasks.EventStreams(settings.max_event_streams)

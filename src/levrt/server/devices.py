@@ -197,10 +197,10 @@ def local_view(request: Request) -> dict[str, Any]:
 
 
 def _config(request: Request, device: dict[str, Any]) -> dict[str, Any]:
-    owner = device["owner"]
+    owner, key = device["owner"], request.app.state.dispatcher.key
     return {"owner": owner, "name": device["name"], "pools": device["pools"],
-            "queues": {"device": device_queue(owner, device["name"]),
-                       "pools": [pool_queue(owner, pool) for pool in device["pools"]]},
+            "queues": {"device": device_queue(key, owner, device["name"]),
+                       "pools": [pool_queue(key, owner, pool) for pool in device["pools"]]},
             "temporal": request.app.state.settings.temporal,
             "heartbeat_interval": HEARTBEAT_INTERVAL}
 
@@ -345,7 +345,8 @@ def claim_job(job_id: str, request: Request, device: CurrentDevice,
     where = dispatch.Placement.parse(job["placement"])
     return {"id": job_id, "target": job["target"], "wheels": _wheels(store, job),
             "token": make_job_token(server_secret(request.app.state), job_id),
-            "runs_queue": where.queue(device["owner"]) if where and where.kind == "spread"
+            "runs_queue": where.queue(request.app.state.dispatcher.key, device["owner"])
+            if where and where.kind == "spread"
             else None}
 
 

@@ -12,6 +12,8 @@ restart of the server nor one of the agent loses the task.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -28,14 +30,23 @@ if TYPE_CHECKING:
 JOB_WORKFLOW = "levrt.job"
 
 
-def device_queue(owner: str, name: str) -> str:
-    """The Temporal task queue of ``owner``'s device ``name``."""
-    return f"lev-device:{owner}/{name}"
+def deployment_key(secret: bytes) -> str:
+    """A short name for the servers sharing ``secret`` (and so a store), in the names they
+    give Temporal: two deployments sharing a Temporal namespace never take each other's
+    work, though both have a user ``alice`` with a device ``box``."""
+    # The label is older than its use for queues: another would rename every Schedule.
+    return hmac.new(secret, b"levrt schedules", hashlib.sha256).hexdigest()[:12]
 
 
-def pool_queue(owner: str, pool: str) -> str:
-    """The Temporal task queue of ``owner``'s pool ``pool``, polled by each device in it."""
-    return f"lev-pool:{owner}/{pool}"
+def device_queue(key: str, owner: str, name: str) -> str:
+    """The Temporal task queue of ``owner``'s device ``name`` in deployment ``key``."""
+    return f"lev-{key}-device:{owner}/{name}"
+
+
+def pool_queue(key: str, owner: str, pool: str) -> str:
+    """The Temporal task queue of ``owner``'s pool ``pool`` in deployment ``key``, polled
+    by each device in it."""
+    return f"lev-{key}-pool:{owner}/{pool}"
 
 
 def workflow_id(job_id: str) -> str:
@@ -73,10 +84,10 @@ class Placement:
             raise ValueError(f"not a placement: {text!r}")
         return cls(kind, name)  # type: ignore[arg-type]
 
-    def queue(self, owner: str) -> str:
-        """The Temporal task queue its agents poll."""
+    def queue(self, key: str, owner: str) -> str:
+        """The Temporal task queue its agents poll, in deployment ``key``."""
         maker = device_queue if self.kind == "device" else pool_queue
-        return maker(owner, self.name)
+        return maker(key, owner, self.name)
 
     def takes(self, device: dict[str, Any]) -> bool:
         """Whether ``device`` (a store device row) may run a job placed here."""
@@ -124,12 +135,14 @@ def chosen(store: Store, owner: str, where: str | None) -> Placement | None:
 class Dispatcher:
     """Sends tasks where they are placed: to ``runner``, the server's own, or to devices,
     whose jobs' workflows it starts and cancels through the Temporal frontend at
-    ``address`` (``HOST:PORT``; None when the server was not told where Temporal is).
-    ``max_params_bytes`` caps a task's parameters, as JSON."""
+    ``address`` (``HOST:PORT``; None when the server was not told where Temporal is), on
+    the queues of deployment ``key`` (:func:`deployment_key`). ``max_params_bytes`` caps a
+    task's parameters, as JSON."""
 
-    def __init__(self, address: str | None, runner: TaskRunner, *,
+    def __init__(self, address: str | None, runner: TaskRunner, *, key: str,
                  max_params_bytes: int = 1 << 20) -> None:
         self.address = address
+        self.key = key
         self.runner = runner
         self.max_params_bytes = max_params_bytes
         self._client: Any = None
@@ -184,7 +197,7 @@ class Dispatcher:
                                          owner=owner, package=package, queued=True,
                                          placement=str(where))
         try:
-            await self.start(job_id, where.queue(owner))
+            await self.start(job_id, where.queue(self.key, owner))
         except Exception as exc:
             await run_in_threadpool(store.end_unfinished_job, job_id, "failed",
                                     error=f"not sent to {where}: {exc}")

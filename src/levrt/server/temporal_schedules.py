@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import logging
 import math
 from datetime import datetime, timedelta
@@ -62,11 +60,6 @@ CATCHUP_WINDOW = timedelta(days=365)
 _SCHEDULED_AT = SearchAttributeKey.for_datetime("TemporalScheduledStartTime")
 
 
-def deployment_key(secret: bytes) -> str:
-    """A short name for the servers sharing ``secret`` (and so a store), for Temporal ids."""
-    return hmac.new(secret, b"levrt schedules", hashlib.sha256).hexdigest()[:12]
-
-
 @workflow.defn(name=FIRE_WORKFLOW)
 class Fire:
     """One action of a schedule's Temporal Schedule: fire the schedule if it is due."""
@@ -95,14 +88,13 @@ def _spec(schedule: dict[str, Any]) -> ScheduleSpec:
 
 class TemporalScheduler:
     """Fires ``scheduler``'s schedules from Temporal Schedules through the frontend at
-    ``address``; ``secret`` (the server's) names the deployment. Same surface as
+    ``address``, named for the dispatcher's deployment key. Same surface as
     :class:`~levrt.server.schedules.Scheduler`: :meth:`start`, :meth:`stop`,
     :meth:`changed`."""
 
-    def __init__(self, scheduler: Scheduler, secret: bytes, *,
-                 sync_every: float = SYNC_SECONDS) -> None:
+    def __init__(self, scheduler: Scheduler, *, sync_every: float = SYNC_SECONDS) -> None:
         self.scheduler = scheduler
-        self.key = deployment_key(secret)
+        self.key: str = scheduler.dispatcher.key
         self.queue = f"lev-server-{self.key}"
         self.sync_every = sync_every
         self._loop_task: asyncio.Task[None] | None = None
