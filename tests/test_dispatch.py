@@ -265,7 +265,7 @@ def _left(marker):
     return subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout
 
 
-def test_a_task_runs_on_the_device_it_was_sent_to(cluster, tmp_path, capsys):
+def test_a_task_runs_on_the_device_it_was_sent_to(cluster, tmp_path, capsys, temporal_server):
     server, agents = cluster
     _agent(server, agents, tmp_path, "box", ["lab"])
     # From the command line, followed to its end.
@@ -284,6 +284,8 @@ def test_a_task_runs_on_the_device_it_was_sent_to(cluster, tmp_path, capsys):
         [document] = [d for d in task["documents"] if d["coll"] == "test/noop@1.0"]
         assert document["data"] == {"word": "far"}
         assert any("saying far" in line["text"] for line in task["log"])
+        # lev run ended well: it reads nothing after its job's end (the token died with it).
+        assert asyncio.run(_workflow_result(temporal_server.address, job_id)) == "done"
     # From the run form too.
     with httpx.Client(base_url=server.url, timeout=30) as browser:
         login(browser, "alice")
@@ -316,6 +318,13 @@ def test_a_task_runs_on_the_device_it_was_sent_to(cluster, tmp_path, capsys):
     assert task["job"]["status"] == "done" and task["job"]["placement"] == "pool:lab", task
     # The agent unpacked the wheel once, under its own LEV_HOME.
     assert len(list((tmp_path / "box" / "wheels").iterdir())) == 1
+
+
+async def _workflow_result(address, job_id):
+    from temporalio.client import Client
+
+    client = await Client.connect(address)
+    return await client.get_workflow_handle(f"lev-job-{job_id}").result()
 
 
 async def _heartbeat(address, job_id):
