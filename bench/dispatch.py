@@ -155,7 +155,9 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="lev-bench-dispatch-"))
-    temporal = TemporalServer.start()
+    # In memory, as `temporal server start-dev` runs by default: with its SQLite file it
+    # spends most of the machine's CPU syncing that file, which the agents would share.
+    temporal = TemporalServer.start(persistent=False)
     server = agent = None
     try:
         server = LevServer.start(root / "server", temporal.address)

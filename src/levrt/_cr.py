@@ -397,9 +397,10 @@ async def run_recorded(store: Any, executor: Any, spec: RunSpec, coll: str,
     recorder.attach(handle)
     ended = asyncio.ensure_future(handle.wait())
     try:
-        while not ended.done():
+        # The first beat after ``every`` seconds, not at once: a short run then costs its
+        # Temporal server no heartbeat at all.
+        while not (await asyncio.wait({ended}, timeout=every))[0]:
             beat()
-            await asyncio.wait({ended}, timeout=every)
     except asyncio.CancelledError:
         await handle.kill()
         recorder.finish("cancelled", None, "cancelled")
