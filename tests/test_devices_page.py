@@ -10,8 +10,8 @@ import pytest
 from helpers_hub import PASSWORD, TestClient
 
 from levrt._driver import driver_id
-from levrt.agent._facts import engine_facts, gather_facts
-from levrt.executors.docker import engine_url
+from levrt.agent._facts import gather_facts
+from levrt.executors.docker import engine_facts, engine_url
 from levrt.server import Settings, create_app
 from levrt.store import Store
 

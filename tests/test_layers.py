@@ -3,7 +3,9 @@ with ``ast`` (those inside functions and ``if TYPE_CHECKING:`` too), against the
 
 - the core (everything but the CLI, ``levrt.server``, ``levrt.client``, ``levrt.agent``)
   imports none of those four;
-- the server imports no CLI module, the client neither the CLI, the server nor an agent;
+- the server imports no CLI or agent module, an agent no CLI or server module (what both
+  need, such as what a container engine holds, is in the core), the client neither the
+  CLI, the server nor an agent;
 - the CLI speaks HTTP only through ``levrt.client``;
 - no import circle runs through the CLI, the server or the client.
 
@@ -70,8 +72,9 @@ def where(module: str, line: int) -> str:
 
 FORBIDDEN = {
     "core": ("cli", "server", "client", "agent"),
-    "server": ("cli",),
+    "server": ("cli", "agent"),
     "client": ("cli", "server", "agent"),
+    "agent": ("cli", "server"),
 }
 
 

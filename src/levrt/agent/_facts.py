@@ -11,13 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from levrt import __version__
+from levrt.executors.docker import engine_facts
 
 # Tools packages commonly wrap, looked for on PATH; the server shows which ones a device has.
 TOOLS = ("nmap", "masscan", "zmap", "naabu", "nuclei", "fscan", "wpscan", "sqlmap", "hydra",
          "nikto", "ffuf", "gobuster", "dirsearch", "subfinder", "amass", "httpx", "whatweb",
          "python3", "bwrap", "podman", "docker")
-# A heartbeat carries at most this many image references.
-MAX_IMAGES = 1000
 
 
 def _memory() -> int:
@@ -32,27 +31,6 @@ def _cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 0
-
-
-def engine_facts(engine: str) -> dict[str, Any]:
-    """What the container engine at ``engine`` (a Docker API URL) is and holds:
-    ``engine_version`` (``"Podman Engine 5.4.2"``, empty when it does not say) and its tagged
-    ``images`` (at most :data:`MAX_IMAGES`; none when it does not answer). Blocking."""
-    import docker
-
-    try:
-        client = docker.DockerClient(base_url=engine, timeout=10)
-        try:
-            about = client.version()
-            tags = {tag for image in client.images.list() for tag in image.tags}
-        finally:
-            client.close()
-    except docker.errors.DockerException:
-        return {"engine_version": "", "images": []}
-    names = [part.get("Name", "") for part in about.get("Components") or []]
-    product = next((name for name in names if name), "Docker Engine")
-    version = f"{product} {about.get('Version', '')}".strip()
-    return {"engine_version": version, "images": sorted(tags)[:MAX_IMAGES]}
 
 
 def _tool(name: str) -> str | None:

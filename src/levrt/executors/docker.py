@@ -51,6 +51,9 @@ from .base import (
 LABEL = "io.levrt"
 SHIM_DIR = "/.lev"
 #: seconds between reads of a running container's output: at first, and at most
+# What an engine is said to hold (a device's facts, the devices page): at most this many
+# image references.
+MAX_IMAGES = 1000
 POLL_FIRST = 0.25
 POLL_MAX = 2.0
 #: seconds the engine check waits for an engine that is there but busy
@@ -78,6 +81,27 @@ def _docker() -> Any:
 @functools.cache
 def _shim_source() -> str:
     return SHIM_PATH.read_text(encoding="utf-8")
+
+
+def engine_facts(engine: str) -> dict[str, Any]:
+    """What the container engine at ``engine`` (a Docker API URL) is and holds:
+    ``engine_version`` (``"Podman Engine 5.4.2"``, empty when it does not say) and its tagged
+    ``images`` (at most :data:`MAX_IMAGES`; none when it does not answer). Blocking."""
+    import docker
+
+    try:
+        client = docker.DockerClient(base_url=engine, timeout=10)
+        try:
+            about = client.version()
+            tags = {tag for image in client.images.list() for tag in image.tags}
+        finally:
+            client.close()
+    except docker.errors.DockerException:
+        return {"engine_version": "", "images": []}
+    names = [part.get("Name", "") for part in about.get("Components") or []]
+    product = next((name for name in names if name), "Docker Engine")
+    version = f"{product} {about.get('Version', '')}".strip()
+    return {"engine_version": version, "images": sorted(tags)[:MAX_IMAGES]}
 
 
 def engine_url(patience: float = ENGINE_PATIENCE) -> str | None:

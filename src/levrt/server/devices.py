@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 
 from levrt._config import extra_hint
 from levrt._status import UNFINISHED_STATUSES
-from levrt.agent._facts import engine_facts
+from levrt.executors.docker import engine_facts
 from levrt.server import dispatch, published, sessions, web
 from levrt.server.auth import CurrentReader, CurrentUser, StoreDep, make_job_token, server_secret
 from levrt.server.dispatch import device_queue, pool_queue
