@@ -527,3 +527,42 @@ def test_a_json_body_past_the_cap_is_refused_before_it_is_read(store, tokens):
         answer = client.post("/api/devices", headers=tokens["alice"],
                              json={"name": "d", "pools": ["x" * 100]})
         assert answer.status_code in (201, 422), answer.text
+
+
+# -- how many one user may have -------------------------------------------------------------
+
+
+def test_a_user_has_at_most_max_per_user_devices_schedules_and_hooks(store, tokens, noop):
+    """A user scripting thousands of devices, schedules or hooks is stopped at
+    ``max_per_user`` of each, with a 409 saying so; others are not affected."""
+    app = create_app(Settings(db_url=store.url, max_per_user=2), store=store)
+    with TestClient(app, raise_server_exceptions=False, follow_redirects=False) as client:
+        alice, bob = tokens["alice"], tokens["bob"]
+        hook = {"kind": "webhook", "url": "http://127.0.0.1:8080/hook"}
+        made = {"devices": [], "schedules": [], "hooks": []}
+        for n in range(3):
+            made["devices"].append(client.post("/api/devices", headers=alice,
+                                               json={"name": f"box{n}"}))
+            made["schedules"].append(client.post("/api/schedules", headers=alice, json={
+                "name": f"s{n}", "target": HELLO, "cron": "0 3 * * *"}))
+            made["hooks"].append(client.post("/api/schedules/s0/hooks", headers=alice,
+                                             json=hook))
+        for what, answers in made.items():
+            assert [a.status_code for a in answers] == [201, 201, 409], (what, answers[2].text)
+            assert f"you have 2 {what.replace('hooks', 'notification hooks')}" in \
+                answers[2].json()["detail"] and "max_per_user = 2" in answers[2].text
+        assert len(store.list_devices("alice")) == len(store.list_schedules("alice")) == 2
+        assert len(store.list_hooks("alice")) == 2
+        # Another user is not affected.
+        assert client.post("/api/devices", headers=bob, json={"name": "box0"}).status_code == 201
+        # The pages say it too.
+        login(client, "alice")
+        csrf = csrf_of(client.get("/devices"))
+        page = client.post("/devices", data={"csrf_token": csrf, "name": "box9"})
+        assert page.status_code == 409 and "max_per_user = 2" in page.text
+        job_id = store.create_job("scan", owner="alice", target=HELLO)
+        csrf = csrf_of(client.get(f"/tasks/{job_id}"))
+        page = client.post(f"/tasks/{job_id}/hooks",
+                           data={"csrf_token": csrf, **hook, "events": "done"})
+        assert page.status_code == 409 and "max_per_user = 2" in page.text
+    assert len(store.list_devices("alice")) == 2 and len(store.list_hooks("alice")) == 2

@@ -122,8 +122,8 @@ def test_two_schedulers_on_one_store_fire_each_slot_once(db_url):
         first.add_schedule("alice", "every", target="m:f", params={"a": 1}, interval=60,
                            at=T0)
         clock = {"at": T0}
-        schedulers = [Scheduler(s, Dispatcher(None, RecordingRunner(s)), clock=lambda: clock["at"])
-                      for s in (first, second)]
+        schedulers = [Scheduler(s, Dispatcher(None, RecordingRunner(s), key="test"),
+                                clock=lambda: clock["at"]) for s in (first, second)]
         for minute in range(1, 21):
             clock["at"] = T0 + timedelta(minutes=minute, seconds=1)
             barrier = threading.Barrier(2)
@@ -153,7 +153,7 @@ def test_a_paused_schedule_does_not_fire_and_resumes_from_now(db_url):
         store.create_user("alice", PASSWORD)
         store.add_schedule("alice", "s", target="m:f", params={}, cron="0 * * * *", at=T0)
         store.pause_schedule("alice", "s", True)
-        scheduler = Scheduler(store, Dispatcher(None, RecordingRunner(store)),
+        scheduler = Scheduler(store, Dispatcher(None, RecordingRunner(store), key="test"),
                               clock=lambda: T0 + timedelta(hours=5, minutes=30))
         assert asyncio.run(scheduler.tick()) == []
         resumed = store.pause_schedule("alice", "s", False, at=T0 + timedelta(hours=5, minutes=30))

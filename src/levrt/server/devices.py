@@ -211,7 +211,8 @@ def _server_url(request: Request) -> str:
 
 def _add(request: Request, store: Store, user: dict[str, Any], name: str,
          pools: list[str]) -> dict[str, Any]:
-    added = store.add_device(user["name"], name, pools)
+    added = store.add_device(user["name"], name, pools,
+                             limit=request.app.state.settings.max_per_user)
     return {**added, "command": f"lev agent --server {_server_url(request)} "
                                 f"--enrol {added['code']}"}
 

@@ -28,6 +28,7 @@ from levrt.server.auth import CurrentReader, CurrentUser, StoreDep
 from levrt.server.dispatch import Dispatcher, PlacementError, chosen, placement
 from levrt.server.params import ParamsInvalid, check_size
 from levrt.server.schemas import Body, errors
+from levrt.server.settings import Settings
 from levrt.server.tasks import TaskRequest, _checked, _invalid, find_job
 from levrt.store import HubConflictError, ScheduleError, Store
 from levrt.store._common import now
@@ -166,10 +167,10 @@ def _mine(store: Store, user: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def _create(store: Store, user: dict[str, Any], body: ScheduleRequest,
-            max_params_bytes: int) -> dict[str, Any]:
+            settings: Settings) -> dict[str, Any]:
     target, params, package = _checked(store, user, body)
     try:
-        check_size(params, max_params_bytes)  # as a task's: each fire submits them
+        check_size(params, settings.max_params_bytes)  # as a task's: each fire submits them
     except ParamsInvalid as exc:
         raise _invalid({("params", name): msg for name, msg in exc.errors.items()},
                        413) from None
@@ -178,7 +179,7 @@ def _create(store: Store, user: dict[str, Any], body: ScheduleRequest,
         return store.add_schedule(user["name"], body.name, target=target, params=params,
                                   package=package, placement=where and str(where),
                                   cron=body.cron, interval=body.interval,
-                                  timezone=body.timezone)
+                                  timezone=body.timezone, limit=settings.max_per_user)
     except (ScheduleError, PlacementError) as exc:
         raise _refused(exc) from None
 
@@ -189,13 +190,14 @@ def _details(store: Store, user: dict[str, Any], schedule: dict[str, Any]) -> di
             "deliveries": store.list_deliveries(user["name"], schedule_id=schedule["id"])}
 
 
-def _add_hook(store: Store, user: dict[str, Any], body: HookRequest, *,
+def _add_hook(request: Request, store: Store, user: dict[str, Any], body: HookRequest, *,
               schedule_id: int | None = None, job_id: str | None = None) -> dict[str, Any]:
     try:
         _check_url(body.url)
         hook, secret = store.add_hook(user["name"], kind=body.kind, url=body.url,
                                       events=body.events, schedule_id=schedule_id,
-                                      job_id=job_id)
+                                      job_id=job_id,
+                                      limit=request.app.state.settings.max_per_user)
     except ScheduleError as exc:
         raise _refused(exc) from None
     return {**hook, "secret": secret}
@@ -213,7 +215,7 @@ def add_schedule(body: ScheduleRequest, request: Request, store: StoreDep,
     interval under 60 s, both or neither, a device or pool you do not have. 413 names the
     parameters past the server's ``max_params_bytes``, as for a task. 409 when the name is
     taken."""
-    made = _create(store, user, body, request.app.state.settings.max_params_bytes)
+    made = _create(store, user, body, request.app.state.settings)
     _changed(request)
     return made
 
@@ -268,20 +270,20 @@ def remove_schedule(name: str, store: StoreDep, user: CurrentUser,
     return Response(status_code=204)
 
 
-@router.post("/{name}/hooks", status_code=201, responses=errors(400, 404, 422))
-def add_schedule_hook(name: str, body: HookRequest, store: StoreDep,
+@router.post("/{name}/hooks", status_code=201, responses=errors(400, 404, 409, 422))
+def add_schedule_hook(name: str, body: HookRequest, request: Request, store: StoreDep,
                       user: CurrentUser) -> dict[str, Any]:
     """Notify on ``events`` of the schedule's jobs. For a webhook the answer's ``secret``
     signs each body (``X-Lev-Signature: sha256=<hex HMAC>``): it is shown this once."""
-    return _add_hook(store, user, body, schedule_id=_mine(store, user, name)["id"])
+    return _add_hook(request, store, user, body, schedule_id=_mine(store, user, name)["id"])
 
 
 @hooks_router.post("/api/tasks/{task_id}/hooks", status_code=201,
-                   responses=errors(400, 404, 422))
-def add_task_hook(task_id: str, body: HookRequest, store: StoreDep,
+                   responses=errors(400, 404, 409, 422))
+def add_task_hook(task_id: str, body: HookRequest, request: Request, store: StoreDep,
                   user: CurrentUser) -> dict[str, Any]:
     """Notify on ``events`` of this task's job (as for a schedule's hooks)."""
-    return _add_hook(store, user, body, job_id=find_job(store, user, task_id)["id"])
+    return _add_hook(request, store, user, body, job_id=find_job(store, user, task_id)["id"])
 
 
 @hooks_router.get("/api/tasks/{task_id}/hooks", responses=errors(404))
@@ -390,7 +392,8 @@ async def schedule_task(request: Request, task_id: str) -> Response:
                 user["name"], values["name"], target=job["target"],
                 params=dict(job["params"] or {}), package=job["package"],
                 placement=where and str(where), cron=cron, interval=interval,
-                timezone=values["timezone"] or "UTC"))
+                timezone=values["timezone"] or "UTC",
+                limit=request.app.state.settings.max_per_user))
     except (ScheduleError, PlacementError, HubConflictError) as exc:
         field = "name" if isinstance(exc, HubConflictError) else exc.field
         return await _schedule_form(request, task_id, 409 if isinstance(
@@ -426,13 +429,15 @@ async def _page_hook(request: Request, user: dict[str, Any], store: Store, name:
     if schedule is None:
         return await _page(request, 404, error=f"you have no schedule {name!r}")
     try:
-        added = await _form_hook(store, user, form, schedule_id=schedule["id"])
+        added = await _form_hook(request, store, user, form, schedule_id=schedule["id"])
     except ScheduleError as exc:
         return await _page(request, 400, error=f"{exc.field}: {exc}")
+    except HubConflictError as exc:
+        return await _page(request, 409, error=str(exc))
     return await _page(request, added_hook={**added, "to": name})
 
 
-async def _form_hook(store: Store, user: dict[str, Any], form: Any,
+async def _form_hook(request: Request, store: Store, user: dict[str, Any], form: Any,
                      **of: Any) -> dict[str, Any]:
     """The hook a page's form adds, with its secret (shown this once)."""
     url = str(form.get("url") or "").strip()
@@ -440,7 +445,7 @@ async def _form_hook(store: Store, user: dict[str, Any], form: Any,
     hook, secret = await run_in_threadpool(
         lambda: store.add_hook(user["name"], kind=str(form.get("kind") or ""), url=url,
                                events=[str(event) for event in form.getlist("events")],
-                               **of))
+                               limit=request.app.state.settings.max_per_user, **of))
     return {**hook, "secret": secret}
 
 
@@ -453,10 +458,12 @@ async def task_hook(request: Request, task_id: str) -> Response:
     if job is None:
         return web._not_found(request, user, f"no task {task_id!r}")
     try:
-        added = await _form_hook(request.app.state.store, user, form, job_id=job["id"])
-    except ScheduleError as exc:
-        return await web.render_task(request, task_id, 400,
-                                     hook_error=f"{exc.field}: {exc}")
+        added = await _form_hook(request, request.app.state.store, user, form,
+                                 job_id=job["id"])
+    except (ScheduleError, HubConflictError) as exc:
+        field = f"{exc.field}: " if isinstance(exc, ScheduleError) else ""
+        return await web.render_task(request, task_id, 400 if field else 409,
+                                     hook_error=f"{field}{exc}")
     return await web.render_task(request, task_id, added_hook={**added, "to": "this task"})
 
 

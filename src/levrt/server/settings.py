@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     max_running_tasks: int = Field(2, ge=1)
     # Live task streams (task pages, lev task follow) one user may have open at once.
     max_event_streams: int = Field(20, ge=1)
+    # Devices, schedules and notification hooks one user may have, of each: every page and
+    # loop that reads them reads them all.
+    max_per_user: int = Field(500, ge=1)
     # Time a cancelled lev run has to record the cancellation and stop its runs.
     cancel_grace: float = Field(10.0, gt=0)
     # The Temporal frontend (HOST:PORT) that agents connect to, told to them by this server;

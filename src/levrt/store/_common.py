@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime, timezone
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Column, Connection, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from levrt.store._base import HubConflictError
 from levrt.store.models import File, User
 
 _files = File.__table__
@@ -34,6 +35,20 @@ def user_id_of(conn: Connection, name: str) -> int:
     if found is None:
         raise KeyError(f"no user {name!r}")
     return int(found)
+
+
+def check_quota(conn: Connection, owner: Column[int], owner_id: int, limit: int | None,
+                what: str) -> None:
+    """Refuse a new row of ``what`` (``"devices"``...) to an owner who has ``limit`` of them
+    already (None: no limit), with :class:`~levrt.store.HubConflictError`: each is read by
+    that user's pages and by the server's loops, so one user must not grow them without
+    bound."""
+    if limit is None:
+        return
+    count = conn.execute(select(func.count()).where(owner == owner_id)).scalar_one()
+    if count >= limit:
+        raise HubConflictError(f"you have {count} {what}, as many as this server allows "
+                               f"(max_per_user = {limit}): remove some first")
 
 
 def file_digest(content: bytes) -> str:

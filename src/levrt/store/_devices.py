@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Row, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from levrt.store._base import EnrolmentError
-from levrt.store._common import now, user_id_of, utc
+from levrt.store._common import check_quota, now, user_id_of, utc
 from levrt.store._hub import HubConflictError
 from levrt.store.models import Device, User
 
@@ -77,11 +77,13 @@ class DevicesMixin:
 
         def _write(self) -> AbstractContextManager[Connection]: ...
 
-    def add_device(self, owner: str, name: str, pools: list[str] | None = None) -> dict[str, Any]:
+    def add_device(self, owner: str, name: str, pools: list[str] | None = None, *,
+                   limit: int | None = None) -> dict[str, Any]:
         """A new device of ``owner``'s, not enrolled yet. The result's ``"code"`` is the only
         copy of its one-time enrolment code, valid until ``"code_expires_at"``.
         ValueError for a bad name or pool, KeyError for an unknown owner,
-        :class:`~levrt.store.HubConflictError` when the owner has a device of that name."""
+        :class:`~levrt.store.HubConflictError` when the owner has a device of that name, or
+        ``limit`` devices already."""
         check_device_name(name)
         pools = sorted({check_device_name(pool, "pool name") for pool in pools or []})
         if len(pools) > MAX_POOLS:
@@ -90,6 +92,7 @@ class DevicesMixin:
         created = now()
         with self._write() as conn:
             owner_id = user_id_of(conn, owner)
+            check_quota(conn, _devices.c.owner_id, owner_id, limit, "devices")
             try:
                 conn.execute(insert(_devices).values(
                     owner_id=owner_id, name=name, pools=pools, token_sha256=None,

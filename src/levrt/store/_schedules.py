@@ -35,7 +35,7 @@ from sqlalchemy.sql import ColumnElement
 
 from levrt.shim.entry import decode
 from levrt.store._base import ScheduleError
-from levrt.store._common import now, user_id_of, utc
+from levrt.store._common import check_quota, now, user_id_of, utc
 from levrt.store._hub import HubConflictError
 from levrt.store.models import Delivery, Hook, Job, Schedule, ScheduleFire, User
 
@@ -200,12 +200,14 @@ class SchedulesMixin:
     def add_schedule(self, owner: str, name: str, *, target: str, params: dict[str, Any],
                      package: str | None = None, placement: str | None = None,
                      cron: str | None = None, interval: int | None = None,
-                     timezone: str = "UTC", at: datetime | None = None) -> dict[str, Any]:
+                     timezone: str = "UTC", at: datetime | None = None,
+                     limit: int | None = None) -> dict[str, Any]:
         """A new schedule of ``owner``'s firing ``target`` (of ``package==version``) with
         ``params`` (as the server checked them) at each slot of ``cron`` or every
         ``interval`` seconds in ``timezone``, from ``at`` (default now) on, placed at
         ``placement`` (as a job's: ``device:NAME``..., None for the server's runner).
-        ScheduleError names a bad field; HubConflictError when the name is taken."""
+        ScheduleError names a bad field; HubConflictError when the name is taken, or the
+        owner has ``limit`` schedules already."""
         if not isinstance(name, str) or not SCHEDULE_NAME_RE.fullmatch(name):
             raise ScheduleError("name", f"schedule name {name!r} is not usable: 1-64 letters, "
                                 "digits, '_', '.' or '-', starting with a letter or digit")
@@ -218,6 +220,7 @@ class SchedulesMixin:
             raise ScheduleError("cron", f"{cron!r} never fires: {exc}") from None
         with self._write() as conn:
             owner_id = user_id_of(conn, owner)
+            check_quota(conn, _schedules.c.owner_id, owner_id, limit, "schedules")
             try:
                 result = conn.execute(insert(_schedules).values(
                     owner_id=owner_id, name=name, target=target, package=package,
@@ -368,12 +371,13 @@ class SchedulesMixin:
     # -- hooks -----------------------------------------------------------------------------
 
     def add_hook(self, owner: str, *, kind: str, url: str, events: list[str],
-                 schedule_id: int | None = None,
-                 job_id: str | None = None) -> tuple[dict[str, Any], str | None]:
+                 schedule_id: int | None = None, job_id: str | None = None,
+                 limit: int | None = None) -> tuple[dict[str, Any], str | None]:
         """A notification of ``owner``'s on ``events`` of the jobs of schedule
         ``schedule_id`` or of the job ``job_id``: a ``webhook`` POSTed to ``url``, or an
         ``apprise`` URL (``mailto://``, ``slack://``...). Answers the hook and, for a
-        webhook, its signing secret: the only copy shown. ScheduleError names a bad field."""
+        webhook, its signing secret: the only copy shown. ScheduleError names a bad field;
+        HubConflictError when the owner has ``limit`` hooks already."""
         if kind not in HOOK_KINDS:
             raise ScheduleError("kind", f"kind must be one of {', '.join(HOOK_KINDS)}, "
                                 f"not {kind!r}")
@@ -390,8 +394,10 @@ class SchedulesMixin:
             raise ScheduleError("schedule", "a hook is of one schedule or one task")
         secret = HOOK_SECRET_PREFIX + secrets.token_urlsafe(32) if kind == "webhook" else None
         with self._write() as conn:
+            owner_id = user_id_of(conn, owner)
+            check_quota(conn, _hooks.c.owner_id, owner_id, limit, "notification hooks")
             result = conn.execute(insert(_hooks).values(
-                owner_id=user_id_of(conn, owner), schedule_id=schedule_id, job_id=job_id,
+                owner_id=owner_id, schedule_id=schedule_id, job_id=job_id,
                 kind=kind, url=url, secret=secret, events=sorted(set(events)),
                 created_at=now()))
             row = conn.execute(select(_hooks).where(
