@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -201,6 +202,7 @@ def main() -> int:
         if server is not None:
             server.stop()
         temporal.stop()
+        shutil.rmtree(root, ignore_errors=True)
     figures: dict[str, Any] = {
         "tasks": args.tasks,
         "dispatched_median_s": statistics.median(walls),
