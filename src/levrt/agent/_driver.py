@@ -72,7 +72,7 @@ class Drivers:
             env["DOCKER_HOST"] = url
         env.update(extra or {})
         # lev run's options before TARGET: after it, a parameter named like one would take it.
-        argv = ["run", "--job", job_id, "--executor", executor, "--quiet", "--json", target]
+        argv = ["run", "--job", job_id, "--executor", executor, "--quiet", target]
         if not self._warm:
             return await _spawn("-m", "levrt", *argv, env={**_base_env(), **env},
                                 stdin=asyncio.subprocess.DEVNULL)
@@ -117,8 +117,9 @@ async def _discard(process: asyncio.subprocess.Process | None) -> None:
     """End a driver that was never handed a job, and reap it."""
     if process is None:
         return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
+    if process.returncode is None:  # else its id may be another process's by now
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
     await process.communicate()
 
 

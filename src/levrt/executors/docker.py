@@ -50,10 +50,10 @@ from .base import (
 
 LABEL = "io.levrt"
 SHIM_DIR = "/.lev"
-#: seconds between reads of a running container's output: at first, and at most
 # What an engine is said to hold (a device's facts, the devices page): at most this many
 # image references.
 MAX_IMAGES = 1000
+#: seconds between reads of a running container's output: at first, and at most
 POLL_FIRST = 0.25
 POLL_MAX = 2.0
 #: seconds the engine check waits for an engine that is there but busy
