@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -292,6 +293,50 @@ def test_cancel_stops_the_task_and_its_processes(client, tokens, noop, tmp_path)
     wait_for(lambda: not any(alive(pid) for pid in pids), timeout=15)
     again = client.post(f"/api/tasks/{task_id}/cancel", headers=alice)
     assert again.status_code == 409 and "already ended" in again.json()["detail"]
+
+
+def test_cancel_reaches_a_task_of_a_server_that_ignores_sigint(client, tokens, noop):
+    # A server started in the background of a shell (`lev serve &`) has SIGINT ignored, and
+    # its drivers inherit that: lev run must still take the runner's SIGINT as a cancel.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        alice = tokens["alice"]
+        marker = f"120.{os.getpid()}"
+        task_id = submit(client, alice, "lev.alice.noop:nap", {"marker": marker})["id"]
+        pids = wait_for(lambda: tools.processes("sleep", marker))
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    client.post(f"/api/tasks/{task_id}/cancel", headers=alice)
+    job = ended(client, alice, task_id)
+    # "cancelled" alone is lev run's own record: the runner's, after cancel_grace, says more.
+    assert (job["status"], job["error"]) == ("cancelled", "cancelled"), job
+    wait_for(lambda: not any(alive(pid) for pid in pids), timeout=15)
+
+
+def test_a_driver_that_outstays_cancel_grace_is_recorded_cancelled_with_its_runs(
+        store, tokens, noop):
+    alice = tokens["alice"]
+    settings = Settings(db_url=store.url, cancel_grace=0.01)
+    with TestClient(create_app(settings, store=store)) as client:
+        marker = f"120.{os.getpid()}"
+        task_id = submit(client, alice, "lev.alice.noop:nap", {"marker": marker})["id"]
+        pids = wait_for(lambda: tools.processes("sleep", marker))
+        client.post(f"/api/tasks/{task_id}/cancel", headers=alice)
+
+        def ended_bundle():
+            # Read as often as it can be: a reading between the kill and the runner's
+            # record took the task for one whose driver is gone, and recorded it failed.
+            bundle = client.get(f"/api/tasks/{task_id}", headers=alice).json()
+            return bundle if bundle["job"]["status"] != "running" else None
+
+        bundle = wait_for(ended_bundle)
+    job = bundle["job"]
+    assert job["status"] == "cancelled", job
+    # Killed by the runner (or, if it was that quick, stopped by itself within 10 ms).
+    assert job["error"] in ("cancelled", "cancelled: lev run did not stop within 0.01 s of "
+                            "SIGINT (cancel_grace), and was killed"), job
+    assert [run["status"] for run in bundle["runs"]] == ["cancelled"], bundle["runs"]
+    wait_for(lambda: not any(alive(pid) for pid in pids), timeout=15)
 
 
 def test_queued_task_waits_for_a_slot_and_can_be_cancelled(store, tokens, noop, tmp_path,

@@ -20,6 +20,7 @@ import json
 import os
 import pkgutil
 import reprlib
+import signal
 import sys
 import sysconfig
 import threading
@@ -740,6 +741,11 @@ def _run_job(args: argparse.Namespace, func: Callable[..., Any], values: dict[st
         raise CliError(str(exc)) from None
     body = _JobBody(func, values)
     listeners, display = _display(args)
+    if args.job and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        # The driver of a server's or an agent's job, which cancels it with SIGINT: a server
+        # started in the background of a shell (`lev serve &`) passes SIGINT on ignored, and
+        # asyncio turns SIGINT into a cancellation only where Python's own handler is set.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     result: Any = _NO_RESULT
     failure: BaseException | None = None
     try:

@@ -12,6 +12,7 @@ import signal
 import sys
 from typing import Any
 
+from levrt._subprocess import spawn
 from levrt.executors.docker import engine_url
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -35,7 +36,7 @@ def _base_env() -> dict[str, str]:
 
 
 async def _spawn(*argv: str, env: dict[str, str], stdin: int) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
+    return await spawn(
         sys.executable, *argv, stdin=stdin, stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE, env=env, start_new_session=True,
         preexec_fn=_die_with_agent)

@@ -28,6 +28,7 @@ from typing import Any
 
 from .._config import Settings, load_settings, memory_bytes
 from .._debug import SOCKET_NAME
+from .._subprocess import spawn
 from ..shim import SHIM_PATH
 from ..shim.entry import dumps
 from .base import (
@@ -400,14 +401,14 @@ async def _spawn(argv: list[str], env: dict[str, str] | None, payload: bool,
     """Start one attempt of a run; in the sandbox, with bubblewrap's status descriptor (the
     read end is returned, non-blocking)."""
     if not sandboxed:
-        proc = await asyncio.create_subprocess_exec(
+        proc = await spawn(
             *argv, stdin=PIPE if payload else DEVNULL, stdout=PIPE, stderr=PIPE, env=env,
             start_new_session=True)  # one process group: a kill reaches all of the run
         return proc, None
     read, write = os.pipe()
     try:
         os.set_blocking(read, False)
-        proc = await asyncio.create_subprocess_exec(
+        proc = await spawn(
             argv[0], "--json-status-fd", str(write), *argv[1:],
             stdin=PIPE if payload else DEVNULL, stdout=PIPE, stderr=PIPE, env=env,
             start_new_session=True, pass_fds=(write,))

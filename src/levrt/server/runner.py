@@ -23,8 +23,10 @@ not fit it) leaves the job queued; the runner then records it failed with the on
 
 Cancelling a queued task finishes its job at once; a running one gets SIGINT, which
 ``lev run`` turns into a cancelled job and killed runs, and ``cancel_grace`` seconds for that
-before its whole session is killed. When the server stops, running tasks are cancelled
-(none may outlive the server) and queued ones stay queued for its next start.
+before its whole session is killed (the runner then records the job cancelled, before the
+kill: a reader that found its driver gone first would record it failed). When the server
+stops, running tasks are cancelled (none may outlive the server) and queued ones stay
+queued for its next start.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from starlette.requests import Request
 from levrt._config import Settings as JobSettings
 from levrt._driver import driver_gone, driver_id, error_line
 from levrt._status import UNFINISHED_STATUSES
+from levrt._subprocess import spawn
 from levrt.executors.docker import engine_url
 from levrt.executors.process import _sandboxed_main
 from levrt.executors.sandbox import bwrap, bwrap_argv, kept_paths
@@ -375,7 +378,7 @@ class TaskRunner:
             # A session of its own: a cancelled task's leftover processes are killed as a
             # group, and a Ctrl-C meant for the server does not reach the task behind the
             # runner's back.
-            process = await asyncio.create_subprocess_exec(
+            process = await spawn(
                 *prefix, *argv, stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env=env,
                 start_new_session=True,
@@ -420,8 +423,14 @@ class TaskRunner:
         if cancelled.is_set():
             # SIGINT was sent: lev run records the cancellation and stops its runs. Past the
             # grace time, or if it left anything behind, its session is killed.
+            grace = self._settings.cancel_grace
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(output), self._settings.cancel_grace)
+                await asyncio.wait_for(asyncio.shield(output), grace)
+            if process.returncode is None:
+                await run_in_threadpool(
+                    self._store.end_unfinished_job, task.job_id, "cancelled",
+                    error=f"cancelled: lev run did not stop within {grace:g} s of SIGINT "
+                    "(cancel_grace), and was killed")
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
         _, stderr = await output

@@ -10,7 +10,7 @@ import math
 import os
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from types import EllipsisType, TracebackType
@@ -584,19 +584,12 @@ class Store(HubMixin, DevicesMixin, SchedulesMixin):
 
     def end_unfinished_job(self, job_id: str, status: str, *, error: str) -> bool:
         """Finish a job with ``status`` unless it has finished already (whoever ran it
-        recorded how it ended, which stands); whether it was unfinished."""
+        recorded how it ended, which stands); whether it was unfinished. Its runs still
+        running end with it, with the same status and ``error``: their driver, which would
+        have recorded them, is gone (or never started)."""
         _check_status(status, FINAL_STATUSES, "job")
-        query = (
-            update(_jobs)
-            .where(_jobs.c.id == job_id, _jobs.c.status.in_(UNFINISHED_STATUSES))
-            .values(status=status, error=clean_text(error), finished_at=_now())
-        )
-
-        def write() -> bool:
-            with self._write() as conn:
-                return bool(conn.execute(query).rowcount)
-
-        return self._ending(write)
+        return self._ending(functools.partial(self._end_job, job_id, UNFINISHED_STATUSES,
+                                              status, error, run_error=error))
 
     def set_job_progress(self, job_id: str, progress: float) -> None:
         """Record progress as a fraction, clamped to 0..1."""
@@ -640,17 +633,21 @@ class Store(HubMixin, DevicesMixin, SchedulesMixin):
     def settle_gone(self, job_id: str, error: str) -> bool:
         """Record a running job whose driver is gone as failed with ``error``, and its runs
         still running with it; whether it was still running."""
+        return self._end_job(job_id, ("running",), "failed", error, run_error="driver gone")
+
+    def _end_job(self, job_id: str, unfinished: Iterable[str], status: str, error: str, *,
+                 run_error: str) -> bool:
         with self._write() as conn:
             ended = conn.execute(
                 update(_jobs)
-                .where(_jobs.c.id == job_id, _jobs.c.status == "running")
-                .values(status="failed", error=error, finished_at=_now())
+                .where(_jobs.c.id == job_id, _jobs.c.status.in_(tuple(unfinished)))
+                .values(status=status, error=clean_text(error), finished_at=_now())
             ).rowcount
             if ended:
                 conn.execute(
                     update(_runs)
                     .where(_runs.c.job_id == job_id, _runs.c.status == "running")
-                    .values(status="failed", error="driver gone", finished_at=_now()))
+                    .values(status=status, error=clean_text(run_error), finished_at=_now()))
         return bool(ended)
 
     def requeue_job(self, job_id: str, reason: str) -> bool:
