@@ -310,6 +310,8 @@ def test_cancel_reaches_a_task_of_a_server_that_ignores_sigint(client, tokens, n
     job = ended(client, alice, task_id)
     # "cancelled" alone is lev run's own record: the runner's, after cancel_grace, says more.
     assert (job["status"], job["error"]) == ("cancelled", "cancelled"), job
+    log = client.get(f"/api/tasks/{task_id}", headers=alice).json()["log"]
+    assert [row["text"] for row in log if row["stream"] == "job"][-1] == "job cancelled"
     wait_for(lambda: not any(alive(pid) for pid in pids), timeout=15)
 
 

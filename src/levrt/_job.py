@@ -329,8 +329,9 @@ async def arun(coro: Awaitable[Any], db: str | None = None, *, store: Store | No
 
             # The job's end matters more than its last log line: on a full disk the line
             # may not fit, and the end must still be tried.
+            line = f"job {status}" if error == status else f"job {status}: {error}"
             with contextlib.suppress(StoreError):
-                job.log(None, "job", f"job {status}: {error}".splitlines())
+                job.log(None, "job", line.splitlines())
         store.finish_job(job_id, status, error=error, result=kept)
         _current.reset(token)
         if own_store:
