@@ -1,5 +1,6 @@
 import importlib.util
 import os
+import signal
 import statistics
 import time
 
@@ -8,6 +9,14 @@ import helpers_temporal
 import pytest
 
 from levrt.store import Store, default_url
+
+
+def pytest_configure(config):
+    # A test run started in the background of a script (`cmd &`) has SIGINT ignored, and the
+    # processes the tests start would inherit it: a test that interrupts one would wait for
+    # nothing. With a handler set, they start with SIGINT at its default.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
