@@ -15,6 +15,7 @@ pool's task queue) for the driver it starts.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from datetime import timedelta
@@ -42,6 +43,8 @@ class TemporalExecutor(Executor):
         self.address = address
         self.queue = queue
         self._client: Any = None
+        # The runs of a fan-out all start at once: one connection for them, not one each.
+        self._connecting = asyncio.Lock()
 
     @classmethod
     def from_env(cls) -> TemporalExecutor:
@@ -58,13 +61,15 @@ class TemporalExecutor(Executor):
         return f"temporal (each run on an agent of {self.queue}, through {self.address})"
 
     async def _temporal(self) -> Any:
-        if self._client is None:
-            from temporalio.client import Client
+        async with self._connecting:
+            if self._client is None:
+                from temporalio.client import Client
 
-            try:
-                self._client = await Client.connect(self.address)
-            except RuntimeError as exc:
-                raise ExecutorError(f"cannot reach Temporal at {self.address}: {exc}") from None
+                try:
+                    self._client = await Client.connect(self.address)
+                except RuntimeError as exc:
+                    raise ExecutorError(f"cannot reach Temporal at {self.address}: "
+                                        f"{exc}") from None
         return self._client
 
     async def start(self, spec: RunSpec, observer: RunObserver) -> RunHandle:
