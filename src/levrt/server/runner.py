@@ -424,7 +424,7 @@ class TaskRunner:
             # SIGINT was sent: lev run records the cancellation and stops its runs. Past the
             # grace time, or if it left anything behind, its session is killed.
             grace = self._settings.cancel_grace
-            with contextlib.suppress(TimeoutError):
+            with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(output), grace)
             if process.returncode is None:
                 await run_in_threadpool(
