@@ -58,12 +58,11 @@ class Agent:
         and before :meth:`run`."""
         self._stop.set()
 
-    async def _beat(self, facts: dict[str, Any] | None = None,
-                    patience: float | None = None) -> dict[str, Any]:
+    async def _beat(self, facts: dict[str, Any] | None = None) -> dict[str, Any]:
         try:
             config: dict[str, Any] = await asyncio.to_thread(
                 self._client.heartbeat, running=self._load.running, slots=self._load.slots,
-                facts=facts, patience=patience)
+                facts=facts)
         except ApiUnreachable:
             raise
         except ApiError as exc:
@@ -122,9 +121,6 @@ class Agent:
             if self._stop.is_set():
                 return
             try:
-                # Tried once: the next beat is the next try. Sent again for the client's
-                # patience, a beat to a server that is down held a stopping agent for as
-                # long (a minute), and its process's exit waited for that thread.
-                await self._beat(patience=0)
+                await self._beat()
             except ApiUnreachable as exc:
                 log.warning("heartbeat: %s", exc)
