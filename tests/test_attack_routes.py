@@ -122,7 +122,8 @@ def test_agents_reach_only_their_own_jobs_and_files(client, store, device, token
 
 
 @pytest.mark.parametrize("method, path, body, loc", [
-    ("POST", "/runs", {"run_id": PAST_INT32, "name": "n", "coll": "c"}, ["body", "run_id"]),
+    ("POST", "/runs", {"runs": [{"run_id": PAST_INT32, "name": "n", "coll": "c"}]},
+     ["body", "runs", 0, "run_id"]),
     ("POST", "/documents", {"coll": "c", "run_id": HUGE, "data": {"a": 1}}, ["body", "run_id"]),
     ("POST", "/logs", {"batches": [{"run_id": HUGE, "entries": [["stdout", "x"]]}]},
      ["body", "batches", 0, "run_id"]),
@@ -151,7 +152,8 @@ def test_malformed_tagged_values_are_refused_naming_the_field(client, store, val
                          json={"coll": "c", "data": {"a": value}})
     assert answer.status_code == 422 and locs(answer) == [["body", "data"]], answer.text
     assert client.post(f"{base}/runs", headers=job,
-                       json={"run_id": 1, "name": "n", "coll": "c"}).status_code == 204
+                       json={"runs": [{"run_id": 1, "name": "n", "coll": "c"}]}
+                       ).status_code == 204
     answer = client.post(f"{base}/runs/1/finish", headers=job,
                          json={"status": "done", "coll": "c", "data": {"a": value}})
     assert answer.status_code == 422 and locs(answer) == [["body", "data"]], answer.text
@@ -359,8 +361,9 @@ def _bodies(job_id):
         ("/api/agent/heartbeat", '{"facts": {"tools": {"nmap": %s}}}'),
         (f"/api/agent/jobs/{job_id}/end", '{"status": "failed", "error": %s}'),
         (f"{driver}/start", '{"executor": %s}'),
-        (f"{driver}/runs", '{"run_id": 1, "name": %s, "coll": "c"}'),
-        (f"{driver}/runs", '{"run_id": 1, "name": "n", "coll": "c", "namespace": [%s]}'),
+        (f"{driver}/runs", '{"runs": [{"run_id": 1, "name": %s, "coll": "c"}]}'),
+        (f"{driver}/runs", '{"runs": [{"run_id": 1, "name": "n", "coll": "c", '
+                          '"namespace": [%s]}]}'),
         (f"{driver}/documents", '{"coll": %s, "data": {}}'),
         (f"{driver}/logs", '{"batches": [{"entries": [["stdout", %s]]}]}'),
         (f"{driver}/progress", '{"value": %s}'),
@@ -476,9 +479,10 @@ BAD_KEYS = [5, "host", [{"a": 1}], [["x"]], {"a": 1}, [None], [1]]
 @pytest.mark.parametrize("keys", BAD_KEYS)
 def test_a_driver_declares_keys_as_a_list_of_column_names_or_is_refused(client, store, keys):
     job_id, job = running_job(store, client)
-    answer = client.post(f"/api/driver/jobs/{job_id}/runs", headers=job, json={
-        "run_id": 0, "name": "n", "coll": "c", "spec": {"keys": keys}})
-    assert answer.status_code == 422 and locs(answer) == [["body", "spec"]], answer.text
+    answer = client.post(f"/api/driver/jobs/{job_id}/runs", headers=job, json={"runs": [
+        {"run_id": 0, "name": "n", "coll": "c", "spec": {"keys": keys}}]})
+    assert answer.status_code == 422 and locs(answer) == [["body", "runs", 0, "spec"]], \
+        answer.text
     assert store.list_runs(job_id) == []
 
 

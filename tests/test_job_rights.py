@@ -173,7 +173,8 @@ def test_job_store_records_a_job_through_the_api(server, rights_store, alice):
         store.start_job(job, executor="process", driver="elsewhere:1")
         assert store.get_job(job)["params"] == {"n": 1}
         assert rights_store.get_job(job)["status"] == "running"
-        store.create_run(job, 0, name="t", image="i", schema="s/x@1", coll="s.x", spec={"a": 1})
+        store.create_runs(job, [{"run_id": 0, "name": "t", "image": "i", "schema": "s/x@1",
+                                 "coll": "s.x", "spec": {"a": 1}}])
         log = store.run_log(job, 0, 0)
         log.append([("stdout", f"line {i}") for i in range(50)])
         log.append([("stderr", "oops")])

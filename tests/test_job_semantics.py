@@ -203,3 +203,42 @@ def test_bytes_from_a_missing_file_is_one_line(lev_home, tmp_path):
                          f"@{tmp_path}/nope")
     assert code == 2 and err.startswith("lev: error: --data: cannot read") and "\n" == err[-1]
     assert len(err.splitlines()) == 1
+
+
+# -- a fan-out's runs are recorded together ---------------------------------------------------
+
+
+def test_a_fan_outs_runs_are_recorded_in_one_store_call(store, monkeypatch):
+    recorded = []
+    create_runs = store.create_runs
+
+    def counting(job_id, runs):
+        recorded.append([run["run_id"] for run in runs])
+        create_runs(job_id, runs)
+
+    monkeypatch.setattr(store, "create_runs", counting)
+
+    async def main():
+        async with levrt.Concurrent() as c:
+            for _ in range(12):
+                c.start(Cr("none", cmd=["true"]))
+        await Cr("none", cmd=["true"])
+
+    levrt.run(main(), store=store, executor="process", echo=False)
+    assert recorded == [list(range(12)), [12]]
+    [job] = store.list_jobs()
+    assert [run["status"] for run in store.list_runs(job["id"])] == ["done"] * 13
+
+
+def test_a_run_cancelled_while_it_is_recorded_ends_cancelled(store):
+    async def main():
+        starting = asyncio.ensure_future(Cr("none", cmd=["true"]).start())
+        await asyncio.sleep(0)  # its record is asked for, not yet written
+        starting.cancel()
+        await asyncio.gather(starting, return_exceptions=True)
+        return starting.cancelled()
+
+    assert levrt.run(main(), store=store, executor="process", echo=False) is True
+    [job] = store.list_jobs()
+    [run] = store.list_runs(job["id"])
+    assert (run["status"], run["error"]) == ("cancelled", "cancelled")

@@ -309,6 +309,21 @@ def test_run_errors(store):
     assert len(store.list_runs(job_id)) == 1
 
 
+def test_runs_recorded_together_are_recorded_all_or_none(store):
+    job_id = store.create_job("wf")
+    runs = [{"run_id": n, "name": f"r{n}", "image": None, "schema": None, "coll": "c"}
+            for n in range(3)]
+    store.create_runs(job_id, runs[:2])
+    # Run 1 is taken: neither 2 nor 1 is recorded again.
+    with pytest.raises(ValueError, match="already exists"):
+        store.create_runs(job_id, [runs[2], runs[1]])
+    assert [(r["run_id"], r["name"]) for r in store.list_runs(job_id)] == [(0, "r0"), (1, "r1")]
+    with pytest.raises(KeyError, match="no such job"):
+        store.create_runs("nope", runs)
+    store.create_runs(job_id, runs[2:])
+    assert [r["status"] for r in store.list_runs(job_id)] == ["running"] * 3
+
+
 def test_a_runs_last_writes_are_stored_with_its_end_or_not_at_all(store):
     job_id = store.create_job("wf")
     store.create_run(job_id, 0, name="n", image=None, schema=None, coll="hosts")

@@ -199,9 +199,8 @@ class Cr:
         summary = spec.summary()
         if self.keys:
             summary["keys"] = self.keys
-        job.store.create_run(job.id, run_id, name=self.name, image=self.image,
-                             schema=self.schema, coll=coll, spec=summary,
-                             namespace=list(namespace))
+        await job.create_run(run_id, name=self.name, image=self.image, schema=self.schema,
+                             coll=coll, spec=summary, namespace=list(namespace))
         recorder = _Recorder(job, info)
         job.notify("run_started", info)
         try:

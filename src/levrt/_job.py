@@ -87,6 +87,8 @@ class Job:
         self._logs: dict[int | None, RunLog] = {}
         # Runs of an earlier attempt of this job (its driver was lost), by number.
         self._earlier = {run["run_id"]: run for run in earlier}
+        # The runs being recorded in this loop turn, and the end of their recording.
+        self._recording: tuple[list[dict[str, Any]], asyncio.Future[None]] | None = None
 
     def next_run_id(self) -> int:
         with self._lock:
@@ -107,6 +109,36 @@ class Job:
             return run
         self.store.discard_run(self.id, run_id)
         return None
+
+    async def create_run(self, run_id: int, **fields: Any) -> None:
+        """Record run ``run_id`` running (``fields``: the store's ``create_run`` keywords).
+        The runs recorded in one turn of the event loop, a fan-out's, go to the store in one
+        call (one transaction; for a driver, one request) instead of one each; the store's
+        error is raised in each of them. A cancellation records the run cancelled."""
+        loop = asyncio.get_running_loop()
+        if self._recording is None:
+            self._recording = ([], loop.create_future())
+            loop.call_soon(self._record_runs)
+        runs, recorded = self._recording
+        runs.append({"run_id": run_id, **fields})
+        try:
+            await asyncio.shield(recorded)
+        except asyncio.CancelledError:
+            await asyncio.wait({recorded})
+            if recorded.exception() is None:
+                self.store.finish_run(self.id, run_id, status="cancelled", exit_code=None,
+                                      error="cancelled")
+            raise
+
+    def _record_runs(self) -> None:
+        assert self._recording is not None
+        (runs, recorded), self._recording = self._recording, None
+        try:
+            self.store.create_runs(self.id, runs)
+        except Exception as exc:  # noqa: BLE001 - each run's start raises it
+            recorded.set_exception(exc)
+        else:
+            recorded.set_result(None)
 
     def track(self, run_id: int, task: Task | None) -> None:
         if task is None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from types import EllipsisType, TracebackType
 from typing import Any
@@ -149,13 +149,12 @@ class JobStore:
 
     # -- runs and documents --------------------------------------------------------------
 
-    def create_run(self, job_id: str, run_id: int, *, name: str, image: str | None,
-                   schema: str | None, coll: str, spec: dict[str, Any] | None = None,
-                   namespace: list[str] | None = None) -> None:
+    def create_runs(self, job_id: str, runs: Sequence[Mapping[str, Any]]) -> None:
+        """Record runs as running, all or none, in one request (as
+        :meth:`levrt.store.Store.create_runs`)."""
         self._check(job_id)
-        self._call("POST", "/runs", json={
-            "run_id": run_id, "name": name, "image": image, "schema": schema, "coll": coll,
-            "spec": to_json(spec), "namespace": namespace})
+        self._call("POST", "/runs", json={"runs": [
+            {**run, "spec": to_json(run.get("spec"))} for run in runs]})
 
     def finish_run(self, job_id: str, run_id: int, *, status: str, exit_code: int | None,
                    error: str | None = None, coll: str | None = None,

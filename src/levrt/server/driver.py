@@ -99,6 +99,10 @@ class RunRequest(Body):
         return spec
 
 
+class RunsRequest(Body):
+    runs: list[RunRequest] = Field(min_length=1, max_length=1000)
+
+
 class RunEnd(Body):
     free_form = frozenset({"data", "error"})
     status: JobStatus
@@ -199,14 +203,16 @@ async def runs(job_id: JobDriver, store: StoreDep) -> list[dict[str, Any]]:
 
 
 @router.post("/runs", status_code=204, responses=errors(409))
-async def create_run(job_id: JobDriver, body: RunRequest, store: StoreDep) -> Response:
-    """Record a run of the job as running; 409 when its ``run_id`` is taken."""
+async def create_runs(job_id: JobDriver, body: RunsRequest, store: StoreDep) -> Response:
+    """Record runs of the job as running, all or none (a fan-out's together: one request and
+    one transaction); 409 when a ``run_id`` is taken."""
+    runs = [{"run_id": run.run_id, "name": run.name, "image": run.image,
+             "schema": run.schema_, "coll": run.coll, "spec": run.spec,
+             "namespace": run.namespace} for run in body.runs]
     try:
-        await run_in_threadpool(lambda: store.create_run(
-            job_id, body.run_id, name=body.name, image=body.image, schema=body.schema_,
-            coll=body.coll, spec=body.spec, namespace=body.namespace))
+        await run_in_threadpool(store.create_runs, job_id, runs)
     except ValueError as exc:
-        raise HTTPException(409, f"run_id: {exc}") from None
+        raise HTTPException(409, f"runs: {exc}") from None
     return Response(status_code=204)
 
 

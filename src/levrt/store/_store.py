@@ -10,7 +10,7 @@ import math
 import os
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import EllipsisType, TracebackType
@@ -743,20 +743,35 @@ class Store(HubMixin, DevicesMixin, SchedulesMixin):
 
         Raises KeyError when there is no such job, ValueError when the run exists already.
         """
-        row = {"job_id": job_id, "run_id": run_id, "name": clean_text(name),
-               "image": clean_data(image), "schema": clean_data(schema),
-               "coll": clean_text(coll), "spec": encode(clean_data(spec), path="spec"),
-               "namespace": clean_data(namespace), "status": "running", "exit_code": None,
-               "error": None, "started_at": _now(), "finished_at": None}
+        self.create_runs(job_id, [{"run_id": run_id, "name": name, "image": image,
+                                   "schema": schema, "coll": coll, "spec": spec,
+                                   "namespace": namespace}])
+
+    def create_runs(self, job_id: str, runs: Sequence[Mapping[str, Any]]) -> None:
+        """Record runs of a job as running, in one transaction: each a mapping of
+        :meth:`create_run`'s arguments (``run_id``, ``name``, ``image``, ``schema``,
+        ``coll``, and optionally ``spec`` and ``namespace``). All or none are recorded.
+
+        Raises KeyError when there is no such job, ValueError when one of the runs exists
+        already.
+        """
+        now = _now()
+        rows = [{"job_id": job_id, "run_id": run["run_id"], "name": clean_text(run["name"]),
+                 "image": clean_data(run["image"]), "schema": clean_data(run["schema"]),
+                 "coll": clean_text(run["coll"]),
+                 "spec": encode(clean_data(run.get("spec")), path="spec"),
+                 "namespace": clean_data(run.get("namespace")), "status": "running",
+                 "exit_code": None, "error": None, "started_at": now, "finished_at": None}
+                for run in runs]
+        ids = ", ".join(str(row["run_id"]) for row in rows)
         try:
             with self._write() as conn:
-                added = conn.execute(_INSERT_RUN, row).rowcount
+                added = sum(conn.execute(_INSERT_RUN, row).rowcount for row in rows)
         except IntegrityError as exc:
-            raise ValueError(
-                f"run {run_id} of job {job_id!r} already exists; run ids must be unique per job"
-            ) from exc
-        if not added:
-            raise KeyError(f"cannot add run {run_id} to job {job_id!r}: no such job")
+            raise ValueError(f"run {ids} of job {job_id!r}: a run of that number already "
+                             "exists; run ids must be unique per job") from exc
+        if added < len(rows):
+            raise KeyError(f"cannot add run {ids} to job {job_id!r}: no such job")
 
     def finish_run(
         self,
