@@ -18,7 +18,7 @@ from levrt.agent._activities import HEARTBEAT_EVERY, Activities, Load
 from levrt.agent._driver import Drivers
 from levrt.agent._enrolment import AgentError
 from levrt.agent._facts import gather_facts
-from levrt.agent._workflows import Ask, RunJob, RunSpecOnAgent
+from levrt.agent._workflows import Ask, RunJob, RunSpecsOnAgents
 from levrt.client import AgentClient, ApiError, ApiUnreachable
 
 log = logging.getLogger("lev.agent")
@@ -94,7 +94,7 @@ class Agent:
         drivers = Drivers()
         activities = Activities(self._load, self._client, self._facts,
                                 executor=self._executor, temporal=address, drivers=drivers)
-        workers = [Worker(temporal, task_queue=queue, workflows=[Ask, RunJob, RunSpecOnAgent],
+        workers = [Worker(temporal, task_queue=queue, workflows=[Ask, RunJob, RunSpecsOnAgents],
                           activities=activities.registered(),
                           max_concurrent_activities=self._load.slots,
                           # Temporal's default sends one every 24 s at most (80% of the

@@ -3,6 +3,7 @@ it. Every agent registers them, so one started on a device's (or pool's) queue r
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -62,21 +63,50 @@ class RunJob:
             raise
 
 
-# The name the temporal executor starts it by (levrt.executors.temporal.RUN_WORKFLOW).
-RUN = "levrt.run"
+def _retrieved(handle: asyncio.Future[Any]) -> None:
+    if not handle.cancelled():
+        handle.exception()
 
 
-@workflow.defn(name=RUN)
-class RunSpecOnAgent:
-    """Run one spec of a job on an agent polling this workflow's queue (``agent.run_cr``):
-    its exit code and error. An agent lost mid-run loses it to another agent of the queue,
-    which runs it again from the start."""
+# The name the temporal executor starts it by (levrt.executors.temporal.RUNS_WORKFLOW).
+RUNS = "levrt.runs"
+
+
+@workflow.defn(name=RUNS)
+class RunSpecsOnAgents:
+    """Run specs of a job on the agents polling this workflow's queue, each as an activity
+    ``agent.run_cr`` whose id is its run id, all at once (each takes a slot of whichever
+    agent polls first). An agent lost mid-run loses that run to another agent of the queue,
+    which runs it again from the start. The signal ``cancel`` with run ids cancels those
+    runs. The driver that started it reads each run's end from its history as it comes;
+    one workflow for the runs a fan-out starts together costs Temporal about a quarter of
+    one workflow per run (bench/temporal_batching.py)."""
+
+    def __init__(self) -> None:
+        self._runs: dict[int, workflow.ActivityHandle[Any]] = {}
+        self._cancelled: set[int] = set()
 
     @workflow.run
-    async def run(self, spec: dict[str, Any], coll: str | None) -> Any:
-        return await workflow.execute_activity(
-            "agent.run_cr", args=[spec, coll], task_queue=workflow.info().task_queue,
-            start_to_close_timeout=timedelta(days=30), heartbeat_timeout=HEARTBEAT_TIMEOUT,
-            retry_policy=RetryPolicy(maximum_attempts=JOB_ATTEMPTS,
-                                     non_retryable_error_types=["JobRefused"]),
-            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED)
+    async def run(self, runs: list[list[Any]]) -> None:
+        for spec, coll in runs:
+            handle = self._runs[spec["run_id"]] = workflow.start_activity(
+                "agent.run_cr", args=[spec, coll], activity_id=str(spec["run_id"]),
+                task_queue=workflow.info().task_queue,
+                start_to_close_timeout=timedelta(days=30), heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                retry_policy=RetryPolicy(maximum_attempts=JOB_ATTEMPTS,
+                                         non_retryable_error_types=["JobRefused"]),
+                cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED)
+            # A run's failure is read from the history; one that ends while this workflow
+            # leaves the worker's cache (the worker stopping) is not an error to print.
+            handle.add_done_callback(_retrieved)
+        self.cancel(sorted(self._cancelled))  # asked before the runs were scheduled
+        await asyncio.gather(*self._runs.values(), return_exceptions=True)
+
+    @workflow.signal(name="cancel")
+    def cancel(self, run_ids: list[int]) -> None:
+        for run_id in run_ids:
+            handle = self._runs.get(run_id)
+            if handle is None:
+                self._cancelled.add(run_id)
+            else:
+                handle.cancel()
