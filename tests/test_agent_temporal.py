@@ -112,6 +112,8 @@ async def test_the_runs_of_one_loop_turn_share_a_workflow(pool):
                                            for n in range(30)])
     codes = await asyncio.gather(*(handle.wait() for handle in handles))
     assert codes == [n % 3 for n in range(30)]
+    # Their agent recorded their ends: the driver does not record them again.
+    assert all(handle.recorded for handle in handles)
     assert set(agent.workflows.values()) == {f"lev-runs-{job}-0"}
     # Runs started one after another each go in a workflow of their own.
     for n in (30, 31):
@@ -136,6 +138,7 @@ async def test_a_run_no_agent_finishes_fails_with_the_reason(pool):
         _spec(job, 0, "fail", "the package is not there"), _spec(job, 1, "exit", "0")])
     assert await handles[0].wait() == 1
     assert await handles[1].wait() == 0
+    assert not handles[0].recorded  # no agent did: the driver records it
     [error] = observers[0].errors
     assert error.startswith("no agent of the pool finished it: ")
     assert "the package is not there" in error
@@ -155,6 +158,7 @@ async def test_killed_runs_are_cancelled_on_their_agent_and_only_they(pool):
     await asyncio.wait_for(asyncio.gather(handles[0].kill(), handles[2].kill()), 30)
     assert agent.cancelled == {0, 2}
     assert await handles[0].wait() == 1 and observers[0].errors == ["cancelled"]
+    assert not handles[0].recorded
     await handles[1].kill()
     assert agent.cancelled == {0, 1, 2}
 

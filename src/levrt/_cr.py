@@ -304,9 +304,10 @@ class _Recorder:
         info.status, info.exit_code = status, exit_code
         info.error = error or info.error
         self.job.track(info.run_id, None)
-        self.job.store.finish_run(self.job.id, info.run_id, status=status, exit_code=exit_code,
-                                  error=info.error, coll=info.coll,
-                                  data=pending if self.broken is None else None)
+        if self._handle is None or not self._handle.recorded:
+            self.job.store.finish_run(self.job.id, info.run_id, status=status,
+                                      exit_code=exit_code, error=info.error, coll=info.coll,
+                                      data=pending if self.broken is None else None)
         self.job.notify("run_finished", info)
 
 

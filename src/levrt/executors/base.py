@@ -168,6 +168,9 @@ class RunHandle(abc.ABC):
 
     #: the name other runs can reach this one by
     host: str = "localhost"
+    #: whether the run's end is in the store already, recorded where the run ran (a run on a
+    #: pool's agent that finished it): the job then only tells its listeners
+    recorded: bool = False
 
     @abc.abstractmethod
     async def wait(self) -> int:

@@ -216,7 +216,8 @@ class _Batch:
         elif kind == E.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
             attrs = event.activity_task_completed_event_attributes
             [answer] = await converter.decode(attrs.result.payloads)
-            self._end(scheduled.get(attrs.scheduled_event_id), answer)
+            # The agent recorded the run's end before it answered.
+            self._end(scheduled.get(attrs.scheduled_event_id), answer, recorded=True)
         elif kind in (E.EVENT_TYPE_ACTIVITY_TASK_FAILED, E.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT):
             attrs = (event.activity_task_failed_event_attributes
                      if kind == E.EVENT_TYPE_ACTIVITY_TASK_FAILED
@@ -230,10 +231,10 @@ class _Batch:
                       {"exit_code": 1, "error": "cancelled"})
         return kind in _closing_events()
 
-    def _end(self, run_id: int | None, answer: dict[str, Any]) -> None:
+    def _end(self, run_id: int | None, answer: dict[str, Any], recorded: bool = False) -> None:
         run = self._runs.pop(run_id, None) if run_id is not None else None
         if run is not None:
-            run.end(answer)
+            run.end(answer, recorded)
 
     async def cancel(self, run_id: int) -> None:
         """Ask the workflow to cancel ``run_id``; the kills of one loop turn go in one
@@ -285,8 +286,9 @@ class _RemoteRun(RunHandle):
         self._ended: asyncio.Future[dict[str, Any]] = \
             asyncio.get_running_loop().create_future()
 
-    def end(self, answer: dict[str, Any]) -> None:
+    def end(self, answer: dict[str, Any], recorded: bool = False) -> None:
         if not self._ended.done():
+            self.recorded = recorded
             self._ended.set_result(answer)
 
     async def wait(self) -> int:
