@@ -166,3 +166,52 @@ def test_facts_leave_out_the_agents_own_virtualenv(monkeypatch, tmp_path):
     assert "httpx" not in gather_facts()["tools"]
     monkeypatch.setenv("PATH", os.pathsep.join([str(own), str(tmp_path), os.environ["PATH"]]))
     assert gather_facts()["tools"]["httpx"] == str(scanner)
+
+
+def test_an_agent_stops_at_once_while_its_server_is_down(server, agents, tmp_path):
+    agent = AgentProcess.start(tmp_path / "box", server.url, code=server.add_device("box"))
+    agents.append(agent)
+    wait_for(lambda: "polling" in agent.output(), 30, "the agent polling")
+    server.stop()
+    # A beat to the stopped server: sent again for the client's patience (a minute), it held
+    # the agent's stop, and its exit, for as long.
+    wait_for(lambda: "heartbeat:" in agent.output(), 30, "a heartbeat that failed")
+    started = time.monotonic()
+    assert agent.stop() == 0, agent.output()
+    assert time.monotonic() - started < 10, agent.output()
+
+
+class _FlakyServer:
+    """An agent client whose heartbeats are answered ``answers`` in turn (an exception is
+    raised), then ``{}``; records each beat's patience."""
+
+    def __init__(self, *answers):
+        self.answers = list(answers)
+        self.patience = []
+
+    def heartbeat(self, *, running, slots, facts=None, patience=None):
+        self.patience.append(patience)
+        answer = self.answers.pop(0) if self.answers else {}
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+async def test_a_beat_the_server_cannot_take_is_tried_at_the_next_beat():
+    # A 503 (its store restarting) is the server's trouble, not a refusal of the device:
+    # the agent stopped, and cancelled its job, for one during a PostgreSQL restart.
+    from levrt.agent import Agent
+    from levrt.agent._enrolment import AgentError
+    from levrt.client import ApiError, ApiUnreachable
+
+    client = _FlakyServer(ApiError(503, "the store is unavailable"),
+                          ApiUnreachable("http://server", "refused"))
+    agent = Agent(client, slots=1, facts=dict)
+    beating = asyncio.create_task(agent._heartbeats(0.01))
+    await asyncio.to_thread(wait_for, lambda: len(client.patience) >= 4, 10, "four beats")
+    agent.shutdown()
+    await asyncio.wait_for(beating, 10)
+    assert client.patience[:4] == [0, 0, 0, 0]  # each tried once: the next beat is the retry
+    refused = _FlakyServer(ApiError(403, "no such device"))
+    with pytest.raises(AgentError, match="refuses this device"):
+        await Agent(refused, slots=1, facts=dict)._heartbeats(0.01)

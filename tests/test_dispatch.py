@@ -82,7 +82,13 @@ async def steps(marker: str):
     await step("last")
 
 
-__lev__ = annot.meta([step, nap, probe, fan, lone_nap, steps])
+async def naps(marker: str, runs: int):
+    async with Concurrent() as c:
+        for _ in range(runs):
+            c.start(nap(marker))
+
+
+__lev__ = annot.meta([step, nap, probe, fan, lone_nap, steps, naps])
 '''
 
 
@@ -367,6 +373,26 @@ def test_cancel_reaches_the_agent(cluster, tmp_path, origin, temporal_server):
     assert task["job"]["status"] == "cancelled", task
     assert time.monotonic() - started < 20
     wait_for(lambda: _left(f"sleep {marker}") == "", 10, "no sleep left")
+
+
+def test_cancel_reaches_the_runs_spread_over_a_pool(cluster, tmp_path):
+    server, agents = cluster
+    for name in ("a", "b"):  # five slots for four runs: the driver takes one
+        agents[name] = AgentProcess.start(tmp_path / name, server.url,
+                                          code=server.add_device(name, ["lab"]),
+                                          extra=("--executor", "process", "--slots", "3"))
+    for name in agents:
+        wait_for(lambda name=name: server.status(name) == "online", 60, f"{name} online")
+    marker = str(600 + uuid.uuid4().int % 1000)
+    job_id = _submit(server, "lev.alice.steps:naps", {"marker": marker, "runs": 4},
+                     pool="lab", spread=True)
+    wait_for(lambda: len(_left(f"sleep {marker}").split()) == 4, 60, "the four naps running")
+    answer = server.api("POST", f"/api/tasks/{job_id}/cancel")
+    assert answer.status_code == 202, answer.text
+    task = _ended(server, job_id, 60)
+    assert task["job"]["status"] == "cancelled", task
+    assert [run["status"] for run in task["runs"]] == ["cancelled"] * 4, task["runs"]
+    wait_for(lambda: _left(f"sleep {marker}") == "", 15, "no nap left on either agent")
 
 
 def _parent(pid):

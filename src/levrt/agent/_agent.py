@@ -58,14 +58,18 @@ class Agent:
         and before :meth:`run`."""
         self._stop.set()
 
-    async def _beat(self, facts: dict[str, Any] | None = None) -> dict[str, Any]:
+    async def _beat(self, facts: dict[str, Any] | None = None,
+                    patience: float | None = None) -> dict[str, Any]:
+        """One heartbeat (``patience`` as the client's); the device's configuration.
+        ApiError for a beat the server could not take now: no answer, or a 5xx (its store
+        restarting, say); AgentError for a refusal of the device."""
         try:
             config: dict[str, Any] = await asyncio.to_thread(
                 self._client.heartbeat, running=self._load.running, slots=self._load.slots,
-                facts=facts)
-        except ApiUnreachable:
-            raise
+                facts=facts, patience=patience)
         except ApiError as exc:
+            if isinstance(exc, ApiUnreachable) or exc.status >= 500:
+                raise
             raise AgentError(f"the server refuses this device: {exc}") from None
         return config
 
@@ -73,7 +77,7 @@ class Agent:
         facts = await asyncio.to_thread(self._facts)
         try:
             self.config = config = await self._beat(facts)
-        except ApiUnreachable as exc:
+        except ApiError as exc:
             raise AgentError(str(exc)) from None
         address = self._temporal or config["temporal"]
         if not address:
@@ -113,14 +117,18 @@ class Agent:
         log.info("stopped")
 
     async def _heartbeats(self, interval: float) -> None:
-        """Beat every ``interval`` seconds until shut down; a server that does not answer is
-        retried at the next beat, one that refuses the device ends the agent."""
+        """Beat every ``interval`` seconds until shut down; a server that does not answer,
+        or answers 5xx, is tried again at the next beat; one that refuses the device ends
+        the agent."""
         while True:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), interval)
             if self._stop.is_set():
                 return
             try:
-                await self._beat()
-            except ApiUnreachable as exc:
+                # Tried once: the next beat is the next try. Sent again for the client's
+                # patience, a beat to a server that is down held a stopping agent for as
+                # long (a minute), and its process's exit waited for that thread.
+                await self._beat(patience=0)
+            except ApiError as exc:
                 log.warning("heartbeat: %s", exc)

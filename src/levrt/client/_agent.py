@@ -23,15 +23,16 @@ class AgentClient(Client):
                                               json={"code": code}).json()
         return answer
 
-    def heartbeat(self, *, running: int, slots: int,
-                  facts: dict[str, Any] | None = None) -> dict[str, Any]:
+    def heartbeat(self, *, running: int, slots: int, facts: dict[str, Any] | None = None,
+                  patience: float | None = None) -> dict[str, Any]:
         """Report the device alive with its load (``running`` runs of ``slots``) and, when
         given, its facts; the answer is its configuration, as :meth:`enrol`'s without the
-        token."""
+        token. ``patience`` as :meth:`~levrt.client.Client.request`'s."""
         body: dict[str, Any] = {"running": running, "slots": slots}
         if facts is not None:
             body["facts"] = facts
-        answer: dict[str, Any] = self.request("POST", "/api/agent/heartbeat", json=body).json()
+        answer: dict[str, Any] = self.request("POST", "/api/agent/heartbeat", json=body,
+                                              patience=patience).json()
         return answer
 
     def claim_job(self, job_id: str) -> dict[str, Any]:

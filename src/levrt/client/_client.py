@@ -73,13 +73,15 @@ class Client:
         url, token = saved_login(server)
         return cls(url, token, timeout=CONFIG_TIMEOUT)
 
-    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def request(self, method: str, path: str, *, patience: float | None = None,
+                **kwargs: Any) -> httpx.Response:
         """Send ``method`` to ``path`` (relative to ``base_url``; ``kwargs`` as httpx's
         ``Client.request``) and return the answer, read whole.
 
         Raises ApiError for a 4xx or 5xx answer, ApiUnreachable when none came (each after
-        :attr:`patience` seconds of sending again what the server did not act on)."""
-        deadline = time.monotonic() + self.patience
+        ``patience`` seconds, default :attr:`patience`, of sending again what the server
+        did not act on)."""
+        deadline = time.monotonic() + (self.patience if patience is None else patience)
         pause = 0.1
         while True:
             try:
