@@ -182,3 +182,19 @@ async def test_temporal_unreachable_fails_the_start_with_the_address():
     with pytest.raises(temporal_executor.ExecutorError, match="127.0.0.1:1"):
         await executor.start(_spec("j", 0, "exit", "0"), _Observer())
     await executor.aclose()
+
+
+@pytest.mark.parametrize("turns", [0, 1, 3])
+async def test_a_start_whose_job_ends_first_fails_and_does_not_hang(pool, turns):
+    executor, _ = pool
+    starting = asyncio.ensure_future(executor.start(_spec(uuid.uuid4().hex, 0, "exit", "0"),
+                                                    _Observer()))
+    for _ in range(turns + 1):  # before the workflow's start began, or while it goes
+        await asyncio.sleep(0)
+    await executor.aclose()
+    try:
+        handle = await asyncio.wait_for(starting, 10)
+    except temporal_executor.ExecutorError as exc:
+        assert "the job ended before its runs were sent" in str(exc)
+    else:  # it was started before the end: it still ends
+        assert await asyncio.wait_for(handle.wait(), 10) in (0, 1)

@@ -175,6 +175,13 @@ def test_job_store_records_a_job_through_the_api(server, rights_store, alice):
         assert rights_store.get_job(job)["status"] == "running"
         store.create_runs(job, [{"run_id": 0, "name": "t", "image": "i", "schema": "s/x@1",
                                  "coll": "s.x", "spec": {"a": 1}}])
+        # Refused as the store refuses: a ValueError, one run at a time then tells which.
+        with pytest.raises(ValueError, match="already exists"):
+            store.create_runs(job, [{"run_id": 0, "name": "t", "image": None, "schema": None,
+                                     "coll": "c"}])
+        with pytest.raises(ValueError, match="name"):
+            store.create_runs(job, [{"run_id": 1, "name": "t" * 1001, "image": None,
+                                     "schema": None, "coll": "c"}])
         log = store.run_log(job, 0, 0)
         log.append([("stdout", f"line {i}") for i in range(50)])
         log.append([("stderr", "oops")])

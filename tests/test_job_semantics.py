@@ -242,3 +242,64 @@ def test_a_run_cancelled_while_it_is_recorded_ends_cancelled(store):
     [job] = store.list_jobs()
     [run] = store.list_runs(job["id"])
     assert (run["status"], run["error"]) == ("cancelled", "cancelled")
+
+
+def test_a_run_the_store_refuses_fails_alone_and_records_are_bounded(store, monkeypatch):
+    import levrt._job
+
+    monkeypatch.setattr(levrt._job, "RECORD_BATCH", 5)
+    calls = []
+    create_runs = store.create_runs
+
+    def refusing(job_id, runs):
+        calls.append([run["run_id"] for run in runs])
+        if any(run["run_id"] == 7 for run in runs):
+            raise ValueError("run 7: its name is too long")
+        create_runs(job_id, runs)
+
+    monkeypatch.setattr(store, "create_runs", refusing)
+
+    async def main():
+        ended = await asyncio.gather(*(Cr("none", cmd=["true"]).done() for _ in range(12)),
+                                     return_exceptions=True)
+        return [type(end).__name__ for end in ended]
+
+    ends = levrt.run(main(), store=store, executor="process", echo=False)
+    assert ends == ["Document"] * 7 + ["ValueError"] + ["Document"] * 4
+    assert calls == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9], [5], [6], [7], [8], [9], [10, 11]]
+
+
+async def test_a_spread_run_whose_records_failed_answers_failed(store, monkeypatch):
+    # What an agent answers for a run of a spread job: the driver does not record the run
+    # again, so a run that exited 0 but whose output could not be stored must read failed.
+    from levrt._cr import run_recorded
+    from levrt.executors import RunSpec
+    from levrt.executors.base import RunHandle
+    from levrt.store import StoreWriteError
+
+    class Ended(RunHandle):
+        async def wait(self):
+            return 0
+
+        async def signal(self, sig):
+            pass
+
+        async def kill(self):
+            pass
+
+    class Executor:
+        async def start(self, spec, observer):
+            observer.on_log("stdout", ["a line the store cannot keep"])
+            return Ended()
+
+    def full(*args, **kwargs):
+        raise StoreWriteError("disk full")
+
+    job_id = store.create_job("wf")
+    store.create_run(job_id, 0, name="n", image=None, schema=None, coll="c")
+    monkeypatch.setattr(store, "run_log", full)
+    spec = RunSpec(job_id=job_id, run_id=0, name="n", image="none", cmd=["true"])
+    answer = await run_recorded(store, Executor(), spec, "c", lambda: None)
+    assert answer == {"exit_code": 1, "error": "disk full"}
+    [run] = store.list_runs(job_id)
+    assert (run["status"], run["error"]) == ("failed", "disk full")

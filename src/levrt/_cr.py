@@ -408,6 +408,8 @@ async def run_recorded(store: Any, executor: Any, spec: RunSpec, coll: str,
     code = ended.result()
     if recorder.broken is not None:
         recorder.finish("failed", code, str(recorder.broken))
+        # Recorded failed: the driver, which does not record it again, must read it so.
+        code = code or 1
     else:
         recorder.finish("done" if code == 0 else "failed", code)
     return {"exit_code": code, "error": info.error}

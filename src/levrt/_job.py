@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from .store._logs import RunLog
 
 _current: ContextVar[Job] = ContextVar("lev_job")
+#: the most runs recorded in one store call (the server's driver route takes as many)
+RECORD_BATCH = 1000
 
 
 def current_job() -> Job:
@@ -87,8 +89,8 @@ class Job:
         self._logs: dict[int | None, RunLog] = {}
         # Runs of an earlier attempt of this job (its driver was lost), by number.
         self._earlier = {run["run_id"]: run for run in earlier}
-        # The runs being recorded in this loop turn, and the end of their recording.
-        self._recording: tuple[list[dict[str, Any]], asyncio.Future[None]] | None = None
+        # The runs to record at the end of this loop turn, each with the end of its record.
+        self._recording: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
 
     def next_run_id(self) -> int:
         with self._lock:
@@ -112,15 +114,17 @@ class Job:
 
     async def create_run(self, run_id: int, **fields: Any) -> None:
         """Record run ``run_id`` running (``fields``: the store's ``create_run`` keywords).
-        The runs recorded in one turn of the event loop, a fan-out's, go to the store in one
-        call (one transaction; for a driver, one request) instead of one each; the store's
-        error is raised in each of them. A cancellation records the run cancelled."""
+        The runs recorded in one turn of the event loop, a fan-out's, go to the store
+        together, :data:`RECORD_BATCH` at a time (one transaction; for a driver, one
+        request) instead of one each. When the store refuses some of them (ValueError: a
+        name too long, a run id taken), each is tried alone, so that a run's error is its
+        own; other errors (the store unreachable) are raised in each. A cancellation records
+        the run cancelled."""
         loop = asyncio.get_running_loop()
-        if self._recording is None:
-            self._recording = ([], loop.create_future())
+        if not self._recording:
             loop.call_soon(self._record_runs)
-        runs, recorded = self._recording
-        runs.append({"run_id": run_id, **fields})
+        recorded: asyncio.Future[None] = loop.create_future()
+        self._recording.append(({"run_id": run_id, **fields}, recorded))
         try:
             await asyncio.shield(recorded)
         except asyncio.CancelledError:
@@ -131,11 +135,28 @@ class Job:
             raise
 
     def _record_runs(self) -> None:
-        assert self._recording is not None
-        (runs, recorded), self._recording = self._recording, None
+        pending, self._recording = self._recording, []
+        for first in range(0, len(pending), RECORD_BATCH):
+            chunk = pending[first:first + RECORD_BATCH]
+            try:
+                self.store.create_runs(self.id, [run for run, _ in chunk])
+            except ValueError as exc:
+                if len(chunk) == 1:
+                    chunk[0][1].set_exception(exc)
+                else:
+                    for run, recorded in chunk:
+                        self._record_alone(run, recorded)
+            except Exception as exc:  # noqa: BLE001 - each run's start raises it
+                for _, recorded in chunk:
+                    recorded.set_exception(exc)
+            else:
+                for _, recorded in chunk:
+                    recorded.set_result(None)
+
+    def _record_alone(self, run: dict[str, Any], recorded: asyncio.Future[None]) -> None:
         try:
-            self.store.create_runs(self.id, runs)
-        except Exception as exc:  # noqa: BLE001 - each run's start raises it
+            self.store.create_runs(self.id, [run])
+        except Exception as exc:  # noqa: BLE001 - its start raises it
             recorded.set_exception(exc)
         else:
             recorded.set_result(None)

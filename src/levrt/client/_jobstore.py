@@ -22,6 +22,7 @@ import httpx
 from .._job_json import to_json
 from ..shim.entry import decode
 from ._client import Client
+from ._errors import ApiError
 
 __all__ = ["JobStore"]
 
@@ -150,11 +151,17 @@ class JobStore:
     # -- runs and documents --------------------------------------------------------------
 
     def create_runs(self, job_id: str, runs: Sequence[Mapping[str, Any]]) -> None:
-        """Record runs as running, all or none, in one request (as
-        :meth:`levrt.store.Store.create_runs`)."""
+        """Record runs as running, all or none, in one request, with the errors of
+        :meth:`levrt.store.Store.create_runs`: ValueError when the server refuses them (a
+        run id taken, a field out of bounds)."""
         self._check(job_id)
-        self._call("POST", "/runs", json={"runs": [
-            {**run, "spec": to_json(run.get("spec"))} for run in runs]})
+        try:
+            self._call("POST", "/runs", json={"runs": [
+                {**run, "spec": to_json(run.get("spec"))} for run in runs]})
+        except ApiError as exc:
+            if exc.status in (409, 422):
+                raise ValueError(str(exc)) from None
+            raise
 
     def finish_run(self, job_id: str, run_id: int, *, status: str, exit_code: int | None,
                    error: str | None = None, coll: str | None = None,

@@ -124,6 +124,7 @@ class TemporalExecutor(Executor):
         task = asyncio.ensure_future(batch.run())
         self._batches.add(task)
         task.add_done_callback(self._batches.discard)
+        task.add_done_callback(batch.settle)
 
     async def aclose(self) -> None:
         for task in list(self._batches):
@@ -146,6 +147,12 @@ class _Batch:
         self._kills: set[int] = set()
         self._signalling: asyncio.Task[None] | None = None
 
+    def settle(self, _: object = None) -> None:
+        """Its starts fail if it never started (cancelled: the job's driver is ending)."""
+        if not self.started.done():
+            self.started.set_exception(ExecutorError("the job ended before its runs were "
+                                                     "sent to the pool"))
+
     def fits(self, size: int) -> bool:
         return len(self._args) < MAX_BATCH_RUNS and self._bytes + size <= MAX_SPEC_BYTES
 
@@ -157,7 +164,6 @@ class _Batch:
         return run
 
     async def run(self) -> None:
-        reason = "the job's driver stopped following it"
         try:
             client = await self._executor._temporal()
             first = self._args[0][0]["run_id"]
@@ -170,8 +176,11 @@ class _Batch:
                     f"Temporal did not start the runs on {self._executor.queue}: {exc}"))
             return
         self.started.set_result(None)
+        reason = "the job's driver stopped following it"
         try:
             reason = await self._follow(client)
+        except Exception as exc:  # noqa: BLE001 - its runs end with it
+            reason = f"the driver could not read its workflow: {type(exc).__name__}: {exc}"
         finally:
             for run in self._runs.values():
                 run.end({"exit_code": 1, "error": f"no agent of the pool finished it: {reason}"})
@@ -246,13 +255,21 @@ class _Batch:
         await asyncio.shield(self._signalling)
 
     async def _signal(self) -> None:
-        from temporalio.service import RPCError
+        from temporalio.service import RPCError, RPCStatusCode
 
         kills, self._kills, self._signalling = sorted(self._kills), set(), None
-        try:
-            await self._handle.signal("cancel", kills)
-        except RPCError:
-            pass  # ended: its follower ends every run
+        deadline = asyncio.get_running_loop().time() + FOLLOW_PATIENCE
+        while True:
+            try:
+                await self._handle.signal("cancel", kills)
+                return
+            except RPCError as exc:
+                # Not found: the workflow has ended, and its follower ends every run. Else
+                # Temporal is away: a cancel must not be lost while it restarts.
+                if (exc.status == RPCStatusCode.NOT_FOUND
+                        or asyncio.get_running_loop().time() > deadline):
+                    return
+            await asyncio.sleep(1.0)
 
 
 def _failure(failure: Any) -> str:

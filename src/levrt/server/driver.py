@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from levrt import rows
 from levrt._config import load_settings
+from levrt._job import RECORD_BATCH
 from levrt._job_json import to_json
 from levrt._status import FINAL_STATUSES, JobStatus
 from levrt.server.auth import JobDriver, StoreDep
@@ -100,7 +101,7 @@ class RunRequest(Body):
 
 
 class RunsRequest(Body):
-    runs: list[RunRequest] = Field(min_length=1, max_length=1000)
+    runs: list[RunRequest] = Field(min_length=1, max_length=RECORD_BATCH)
 
 
 class RunEnd(Body):
