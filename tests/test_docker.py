@@ -452,3 +452,38 @@ def test_long_lines_and_a_last_line_without_newline_come_whole(engine):
     # Across the two streams the order is the engine's: it reads two pipes.
     assert [r["text"] for r in rows if r["stream"] == "stdout"] == ["y" * 20000, "tail"]
     assert [r["text"] for r in rows if r["stream"] == "stderr"] == ["err"]
+
+
+class _Quiet:
+    heard = True
+
+    def on_log(self, stream, lines):
+        pass
+
+    def on_ctx(self, data):
+        pass
+
+    def on_error(self, kind, message):
+        pass
+
+
+def test_an_executor_that_ends_leaves_the_other_runs_of_its_job_alone(engine):
+    # An agent runs each run of a spread job with an executor of its own. Ending one used
+    # to remove every container of the job: runs beside it failed, their container gone
+    # (404) before their output was read, or killed.
+    from levrt.executors import RunSpec, create_named
+
+    async def main():
+        job = f"j{time.monotonic_ns()}"
+        first, second = create_named("docker"), create_named("docker")
+        nap = await first.start(RunSpec(job_id=job, run_id=0, name="nap", image=NMAP,
+                                        cmd=["sleep", "3"]), _Quiet())
+        short = await second.start(RunSpec(job_id=job, run_id=1, name="true", image=NMAP,
+                                           cmd=["true"]), _Quiet())
+        assert await short.wait() == 0
+        await second.aclose()
+        assert await nap.wait() == 0
+        await first.aclose()
+
+    asyncio.run(main())
+    assert ours(engine) == []

@@ -214,7 +214,8 @@ class DockerExecutor(Executor):
         self._bundle: asyncio.Future[str] | None = None
         self._deferred: set[asyncio.Future[None]] = set()
         self._reaped = False
-        self._jobs: set[str] = set()
+        # The containers this executor made and has not removed, by id.
+        self._live: dict[str, Any] = {}
 
     def describe(self) -> str:
         return f"docker ({self.base_url})"
@@ -332,7 +333,6 @@ class DockerExecutor(Executor):
         if self.settings.cpus:
             options["nano_cpus"] = int(self.settings.cpus * 1e9)
         errors = _docker().errors
-        self._jobs.add(spec.job_id)
         creating = asyncio.ensure_future(self.call(self.client.containers.create, image,
                                                    **options))
         try:
@@ -345,6 +345,7 @@ class DockerExecutor(Executor):
         except errors.APIError as exc:
             raise ExecutorError(f"run {spec.name!r}: the engine refused the container: "
                                 f"{exc.explanation or exc}") from None
+        self._live[container.id] = container
         handle = DockerHandle(self, container, spec, observer, image)
         try:
             if files:
@@ -421,12 +422,13 @@ class DockerExecutor(Executor):
     async def aclose(self) -> None:
         if self._deferred:
             await asyncio.wait(self._deferred)
-        # Whatever a cancellation left between two engine calls goes with its job.
-        for job_id in self._jobs:
-            leftovers = await self.call(self.client.containers.list, all=True, sparse=True,
-                                        filters={"label": [f"{LABEL}.job={job_id}"]})
-            for container in leftovers:
-                await self.call(_quietly, container.remove, force=True)
+        # Whatever a cancellation left between two engine calls: this executor's own
+        # containers only. Removing all of its job's took the containers of the job's other
+        # runs, which an agent runs each with an executor of its own (5 runs of 150 failed
+        # with their container gone before their output was read).
+        for container in list(self._live.values()):
+            await self.call(_quietly, container.remove, force=True)
+        self._live.clear()
         self._pool.shutdown(wait=False)
         self.client.close()
 
@@ -742,6 +744,7 @@ class DockerHandle(RunHandle):
                 await self._executor.call(self._container.remove, force=True)
             except _docker().errors.APIError:
                 pass  # already gone
+            self._executor._live.pop(self._container.id, None)
         for side in self.sidecars:
             await side.kill()
 
